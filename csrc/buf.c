@@ -1,0 +1,110 @@
+#include "buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+long lh_rbuf_reserve(lh_rbuf_t *b, size_t want, size_t max) {
+  size_t unread = b->len - b->off;
+  if (b->off && (b->cap - b->len < want || unread == 0)) {
+    if (unread) memmove(b->base, b->base + b->off, unread);
+    b->len = unread;
+    b->off = 0;
+  }
+  if (b->cap - b->len >= want) return (long)(b->cap - b->len);
+  size_t ncap = b->cap ? b->cap : 4096;
+  while (ncap < b->len + want && ncap < max) ncap *= 2;
+  if (ncap > max) ncap = max;
+  if (ncap <= b->cap) return (long)(b->cap - b->len);
+  char *p = realloc(b->base, ncap);
+  if (!p) return -1;
+  b->base = p;
+  b->cap = ncap;
+  return (long)(b->cap - b->len);
+}
+
+void lh_rbuf_free(lh_rbuf_t *b) {
+  free(b->base);
+  memset(b, 0, sizeof *b);
+}
+
+void lh_rbuf_trim(lh_rbuf_t *b, size_t keep) {
+  if (b->off == b->len) {
+    b->off = b->len = 0;
+    if (b->cap > keep) lh_rbuf_free(b);
+  }
+}
+
+static int bytes_grow(lh_bytes_t *b, size_t n) {
+  if (b->cap - b->len >= n) return 0;
+  size_t ncap = b->cap ? b->cap * 2 : 1024;
+  while (ncap - b->len < n) ncap *= 2;
+  char *p = realloc(b->data, ncap);
+  if (!p) return -1;
+  b->data = p;
+  b->cap = ncap;
+  return 0;
+}
+
+char *lh_wq_reserve(lh_wq_t *q, size_t n) {
+  lh_bytes_t *b = &q->blk[q->cur];
+  if (bytes_grow(b, n)) return NULL;
+  return b->data + b->len;
+}
+
+int lh_wq_append(lh_wq_t *q, const void *p, size_t n) {
+  char *d = lh_wq_reserve(q, n);
+  if (!d) return -1;
+  memcpy(d, p, n);
+  lh_wq_commit(q, n);
+  return 0;
+}
+
+size_t lh_wq_pending(const lh_wq_t *q) {
+  size_t n = q->blk[q->cur].len;
+  if (q->flight) n += q->blk[!q->cur].len - q->sent;
+  else n -= q->sent;
+  return n;
+}
+
+size_t lh_wq_peek(const lh_wq_t *q, const char **p) {
+  if (q->flight) return 0;
+  const lh_bytes_t *b = &q->blk[q->cur];
+  *p = b->data + q->sent;
+  return b->len - q->sent;
+}
+
+void lh_wq_consume(lh_wq_t *q, size_t n) {
+  lh_bytes_t *b = &q->blk[q->cur];
+  q->sent += n;
+  if (q->sent == b->len) q->sent = b->len = 0;
+}
+
+void lh_wq_begin_flight(lh_wq_t *q) {
+  q->flight = 1;
+  q->cur = !q->cur;
+}
+
+void lh_wq_end_flight(lh_wq_t *q) {
+  q->flight = 0;
+  q->blk[!q->cur].len = 0;
+  q->sent = 0;
+  /* bytes appended meanwhile sit in cur; the flushed block becomes spare */
+}
+
+void lh_wq_free(lh_wq_t *q) {
+  free(q->blk[0].data);
+  free(q->blk[1].data);
+  memset(q, 0, sizeof *q);
+}
+
+void lh_wq_trim(lh_wq_t *q, size_t keep) {
+  if (q->flight) return;
+  for (int i = 0; i < 2; i++) {
+    lh_bytes_t *b = &q->blk[i];
+    if (b->len == 0 && b->cap > keep) {
+      free(b->data);
+      b->data = NULL;
+      b->cap = 0;
+    }
+  }
+}

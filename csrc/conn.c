@@ -1,0 +1,455 @@
+#include "conn.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#define READ_CHUNK (64 * 1024) /* what one read asks for */
+
+int lh_is_tchar(unsigned char c);
+
+void lh_conn_init(lh_conn_t *c, lh_role_t role, const lh_conn_opts_t *o) {
+  memset(c, 0, sizeof *c);
+  c->role = role;
+  c->opts = *o;
+  c->ka = LH_KA_IDLE;
+  c->minor = 1;
+  if (!o->keep_alive) c->ka = LH_KA_DISABLED;
+  lh_limits_t lim = {o->max_buf_size, o->max_headers, o->max_target};
+  lh_parser_init(&c->parser, role, &lim);
+}
+
+void lh_conn_free(lh_conn_t *c) {
+  lh_parser_free(&c->parser);
+  lh_rbuf_free(&c->rbuf);
+  lh_wq_free(&c->wq);
+}
+
+long lh_conn_read_space(lh_conn_t *c, char **p) {
+  /* a head must fit in max_buf_size; body bytes are held one read at a time */
+  size_t max = c->opts.max_buf_size;
+  if (max < READ_CHUNK) max = READ_CHUNK;
+  size_t want = c->reading == LH_READING_INIT ? 4096 : READ_CHUNK;
+  if (c->reading == LH_READING_INIT && c->rbuf.cap >= READ_CHUNK) want = READ_CHUNK;
+  long n = lh_rbuf_reserve(&c->rbuf, want, max);
+  if (n > 0) *p = c->rbuf.base + c->rbuf.len;
+  return n;
+}
+
+void lh_conn_read_eof(lh_conn_t *c) { c->eof = 1; }
+
+void lh_conn_disable_keep_alive(lh_conn_t *c) { c->ka = LH_KA_DISABLED; }
+
+void lh_conn_close_read(lh_conn_t *c) {
+  c->reading = LH_READING_CLOSED;
+  c->ka = LH_KA_DISABLED;
+}
+
+void lh_conn_close_write(lh_conn_t *c) {
+  c->writing = LH_WRITING_CLOSED;
+  c->ka = LH_KA_DISABLED;
+}
+
+void lh_conn_close(lh_conn_t *c) {
+  lh_conn_close_read(c);
+  lh_conn_close_write(c);
+}
+
+int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
+  assert(c->reading == LH_READING_INIT);
+  size_t avail = lh_rbuf_avail(&c->rbuf);
+  if (avail == 0) {
+    if (c->eof) {
+      /* EOF between messages is a clean close */
+      lh_conn_close(c);
+      return LH_ECLOSED;
+    }
+    return 0;
+  }
+  const char *data = lh_rbuf_data(&c->rbuf);
+  int r = lh_parser_head(&c->parser, data, avail);
+  if (r == 0) {
+    if (c->eof) r = LH_EINCOMPLETE;
+    else if (avail >= c->opts.max_buf_size) r = LH_EPARSE_TOO_LARGE;
+    else return 0;
+  }
+  if (r < 0) {
+    c->error = r;
+    lh_conn_close_read(c);
+    return r;
+  }
+  lh_head_t *h = &c->parser.head;
+  c->rbuf.off += h->len;
+  *head = h;
+  *base = data;
+  if (c->role == LH_ROLE_SERVER) {
+    c->minor = h->minor;
+    c->head_method = h->method_id == HTTP_HEAD;
+    c->upgrade = h->upgrade;
+    if (c->ka != LH_KA_DISABLED) c->ka = h->keep_alive ? LH_KA_BUSY : LH_KA_DISABLED;
+    if (c->parser.state == LH_PARSE_DONE) {
+      lh_parser_next(&c->parser);
+      c->reading = LH_READING_KEEPALIVE;
+    } else {
+      c->reading = h->expect_continue ? LH_READING_CONTINUE : LH_READING_BODY;
+    }
+  }
+  return 1;
+}
+
+int lh_conn_write_continue(lh_conn_t *c) {
+  static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  if (c->reading != LH_READING_CONTINUE) return 0;
+  c->reading = LH_READING_BODY;
+  if (c->writing != LH_WRITING_INIT) return 0; /* answered already: no 100 */
+  return lh_wq_append(&c->wq, cont, sizeof cont - 1) ? LH_ENOMEM : 0;
+}
+
+int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
+  *n = 0;
+  if (c->reading == LH_READING_KEEPALIVE) return 2;
+  if (c->reading == LH_READING_CONTINUE) {
+    int r = lh_conn_write_continue(c);
+    if (r < 0) return r;
+  }
+  if (c->reading != LH_READING_BODY) return LH_ECLOSED;
+  for (;;) {
+    size_t avail = lh_rbuf_avail(&c->rbuf), used, blen;
+    char *data = c->rbuf.base + c->rbuf.off;
+    if (avail == 0) {
+      if (!c->eof) return 0;
+      int r = lh_parser_eof(&c->parser);
+      if (r == 1) {
+        lh_parser_next(&c->parser);
+        c->reading = LH_READING_KEEPALIVE;
+        return 2;
+      }
+      c->error = r;
+      lh_conn_close_read(c);
+      return r;
+    }
+    int r = lh_parser_body(&c->parser, data, avail, &used, &blen);
+    if (r < 0) {
+      c->error = r;
+      lh_conn_close_read(c);
+      return r;
+    }
+    c->rbuf.off += used;
+    if (r == 1) {
+      /* trailers stay in the parser until the next message starts */
+      c->reading = LH_READING_KEEPALIVE;
+      lh_parser_next(&c->parser);
+    }
+    if (blen > 0) {
+      *p = data;
+      *n = blen;
+      return 1;
+    }
+    if (r == 1) return 2;
+    if (used == 0) return 0;
+  }
+}
+
+int lh_conn_drain(lh_conn_t *c) {
+  if (c->reading == LH_READING_CONTINUE) {
+    /* no 100 was sent: the client may or may not send the body */
+    lh_conn_close_read(c);
+    return 0;
+  }
+  while (c->reading == LH_READING_BODY) {
+    const char *p;
+    size_t n;
+    int r = lh_conn_read_body(c, &p, &n);
+    if (r == 0 || (r < 0)) {
+      lh_conn_close_read(c);
+      return 0;
+    }
+  }
+  return c->reading == LH_READING_KEEPALIVE;
+}
+
+/* --- writing --- */
+
+static int put(lh_conn_t *c, const char *s, size_t n) {
+  return lh_wq_append(&c->wq, s, n) ? LH_ENOMEM : 0;
+}
+
+static int put_field(lh_conn_t *c, const char *name, size_t nlen, const char *value,
+                     size_t vlen) {
+  char *d = lh_wq_reserve(&c->wq, nlen + vlen + 4);
+  if (!d) return LH_ENOMEM;
+  memcpy(d, name, nlen);
+  if (c->opts.title_case) {
+    int up = 1;
+    for (size_t i = 0; i < nlen; i++) {
+      char ch = d[i];
+      if (up && ch >= 'a' && ch <= 'z') d[i] = (char)(ch - 32);
+      else if (!up && ch >= 'A' && ch <= 'Z') d[i] = (char)(ch + 32);
+      up = ch == '-';
+    }
+  }
+  d[nlen] = ':';
+  d[nlen + 1] = ' ';
+  memcpy(d + nlen + 2, value, vlen);
+  d[nlen + 2 + vlen] = '\r';
+  d[nlen + 3 + vlen] = '\n';
+  lh_wq_commit(&c->wq, nlen + vlen + 4);
+  return 0;
+}
+
+static int name_is(const char *name, size_t nlen, const char *lname, size_t ln) {
+  if (nlen != ln) return 0;
+  for (size_t i = 0; i < ln; i++) {
+    char ch = name[i];
+    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch + 32);
+    if (ch != lname[i]) return 0;
+  }
+  return 1;
+}
+
+static int valid_field(const char *name, size_t nlen, const char *value, size_t vlen) {
+  if (nlen == 0) return 0;
+  for (size_t i = 0; i < nlen; i++)
+    if (!lh_is_tchar((unsigned char)name[i])) return 0;
+  for (size_t i = 0; i < vlen; i++) {
+    unsigned char ch = (unsigned char)value[i];
+    if (ch == '\r' || ch == '\n' || ch == 0) return 0;
+  }
+  return 1;
+}
+
+int lh_conn_head_begin(lh_conn_t *c, int status) {
+  if (c->writing != LH_WRITING_INIT) return LH_ECLOSED;
+  if (status < 100 || status > 999) return LH_EUSER_STATUS;
+  memset(&c->enc, 0, sizeof c->enc);
+  c->enc.status = status;
+  c->enc.head_mark = (uint32_t)lh_wq_mark(&c->wq);
+  c->enc.no_body = c->head_method || status / 100 == 1 || status == 204 || status == 304;
+  const char *reason = lh_reason(status);
+  size_t rl = strlen(reason);
+  char *d = lh_wq_reserve(&c->wq, 14 + rl + 2);
+  if (!d) return LH_ENOMEM;
+  memcpy(d, c->minor == 0 && c->role == LH_ROLE_SERVER ? "HTTP/1.0 " : "HTTP/1.1 ", 9);
+  d[9] = (char)('0' + status / 100);
+  d[10] = (char)('0' + status / 10 % 10);
+  d[11] = (char)('0' + status % 10);
+  d[12] = ' ';
+  memcpy(d + 13, reason, rl);
+  d[13 + rl] = '\r';
+  d[14 + rl] = '\n';
+  lh_wq_commit(&c->wq, 15 + rl);
+  return 0;
+}
+
+void lh_conn_head_abort(lh_conn_t *c) {
+  if (c->writing == LH_WRITING_INIT) lh_wq_rollback(&c->wq, c->enc.head_mark);
+}
+
+static int parse_length(const char *v, size_t n, uint64_t *out) {
+  uint64_t x = 0;
+  if (n == 0 || n > 19) return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] < '0' || v[i] > '9') return -1;
+    x = x * 10 + (uint64_t)(v[i] - '0');
+  }
+  *out = x;
+  return 0;
+}
+
+int lh_conn_head_field(lh_conn_t *c, const char *name, size_t nlen, const char *value,
+                       size_t vlen) {
+  if (!valid_field(name, nlen, value, vlen)) return LH_EUSER_HEADER;
+  switch (nlen) {
+    case 4:
+      if (name_is(name, nlen, "date", 4)) c->enc.user_date = 1;
+      break;
+    case 10:
+      if (name_is(name, nlen, "connection", 10)) {
+        if (lh_list_has(value, vlen, "close")) {
+          c->enc.user_close = 1;
+          lh_conn_disable_keep_alive(c);
+        }
+        if (lh_list_has(value, vlen, "keep-alive")) return 0; /* ours decides */
+        if (c->enc.user_close) return put_field(c, name, nlen, value, vlen);
+      }
+      break;
+    case 14:
+      if (name_is(name, nlen, "content-length", 14)) {
+        uint64_t n;
+        if (parse_length(value, vlen, &n)) return LH_EUSER_HEADER;
+        if (c->enc.status / 100 == 1 || c->enc.status == 204) return 0;
+        if (c->enc.user_length && n != c->enc.remaining) return LH_EUSER_HEADER;
+        if (c->enc.user_length) return 0;
+        c->enc.user_length = 1;
+        c->enc.remaining = n;
+      }
+      break;
+    case 17:
+      /* framing is ours: chunked or not is decided in head_end */
+      if (name_is(name, nlen, "transfer-encoding", 17)) return 0;
+      break;
+  }
+  return put_field(c, name, nlen, value, vlen);
+}
+
+int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
+  int r;
+  char num[24];
+  if (c->enc.no_body) {
+    c->enc.kind = LH_ENC_NONE;
+    /* HEAD: the length a GET would have had */
+    if (c->head_method && !c->enc.user_length && body_len >= 0 && c->enc.status != 204 &&
+        c->enc.status != 304 && c->enc.status / 100 != 1) {
+      int k = snprintf(num, sizeof num, "%lld", (long long)body_len);
+      if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
+    }
+  } else if (c->enc.user_length) {
+    c->enc.kind = LH_ENC_LENGTH;
+    int k = snprintf(num, sizeof num, "%llu", (unsigned long long)c->enc.remaining);
+    if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
+  } else if (body_len >= 0) {
+    c->enc.kind = LH_ENC_LENGTH;
+    c->enc.remaining = (uint64_t)body_len;
+    int k = snprintf(num, sizeof num, "%lld", (long long)body_len);
+    if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
+  } else if (c->minor >= 1 || c->role == LH_ROLE_CLIENT) {
+    c->enc.kind = LH_ENC_CHUNKED;
+    if ((r = put_field(c, "transfer-encoding", 17, "chunked", 7))) return r;
+  } else {
+    /* HTTP/1.0 cannot take chunked: the body ends with the connection */
+    c->enc.kind = LH_ENC_CLOSE;
+    lh_conn_disable_keep_alive(c);
+  }
+  if (c->role == LH_ROLE_SERVER) {
+    if (c->enc.status != 101) {
+      if (c->ka == LH_KA_DISABLED && !c->enc.user_close) {
+        if ((r = put_field(c, "connection", 10, "close", 5))) return r;
+      } else if (c->ka != LH_KA_DISABLED && c->minor == 0) {
+        if ((r = put_field(c, "connection", 10, "keep-alive", 10))) return r;
+      }
+    }
+    if (c->opts.date_header && !c->enc.user_date)
+      if ((r = put_field(c, "date", 4, lh_date(), 29))) return r;
+  }
+  if ((r = put(c, "\r\n", 2))) return r;
+  if (c->enc.status / 100 == 1 && c->enc.status != 101) {
+    /* an informational head: the final one is still to come */
+    return 0;
+  }
+  c->writing = LH_WRITING_BODY;
+  return 0;
+}
+
+int lh_conn_write_body(lh_conn_t *c, const char *p, size_t n) {
+  if (c->writing != LH_WRITING_BODY) return LH_ECLOSED;
+  if (n == 0) return 0; /* an empty chunk would end a chunked body */
+  switch (c->enc.kind) {
+    case LH_ENC_NONE:
+      return 0;
+    case LH_ENC_LENGTH:
+      if (n > c->enc.remaining) {
+        c->error = LH_EUSER_BODY;
+        return LH_EUSER_BODY;
+      }
+      c->enc.remaining -= n;
+      return put(c, p, n);
+    case LH_ENC_CLOSE:
+      return put(c, p, n);
+    case LH_ENC_CHUNKED: {
+      char *d = lh_wq_reserve(&c->wq, 20 + n);
+      if (!d) return LH_ENOMEM;
+      int k = snprintf(d, 20, "%zx\r\n", n);
+      memcpy(d + k, p, n);
+      d[k + n] = '\r';
+      d[k + n + 1] = '\n';
+      lh_wq_commit(&c->wq, (size_t)k + n + 2);
+      return 0;
+    }
+  }
+  return 0;
+}
+
+/* RFC 9110 6.5.1: fields that frame, route or authenticate never go in trailers */
+static int trailer_forbidden(const char *name, size_t n) {
+  static const char *const bad[] = {
+    "content-length", "transfer-encoding", "host", "content-type", "content-encoding",
+    "content-range", "trailer", "connection", "keep-alive", "te", "upgrade",
+    "authorization", "set-cookie", "cache-control", "expect", "max-forwards",
+    "pragma", "range", "proxy-authorization", "proxy-authenticate", "www-authenticate",
+    "age", "expires", "date", "location", "retry-after", "vary", "warning", NULL};
+  for (int i = 0; bad[i]; i++)
+    if (name_is(name, n, bad[i], strlen(bad[i]))) return 1;
+  return 0;
+}
+
+int lh_conn_write_trailer(lh_conn_t *c, const char *name, size_t nlen, const char *value,
+                          size_t vlen) {
+  if (c->writing != LH_WRITING_BODY) return LH_ECLOSED;
+  if (!valid_field(name, nlen, value, vlen)) return LH_EUSER_HEADER;
+  if (c->enc.kind != LH_ENC_CHUNKED || trailer_forbidden(name, nlen)) return 0;
+  int r;
+  if (!c->enc.trailers) {
+    if ((r = put(c, "0\r\n", 3))) return r;
+    c->enc.trailers = 1;
+  }
+  return put_field(c, name, nlen, value, vlen);
+}
+
+int lh_conn_write_end(lh_conn_t *c) {
+  int r = 0;
+  if (c->writing != LH_WRITING_BODY) return LH_ECLOSED;
+  switch (c->enc.kind) {
+    case LH_ENC_LENGTH:
+      if (c->enc.remaining) {
+        c->error = LH_EUSER_BODY;
+        lh_conn_close_write(c);
+        return LH_EUSER_BODY;
+      }
+      break;
+    case LH_ENC_CHUNKED:
+      r = c->enc.trailers ? put(c, "\r\n", 2) : put(c, "0\r\n\r\n", 5);
+      break;
+    case LH_ENC_CLOSE:
+      lh_conn_close_write(c);
+      return 0;
+    case LH_ENC_NONE:
+      break;
+  }
+  if (r) return r;
+  c->writing = LH_WRITING_KEEPALIVE;
+  return 0;
+}
+
+int lh_conn_write_error(lh_conn_t *c, int status) {
+  if (c->writing != LH_WRITING_INIT) {
+    lh_conn_close(c);
+    return LH_ECLOSED;
+  }
+  lh_conn_disable_keep_alive(c);
+  c->minor = 1;
+  c->head_method = 0;
+  int r = lh_conn_head_begin(c, status);
+  if (!r) r = lh_conn_head_end(c, 0);
+  if (!r) r = lh_conn_write_end(c);
+  lh_conn_close_read(c);
+  c->writing = LH_WRITING_CLOSED;
+  return r;
+}
+
+int lh_conn_try_keep_alive(lh_conn_t *c) {
+  if (c->reading == LH_READING_KEEPALIVE && c->writing == LH_WRITING_KEEPALIVE) {
+    if (c->ka == LH_KA_BUSY) {
+      c->reading = LH_READING_INIT;
+      c->writing = LH_WRITING_INIT;
+      c->ka = LH_KA_IDLE;
+      c->upgrade = 0;
+      c->head_method = 0;
+      return 1;
+    }
+    lh_conn_close(c);
+  } else if ((c->reading == LH_READING_CLOSED && c->writing == LH_WRITING_KEEPALIVE) ||
+             (c->writing == LH_WRITING_CLOSED && c->reading == LH_READING_KEEPALIVE)) {
+    lh_conn_close(c);
+  }
+  return 0;
+}

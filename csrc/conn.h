@@ -1,0 +1,159 @@
+/* Conn: one HTTP/1 connection's state machine, after hyper's proto/h1/conn.rs.
+ * Reading x Writing x KeepAlive, driven with bytes in (read buffer) and bytes
+ * out (write queue). No libuv, no Lua: every transition is unit-testable. */
+#ifndef LH_CONN_H
+#define LH_CONN_H
+
+#include "buf.h"
+#include "parse.h"
+
+typedef enum {
+  LH_READING_INIT = 0,   /* waiting for a message head */
+  LH_READING_CONTINUE,   /* Expect: 100-continue seen, 100 not sent yet */
+  LH_READING_BODY,       /* decoding a body */
+  LH_READING_KEEPALIVE,  /* message fully read */
+  LH_READING_CLOSED
+} lh_reading_t;
+
+typedef enum {
+  LH_WRITING_INIT = 0,   /* no head written for the current message */
+  LH_WRITING_BODY,       /* head written, body being encoded */
+  LH_WRITING_KEEPALIVE,  /* message fully written */
+  LH_WRITING_CLOSED
+} lh_writing_t;
+
+typedef enum { LH_KA_BUSY = 0, LH_KA_IDLE, LH_KA_DISABLED } lh_keepalive_t;
+
+typedef enum {
+  LH_ENC_LENGTH = 0,  /* Content-Length: remaining counts down */
+  LH_ENC_CHUNKED,
+  LH_ENC_CLOSE,       /* body runs to connection close (HTTP/1.0) */
+  LH_ENC_NONE         /* HEAD, 1xx, 204, 304: body bytes are dropped */
+} lh_enc_kind_t;
+
+typedef struct {
+  uint32_t max_buf_size;   /* largest head, and read buffer bound */
+  uint32_t max_headers;
+  uint32_t max_target;
+  unsigned keep_alive : 1;
+  unsigned half_close : 1;
+  unsigned title_case : 1;
+  unsigned date_header : 1;
+} lh_conn_opts_t;
+
+typedef struct {
+  lh_role_t role;
+  lh_reading_t reading;
+  lh_writing_t writing;
+  lh_keepalive_t ka;
+  lh_conn_opts_t opts;
+  lh_parser_t parser;
+  lh_rbuf_t rbuf;
+  lh_wq_t wq;
+  struct {
+    lh_enc_kind_t kind;
+    uint64_t remaining;    /* LH_ENC_LENGTH only */
+    uint32_t head_mark;    /* write queue length before the head, to roll back */
+    unsigned user_length : 1, user_date : 1, user_close : 1, trailers : 1, no_body : 1;
+    int status;
+  } enc;
+  uint8_t minor;            /* HTTP minor version of the message being answered */
+  unsigned eof : 1;         /* the peer shut down its write side */
+  unsigned head_method : 1; /* answering a HEAD request */
+  unsigned upgrade : 1;     /* the current request asks for an upgrade */
+  unsigned body_pending : 1;/* read_body consumed input; bytes in body_p/body_n */
+  int error;                /* first fatal error, 0 if none */
+} lh_conn_t;
+
+void lh_conn_init(lh_conn_t *c, lh_role_t role, const lh_conn_opts_t *o);
+void lh_conn_free(lh_conn_t *c);
+
+/* --- bytes in --- */
+/* space for the next read: returns free bytes (0 when the buffer is at its
+ * bound), -1 on OOM */
+long lh_conn_read_space(lh_conn_t *c, char **p);
+static inline void lh_conn_read_commit(lh_conn_t *c, size_t n) { c->rbuf.len += n; }
+/* the peer closed its write side */
+void lh_conn_read_eof(lh_conn_t *c);
+/* buffered, unparsed input */
+static inline size_t lh_conn_buffered(const lh_conn_t *c) { return lh_rbuf_avail(&c->rbuf); }
+
+/* reads a message head. returns 1 (*head and *base valid until the next call
+ * that touches the read buffer), 0 when more bytes are needed, or a negative
+ * code: the connection is then unusable for reading (lh_conn_write_error) */
+int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base);
+
+/* reads body bytes. returns 1 with bytes at *p, *n of them (valid until the read buffer is
+ * touched again), 2 at the end of the body (trailers in parser.tfields),
+ * 0 when more bytes are needed, or a negative code. In CONTINUE state the
+ * 100 Continue response is queued first. */
+int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n);
+
+/* the response is done but the request body was not read: discards what is
+ * buffered; closes the read side if that does not finish it (never waits
+ * for bytes nobody asked for). returns 1 if the body was drained */
+int lh_conn_drain(lh_conn_t *c);
+
+/* --- bytes out --- */
+/* starts a head: status line. status 100..999 */
+int lh_conn_head_begin(lh_conn_t *c, int status);
+/* one field; refused (LH_EUSER_HEADER) when the name is not a token or the
+ * value holds CR, LF or NUL. The queue is rolled back by head_abort. */
+int lh_conn_head_field(lh_conn_t *c, const char *name, size_t nlen, const char *value,
+                       size_t vlen);
+/* ends the head. body_len: the body's size when known, -1 when streamed */
+int lh_conn_head_end(lh_conn_t *c, int64_t body_len);
+/* drops a head that was begun and not ended */
+void lh_conn_head_abort(lh_conn_t *c);
+/* writes body bytes through the encoder; LH_EUSER_BODY past Content-Length */
+int lh_conn_write_body(lh_conn_t *c, const char *p, size_t n);
+/* one trailer field (chunked only; others and forbidden fields are skipped) */
+int lh_conn_write_trailer(lh_conn_t *c, const char *name, size_t nlen, const char *value,
+                          size_t vlen);
+/* ends the body; LH_EUSER_BODY when shorter than Content-Length */
+int lh_conn_write_end(lh_conn_t *c);
+/* a head for a failed request (4xx/5xx, Connection: close), when no head was
+ * written yet; the connection closes after it is flushed */
+int lh_conn_write_error(lh_conn_t *c, int status);
+/* 101 Switching Protocols head begin; after head_end the stream is raw */
+int lh_conn_write_continue(lh_conn_t *c);
+
+/* --- state --- */
+/* after a message on both sides: back to INIT/IDLE or closed (hyper's
+ * try_keep_alive). returns 1 if the connection can take another message */
+int lh_conn_try_keep_alive(lh_conn_t *c);
+void lh_conn_disable_keep_alive(lh_conn_t *c);
+void lh_conn_close_read(lh_conn_t *c);
+void lh_conn_close_write(lh_conn_t *c);
+void lh_conn_close(lh_conn_t *c);
+
+static inline int lh_conn_is_read_closed(const lh_conn_t *c) { return c->reading == LH_READING_CLOSED; }
+static inline int lh_conn_is_write_closed(const lh_conn_t *c) { return c->writing == LH_WRITING_CLOSED; }
+static inline int lh_conn_is_closed(const lh_conn_t *c) {
+  return c->reading == LH_READING_CLOSED && c->writing == LH_WRITING_CLOSED;
+}
+static inline int lh_conn_can_read_head(const lh_conn_t *c) {
+  return c->reading == LH_READING_INIT && (c->role == LH_ROLE_CLIENT || c->writing == LH_WRITING_INIT);
+}
+static inline int lh_conn_can_read_body(const lh_conn_t *c) {
+  return c->reading == LH_READING_BODY || c->reading == LH_READING_CONTINUE;
+}
+static inline int lh_conn_can_write_head(const lh_conn_t *c) { return c->writing == LH_WRITING_INIT; }
+static inline int lh_conn_can_write_body(const lh_conn_t *c) { return c->writing == LH_WRITING_BODY; }
+/* between messages with nothing in flight */
+static inline int lh_conn_is_idle(const lh_conn_t *c) {
+  return c->reading == LH_READING_INIT && c->writing == LH_WRITING_INIT && c->ka == LH_KA_IDLE;
+}
+static inline int lh_conn_is_keep_alive_disabled(const lh_conn_t *c) { return c->ka == LH_KA_DISABLED; }
+/* bytes waiting to be written */
+static inline size_t lh_conn_pending(const lh_conn_t *c) { return lh_wq_pending(&c->wq); }
+
+/* --- encode.c --- */
+/* the cached IMF-fixdate, refreshed by lh_date_update (29 bytes) */
+const char *lh_date(void);
+void lh_date_update(int64_t unix_seconds);
+const char *lh_reason(int status);
+/* default status of a failed request's error code (hyper role.rs on_error) */
+int lh_error_status(int err);
+
+#endif

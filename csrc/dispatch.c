@@ -1,0 +1,214 @@
+#include "dispatch.h"
+
+#include <string.h>
+
+void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,
+                  const lh_service_t *svc, const lh_io_t *io, void *data) {
+  memset(d, 0, sizeof *d);
+  lh_conn_init(&d->conn, role, o);
+  d->svc = svc;
+  d->io = io;
+  d->data = data;
+}
+
+void lh_disp_free(lh_disp_t *d) { lh_conn_free(&d->conn); }
+
+void lh_disp_abort(lh_disp_t *d, int err) {
+  lh_conn_t *c = &d->conn;
+  if (!c->error) c->error = err;
+  lh_conn_close(c);
+  d->want_body = d->want_write = 0;
+  if (d->in_flight) {
+    d->in_flight = 0;
+    d->svc->on_error(d, err);
+  }
+}
+
+/* a head could not be parsed: answer with its status and close */
+static void fail_head(lh_disp_t *d, int err) {
+  lh_conn_t *c = &d->conn;
+  int quiet = err == LH_ECLOSED || (err == LH_EINCOMPLETE && lh_conn_buffered(c) == 0);
+  if (!quiet && lh_conn_can_write_head(c)) lh_conn_write_error(c, lh_error_status(err));
+  lh_conn_close(c);
+  if (err != LH_ECLOSED) d->svc->on_error(d, err);
+}
+
+static int poll_read(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  if (lh_conn_can_read_head(c)) {
+    if (lh_conn_buffered(c) == 0 && !c->eof) return 0;
+    if (!d->svc->poll_ready(d)) return 0;
+    lh_head_t *head;
+    const char *base;
+    int r = lh_conn_read_head(c, &head, &base);
+    if (r == 0) return 0;
+    if (r < 0) {
+      fail_head(d, r);
+      return 1;
+    }
+    d->in_flight = 1;
+    d->served++;
+    r = d->svc->recv_msg(d, head, base);
+    if (r < 0) lh_disp_abort(d, r);
+    return 1;
+  }
+  if (d->want_body && lh_conn_can_read_body(c) &&
+      (lh_conn_buffered(c) > 0 || c->eof || c->reading == LH_READING_CONTINUE)) {
+    d->want_body = 0;
+    d->svc->body_ready(d);
+    return 1;
+  }
+  if (c->eof && d->in_flight && !c->opts.half_close &&
+      (c->reading == LH_READING_KEEPALIVE || c->reading == LH_READING_INIT)) {
+    /* the client shut down while its request is served (hyper's default,
+     * http1_half_close = false): give up on it */
+    lh_disp_abort(d, LH_ECANCELED);
+    return 1;
+  }
+  return 0;
+}
+
+static int poll_write(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  if (d->want_write && (c->writing == LH_WRITING_BODY || c->writing == LH_WRITING_INIT) &&
+      lh_conn_pending(c) < LH_WRITE_HIGH) {
+    d->want_write = 0;
+    d->svc->write_ready(d);
+    return 1;
+  }
+  return 0;
+}
+
+/* the response is complete: drain or close the request body, then
+ * try_keep_alive. returns 1 when the next head is already buffered */
+static int poll_keep_alive(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  if (c->writing != LH_WRITING_KEEPALIVE && c->writing != LH_WRITING_CLOSED) return 0;
+  if (c->role == LH_ROLE_SERVER && lh_conn_can_read_body(c) && !d->want_body) lh_conn_drain(c);
+  if (c->reading != LH_READING_KEEPALIVE && c->reading != LH_READING_CLOSED) return 0;
+  int was_busy = d->in_flight;
+  d->in_flight = 0;
+  if (lh_conn_try_keep_alive(c)) {
+    if (d->pipeline_flush && was_busy) d->io->flush(d);
+    return lh_conn_buffered(c) > 0;
+  }
+  return 0;
+}
+
+static void set_read_interest(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  int want = 0;
+  if (!c->eof && !d->closing) {
+    switch (c->reading) {
+      case LH_READING_INIT:
+        want = lh_conn_can_read_head(c);
+        break;
+      case LH_READING_CONTINUE:
+      case LH_READING_BODY:
+        want = d->want_body;
+        break;
+      case LH_READING_KEEPALIVE:
+        /* watch for the client going away while its response is made;
+         * the read buffer bounds what a pipelining client can push */
+        want = d->in_flight && lh_conn_buffered(c) < c->opts.max_buf_size;
+        break;
+      case LH_READING_CLOSED:
+        break;
+    }
+  }
+  if (want && !d->reading_on) {
+    d->reading_on = 1;
+    d->io->read_start(d);
+  } else if (!want && d->reading_on) {
+    d->reading_on = 0;
+    d->io->read_stop(d);
+  }
+}
+
+static void flush(lh_disp_t *d) {
+  if (lh_conn_pending(&d->conn) == 0 || d->closing) return;
+  int r = d->io->flush(d);
+  if (r < 0) {
+    d->io_error = r;
+    lh_disp_abort(d, r);
+  }
+}
+
+void lh_disp_poll(lh_disp_t *d) {
+  if (d->polling) {
+    d->repoll = 1;
+    return;
+  }
+  if (d->closing) return;
+  d->polling = 1;
+  int turn, more = 0;
+  for (turn = 0; turn < LH_POLL_TURNS; turn++) {
+    d->repoll = 0;
+    int progress = poll_read(d);
+    progress |= poll_write(d);
+    more = poll_keep_alive(d);
+    if (lh_conn_pending(&d->conn) >= LH_WRITE_HIGH) flush(d);
+    if (lh_conn_is_closed(&d->conn)) break;
+    if (!more && !progress && !d->repoll) {
+      /* a waiting writer can go on once the queue is flushed */
+      if (d->want_write && lh_conn_pending(&d->conn) > 0) {
+        flush(d);
+        if (lh_conn_pending(&d->conn) < LH_WRITE_HIGH) continue;
+      }
+      break;
+    }
+  }
+  flush(d);
+  if (lh_conn_is_closed(&d->conn)) {
+    d->closing = 1;
+    if (d->reading_on) {
+      d->reading_on = 0;
+      d->io->read_stop(d);
+    }
+    if (d->in_flight) {
+      d->in_flight = 0;
+      d->svc->on_error(d, d->conn.error ? d->conn.error : LH_ECLOSED);
+    }
+    d->polling = 0;
+    d->io->close(d);
+    return;
+  }
+  set_read_interest(d);
+  d->polling = 0;
+  if (turn == LH_POLL_TURNS && !d->deferred) {
+    /* out of turns with work left: yield to the loop, come back next tick */
+    d->deferred = 1;
+    d->io->defer(d);
+  }
+}
+
+void lh_disp_read_done(lh_disp_t *d, long n) {
+  if (n == 0) lh_conn_read_eof(&d->conn);
+  else if (n < 0) {
+    d->io_error = (int)n;
+    lh_conn_read_eof(&d->conn);
+    lh_disp_abort(d, (int)n);
+  }
+  lh_disp_poll(d);
+}
+
+void lh_disp_write_done(lh_disp_t *d, int status) {
+  lh_wq_end_flight(&d->conn.wq);
+  if (status < 0) {
+    d->io_error = status;
+    lh_disp_abort(d, status);
+  }
+  lh_disp_poll(d);
+}
+
+int lh_disp_read_body(lh_disp_t *d, const char **p, size_t *n) {
+  int r = lh_conn_read_body(&d->conn, p, n);
+  if (r == 0) d->want_body = 1;
+  return r;
+}
+
+int lh_disp_can_write(lh_disp_t *d) {
+  if (lh_conn_pending(&d->conn) < LH_WRITE_HIGH) return 1;
+  d->want_write = 1;
+  return 0;
+}

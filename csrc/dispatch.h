@@ -1,0 +1,84 @@
+/* Dispatcher: moves a Conn with a bounded poll loop (read -> write -> flush),
+ * after hyper's proto/h1/dispatch.rs. Generic over the transport (lh_io_t)
+ * and over what produces and consumes messages (lh_service_t). */
+#ifndef LH_DISPATCH_H
+#define LH_DISPATCH_H
+
+#include "conn.h"
+
+typedef struct lh_disp lh_disp_t;
+
+/* What serves messages. Called only from lh_disp_poll. */
+typedef struct {
+  /* a message head arrived (server: a request). The service copies what it
+   * needs from head/base before returning. returns 0, or a negative code to
+   * refuse the message */
+  int (*recv_msg)(lh_disp_t *d, lh_head_t *head, const char *base);
+  /* the body reader that asked with lh_disp_want_body can make progress */
+  void (*body_ready)(lh_disp_t *d);
+  /* the writer that asked with lh_disp_want_write can go on */
+  void (*write_ready)(lh_disp_t *d);
+  /* readiness (hyper poll_ready): 0 holds new heads in the kernel */
+  int (*poll_ready)(lh_disp_t *d);
+  /* the message or connection failed with err; the service drops its
+   * message (a running handler is cancelled) */
+  void (*on_error)(lh_disp_t *d, int err);
+} lh_service_t;
+
+/* The transport. */
+typedef struct {
+  void (*read_start)(lh_disp_t *d);
+  void (*read_stop)(lh_disp_t *d);
+  /* hands queued bytes to the kernel; returns 0 or a negative errno */
+  int (*flush)(lh_disp_t *d);
+  /* no more bytes will be queued: close once the queue is written */
+  void (*close)(lh_disp_t *d);
+  /* run lh_disp_poll again from the next loop iteration */
+  void (*defer)(lh_disp_t *d);
+} lh_io_t;
+
+#define LH_POLL_TURNS 16          /* hyper's poll_loop bound: pipelining benchmarks
+                                   * send 16 deep, and one client must not starve
+                                   * the others */
+#define LH_WRITE_HIGH (64 * 1024) /* body writers wait above this many queued bytes */
+
+struct lh_disp {
+  lh_conn_t conn;
+  const lh_service_t *svc;
+  const lh_io_t *io;
+  void *data;                 /* the service's per-connection state */
+  unsigned reading_on : 1;    /* io is reading */
+  unsigned polling : 1;       /* inside lh_disp_poll */
+  unsigned repoll : 1;        /* an event arrived during the poll */
+  unsigned want_body : 1;     /* the service waits for body bytes */
+  unsigned want_write : 1;    /* the service waits for queue space */
+  unsigned in_flight : 1;     /* a message was received and not yet answered */
+  unsigned closing : 1;       /* io->close was called */
+  unsigned pipeline_flush : 1;
+  unsigned deferred : 1;      /* io->defer pending */
+  int io_error;               /* transport failure, 0 if none */
+  uint32_t served;            /* message heads received */
+};
+
+void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,
+                  const lh_service_t *svc, const lh_io_t *io, void *data);
+void lh_disp_free(lh_disp_t *d);
+
+/* runs up to LH_POLL_TURNS read/write turns, flushes, sets read interest.
+ * Re-entrant calls only mark that another turn is needed. */
+void lh_disp_poll(lh_disp_t *d);
+
+/* io events: n > 0 bytes were committed, 0 is EOF, < 0 an error */
+void lh_disp_read_done(lh_disp_t *d, long n);
+/* an asynchronous write finished (status 0 or negative errno) */
+void lh_disp_write_done(lh_disp_t *d, int status);
+
+/* body reading for the service: 1 data, 2 end, 0 wait (body_ready will be
+ * called), negative on error */
+int lh_disp_read_body(lh_disp_t *d, const char **p, size_t *n);
+/* 1 if the writer may queue more now; 0 after registering for write_ready */
+int lh_disp_can_write(lh_disp_t *d);
+/* abandons the connection: nothing more is read or written */
+void lh_disp_abort(lh_disp_t *d, int err);
+
+#endif

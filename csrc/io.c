@@ -1,0 +1,330 @@
+/* The loop, the defer queue, and the transport of one server connection. */
+#include "io_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LINGER_SECONDS 2.0 /* after our FIN, how long unread input is drained */
+
+/* --- loop --- */
+
+static void date_cb(uv_timer_t *t) {
+  (void)t;
+  lh_date_update((int64_t)time(NULL));
+}
+
+static void defer_cb(uv_idle_t *h) {
+  lh_loop_t *l = h->data;
+  /* only what is queued now: work queued by these callbacks waits a turn */
+  lh_defer_t *q = l->dq_head, *end = l->dq_tail;
+  l->dq_head = l->dq_tail = NULL;
+  while (q) {
+    lh_defer_t *next = q->next;
+    int last = q == end;
+    q->next = NULL;
+    q->queued = 0;
+    q->cb(q);
+    if (last) break;
+    q = next;
+  }
+  if (!l->dq_head) uv_idle_stop(&l->defer_idle);
+}
+
+lh_loop_t *lh_loop_new(void) {
+  lh_loop_t *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  if (uv_loop_init(&l->uv)) {
+    free(l);
+    return NULL;
+  }
+  l->uv.data = l;
+  uv_timer_init(&l->uv, &l->date_timer);
+  uv_timer_start(&l->date_timer, date_cb, 1000, 1000);
+  uv_unref((uv_handle_t *)&l->date_timer);
+  uv_idle_init(&l->uv, &l->defer_idle);
+  l->defer_idle.data = l;
+  lh_date_update((int64_t)time(NULL));
+  return l;
+}
+
+int lh_loop_run(lh_loop_t *l) {
+  l->stopped = 0;
+  lh_date_update((int64_t)time(NULL));
+  uv_run(&l->uv, UV_RUN_DEFAULT);
+  return l->stopped;
+}
+
+void lh_loop_stop(lh_loop_t *l) {
+  l->stopped = 1;
+  uv_stop(&l->uv);
+}
+
+int lh_loop_is_closing(lh_loop_t *l) { return l->closing; }
+
+double lh_loop_now(lh_loop_t *l) { return (double)uv_now(&l->uv) / 1000.0; }
+
+void lh_loop_defer(lh_loop_t *l, lh_defer_t *d) {
+  if (d->queued || l->closing) return;
+  d->queued = 1;
+  d->next = NULL;
+  if (l->dq_tail) l->dq_tail->next = d;
+  else l->dq_head = d;
+  l->dq_tail = d;
+  if (!uv_is_active((uv_handle_t *)&l->defer_idle)) uv_idle_start(&l->defer_idle, defer_cb);
+}
+
+void lh_loop_undefer(lh_loop_t *l, lh_defer_t *d) {
+  if (!d->queued) return;
+  lh_defer_t **pp = &l->dq_head, *prev = NULL;
+  while (*pp && *pp != d) {
+    prev = *pp;
+    pp = &(*pp)->next;
+  }
+  if (*pp) {
+    *pp = d->next;
+    if (l->dq_tail == d) l->dq_tail = prev;
+  }
+  d->queued = 0;
+  d->next = NULL;
+}
+
+static void walk_close_cb(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) {
+    /* connections and servers free themselves in their close callbacks */
+    if (h->type == UV_TCP && h->data) {
+      uv_close(h, (uv_close_cb)h->data);
+    } else if (h->type == UV_TIMER && h->data) {
+      uv_close(h, (uv_close_cb)h->data);
+    } else {
+      uv_close(h, NULL);
+    }
+  }
+}
+
+void lh_loop_free(lh_loop_t *l) {
+  l->closing = 1;
+  l->dq_head = l->dq_tail = NULL;
+  uv_walk(&l->uv, walk_close_cb, NULL);
+  while (uv_loop_close(&l->uv) == UV_EBUSY) uv_run(&l->uv, UV_RUN_ONCE);
+  free(l);
+}
+
+const char *lh_strerror(int err) {
+  const char *m = lh_err_message(err);
+  return m ? m : uv_strerror(err);
+}
+
+/* --- connection transport --- */
+
+lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d) {
+  return (lh_sconn_t *)((char *)d - offsetof(lh_sconn_t, disp));
+}
+lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) { return &sc->disp; }
+lh_server_t *lh_sconn_server(lh_sconn_t *sc) { return sc->srv; }
+void **lh_sconn_udata(lh_sconn_t *sc) { return &sc->udata; }
+
+int lh_sconn_peer(lh_sconn_t *sc, char *buf, size_t len) {
+  buf[0] = 0;
+  if (sc->peer.sa.sa_family == AF_INET6) {
+    uv_ip6_name(&sc->peer.in6, buf, len);
+    return ntohs(sc->peer.in6.sin6_port);
+  }
+  if (sc->peer.sa.sa_family == AF_INET) {
+    uv_ip4_name(&sc->peer.in4, buf, len);
+    return ntohs(sc->peer.in4.sin_port);
+  }
+  return 0;
+}
+
+static void conn_close_cb(uv_handle_t *h) {
+  lh_sconn_t *sc = (lh_sconn_t *)h;
+  lh_server_t *s = sc->srv;
+  lh_loop_t *l = s->loop;
+  lh_loop_undefer(l, &sc->defer);
+  if (!l->closing && s->hooks.conn_closed) s->hooks.conn_closed(sc);
+  lh_disp_free(&sc->disp);
+  lh_server_conn_gone(s, sc);
+  free(sc);
+}
+
+void lh_sconn_close_now(lh_sconn_t *sc) {
+  if (sc->handle_closing) return;
+  sc->handle_closing = 1;
+  sc->closing = 1;
+  lh_dlist_remove(sc->srv, sc);
+  uv_close((uv_handle_t *)&sc->tcp, conn_close_cb);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  lh_sconn_t *sc = (lh_sconn_t *)h;
+  char *p = NULL;
+  long n = lh_conn_read_space(&sc->disp.conn, &p);
+  *buf = uv_buf_init(n > 0 ? p : NULL, n > 0 ? (unsigned)n : 0);
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  lh_sconn_t *sc = (lh_sconn_t *)st;
+  if (nread == 0) return;
+  if (nread == UV_ENOBUFS) {
+    /* read buffer at its bound: stop until the dispatcher consumes it */
+    uv_read_stop(st);
+    sc->disp.reading_on = 0;
+    lh_sconn_poll(sc);
+    return;
+  }
+  if (nread > 0) {
+    lh_conn_read_commit(&sc->disp.conn, (size_t)nread);
+    lh_disp_read_done(&sc->disp, (long)nread);
+  } else {
+    lh_disp_read_done(&sc->disp, nread == UV_EOF ? 0 : (long)nread);
+  }
+  lh_sconn_timer_update(sc);
+}
+
+static void linger_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  lh_sconn_t *sc = (lh_sconn_t *)st;
+  if (nread < 0) lh_sconn_close_now(sc);
+  /* input after our FIN is dropped: the buffer is reused */
+  else sc->disp.conn.rbuf.off = sc->disp.conn.rbuf.len;
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  lh_sconn_t *sc = req->data;
+  if (sc->handle_closing) return;
+  if (status < 0 || sc->disp.conn.eof || sc->disp.io_error) {
+    lh_sconn_close_now(sc);
+    return;
+  }
+  /* lingering close: read until the peer closes so unread input does not
+   * turn our close into a reset that destroys the response in flight */
+  sc->disp.conn.rbuf.off = sc->disp.conn.rbuf.len;
+  if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, linger_read_cb)) {
+    lh_sconn_close_now(sc);
+    return;
+  }
+  lh_dlist_remove(sc->srv, sc);
+  sc->tkind = LH_TIMER_LINGER;
+  sc->deadline = lh_loop_now(sc->srv->loop) + LINGER_SECONDS;
+  lh_server_arm(sc->srv);
+}
+
+static void finish_close(lh_sconn_t *sc) {
+  if (sc->handle_closing || sc->writing) return;
+  if (sc->disp.io_error || sc->disp.conn.eof) {
+    lh_sconn_close_now(sc);
+    return;
+  }
+  sc->sreq.data = sc;
+  if (uv_shutdown(&sc->sreq, (uv_stream_t *)&sc->tcp, shutdown_cb)) lh_sconn_close_now(sc);
+}
+
+static void write_cb(uv_write_t *req, int status) {
+  lh_sconn_t *sc = req->data;
+  sc->writing = 0;
+  if (sc->handle_closing) return;
+  if (sc->closing) {
+    lh_wq_end_flight(&sc->disp.conn.wq);
+    if (status < 0) sc->disp.io_error = status;
+    else if (lh_conn_pending(&sc->disp.conn) && sc->disp.io->flush(&sc->disp) < 0)
+      sc->disp.io_error = -1;
+    finish_close(sc);
+    return;
+  }
+  lh_disp_write_done(&sc->disp, status);
+  lh_sconn_timer_update(sc);
+}
+
+static int io_flush(lh_disp_t *d) {
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  if (sc->writing || sc->handle_closing) return 0;
+  lh_wq_t *q = &d->conn.wq;
+  const char *p;
+  size_t n = lh_wq_peek(q, &p);
+  if (n == 0) return 0;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  int r = uv_try_write((uv_stream_t *)&sc->tcp, &b, 1);
+  if (r == (int)n) {
+    lh_wq_consume(q, n);
+    lh_wq_trim(q, 64 * 1024);
+    return 0;
+  }
+  if (r < 0 && r != UV_EAGAIN) return r;
+  if (r > 0) lh_wq_consume(q, (size_t)r);
+  n = lh_wq_peek(q, &p);
+  b = uv_buf_init((char *)p, (unsigned)n);
+  lh_wq_begin_flight(q);
+  sc->wreq.data = sc;
+  r = uv_write(&sc->wreq, (uv_stream_t *)&sc->tcp, &b, 1, write_cb);
+  if (r < 0) {
+    lh_wq_end_flight(q);
+    return r;
+  }
+  sc->writing = 1;
+  return 0;
+}
+
+static void io_read_start(lh_disp_t *d) {
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, read_cb)) d->reading_on = 0;
+}
+
+static void io_read_stop(lh_disp_t *d) {
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  uv_read_stop((uv_stream_t *)&sc->tcp);
+}
+
+static void io_close(lh_disp_t *d) {
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  if (sc->closing) return;
+  sc->closing = 1;
+  lh_dlist_remove(sc->srv, sc);
+  uv_read_stop((uv_stream_t *)&sc->tcp);
+  if (!d->io_error && lh_conn_pending(&d->conn) && io_flush(d) < 0) d->io_error = -1;
+  finish_close(sc);
+}
+
+static void defer_poll_cb(lh_defer_t *df) {
+  lh_sconn_t *sc = (lh_sconn_t *)((char *)df - offsetof(lh_sconn_t, defer));
+  sc->disp.deferred = 0;
+  lh_sconn_poll(sc);
+}
+
+static void io_defer(lh_disp_t *d) {
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  lh_loop_defer(sc->srv->loop, &sc->defer);
+}
+
+static const lh_io_t sconn_io = {
+  .read_start = io_read_start,
+  .read_stop = io_read_stop,
+  .flush = io_flush,
+  .close = io_close,
+  .defer = io_defer,
+};
+
+void lh_sconn_poll(lh_sconn_t *sc) {
+  if (sc->closing) return;
+  lh_disp_poll(&sc->disp);
+  lh_sconn_timer_update(sc);
+}
+
+void lh_sconn_defer_poll(lh_sconn_t *sc) {
+  if (!sc->closing) lh_loop_defer(sc->srv->loop, &sc->defer);
+}
+
+void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc) {
+  sc->srv = s;
+  sc->tcp.data = (void *)conn_close_cb; /* how lh_loop_free closes it */
+  sc->defer.cb = defer_poll_cb;
+  int len = sizeof sc->peer;
+  uv_tcp_getpeername(&sc->tcp, &sc->peer.sa, &len);
+  uv_tcp_nodelay(&sc->tcp, 1);
+  lh_disp_init(&sc->disp, LH_ROLE_SERVER, &s->opts.conn, s->hooks.svc, &sconn_io, s->data);
+  sc->disp.pipeline_flush = s->opts.pipeline_flush ? 1 : 0;
+  lh_sconn_poll(sc);
+}

@@ -1,0 +1,76 @@
+/* Internal to the libuv layer (io.c, server.c, timer.c). */
+#ifndef LH_IO_INT_H
+#define LH_IO_INT_H
+
+#include <netinet/in.h>
+#include <uv.h>
+
+#include "io.h"
+
+struct lh_loop {
+  uv_loop_t uv;
+  uv_timer_t date_timer;  /* refreshes the cached Date once a second */
+  uv_idle_t defer_idle;   /* runs the defer queue; active only while it is not empty */
+  lh_defer_t *dq_head, *dq_tail;
+  int closing;            /* lh_loop_free is tearing down: no calls into the binding */
+  int stopped;
+};
+
+/* which deadline list a connection is on */
+enum { LH_TIMER_NONE = 0, LH_TIMER_HEAD, LH_TIMER_IDLE, LH_TIMER_LINGER, LH_TIMER_GRACE, LH_TIMER_KINDS };
+
+typedef struct lh_dlist {
+  lh_sconn_t *head, *tail;
+} lh_dlist_t;
+
+struct lh_sconn {
+  uv_tcp_t tcp;            /* first: the handle's address is the connection's */
+  lh_disp_t disp;
+  lh_server_t *srv;
+  lh_sconn_t *prev, *next; /* server's list of connections */
+  lh_sconn_t *tprev, *tnext; /* deadline list given by tkind */
+  double deadline;         /* loop seconds, when tkind != NONE */
+  uv_write_t wreq;
+  uv_shutdown_t sreq;
+  lh_defer_t defer;
+  void *udata;
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+  } peer;
+  uint8_t tkind;
+  unsigned writing : 1;    /* wreq in flight */
+  unsigned closing : 1;    /* io close sequence started */
+  unsigned handle_closing : 1; /* uv_close called */
+  uint32_t armed_served;   /* disp.served when the deadline was set */
+};
+
+struct lh_server {
+  uv_tcp_t tcp;
+  lh_loop_t *loop;
+  lh_server_opts_t opts;
+  lh_server_hooks_t hooks;
+  void *data;
+  lh_sconn_t *conns;
+  uint32_t nconns;
+  int port;
+  uv_timer_t timer;        /* earliest deadline of the lists below */
+  lh_dlist_t lists[LH_TIMER_KINDS];
+  double grace_deadline;   /* when closing: force-close time, 0 none */
+  unsigned closing : 1;
+  unsigned accept_pending : 1; /* a connection waits in the backlog (max_connections) */
+  unsigned listener_closed : 1;
+  unsigned timer_closed : 1;
+  unsigned done : 1;
+};
+
+void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc);
+void lh_sconn_close_now(lh_sconn_t *sc);
+void lh_sconn_timer_update(lh_sconn_t *sc);
+void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc);
+void lh_server_timer_cb(uv_timer_t *t);
+void lh_server_arm(lh_server_t *s);
+void lh_dlist_remove(lh_server_t *s, lh_sconn_t *sc);
+
+#endif

@@ -1,0 +1,103 @@
+/* Internal to the Lua binding (lhyper.c, lsvc.c, lreq.c). */
+#ifndef LH_LCORE_H
+#define LH_LCORE_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "io.h"
+
+/* what a suspended coroutine waits for */
+enum { LH_WAIT_NONE = 0, LH_WAIT_BODY, LH_WAIT_WRITE, LH_WAIT_SLEEP, LH_WAIT_TICK };
+
+typedef struct lh_lstate lh_lstate_t;
+
+/* a coroutine lhyper manages: a request's handler or a spawned task. The
+ * thread's extra space points here. */
+typedef struct lh_task {
+  lua_State *co;
+  int ref;               /* registry ref anchoring the thread; LUA_NOREF when done */
+  int wait;              /* LH_WAIT_* while suspended */
+  lh_timer_t *timer;     /* lhyper.sleep */
+  struct lh_req *req;    /* the request it serves, NULL for a spawned task */
+  lh_lstate_t *st;
+  lh_defer_t tick;       /* resume on the next loop iteration */
+  int nargs;             /* > 0 before the first resume: arguments on the stack */
+  unsigned running : 1;  /* inside lua_resume */
+  unsigned cancel : 1;   /* cancel once it yields */
+} lh_task_t;
+
+struct lh_lstate {
+  lh_loop_t *loop;
+  lua_State *L;          /* main thread: callbacks run here */
+  int runner_ref;        /* Lua function(handler, req) that serves one request */
+  int traceback_ref;
+  int running;           /* inside lhyper.run */
+  int ntasks;            /* live spawned tasks */
+};
+
+typedef struct lh_lsrv {
+  lh_server_t *srv;      /* NULL once closed and done */
+  lh_lstate_t *st;
+  int self_ref;          /* anchors the server userdata while it runs */
+  int handler_ref;
+  int on_error_ref;      /* LUA_NOREF: one line on stderr */
+  uint32_t in_flight;    /* running handlers */
+  uint32_t max_in_flight;/* 0: no limit */
+  lh_sconn_t **waiting;  /* connections held back by max_in_flight (FIFO ring) */
+  uint32_t wcap, whead, wlen;
+  int port;
+  unsigned closed : 1;
+} lh_lsrv_t;
+
+typedef struct lh_req {
+  lh_task_t task;
+  lh_sconn_t *sc;        /* NULL once the connection is gone or the request done */
+  lh_lsrv_t *srv;
+  uint32_t nfields;
+  uint32_t head_len;
+  lh_span_t method, target;
+  uint8_t minor;
+  unsigned responded : 1;   /* a head was written */
+  unsigned body_done : 1;   /* the body iterator reached the end */
+  unsigned finished : 1;    /* the handler's coroutine is over */
+  unsigned too_large : 1;   /* read_all went over its limit: 413 by default */
+  unsigned lowered : 1;     /* field names in bytes are lower-case */
+  unsigned counted : 1;     /* counted in srv->in_flight */
+  char peer[48];
+  int peer_port;
+  lh_field_t *fields;       /* points into this block */
+  char *bytes;              /* head copy, points into this block */
+} lh_req_t;
+
+lh_lstate_t *lh_state(lua_State *L);
+lh_task_t *lh_task_of(lua_State *co);
+/* resumes a suspended task from a loop callback, under protection */
+void lh_task_resume(lh_task_t *t);
+/* closes a suspended task's coroutine (runs its <close> variables) */
+void lh_task_cancel(lh_task_t *t);
+/* yields the running task until woken with `wait` */
+int lh_task_yield(lua_State *L, int wait, lua_KFunction k);
+/* the request's coroutine ended or was cancelled */
+void lh_req_finish(lh_req_t *r);
+
+/* error objects: pushes nil, err, kind and returns 3 */
+int lh_push_fail(lua_State *L, int code, const char *msg);
+void lh_push_error(lua_State *L, int code, const char *msg);
+/* raises an error object */
+int lh_raise(lua_State *L, int code, const char *msg);
+void lh_report(lh_lsrv_t *s, int code, const char *msg, lh_req_t *r);
+
+/* lreq.c */
+lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t *h,
+                     const char *base);
+void lh_req_open(lua_State *L);
+int lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t *f,
+                    uint32_t n, int lowered);
+/* writes status/headers from the Lua values at idx.. into the connection */
+int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hidx, int64_t body_len);
+
+/* lsvc.c */
+void lh_svc_open(lua_State *L);
+
+#endif

@@ -1,0 +1,430 @@
+/* Lua objects of a request: req (lazy fields over a copy of the head),
+ * headers (case-insensitive, ordered) and the body iterator. */
+#include <string.h>
+
+#include "lcore.h"
+
+#define REQ_MT "lhyper.req"
+#define HEADERS_MT "lhyper.headers"
+#define REQ_METHODS "lhyper.req_methods"
+
+enum { UV_HEADERS = 1, UV_TRAILERS = 2, UV_SERVER = 3, REQ_NUV = 3 };
+
+static lh_req_t *check_req(lua_State *L, int i) { return luaL_checkudata(L, i, REQ_MT); }
+
+static void lower_names(char *base, lh_field_t *f, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    char *s = base + f[i].name.off;
+    for (uint32_t k = 0; k < f[i].name.len; k++)
+      if (s[k] >= 'A' && s[k] <= 'Z') s[k] = (char)(s[k] + 32);
+  }
+}
+
+lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t *h,
+                     const char *base) {
+  size_t fsz = h->nfields * sizeof(lh_field_t);
+  lh_req_t *r = lua_newuserdatauv(L, sizeof *r + fsz + h->len, REQ_NUV);
+  memset(r, 0, sizeof *r);
+  luaL_setmetatable(L, REQ_MT);
+  r->fields = (lh_field_t *)(r + 1);
+  r->bytes = (char *)(r + 1) + fsz;
+  memcpy(r->fields, h->fields, fsz);
+  memcpy(r->bytes, base, h->len);
+  r->nfields = h->nfields;
+  r->head_len = h->len;
+  r->method = h->method;
+  r->target = h->target;
+  r->minor = h->minor;
+  r->sc = sc;
+  r->srv = s;
+  r->peer_port = -1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+  lua_setiuservalue(L, -2, UV_SERVER);
+  return r;
+}
+
+/* --- headers --- */
+
+typedef struct {
+  const char *base;
+  const lh_field_t *f;
+  uint32_t n;
+} lh_headers_t;
+
+int lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t *f,
+                    uint32_t n, int lowered) {
+  owner = lua_absindex(L, owner);
+  lh_headers_t *h = lua_newuserdatauv(L, sizeof *h, 1);
+  h->base = base;
+  h->f = f;
+  h->n = n;
+  (void)lowered;
+  lua_pushvalue(L, owner);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, HEADERS_MT);
+  return 1;
+}
+
+/* headers that own their bytes: a copy of fields + bytes in one block */
+static int headers_copy(lua_State *L, const char *base, const lh_field_t *f, uint32_t n,
+                        size_t blen) {
+  size_t fsz = n * sizeof *f;
+  char *blk = lua_newuserdatauv(L, fsz + blen + 1, 0);
+  lh_field_t *nf = (lh_field_t *)blk;
+  memcpy(nf, f, fsz);
+  memcpy(blk + fsz, base, blen);
+  lower_names(blk + fsz, nf, n);
+  lh_headers_push(L, -1, blk + fsz, nf, n, 1);
+  lua_remove(L, -2);
+  return 1;
+}
+
+static lh_headers_t *check_headers(lua_State *L, int i) { return luaL_checkudata(L, i, HEADERS_MT); }
+
+static const char *lower_key(lua_State *L, int i, size_t *n, char *buf, size_t cap) {
+  const char *k = luaL_checklstring(L, i, n);
+  if (*n > cap) return k; /* longer than any field we would match cheaply: compare as is */
+  for (size_t j = 0; j < *n; j++) buf[j] = (k[j] >= 'A' && k[j] <= 'Z') ? (char)(k[j] + 32) : k[j];
+  return buf;
+}
+
+static int find_from(const lh_headers_t *h, uint32_t from, const char *k, size_t n) {
+  for (uint32_t i = from; i < h->n; i++)
+    if (h->f[i].name.len == n && memcmp(h->base + h->f[i].name.off, k, n) == 0) return (int)i;
+  return -1;
+}
+
+static int headers_get(lua_State *L) {
+  lh_headers_t *h = check_headers(L, 1);
+  char buf[256];
+  size_t n;
+  const char *k = lower_key(L, 2, &n, buf, sizeof buf);
+  int i = find_from(h, 0, k, n);
+  if (i < 0) lua_pushnil(L);
+  else lua_pushlstring(L, h->base + h->f[i].value.off, h->f[i].value.len);
+  return 1;
+}
+
+static int headers_get_all(lua_State *L) {
+  lh_headers_t *h = check_headers(L, 1);
+  char buf[256];
+  size_t n;
+  const char *k = lower_key(L, 2, &n, buf, sizeof buf);
+  lua_newtable(L);
+  int j = 0;
+  for (int i = find_from(h, 0, k, n); i >= 0; i = find_from(h, (uint32_t)i + 1, k, n)) {
+    lua_pushlstring(L, h->base + h->f[i].value.off, h->f[i].value.len);
+    lua_rawseti(L, -2, ++j);
+  }
+  return 1;
+}
+
+static int headers_each_next(lua_State *L) {
+  lh_headers_t *h = check_headers(L, lua_upvalueindex(1));
+  lua_Integer i = lua_tointeger(L, lua_upvalueindex(2));
+  if ((uint32_t)i >= h->n) return 0;
+  lua_pushinteger(L, i + 1);
+  lua_replace(L, lua_upvalueindex(2));
+  lua_pushlstring(L, h->base + h->f[i].name.off, h->f[i].name.len);
+  lua_pushlstring(L, h->base + h->f[i].value.off, h->f[i].value.len);
+  return 2;
+}
+
+static int headers_each(lua_State *L) {
+  check_headers(L, 1);
+  lua_settop(L, 1);
+  lua_pushinteger(L, 0);
+  lua_pushcclosure(L, headers_each_next, 2);
+  return 1;
+}
+
+static int headers_len(lua_State *L) {
+  lua_pushinteger(L, check_headers(L, 1)->n);
+  return 1;
+}
+
+static int headers_index(lua_State *L) {
+  /* methods first; any other key is a field name */
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+  }
+  return headers_get(L);
+}
+
+static int headers_tostring(lua_State *L) {
+  lh_headers_t *h = check_headers(L, 1);
+  lua_pushfstring(L, "lhyper.headers (%d fields)", (int)h->n);
+  return 1;
+}
+
+/* --- req --- */
+
+static int push_span(lua_State *L, const lh_req_t *r, lh_span_t s) {
+  lua_pushlstring(L, r->bytes + s.off, s.len);
+  return 1;
+}
+
+/* path of origin-form or absolute-form (RFC 9112 3.2); the target itself
+ * for authority-form and asterisk-form */
+static void target_parts(const lh_req_t *r, lh_span_t *path, lh_span_t *query, int *has_q) {
+  const char *t = r->bytes + r->target.off;
+  uint32_t n = r->target.len, start = 0;
+  *has_q = 0;
+  if (n && t[0] != '/') {
+    const char *sch = memchr(t, ':', n);
+    if (sch && (uint32_t)(sch - t) + 2 < n && sch[1] == '/' && sch[2] == '/') {
+      uint32_t i = (uint32_t)(sch - t) + 3;
+      while (i < n && t[i] != '/' && t[i] != '?') i++;
+      start = i;
+    }
+  }
+  uint32_t q = start;
+  while (q < n && t[q] != '?') q++;
+  path->off = r->target.off + start;
+  path->len = q - start;
+  if (q < n) {
+    *has_q = 1;
+    query->off = r->target.off + q + 1;
+    query->len = n - q - 1;
+  }
+}
+
+static int req_headers(lua_State *L, lh_req_t *r) {
+  if (lua_getiuservalue(L, 1, UV_HEADERS) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  if (!r->lowered) {
+    lower_names(r->bytes, r->fields, r->nfields);
+    r->lowered = 1;
+  }
+  lh_headers_push(L, 1, r->bytes, r->fields, r->nfields, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, UV_HEADERS);
+  return 1;
+}
+
+static int req_index(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  size_t n;
+  const char *k = lua_tolstring(L, 2, &n);
+  if (!k) return 0;
+  lh_span_t path, query;
+  int has_q;
+  switch (n) {
+    case 4:
+      if (!memcmp(k, "path", 4)) {
+        target_parts(r, &path, &query, &has_q);
+        if (path.len == 0 && r->target.len && r->bytes[r->target.off] != '*' &&
+            r->bytes[r->target.off] != '/' && memchr(r->bytes + r->target.off, '/', r->target.len)) {
+          lua_pushliteral(L, "/"); /* http://host with no path */
+          return 1;
+        }
+        return push_span(L, r, path.len || !r->target.len ? path : r->target);
+      }
+      break;
+    case 5:
+      if (!memcmp(k, "query", 5)) {
+        target_parts(r, &path, &query, &has_q);
+        if (!has_q) return 0;
+        return push_span(L, r, query);
+      }
+      break;
+    case 6:
+      if (!memcmp(k, "method", 6)) return push_span(L, r, r->method);
+      if (!memcmp(k, "target", 6)) return push_span(L, r, r->target);
+      break;
+    case 7:
+      if (!memcmp(k, "version", 7)) {
+        lua_pushstring(L, r->minor == 0 ? "1.0" : "1.1");
+        return 1;
+      }
+      if (!memcmp(k, "headers", 7)) return req_headers(L, r);
+      break;
+    case 11:
+    case 12:
+      if (!memcmp(k, "remote_addr", 11) || !memcmp(k, "remote_port", 12)) {
+        if (r->peer_port < 0 && r->sc) r->peer_port = lh_sconn_peer(r->sc, r->peer, sizeof r->peer);
+        if (r->peer_port < 0) return 0;
+        if (n == 11) lua_pushstring(L, r->peer);
+        else lua_pushinteger(L, r->peer_port);
+        return 1;
+      }
+      break;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static int req_tostring(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  lua_pushfstring(L, "lhyper.req (%s %s)", "", "");
+  lua_pop(L, 1);
+  push_span(L, r, r->method);
+  push_span(L, r, r->target);
+  lua_pushfstring(L, "lhyper.req (%s %s)", lua_tostring(L, -2), lua_tostring(L, -1));
+  return 1;
+}
+
+/* --- body --- */
+
+static int body_next(lua_State *L);
+
+static int body_next_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return body_next(L);
+}
+
+static int body_end(lua_State *L, lh_req_t *r, lh_conn_t *c) {
+  r->body_done = 1;
+  lh_parser_t *p = &c->parser;
+  if (p->ntrailers) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    headers_copy(L, p->tbytes, p->tfields, p->ntrailers, p->tlen);
+    lua_setiuservalue(L, -2, UV_TRAILERS);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int body_next(lua_State *L) {
+  lh_req_t *r = check_req(L, lua_upvalueindex(1));
+  if (r->body_done) return 0;
+  if (!r->sc) return lh_raise(L, LH_ECLOSED, "connection closed before the body was read");
+  lh_disp_t *d = lh_sconn_disp(r->sc);
+  const char *p;
+  size_t n;
+  int rc = lh_disp_read_body(d, &p, &n);
+  if (rc == 1) {
+    lua_pushlstring(L, p, n);
+    return 1;
+  }
+  if (rc == 2) return body_end(L, r, &d->conn);
+  if (rc == 0) {
+    lh_task_t *t = lh_task_of(L);
+    if (!t || t->req != r) return luaL_error(L, "req:body() must be iterated in its handler's coroutine");
+    return lh_task_yield(L, LH_WAIT_BODY, body_next_k);
+  }
+  return lh_raise(L, rc, NULL);
+}
+
+static int req_body(lua_State *L) {
+  check_req(L, 1);
+  lua_settop(L, 1);
+  lua_pushcclosure(L, body_next, 1);
+  return 1;
+}
+
+static int req_trailers(lua_State *L) {
+  check_req(L, 1);
+  lua_getiuservalue(L, 1, UV_TRAILERS);
+  return 1;
+}
+
+/* marks the body as too large: a handler that answers nothing gets 413 */
+static int req_too_large(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  r->too_large = 1;
+  if (r->sc) lh_conn_disable_keep_alive(&lh_sconn_disp(r->sc)->conn);
+  return 0;
+}
+
+/* --- response head from Lua values --- */
+
+static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen, int vi) {
+  size_t vlen;
+  int t = lua_type(L, vi);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    lua_pushvalue(L, vi);
+    const char *v = lua_tolstring(L, -1, &vlen);
+    int r = lh_conn_head_field(c, name, nlen, v, vlen);
+    lua_pop(L, 1);
+    return r;
+  }
+  if (t == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, vi);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_geti(L, vi, i);
+      int r = field_value(L, c, name, nlen, lua_gettop(L));
+      lua_pop(L, 1);
+      if (r) return r;
+    }
+    return 0;
+  }
+  return LH_EUSER_HEADER;
+}
+
+int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t body_len) {
+  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
+  int e = lh_conn_head_begin(c, status);
+  if (e) return e;
+  if (lua_istable(L, hi)) {
+    hi = lua_absindex(L, hi);
+    lua_rawgeti(L, hi, 1);
+    int is_array = lua_istable(L, -1);
+    lua_pop(L, 1);
+    if (is_array) {
+      lua_Integer n = luaL_len(L, hi);
+      for (lua_Integer i = 1; i <= n && !e; i++) {
+        lua_geti(L, hi, i);
+        int p = lua_gettop(L);
+        if (!lua_istable(L, p)) e = LH_EUSER_HEADER;
+        else {
+          lua_geti(L, p, 1);
+          lua_geti(L, p, 2);
+          size_t nlen;
+          const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+          e = name ? field_value(L, c, name, nlen, lua_gettop(L)) : LH_EUSER_HEADER;
+        }
+        lua_settop(L, p - 1);
+      }
+    } else {
+      lua_pushnil(L);
+      while (!e && lua_next(L, hi)) {
+        size_t nlen;
+        if (lua_type(L, -2) != LUA_TSTRING) e = LH_EUSER_HEADER;
+        else {
+          const char *name = lua_tolstring(L, -2, &nlen);
+          e = field_value(L, c, name, nlen, lua_gettop(L));
+        }
+        lua_pop(L, 1);
+      }
+      if (e) lua_pop(L, 1); /* the key lua_next left */
+    }
+  } else if (!lua_isnoneornil(L, hi)) {
+    e = LH_EUSER_HEADER;
+  }
+  if (!e) e = lh_conn_head_end(c, body_len);
+  if (e) lh_conn_head_abort(c);
+  return e;
+}
+
+static const luaL_Reg req_methods[] = {
+  {"body", req_body}, {"trailers", req_trailers}, {"_too_large", req_too_large}, {NULL, NULL}};
+
+static const luaL_Reg headers_methods[] = {
+  {"get", headers_get}, {"get_all", headers_get_all}, {"each", headers_each}, {NULL, NULL}};
+
+void lh_req_open(lua_State *L) {
+  luaL_newlib(L, req_methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, REQ_METHODS);
+  luaL_newmetatable(L, REQ_MT);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, req_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, req_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 2);
+
+  luaL_newmetatable(L, HEADERS_MT);
+  luaL_newlib(L, headers_methods);
+  lua_pushcclosure(L, headers_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, headers_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, headers_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}

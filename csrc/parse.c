@@ -1,0 +1,472 @@
+#include "parse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PARSER(h) ((lh_parser_t *)(h)) /* http is the first member */
+
+static const char tchar[256] = {
+  ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+  ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
+  ['~'] = 1,
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+  ['7'] = 1, ['8'] = 1, ['9'] = 1,
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+  ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+  ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+  ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
+  ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+  ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+  ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+int lh_is_tchar(unsigned char c) { return tchar[c]; }
+
+static inline char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+int lh_name_eq(const char *base, lh_span_t s, const char *lname, size_t n) {
+  if (s.len != n) return 0;
+  const char *a = base + s.off;
+  for (size_t i = 0; i < n; i++)
+    if (lower(a[i]) != lname[i]) return 0;
+  return 1;
+}
+
+/* walks a comma-separated list; calls back with each trimmed element */
+int lh_list_has(const char *v, size_t n, const char *token) {
+  size_t tl = strlen(token), i = 0;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+    size_t s = i;
+    while (i < n && v[i] != ',') i++;
+    size_t e = i;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    if (e - s == tl) {
+      size_t k = 0;
+      while (k < tl && lower(v[s + k]) == token[k]) k++;
+      if (k == tl) return 1;
+    }
+  }
+  return 0;
+}
+
+static inline void span_add(lh_span_t *s, const char *base, const char *at, size_t n) {
+  if (s->len == 0) s->off = (uint32_t)(at - base);
+  s->len += (uint32_t)n;
+}
+
+static int on_message_begin(llhttp_t *h) {
+  lh_parser_t *p = PARSER(h);
+  lh_field_t *f = p->head.fields;
+  memset(&p->head, 0, sizeof p->head);
+  p->head.fields = f;
+  p->head.content_length = LH_NO_LENGTH;
+  p->last = 0;
+  p->in_trailers = 0;
+  p->ntrailers = 0;
+  p->tlen = 0;
+  return 0;
+}
+
+static int on_method(llhttp_t *h, const char *at, size_t n) {
+  lh_parser_t *p = PARSER(h);
+  span_add(&p->head.method, p->base, at, n);
+  return 0;
+}
+
+static int on_url(llhttp_t *h, const char *at, size_t n) {
+  lh_parser_t *p = PARSER(h);
+  span_add(&p->head.target, p->base, at, n);
+  if (p->head.target.len > p->limits.max_target) {
+    p->err = LH_EPARSE_URI_TOO_LONG;
+    return -1;
+  }
+  return 0;
+}
+
+static int on_status(llhttp_t *h, const char *at, size_t n) {
+  lh_parser_t *p = PARSER(h);
+  span_add(&p->head.reason, p->base, at, n);
+  return 0;
+}
+
+static int grow_fields(lh_field_t **arr, uint32_t *cap, uint32_t need) {
+  if (need <= *cap) return 0;
+  uint32_t ncap = *cap ? *cap * 2 : 16;
+  while (ncap < need) ncap *= 2;
+  lh_field_t *a = realloc(*arr, ncap * sizeof *a);
+  if (!a) return -1;
+  *arr = a;
+  *cap = ncap;
+  return 0;
+}
+
+/* trailer bytes are copied as they arrive: the body around them is decoded
+ * in place and the read buffer may move between calls */
+static int trailer_add(lh_parser_t *p, lh_span_t *s, const char *at, size_t n) {
+  if (p->tlen + n > p->limits.max_head) {
+    p->err = LH_EPARSE_TOO_LARGE;
+    return -1;
+  }
+  if (p->tlen + n > p->tcap) {
+    uint32_t ncap = p->tcap ? p->tcap : 256;
+    while (ncap < p->tlen + n) ncap *= 2;
+    char *b = realloc(p->tbytes, ncap);
+    if (!b) return -1;
+    p->tbytes = b;
+    p->tcap = ncap;
+  }
+  if (s->len == 0) s->off = p->tlen;
+  memcpy(p->tbytes + p->tlen, at, n);
+  p->tlen += (uint32_t)n;
+  s->len += (uint32_t)n;
+  return 0;
+}
+
+static int on_header_field(llhttp_t *h, const char *at, size_t n) {
+  lh_parser_t *p = PARSER(h);
+  lh_field_t **arr = p->in_trailers ? &p->tfields : &p->head.fields;
+  uint32_t *count = p->in_trailers ? &p->ntrailers : &p->head.nfields;
+  if (p->last != 1) {
+    if (*count >= p->limits.max_headers) {
+      p->err = LH_EPARSE_TOO_MANY;
+      return -1;
+    }
+    uint32_t cap = p->in_trailers ? p->ntrailers : p->fields_cap;
+    if (p->in_trailers) {
+      /* trailers grow exactly; they are rare */
+      lh_field_t *a = realloc(p->tfields, (*count + 1) * sizeof *a);
+      if (!a) return -1;
+      p->tfields = a;
+    } else if (grow_fields(arr, &cap, *count + 1)) {
+      return -1;
+    } else {
+      p->fields_cap = cap;
+    }
+    memset(&(*arr)[*count], 0, sizeof(lh_field_t));
+    (*count)++;
+    p->last = 1;
+  }
+  lh_field_t *f = &(*arr)[*count - 1];
+  if (p->in_trailers) return trailer_add(p, &f->name, at, n);
+  span_add(&f->name, p->base, at, n);
+  return 0;
+}
+
+static int on_header_value(llhttp_t *h, const char *at, size_t n) {
+  lh_parser_t *p = PARSER(h);
+  p->last = 2;
+  if (p->in_trailers) return trailer_add(p, &p->tfields[p->ntrailers - 1].value, at, n);
+  span_add(&p->head.fields[p->head.nfields - 1].value, p->base, at, n);
+  return 0;
+}
+
+static void trim_values(const char *base, lh_field_t *f, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    lh_span_t *v = &f[i].value;
+    while (v->len && (base[v->off + v->len - 1] == ' ' || base[v->off + v->len - 1] == '\t'))
+      v->len--;
+  }
+}
+
+/* RFC 9112 5.1 and 5.2: names are tokens (no space before the colon);
+ * obs-fold and bare CR, LF or NUL in values are refused */
+static int check_fields(const char *base, const lh_field_t *f, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    const unsigned char *s = (const unsigned char *)base + f[i].name.off;
+    if (f[i].name.len == 0) return -1;
+    for (uint32_t k = 0; k < f[i].name.len; k++)
+      if (!tchar[s[k]]) return -1;
+    s = (const unsigned char *)base + f[i].value.off;
+    for (uint32_t k = 0; k < f[i].value.len; k++)
+      if (s[k] == '\r' || s[k] == '\n' || s[k] == 0) return -1;
+  }
+  return 0;
+}
+
+/* RFC 9112 6.1: chunked must be the final coding, applied once; any other
+ * coding is one we do not implement */
+static int check_te(const char *v, size_t n, int *chunked_last, int *nchunked, int *other) {
+  size_t i = 0;
+  int items = 0;
+  *chunked_last = 0;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t')) i++;
+    size_t s = i;
+    while (i < n && v[i] != ',') i++;
+    size_t e = i;
+    if (i < n) i++;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    if (e == s) continue;
+    items++;
+    if (e - s == 7 && lh_list_has(v + s, 7, "chunked")) {
+      (*nchunked)++;
+      *chunked_last = 1;
+    } else {
+      (*other)++;
+      *chunked_last = 0;
+    }
+  }
+  return items;
+}
+
+static int on_headers_complete(llhttp_t *h) {
+  lh_parser_t *p = PARSER(h);
+  lh_head_t *hd = &p->head;
+  const char *b = p->base;
+  int conn_close = 0, conn_ka = 0, conn_upgrade = 0, hosts = 0, te = 0, upgrade_hdr = 0;
+  int chunked_last = 0, nchunked = 0, other = 0, te_items = 0;
+
+  trim_values(b, hd->fields, hd->nfields);
+  if (check_fields(b, hd->fields, hd->nfields)) {
+    p->err = LH_EPARSE_HEADER;
+    return -1;
+  }
+  hd->major = h->http_major;
+  hd->minor = h->http_minor;
+  hd->method_id = h->method;
+  hd->status = h->status_code;
+  for (uint32_t i = 0; i < hd->nfields; i++) {
+    lh_field_t *f = &hd->fields[i];
+    const char *v = b + f->value.off;
+    size_t vn = f->value.len;
+    switch (f->name.len) {
+      case 4:
+        if (lh_name_eq(b, f->name, "host", 4)) hosts++;
+        break;
+      case 6:
+        if (lh_name_eq(b, f->name, "expect", 6) && vn == 12 && lh_list_has(v, vn, "100-continue"))
+          hd->expect_continue = 1;
+        break;
+      case 7:
+        if (lh_name_eq(b, f->name, "upgrade", 7)) upgrade_hdr = 1;
+        break;
+      case 10:
+        if (lh_name_eq(b, f->name, "connection", 10)) {
+          conn_close |= lh_list_has(v, vn, "close");
+          conn_ka |= lh_list_has(v, vn, "keep-alive");
+          conn_upgrade |= lh_list_has(v, vn, "upgrade");
+        }
+        break;
+      case 17:
+        if (lh_name_eq(b, f->name, "transfer-encoding", 17)) {
+          te++;
+          te_items += check_te(v, vn, &chunked_last, &nchunked, &other);
+        }
+        break;
+    }
+  }
+
+  if (p->role == LH_ROLE_SERVER) {
+    if (hd->major != 1) { p->err = LH_EPARSE_VERSION_H2; return -1; }
+    /* RFC 9112 3.2: exactly one Host in 1.1, at most one otherwise */
+    if (hosts > 1 || (hosts == 0 && hd->minor >= 1)) { p->err = LH_EPARSE_HOST; return -1; }
+    if (te) {
+      /* RFC 9112 6.1 and 6.3: TE on 1.0, TE with CL, or chunked not final
+       * cannot be framed reliably; a coding we lack is 501 */
+      if (hd->minor == 0 || (h->flags & F_CONTENT_LENGTH) || te_items == 0 ||
+          nchunked != 1 || !chunked_last) {
+        p->err = other && nchunked == 0 && hd->minor >= 1 && !(h->flags & F_CONTENT_LENGTH)
+                     ? LH_EPARSE_TE_UNSUPPORTED : LH_EPARSE_TE;
+        return -1;
+      }
+      if (other) { p->err = LH_EPARSE_TE_UNSUPPORTED; return -1; }
+    }
+    if (hd->minor >= 1) hd->expect_continue &= 1;
+    else hd->expect_continue = 0;
+  } else if (te && (h->flags & F_CONTENT_LENGTH)) {
+    p->err = LH_EPARSE_TE;
+    return -1;
+  }
+
+  hd->keep_alive = hd->minor >= 1 ? !conn_close : (conn_ka && !conn_close);
+  hd->chunked = (h->flags & F_CHUNKED) ? 1 : 0;
+  if (!hd->chunked && (h->flags & F_CONTENT_LENGTH)) hd->content_length = h->content_length;
+  hd->upgrade = (h->method == HTTP_CONNECT && p->role == LH_ROLE_SERVER) ||
+                (conn_upgrade && upgrade_hdr);
+
+  if (p->role == LH_ROLE_SERVER) {
+    hd->has_body = hd->chunked || (hd->content_length != LH_NO_LENGTH && hd->content_length > 0);
+  } else if (p->skip_body || hd->status / 100 == 1 || hd->status == 204 || hd->status == 304) {
+    hd->has_body = 0;
+    p->state = LH_PARSE_BODY; /* head seen */
+    return 1;
+  } else {
+    hd->has_body = hd->chunked || hd->content_length != 0;
+    hd->close_delimited = !hd->chunked && hd->content_length == LH_NO_LENGTH;
+    if (!hd->keep_alive || hd->close_delimited) hd->keep_alive = hd->close_delimited ? 0 : hd->keep_alive;
+  }
+  p->state = LH_PARSE_BODY; /* head seen */
+  return hd->has_body ? HPE_PAUSED : 0;
+}
+
+static int on_body(llhttp_t *h, const char *at, size_t n) {
+  lh_parser_t *p = PARSER(h);
+  if (p->body_w != at) memmove(p->body_w, at, n);
+  p->body_w += n;
+  return 0;
+}
+
+static int on_chunk_header(llhttp_t *h) {
+  lh_parser_t *p = PARSER(h);
+  if (h->content_length == 0) {
+    /* last chunk: what follows are trailer fields */
+    p->in_trailers = 1;
+    p->last = 0;
+  }
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *h) {
+  lh_parser_t *p = PARSER(h);
+  p->state = LH_PARSE_DONE;
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+  .on_message_begin = on_message_begin,
+  .on_method = on_method,
+  .on_url = on_url,
+  .on_status = on_status,
+  .on_header_field = on_header_field,
+  .on_header_value = on_header_value,
+  .on_headers_complete = on_headers_complete,
+  .on_body = on_body,
+  .on_chunk_header = on_chunk_header,
+  .on_message_complete = on_message_complete,
+};
+
+int lh_parser_init(lh_parser_t *p, lh_role_t role, const lh_limits_t *limits) {
+  memset(p, 0, sizeof *p);
+  llhttp_init(&p->http, role == LH_ROLE_SERVER ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+  p->role = role;
+  p->limits = *limits;
+  p->head.content_length = LH_NO_LENGTH;
+  return 0;
+}
+
+void lh_parser_free(lh_parser_t *p) {
+  free(p->head.fields);
+  free(p->tfields);
+  free(p->tbytes);
+  p->head.fields = NULL;
+  p->tfields = NULL;
+  p->tbytes = NULL;
+  p->fields_cap = p->tcap = 0;
+}
+
+/* "HTTP/d.d" with other digits is a version we do not support (505);
+ * anything else is a syntax error (400) */
+static int version_error(const char *data, size_t len) {
+  const char *e = data + len, *s = memchr(data, '\n', len);
+  if (s) e = s;
+  for (const char *q = data; q + 8 <= e; q++)
+    if (memcmp(q, "HTTP/", 5) == 0 && q[5] >= '0' && q[5] <= '9' && q[6] == '.' &&
+        q[7] >= '0' && q[7] <= '9')
+      return LH_EPARSE_VERSION_H2;
+  return LH_EPARSE_VERSION;
+}
+
+/* an unknown but well-formed method is 501 (RFC 9110 9.1), garbage is 400 */
+static int method_error(const char *data, size_t len) {
+  size_t i = 0;
+  while (i < len && lh_is_tchar((unsigned char)data[i])) i++;
+  if (i > 0 && i < len && data[i] == ' ') return LH_EPARSE_METHOD_UNKNOWN;
+  if (i == len && i > 0) return 0; /* not decided yet */
+  return LH_EPARSE_METHOD;
+}
+
+static int map_error(lh_parser_t *p, llhttp_errno_t e, const char *data, size_t len) {
+  if (p->err) return p->err;
+  switch (e) {
+    case HPE_INVALID_METHOD: {
+      int r = method_error(data, len);
+      return r ? r : LH_EPARSE_METHOD;
+    }
+    case HPE_INVALID_URL: return LH_EPARSE_URI;
+    case HPE_INVALID_VERSION: return version_error(data, len);
+    case HPE_INVALID_STATUS: return LH_EPARSE_STATUS;
+    case HPE_INVALID_CONTENT_LENGTH:
+    case HPE_UNEXPECTED_CONTENT_LENGTH: return LH_EPARSE_CONTENT_LENGTH;
+    case HPE_INVALID_TRANSFER_ENCODING: return LH_EPARSE_TE;
+    case HPE_INVALID_CHUNK_SIZE: return LH_EPARSE_CHUNK;
+    case HPE_INVALID_HEADER_TOKEN:
+    case HPE_UNEXPECTED_SPACE:
+    case HPE_CR_EXPECTED:
+    case HPE_LF_EXPECTED:
+    case HPE_INVALID_CONSTANT:
+      return p->state == LH_PARSE_BODY ? LH_EPARSE_CHUNK : LH_EPARSE_HEADER;
+    default:
+      return p->state == LH_PARSE_BODY ? LH_EPARSE_CHUNK : LH_EPARSE_INTERNAL;
+  }
+}
+
+int lh_parser_head(lh_parser_t *p, const char *data, size_t len) {
+  if (len <= p->fed) return 0;
+  p->base = data;
+  llhttp_errno_t e = llhttp_execute(&p->http, data + p->fed, len - p->fed);
+  if (e == HPE_OK) {
+    p->fed = (uint32_t)len;
+    if (p->state != LH_PARSE_HEAD) {
+      /* head done, no body, message not closed yet: cannot happen for
+       * requests; a response body that ends at EOF also lands here */
+      p->head.len = (uint32_t)len;
+      return 1;
+    }
+    if (len >= p->limits.max_head) return LH_EPARSE_TOO_LARGE;
+    return 0;
+  }
+  if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+    const char *pos = llhttp_get_error_pos(&p->http);
+    p->head.len = (uint32_t)(pos - data);
+    if (e == HPE_PAUSED_UPGRADE) llhttp_resume_after_upgrade(&p->http);
+    else llhttp_resume(&p->http);
+    p->fed = 0;
+    if (p->head.len > p->limits.max_head) return LH_EPARSE_TOO_LARGE;
+    return 1;
+  }
+  if (e == HPE_INVALID_METHOD && !p->err && method_error(data, len) == 0) {
+    /* the method token is still arriving */
+  }
+  return map_error(p, e, data, len);
+}
+
+int lh_parser_body(lh_parser_t *p, char *data, size_t len, size_t *consumed,
+                   size_t *body_len) {
+  *consumed = *body_len = 0;
+  if (p->state == LH_PARSE_DONE) return 1;
+  if (len == 0) return 0;
+  p->base = data;
+  p->body_w = data;
+  llhttp_errno_t e = llhttp_execute(&p->http, data, len);
+  *body_len = (size_t)(p->body_w - data);
+  if (e == HPE_OK) {
+    *consumed = len;
+    return 0;
+  }
+  if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+    *consumed = (size_t)(llhttp_get_error_pos(&p->http) - data);
+    if (e == HPE_PAUSED_UPGRADE) llhttp_resume_after_upgrade(&p->http);
+    else llhttp_resume(&p->http);
+    return p->state == LH_PARSE_DONE ? 1 : 0;
+  }
+  return map_error(p, e, data, len);
+}
+
+int lh_parser_eof(lh_parser_t *p) {
+  if (p->state == LH_PARSE_DONE) return 1;
+  if (p->state == LH_PARSE_BODY && p->head.close_delimited) {
+    p->state = LH_PARSE_DONE;
+    return 1;
+  }
+  return LH_EINCOMPLETE;
+}
+
+void lh_parser_next(lh_parser_t *p) {
+  p->state = LH_PARSE_HEAD;
+  p->fed = 0;
+  p->err = 0;
+}

@@ -1,0 +1,270 @@
+/* Listener, accept, max_connections, per-server deadline lists (header read,
+ * idle, lingering close) and graceful close. */
+#include "io_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* --- deadline lists: one per kind, each with one duration, so appending
+ * keeps it sorted and one uv_timer per server serves them all --- */
+
+void lh_dlist_remove(lh_server_t *s, lh_sconn_t *sc) {
+  if (sc->tkind == LH_TIMER_NONE) return;
+  lh_dlist_t *l = &s->lists[sc->tkind];
+  if (sc->tprev) sc->tprev->tnext = sc->tnext;
+  else l->head = sc->tnext;
+  if (sc->tnext) sc->tnext->tprev = sc->tprev;
+  else l->tail = sc->tprev;
+  sc->tprev = sc->tnext = NULL;
+  sc->tkind = LH_TIMER_NONE;
+}
+
+static void dlist_append(lh_server_t *s, lh_sconn_t *sc, int kind, double deadline) {
+  lh_dlist_t *l = &s->lists[kind];
+  sc->tkind = (uint8_t)kind;
+  sc->deadline = deadline;
+  sc->tnext = NULL;
+  sc->tprev = l->tail;
+  if (l->tail) l->tail->tnext = sc;
+  else l->head = sc;
+  l->tail = sc;
+}
+
+void lh_server_arm(lh_server_t *s) {
+  if (s->timer_closed) return;
+  double next = 0;
+  for (int k = 1; k < LH_TIMER_KINDS; k++) {
+    lh_sconn_t *h = s->lists[k].head;
+    if (h && (next == 0 || h->deadline < next)) next = h->deadline;
+  }
+  if (s->grace_deadline && (next == 0 || s->grace_deadline < next)) next = s->grace_deadline;
+  if (next == 0) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
+  double now = lh_loop_now(s->loop);
+  uint64_t ms = next > now ? (uint64_t)((next - now) * 1000.0 + 0.999) : 0;
+  if (uv_is_active((uv_handle_t *)&s->timer) && uv_timer_get_due_in(&s->timer) <= ms) return;
+  uv_timer_start(&s->timer, lh_server_timer_cb, ms, 0);
+}
+
+void lh_sconn_timer_update(lh_sconn_t *sc) {
+  if (sc->closing) return;
+  lh_server_t *s = sc->srv;
+  lh_conn_t *c = &sc->disp.conn;
+  int kind = LH_TIMER_NONE;
+  if (lh_conn_can_read_head(c) && !c->eof) {
+    if (lh_conn_buffered(c) > 0 || sc->disp.served == 0) {
+      if (s->opts.header_read_timeout > 0) kind = LH_TIMER_HEAD;
+    } else if (s->opts.idle_timeout > 0) {
+      kind = LH_TIMER_IDLE;
+    }
+    if (lh_conn_buffered(c) == 0) {
+      /* idle: hold no buffers */
+      lh_rbuf_trim(&c->rbuf, 0);
+      lh_wq_trim(&c->wq, 0);
+    }
+  }
+  if (kind == sc->tkind && (kind != LH_TIMER_HEAD || sc->armed_served == sc->disp.served))
+    return;
+  lh_dlist_remove(s, sc);
+  if (kind == LH_TIMER_NONE) return;
+  double t = kind == LH_TIMER_HEAD ? s->opts.header_read_timeout : s->opts.idle_timeout;
+  sc->armed_served = sc->disp.served;
+  dlist_append(s, sc, kind, lh_loop_now(s->loop) + t);
+  lh_server_arm(s);
+}
+
+static void expire(lh_sconn_t *sc, int kind) {
+  lh_conn_t *c = &sc->disp.conn;
+  if (kind == LH_TIMER_LINGER) {
+    lh_sconn_close_now(sc);
+    return;
+  }
+  if (kind == LH_TIMER_HEAD && lh_conn_buffered(c) > 0) {
+    /* part of a head came, too slowly: 408, then close (RFC 9110 15.5.9) */
+    lh_conn_write_error(c, 408);
+    c->error = LH_EHEADER_TIMEOUT;
+    sc->disp.svc->on_error(&sc->disp, LH_EHEADER_TIMEOUT);
+  }
+  lh_conn_close(c);
+  lh_sconn_poll(sc);
+}
+
+void lh_server_timer_cb(uv_timer_t *t) {
+  lh_server_t *s = t->data ? (lh_server_t *)((char *)t - offsetof(lh_server_t, timer)) : NULL;
+  if (!s || s->loop->closing) return;
+  double now = lh_loop_now(s->loop) + 0.0005;
+  for (int k = 1; k < LH_TIMER_KINDS; k++) {
+    lh_sconn_t *sc;
+    while ((sc = s->lists[k].head) && sc->deadline <= now) {
+      lh_dlist_remove(s, sc);
+      expire(sc, k);
+    }
+  }
+  if (s->grace_deadline && s->grace_deadline <= now) {
+    s->grace_deadline = 0;
+    for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
+      next = sc->next;
+      if (sc->closing) {
+        lh_sconn_close_now(sc);
+        continue;
+      }
+      lh_disp_abort(&sc->disp, LH_ECANCELED);
+      lh_sconn_poll(sc);
+    }
+  }
+  lh_server_arm(s);
+}
+
+/* --- accept --- */
+
+static void server_maybe_done(lh_server_t *s);
+
+static void accept_one(lh_server_t *s) {
+  lh_sconn_t *sc = calloc(1, sizeof *sc);
+  if (!sc) return;
+  uv_tcp_init(&s->loop->uv, &sc->tcp);
+  if (uv_accept((uv_stream_t *)&s->tcp, (uv_stream_t *)&sc->tcp)) {
+    uv_close((uv_handle_t *)&sc->tcp, (uv_close_cb)free);
+    return;
+  }
+  sc->next = s->conns;
+  if (s->conns) s->conns->prev = sc;
+  s->conns = sc;
+  s->nconns++;
+  lh_sconn_start(s, sc);
+}
+
+static void connection_cb(uv_stream_t *st, int status) {
+  lh_server_t *s = (lh_server_t *)st;
+  if (status < 0 || s->closing) return;
+  if (s->opts.max_connections && s->nconns >= s->opts.max_connections) {
+    /* leave it in the backlog: libuv stops watching the listener until
+     * uv_accept is called, so nothing is lost and nothing is read */
+    s->accept_pending = 1;
+    return;
+  }
+  accept_one(s);
+}
+
+void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc) {
+  if (sc->prev) sc->prev->next = sc->next;
+  else s->conns = sc->next;
+  if (sc->next) sc->next->prev = sc->prev;
+  s->nconns--;
+  if (s->accept_pending && !s->closing && !s->loop->closing) {
+    s->accept_pending = 0;
+    accept_one(s);
+  }
+  server_maybe_done(s);
+}
+
+static void server_free_cb(uv_handle_t *h);
+
+static void server_maybe_done(lh_server_t *s) {
+  if (!s->closing || s->nconns || !s->listener_closed || s->done) return;
+  s->done = 1;
+  if (!s->loop->closing && s->hooks.server_done) s->hooks.server_done(s);
+  s->timer.data = (void *)server_free_cb;
+  uv_close((uv_handle_t *)&s->timer, server_free_cb);
+}
+
+static void server_free_cb(uv_handle_t *h) {
+  lh_server_t *s = (lh_server_t *)((char *)h - offsetof(lh_server_t, timer));
+  free(s);
+}
+
+static void listener_close_cb(uv_handle_t *h) {
+  lh_server_t *s = (lh_server_t *)h;
+  s->listener_closed = 1;
+  if (s->loop->closing) {
+    /* teardown: the timer is closed by the walk; free when both are */
+    if (uv_is_closing((uv_handle_t *)&s->timer)) return;
+  }
+  server_maybe_done(s);
+}
+
+static void timer_teardown_cb(uv_handle_t *h) {
+  lh_server_t *s = (lh_server_t *)((char *)h - offsetof(lh_server_t, timer));
+  if (s->listener_closed) free(s);
+}
+
+int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
+                     const lh_server_hooks_t *hooks, void *data, lh_server_t **out) {
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    struct sockaddr_storage ss;
+  } addr;
+  int r;
+  if (strchr(host, ':')) r = uv_ip6_addr(host, port, &addr.in6);
+  else r = uv_ip4_addr(host, port, &addr.in4);
+  if (r) return r;
+  lh_server_t *s = calloc(1, sizeof *s);
+  if (!s) return UV_ENOMEM;
+  s->loop = l;
+  s->opts = *o;
+  s->hooks = *hooks;
+  s->data = data;
+  uv_tcp_init_ex(&l->uv, &s->tcp, addr.sa.sa_family);
+  uv_timer_init(&l->uv, &s->timer);
+  s->tcp.data = (void *)listener_close_cb;
+  s->timer.data = (void *)timer_teardown_cb;
+  r = 0;
+  if (o->reuseport) {
+    /* libuv 1.44 has no UV_TCP_REUSEPORT: set it on the fresh socket */
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      r = -errno;
+  }
+  if (!r) r = uv_tcp_bind(&s->tcp, &addr.sa, 0);
+  if (!r) r = uv_listen((uv_stream_t *)&s->tcp, o->backlog > 0 ? o->backlog : 511, connection_cb);
+  if (r) {
+    s->closing = 1;
+    s->done = 1;
+    uv_close((uv_handle_t *)&s->tcp, NULL);
+    uv_close((uv_handle_t *)&s->timer, timer_teardown_cb);
+    s->listener_closed = 1;
+    return r;
+  }
+  int len = sizeof addr;
+  uv_tcp_getsockname(&s->tcp, &addr.sa, &len);
+  s->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
+  *out = s;
+  return 0;
+}
+
+int lh_server_port(const lh_server_t *s) { return s->port; }
+void *lh_server_data(const lh_server_t *s) { return s->data; }
+uint32_t lh_server_connections(const lh_server_t *s) { return s->nconns; }
+
+void lh_server_close(lh_server_t *s, double grace) {
+  if (s->closing) return;
+  s->closing = 1;
+  uv_close((uv_handle_t *)&s->tcp, listener_close_cb);
+  double now = lh_loop_now(s->loop);
+  for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
+    next = sc->next;
+    if (sc->closing) continue;
+    lh_conn_t *c = &sc->disp.conn;
+    lh_conn_disable_keep_alive(c);
+    if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
+      if (sc->disp.served == 0) {
+        /* opened but silent: a short window for a request already on its way */
+        lh_dlist_remove(s, sc);
+        dlist_append(s, sc, LH_TIMER_GRACE, now + (grace < 1.0 && grace >= 0 ? grace : 1.0));
+        continue;
+      }
+      lh_conn_close(c);
+    }
+    lh_sconn_poll(sc);
+  }
+  if (grace >= 0) s->grace_deadline = now + grace;
+  lh_server_arm(s);
+}

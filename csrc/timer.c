@@ -1,0 +1,36 @@
+/* One-shot timers for lhyper.sleep and request deadlines. */
+#include "io_int.h"
+
+#include <stdlib.h>
+
+struct lh_timer {
+  uv_timer_t t;
+  void (*cb)(void *);
+  void *data;
+};
+
+static void timer_close_cb(uv_handle_t *h) { free(h); }
+
+static void timer_cb(uv_timer_t *h) {
+  lh_timer_t *t = (lh_timer_t *)h;
+  void (*cb)(void *) = t->cb;
+  void *data = t->data;
+  uv_close((uv_handle_t *)h, timer_close_cb);
+  if (!((lh_loop_t *)h->loop->data)->closing) cb(data);
+}
+
+lh_timer_t *lh_timer_start(lh_loop_t *l, double sec, void (*cb)(void *), void *data) {
+  lh_timer_t *t = malloc(sizeof *t);
+  if (!t) return NULL;
+  uv_timer_init(&l->uv, &t->t);
+  t->t.data = (void *)timer_close_cb; /* how lh_loop_free closes it */
+  t->cb = cb;
+  t->data = data;
+  uint64_t ms = sec > 0 ? (uint64_t)(sec * 1000.0 + 0.5) : 0;
+  uv_timer_start(&t->t, timer_cb, ms, 0);
+  return t;
+}
+
+void lh_timer_cancel(lh_timer_t *t) {
+  if (!uv_is_closing((uv_handle_t *)&t->t)) uv_close((uv_handle_t *)&t->t, timer_close_cb);
+}

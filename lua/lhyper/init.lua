@@ -1,0 +1,116 @@
+--- lhyper: a hyper-style HTTP/1.1 server for Lua 5.4 on libuv.
+-- The C core (lhyper.core) does the protocol; this file checks options and
+-- runs each request's handler.
+local core = require "lhyper.core"
+
+local M = {
+  _VERSION = "lhyper scm",
+  sleep = core.sleep,
+  spawn = core.spawn,
+  now = core.now,
+  run = core.run,
+  stop = core.stop,
+  error = core.error,
+}
+
+local type, tostring, xpcall, traceback = type, tostring, xpcall, debug.traceback
+local respond, write, finish, fail = core.respond, core.write, core.finish, core.fail
+
+-- keeps lhyper error objects as they are; adds a traceback to the rest
+local function on_handler_error(e)
+  if type(e) == "table" then return e end
+  return traceback(tostring(e), 2)
+end
+
+-- one request: runs in its own coroutine, resumed by the C core
+local function serve(handler, req)
+  local ok, status, headers, body = xpcall(handler, on_handler_error, req)
+  if not ok then return fail(req, status) end
+  if respond(req, status, headers, body) then
+    while true do
+      local chunk, trailers = body()
+      if chunk == nil then return finish(req, trailers) end
+      if type(chunk) ~= "string" then
+        if type(chunk) ~= "number" then
+          error("body iterator returned a " .. type(chunk) .. ", expected a string or nil", 0)
+        end
+        chunk = tostring(chunk)
+      end
+      if #chunk > 0 then write(req, chunk) end
+    end
+  end
+end
+core.set_runner(serve)
+
+local req_methods = core.req_methods
+
+--- req:read_all(max_bytes) -> body string, or nil, err, kind
+function req_methods.read_all(req, max)
+  if max ~= nil and (type(max) ~= "number" or max < 0) then
+    error("bad argument #1 to 'read_all' (non-negative number expected)", 2)
+  end
+  local parts, n = {}, 0
+  for chunk in req:body() do
+    n = n + #chunk
+    if max and n > max then
+      req:_too_large()
+      local err = core.error("user_body", "body too large")
+      return nil, err, err.kind
+    end
+    parts[#parts + 1] = chunk
+  end
+  return table.concat(parts)
+end
+
+local option_types = {
+  host = "string", port = "number", handler = "function",
+  keep_alive = "boolean", half_close = "boolean",
+  header_read_timeout = "number|false", idle_timeout = "number|false",
+  max_buf_size = "number", max_headers = "number", max_target = "number",
+  max_connections = "number|false", max_in_flight = "number|false",
+  pipeline_flush = "boolean", title_case_headers = "boolean", date_header = "boolean",
+  reuseport = "boolean", backlog = "number", on_error = "function|false",
+}
+
+local function check_options(opts)
+  if type(opts) ~= "table" then error("lhyper.server: options table expected", 3) end
+  for k, v in pairs(opts) do
+    local want = option_types[k]
+    if not want then error("lhyper.server: unknown option '" .. tostring(k) .. "'", 3) end
+    local t = type(v)
+    local okay = want:find(t, 1, true) ~= nil
+    if t == "boolean" and v == false and want:find("false", 1, true) then okay = true end
+    if t == "boolean" and v == true and not want:find("boolean", 1, true) then okay = false end
+    if not okay then
+      error(("lhyper.server: option '%s' must be %s, got %s"):format(k, want:gsub("|", " or "), t), 3)
+    end
+  end
+  if type(opts.handler) ~= "function" then error("lhyper.server: option 'handler' (a function) is required", 3) end
+  local port = opts.port
+  if port ~= nil and (port ~= math.floor(port) or port < 0 or port > 65535) then
+    error("lhyper.server: option 'port' must be an integer 0..65535", 3)
+  end
+  for _, k in ipairs { "max_buf_size", "max_headers", "max_target", "max_connections", "max_in_flight", "backlog" } do
+    local v = opts[k]
+    if type(v) == "number" and (v < 1 or v ~= math.floor(v)) then
+      error(("lhyper.server: option '%s' must be a positive integer"):format(k), 3)
+    end
+  end
+  for _, k in ipairs { "header_read_timeout", "idle_timeout" } do
+    local v = opts[k]
+    if type(v) == "number" and v <= 0 then
+      error(("lhyper.server: option '%s' must be positive (or false for none)"):format(k), 3)
+    end
+  end
+  if type(opts.max_buf_size) == "number" and opts.max_buf_size < 8192 then
+    error("lhyper.server: option 'max_buf_size' must be at least 8192", 3)
+  end
+end
+
+--- lhyper.server(opts) -> server, or nil, err, kind
+function M.server(opts)
+  check_options(opts)
+  return core.listen(opts)
+end
+
+return M

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages lhyper needs to build and test, when missing.
+# Idempotent and quiet when everything is there.
+set -e
+pkgs="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted lua-socket curl python3"
+if ! pkg-config --exists llhttp 2>/dev/null; then pkgs="$pkgs node-llhttp"; fi
+if [ "${1:-}" = test ]; then pkgs="$pkgs valgrind nodejs"; fi
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "lhyper: missing packages:$missing (run as root, or install them with apt-get)" >&2
+  exit 1
+fi
+echo "lhyper: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
