@@ -304,9 +304,8 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
       if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
     }
   } else if (c->enc.user_length) {
+    /* the handler's own field was written as it came */
     c->enc.kind = LH_ENC_LENGTH;
-    int k = snprintf(num, sizeof num, "%llu", (unsigned long long)c->enc.remaining);
-    if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
   } else if (body_len >= 0) {
     c->enc.kind = LH_ENC_LENGTH;
     c->enc.remaining = (uint64_t)body_len;

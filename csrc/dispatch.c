@@ -37,7 +37,11 @@ static int poll_read(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
   if (lh_conn_can_read_head(c)) {
     if (lh_conn_buffered(c) == 0 && !c->eof) return 0;
-    if (!d->svc->poll_ready(d)) return 0;
+    if (!d->svc->poll_ready(d)) {
+      d->held = 1; /* lh_disp_poll again when the service is ready */
+      return 0;
+    }
+    d->held = 0;
     lh_head_t *head;
     const char *base;
     int r = lh_conn_read_head(c, &head, &base);
@@ -81,6 +85,8 @@ static int poll_write(lh_disp_t *d) {
 
 /* the response is complete: drain or close the request body, then
  * try_keep_alive. returns 1 when the next head is already buffered */
+static void flush(lh_disp_t *d);
+
 static int poll_keep_alive(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
   if (c->writing != LH_WRITING_KEEPALIVE && c->writing != LH_WRITING_CLOSED) return 0;
@@ -89,8 +95,9 @@ static int poll_keep_alive(lh_disp_t *d) {
   int was_busy = d->in_flight;
   d->in_flight = 0;
   if (lh_conn_try_keep_alive(c)) {
-    if (d->pipeline_flush && was_busy) d->io->flush(d);
-    return lh_conn_buffered(c) > 0;
+    if (d->pipeline_flush && was_busy) flush(d);
+    /* after EOF (half-close) the next poll_read closes */
+    return lh_conn_buffered(c) > 0 || c->eof;
   }
   return 0;
 }
@@ -101,7 +108,8 @@ static void set_read_interest(lh_disp_t *d) {
   if (!c->eof && !d->closing) {
     switch (c->reading) {
       case LH_READING_INIT:
-        want = lh_conn_can_read_head(c);
+        /* a held connection leaves new heads in the kernel */
+        want = lh_conn_can_read_head(c) && !(d->held && lh_conn_buffered(c) > 0);
         break;
       case LH_READING_CONTINUE:
       case LH_READING_BODY:

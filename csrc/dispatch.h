@@ -58,6 +58,7 @@ struct lh_disp {
   unsigned deferred : 1;      /* io->defer pending */
   int io_error;               /* transport failure, 0 if none */
   uint32_t served;            /* message heads received */
+  unsigned held : 1;          /* poll_ready said no; cleared when it says yes */
 };
 
 void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,

@@ -196,6 +196,9 @@ void lh_task_resume(lh_task_t *t) {
   if (!t->co || t->running) return;
   if (lua_status(t->co) != LUA_YIELD && !t->nargs) return;
   lua_State *L = t->st->L;
+  /* the request may finish and detach during the resume: poll its
+   * connection afterwards all the same */
+  lh_sconn_t *sc = t->req ? t->req->sc : NULL;
   int top = lua_gettop(L);
   lua_pushcfunction(L, resume_p);
   lua_pushlightuserdata(L, t);
@@ -203,7 +206,7 @@ void lh_task_resume(lh_task_t *t) {
     fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
   }
   lua_settop(L, top);
-  if (t->req && t->req->sc) lh_sconn_poll(t->req->sc);
+  if (sc) lh_sconn_poll(sc);
 }
 
 void lh_task_tick_cb(lh_defer_t *d) {

@@ -429,7 +429,11 @@ int lh_parser_head(lh_parser_t *p, const char *data, size_t len) {
     return 1;
   }
   if (e == HPE_INVALID_METHOD && !p->err && method_error(data, len) == 0) {
-    /* the method token is still arriving */
+    /* an unknown method still arriving: decide 400 or 501 when the space
+     * after it comes (llhttp keeps its error; we parse again from the start) */
+    llhttp_init(&p->http, HTTP_REQUEST, p->http.settings);
+    p->fed = 0;
+    return len >= p->limits.max_head ? LH_EPARSE_TOO_LARGE : 0;
   }
   return map_error(p, e, data, len);
 }

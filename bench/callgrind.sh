@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# bench/callgrind.sh - user-space instructions per hello request (valgrind callgrind).
+# Each server runs twice under callgrind: WARM + N and WARM + 2N keep-alive requests
+# over one connection (bench/hclient.c, one request at a time).  Startup, warm-up
+# and shutdown cost the same in both runs, so
+#     Ir per request = (Ir(2N run) - Ir(N run)) / N.
+# Kernel work (syscalls) is not counted: callgrind sees user space only.
+#
+# Env knobs: N (2000), WARM (200), SERVERS ("ceiling lhyper nginx openresty").
+set -u
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+N=${N:-2000}
+WARM=${WARM:-200}
+SERVERS=${SERVERS:-"ceiling lhyper nginx openresty"}
+command -v valgrind >/dev/null || { note "valgrind not installed (apt-get install valgrind)"; exit 1; }
+build_tools || { note "cannot build bench tools"; exit 1; }
+export NGINX_MAIN_EXTRA="master_process off;"   # one process, so callgrind sees the worker
+export READY_TIMEOUT=60
+
+# total_ir COUNT SERVER PORT: run SERVER under callgrind for WARM+COUNT requests; IR := total Ir.
+total_ir() {
+    local count=$1 s=$2 port=$3 out pid
+    IR=
+    out=$WORK/callgrind-$s-$count.out
+    rm -f "$out"
+    start_server "$s" "$port" hello valgrind --tool=callgrind --callgrind-out-file="$out" \
+        --dump-line=no --dump-instr=no || return 1
+    pid=$SERVER_PID
+    if ! taskset -c "$CLIENT_CPU" timeout 120 "$WORK/hclient" seq "$port" $((WARM + count)) >/dev/null; then
+        note "  $s: client failed"; stop_server "$pid"; return 1
+    fi
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    stop_server "$pid"
+    IR=$(awk '/^(summary|totals):/ { print $2; exit }' "$out" 2>/dev/null)
+}
+
+rows=()
+port=$((BASE_PORT + 80))
+for s in $SERVERS; do
+    why=$(unavailable "$s")
+    if [ -n "$why" ]; then note "skip $s: $why"; rows+=("$(printf '%-10s skipped: %s' "$s" "$why")"); continue; fi
+    port=$((port + 1)); total_ir "$N" "$s" "$port"; a=$IR
+    port=$((port + 1)); total_ir $((2 * N)) "$s" "$port"; b=$IR
+    if [ -z "$a" ] || [ -z "$b" ]; then rows+=("$(printf '%-10s failed (see %s)' "$s" "$WORK")"); continue; fi
+    per=$(( (b - a) / N ))
+    note "  $s: Ir $a (N=$N), $b (2N) -> $per per request"
+    rows+=("$(printf '%-10s %16s %16s %14s' "$s" "$a" "$b" "$per")")
+done
+
+echo
+echo "callgrind, keep-alive GET / over one connection: $(date -u +%Y-%m-%dT%H:%MZ), warm-up $WARM, N=$N"
+printf '%-10s %16s %16s %14s\n' server "Ir (warm+N)" "Ir (warm+2N)" "Ir / request"
+printf '%s\n' "${rows[@]}"

@@ -1,0 +1,228 @@
+/*
+ * ceiling.c - the benchmark ceiling: a canned-response HTTP/1.1 server that
+ * parses nothing.  One thread, epoll (level-triggered), non-blocking accept
+ * and read.  For every complete request head ("\r\n\r\n", also when split
+ * across reads) it appends one fixed keep-alive "Hello, World!" response and
+ * writes all of a read batch's responses with one write().  A request head
+ * containing "connection: close" (any case) is answered and then the
+ * connection is closed.
+ *
+ *   cc -O2 -o ceiling bench/ceiling.c && ./ceiling 8080
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char RESP[] =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 13\r\n"
+    "\r\n"
+    "Hello, World!";
+#define RESP_LEN (sizeof(RESP) - 1)
+/* the answer to a "Connection: close" request says so, as wrk expects */
+static const char RESP_CLOSE[] =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 13\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "Hello, World!";
+#define RESP_CLOSE_LEN (sizeof(RESP_CLOSE) - 1)
+#define BATCH 64                       /* responses prebuilt in one buffer */
+
+static const char CLOSE_PAT[] = "connection: close";
+#define CLOSE_LEN (sizeof(CLOSE_PAT) - 1)
+
+struct conn {
+    uint8_t crlf;       /* how much of "\r\n\r\n" is matched (0..3) */
+    uint8_t cmatch;     /* how much of "connection: close" is matched */
+    uint8_t close_seen; /* current head asked for close */
+    uint8_t closing;    /* close once pending output is flushed */
+    char *pend;         /* unwritten output (only after a short write) */
+    size_t pend_len, pend_off;
+};
+
+static struct conn *conns;
+static int nconns;
+static int epfd;
+static char rbuf[64 * 1024];
+static char batch[BATCH * RESP_LEN];
+
+static void conn_close(int fd) {
+    struct conn *c = &conns[fd];
+    free(c->pend);
+    memset(c, 0, sizeof *c);
+    close(fd); /* also removes it from the epoll set */
+}
+
+/* Queue the unwritten tail and wait for EPOLLOUT. */
+static void keep_pending(int fd, const char *p, size_t n) {
+    struct conn *c = &conns[fd];
+    char *np = malloc(c->pend_len - c->pend_off + n);
+    if (!np) { conn_close(fd); return; }
+    size_t old = c->pend_len - c->pend_off;
+    if (old) memcpy(np, c->pend + c->pend_off, old);
+    memcpy(np + old, p, n);
+    free(c->pend);
+    c->pend = np; c->pend_off = 0; c->pend_len = old + n;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.fd = fd };
+    epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
+/* Write count responses in as few writes as possible (one when count <= BATCH);
+ * with last_close the last of them is the Connection: close answer. */
+static int send_responses(int fd, size_t count, int last_close) {
+    struct conn *c = &conns[fd];
+    if (last_close && count == 1) {
+        if (c->pend) { keep_pending(fd, RESP_CLOSE, RESP_CLOSE_LEN); return 0; }
+        ssize_t w = write(fd, RESP_CLOSE, RESP_CLOSE_LEN);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+            w = 0;
+        }
+        if ((size_t)w < RESP_CLOSE_LEN) keep_pending(fd, RESP_CLOSE + w, RESP_CLOSE_LEN - w);
+        return 0;
+    }
+    if (last_close) {
+        if (send_responses(fd, count - 1, 0) < 0) return -1;
+        return send_responses(fd, 1, 1);
+    }
+    while (count) {
+        size_t k = count > BATCH ? BATCH : count;
+        size_t len = k * RESP_LEN;
+        count -= k;
+        if (c->pend) { keep_pending(fd, batch, len); continue; }
+        ssize_t w = write(fd, batch, len);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+            w = 0;
+        }
+        if ((size_t)w < len) keep_pending(fd, batch + w, len - w);
+    }
+    return 0;
+}
+
+static void on_readable(int fd) {
+    struct conn *c = &conns[fd];
+    ssize_t n = read(fd, rbuf, sizeof rbuf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        conn_close(fd);
+        return;
+    }
+    if (n < 0) return;
+
+    size_t heads = 0;
+    int close_now = 0;
+    uint8_t crlf = c->crlf, cm = c->cmatch;
+    for (ssize_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)rbuf[i];
+        /* "\r\n\r\n" matcher */
+        if (ch == '\r') crlf = (crlf == 2) ? 3 : 1;
+        else if (ch == '\n' && (crlf == 1 || crlf == 3)) {
+            if (crlf == 3) {
+                crlf = 0;
+                heads++;
+                if (c->close_seen) { close_now = 1; break; }
+                continue;
+            }
+            crlf = 2;
+        } else crlf = 0;
+        /* "connection: close" matcher (no proper border beyond the leading 'c') */
+        unsigned char lc = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
+        if (lc == (unsigned char)CLOSE_PAT[cm]) {
+            if (++cm == CLOSE_LEN) { c->close_seen = 1; cm = 0; }
+        } else cm = (lc == 'c');
+    }
+    c->crlf = crlf; c->cmatch = cm;
+
+    if (heads && send_responses(fd, heads, close_now) < 0) { conn_close(fd); return; }
+    if (close_now) {
+        if (conns[fd].pend) {
+            conns[fd].closing = 1;
+            struct epoll_event ev = { .events = EPOLLOUT, .data.fd = fd };
+            epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+        } else conn_close(fd);
+    }
+}
+
+/* Returns 1 when the connection was closed. */
+static int on_writable(int fd) {
+    struct conn *c = &conns[fd];
+    while (c->pend_off < c->pend_len) {
+        ssize_t w = write(fd, c->pend + c->pend_off, c->pend_len - c->pend_off);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            conn_close(fd);
+            return 1;
+        }
+        c->pend_off += (size_t)w;
+    }
+    free(c->pend);
+    c->pend = NULL; c->pend_len = c->pend_off = 0;
+    if (c->closing) { conn_close(fd); return 1; }
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+    epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int port = argc > 1 ? atoi(argv[1]) : 8080;
+    const char *host = argc > 2 ? argv[2] : "127.0.0.1";
+    signal(SIGPIPE, SIG_IGN);
+
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    nconns = (int)(rl.rlim_cur > 1048576 ? 1048576 : rl.rlim_cur);
+    conns = calloc((size_t)nconns, sizeof *conns);
+    for (int i = 0; i < BATCH; i++) memcpy(batch + i * RESP_LEN, RESP, RESP_LEN);
+
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4096) < 0) {
+        perror("ceiling: bind/listen");
+        return 1;
+    }
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd };
+    epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev);
+    fprintf(stderr, "ceiling listening on %s:%d\n", host, port);
+
+    struct epoll_event evs[512];
+    for (;;) {
+        int n = epoll_wait(epfd, evs, 512, -1);
+        if (n < 0) { if (errno == EINTR) continue; perror("epoll_wait"); return 1; }
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == lfd) {
+                for (;;) {
+                    int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (cfd < 0) break;
+                    if (cfd >= nconns) { close(cfd); continue; }
+                    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    struct epoll_event cev = { .events = EPOLLIN, .data.fd = cfd };
+                    epoll_ctl(epfd, EPOLL_CTL_ADD, cfd, &cev);
+                }
+                continue;
+            }
+            uint32_t e = evs[i].events;
+            if ((e & EPOLLOUT) && on_writable(fd)) continue;
+            if (conns[fd].closing) { if (e & (EPOLLHUP | EPOLLERR)) conn_close(fd); continue; }
+            if (e & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(fd);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+-- bench/hello.lua: the lhyper hello server used by bench/run.sh and friends.
+--   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/hello.lua PORT [pipeline_flush]
+-- The pipeline_flush variant is chosen by a second argument "pipeline_flush"
+-- or by the environment variable LHYPER_PIPELINE_FLUSH=1.
+local lhyper = require "lhyper"
+
+local pipeline_flush = arg[2] == "pipeline_flush" or os.getenv("LHYPER_PIPELINE_FLUSH") == "1"
+
+local server = assert(lhyper.server{
+  host = "127.0.0.1",
+  port = tonumber(arg[1]) or 8080,
+  pipeline_flush = pipeline_flush,
+  handler = function(req)
+    return 200, { ["content-type"] = "text/plain" }, "Hello, World!"
+  end,
+})
+io.stderr:write(("lhyper hello on 127.0.0.1:%d%s\n"):format(server.port, pipeline_flush and " (pipeline_flush)" or ""))
+lhyper.run()

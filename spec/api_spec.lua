@@ -1,0 +1,93 @@
+local h = require "helper"
+
+-- Runs `body` in a fresh lua5.4 with lhyper loaded; the snippet prints its verdict.
+local function lua(body)
+  local out, code = h.lua('local lhyper = require "lhyper"\n' .. body)
+  return out, code
+end
+
+describe("lhyper module API", function()
+  it("loads and exposes the documented functions", function()
+    local out, code = lua([[
+for _, name in ipairs({ "server", "run", "stop", "sleep", "spawn", "now" }) do
+  assert(type(lhyper[name]) == "function", name)
+end
+print("ok")
+]])
+    assert.equal(0, code, out)
+    assert.equal("ok\n", out)
+  end)
+
+  it("reports the bound port for port 0", function()
+    local out, code = lua([[
+local s = assert(lhyper.server{ host = "127.0.0.1", port = 0, handler = function() end })
+assert(math.type(s.port) == "integer" and s.port > 0, tostring(s.port))
+print("ok")
+]])
+    assert.equal(0, code, out)
+    assert.equal("ok\n", out)
+  end)
+
+  it("raises on a server without a handler", function()
+    local out, code = lua([[
+local ok = pcall(lhyper.server, { host = "127.0.0.1", port = 0 })
+print(ok and "no error" or "raised")
+]])
+    assert.equal(0, code, out)
+    assert.equal("raised\n", out)
+  end)
+
+  it("raises on an option of the wrong type", function()
+    local out, code = lua([[
+local f = function() end
+local bad = {
+  { handler = 42 },
+  { handler = f, max_headers = "many" },
+  { handler = f, max_buf_size = -1 },
+  { handler = f, idle_timeout = "soon" },
+  { handler = f, keep_alive = "yes" },
+}
+local accepted = {}
+for i, o in ipairs(bad) do
+  o.host, o.port = "127.0.0.1", 0
+  if pcall(lhyper.server, o) then accepted[#accepted + 1] = i end
+end
+print("accepted: " .. table.concat(accepted, ","))
+]])
+    assert.equal(0, code, out)
+    assert.equal("accepted: \n", out)
+  end)
+
+  it("returns nil, err, kind when the port is taken", function()
+    local out, code = lua([[
+local s = assert(lhyper.server{ host = "127.0.0.1", port = 0, handler = function() end })
+local s2, err, kind = lhyper.server{ host = "127.0.0.1", port = s.port, handler = function() end }
+print(s2 == nil, err ~= nil, type(kind))
+]])
+    assert.equal(0, code, out)
+    assert.equal("true\ttrue\tstring\n", out)
+  end)
+
+  it("raises when sleep is called outside a handler or task", function()
+    local out, code = lua([[
+print(pcall(lhyper.sleep, 0.01) and "no error" or "raised")
+]])
+    assert.equal(0, code, out)
+    assert.equal("raised\n", out)
+  end)
+
+  it("returns from run when stop is called in a handler", function()
+    local out, code = lua([[
+local s = assert(lhyper.server{ host = "127.0.0.1", port = 0, handler = function()
+  lhyper.stop()
+  return 200, nil, "bye"
+end })
+local port = s.port
+os.execute(string.format("(sleep 0.2; curl -s -m 5 http://127.0.0.1:%d/) >/dev/null 2>&1 &", port))
+lhyper.run()
+print("returned")
+]])
+    assert.equal(0, code, out)
+    assert.equal("returned\n", out)
+  end)
+end)

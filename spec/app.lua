@@ -1,0 +1,276 @@
+-- The test application, written to the public API contract in DESIGN.md.
+-- Usage: lua5.4 spec/app.lua '<lua table literal of extra server options>'
+-- Prints "PORT <port> PID <pid> PGID <pgid>" on stdout once listening.
+
+local lhyper = require "lhyper"
+
+local opts = assert(load("return " .. (arg[1] or "{}"), "=options", "t", {}))()
+
+local shared = { max_in_flight = 0, in_flight = 0, cancelled = 0, log = {} }
+local server -- set below; used by /shutdown
+
+local function qs(query)
+  local t = {}
+  for k, v in (query or ""):gmatch("([^&=]+)=?([^&]*)") do
+    t[k] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
+  return t
+end
+
+local CHUNK = string.rep("x", 65536)
+
+local routes = {}
+
+routes["/hello"] = function()
+  return 200, { ["content-type"] = "text/plain" }, "Hello, World!"
+end
+
+-- Request fields, one "key=value" per line; ?h=name adds get/index/all lookups.
+routes["/info"] = function(req, q)
+  local out = {
+    "method=" .. req.method, "target=" .. req.target, "path=" .. req.path,
+    "query=" .. tostring(req.query), "version=" .. req.version,
+    "remote_addr=" .. tostring(req.remote_addr), "remote_port=" .. tostring(req.remote_port),
+  }
+  for name, value in req.headers:each() do out[#out + 1] = "header=" .. name .. ": " .. value end
+  if q.h then
+    out[#out + 1] = "get=" .. tostring((req.headers:get(q.h)))
+    out[#out + 1] = "index=" .. tostring(req.headers[q.h])
+    out[#out + 1] = "all=" .. table.concat(req.headers:get_all(q.h), "|")
+  end
+  local n = 0
+  for chunk in req:body() do n = n + #chunk end
+  out[#out + 1] = "body=" .. n
+  if q.seq then out[#out + 1] = "seq=" .. q.seq end
+  return 200, { ["content-type"] = "text/plain", ["x-seq"] = q.seq }, table.concat(out, "\n") .. "\n"
+end
+
+-- Echo the request body (pulled with the iterator), method in a header.
+routes["/echo"] = function(req, q)
+  local parts = {}
+  for chunk in req:body() do parts[#parts + 1] = chunk end
+  local h = { ["x-method"] = req.method, ["x-version"] = req.version }
+  if q.seq then h["x-seq"] = q.seq end
+  return 200, h, table.concat(parts)
+end
+
+-- Count body bytes; ?delay= sleep before reading, ?slow= seconds per MiB read
+-- (slept in steps of at least 10 ms, whatever the chunk sizes).
+routes["/sink"] = function(req, q)
+  local delay, slow = tonumber(q.delay), tonumber(q.slow)
+  if delay then lhyper.sleep(delay) end
+  local n, chunks, owed = 0, 0, 0
+  for chunk in req:body() do
+    n, chunks = n + #chunk, chunks + 1
+    if slow then
+      owed = owed + #chunk / 1048576 * slow
+      if owed >= 0.01 then lhyper.sleep(owed); owed = 0 end
+    end
+  end
+  return 200, { ["x-chunks"] = tostring(chunks) }, tostring(n)
+end
+
+-- ?n=BYTES streamed from an iterator in 64 KiB chunks; ?empty=1 adds empty
+-- chunks in between; ?delay= sleeps between chunks; ?fail=BYTES raises there.
+routes["/stream"] = function(req, q)
+  local left = tonumber(q.n) or 0
+  local sent, empty, delay, fail = 0, q.empty == "1", tonumber(q.delay), tonumber(q.fail)
+  local give_empty = false
+  local h = { ["content-type"] = "application/octet-stream" }
+  return 200, h, function()
+    if fail and sent >= fail then error("iterator failed on purpose") end
+    if empty then
+      give_empty = not give_empty
+      if give_empty then return "" end
+    end
+    if left <= 0 then return nil end
+    if delay then lhyper.sleep(delay) end
+    local k = math.min(left, #CHUNK)
+    left, sent = left - k, sent + k
+    return k == #CHUNK and CHUNK or CHUNK:sub(1, k)
+  end
+end
+
+-- Content-length responses: ?n= actual bytes, ?declared= announced length,
+-- ?iter=1 sends the bytes through an iterator (head goes out first).
+routes["/length"] = function(req, q)
+  local n = tonumber(q.n) or 0
+  local declared = q.declared or tostring(n)
+  local body = string.rep("L", n)
+  if q.iter == "1" then
+    local pieces = { body:sub(1, n // 2), body:sub(n // 2 + 1) }
+    local i = 0
+    return 200, { ["content-length"] = declared }, function()
+      i = i + 1
+      return pieces[i]
+    end
+  end
+  return 200, { ["content-length"] = declared }, body
+end
+
+-- Array-of-pairs headers keep order and repeat names; ?map=1 uses a map with a list.
+routes["/headers"] = function(req, q)
+  if q.map == "1" then
+    return 200, { ["x-multi"] = { "one", "two" }, ["x-single"] = "s" }, "map"
+  end
+  return 200, {
+    { "x-first", "1" }, { "set-cookie", "a=1" }, { "x-middle", "2" },
+    { "set-cookie", "b=2" }, { "x-last", "3" },
+  }, "pairs"
+end
+
+routes["/error"] = function() error("handler failed on purpose") end
+
+routes["/badheader"] = function(req, q)
+  if q.name == "1" then return 200, { ["x-bad\r\nx-injected"] = "yes" }, "nope" end
+  if q.nul == "1" then return 200, { ["x-bad"] = "a\0b" }, "nope" end
+  return 200, { ["x-bad"] = "a\r\nx-injected: yes" }, "nope"
+end
+
+-- ?s= a status the handler returns as given (string when ?str=1).
+routes["/badstatus"] = function(req, q)
+  if q.str == "1" then return "abc", nil, "nope" end
+  return tonumber(q.s), nil, "nope"
+end
+
+-- Response trailers; ?bad=1 adds a field not allowed in trailers.
+routes["/trailers"] = function(req, q)
+  local parts, i = { "part one,", " part two" }, 0
+  return 200, { ["trailer"] = "x-checksum" }, function()
+    i = i + 1
+    if parts[i] then return parts[i] end
+    local t = { ["x-checksum"] = "abc123" }
+    if q.bad == "1" then t["content-length"] = "5" end
+    return nil, t
+  end
+end
+
+-- Request trailers, after the body was read.
+routes["/reqtrailers"] = function(req)
+  local body = assert(req:read_all(1024 * 1024))
+  local t = req:trailers()
+  local v = t and t:get("x-trailer")
+  return 200, { ["x-trailer-seen"] = tostring(v) }, body
+end
+
+-- Reads the body under pcall and reports the error kind (for mid-message EOF).
+routes["/bodyerr"] = function(req)
+  local n = 0
+  local ok, err = pcall(function()
+    for chunk in req:body() do n = n + #chunk end
+  end)
+  local kind = ok and "none" or (type(err) == "table" or type(err) == "userdata") and tostring(err.kind) or "string"
+  return 200, { ["x-kind"] = kind, ["x-read"] = tostring(n) }, ok and "ok" or tostring(err)
+end
+
+-- Ignores the request body.
+routes["/noread"] = function()
+  return 200, { ["content-type"] = "text/plain" }, "not read"
+end
+
+routes["/sleep"] = function(req, q)
+  local t0 = lhyper.now()
+  lhyper.sleep(tonumber(q.s) or 0.1)
+  return 200, { ["x-elapsed"] = string.format("%.3f", lhyper.now() - t0) }, "slept"
+end
+
+-- A spawned task passes its arguments back through shared state.
+routes["/spawn"] = function(req, q)
+  local key = q.key or "k"
+  shared[key] = nil
+  lhyper.spawn(function(a, b)
+    lhyper.sleep(0.01)
+    shared[key] = a .. "+" .. b
+  end, "left", "right")
+  for _ = 1, 200 do
+    if shared[key] then break end
+    lhyper.sleep(0.01)
+  end
+  return 200, nil, tostring(shared[key])
+end
+
+routes["/now"] = function()
+  local t0 = lhyper.now()
+  lhyper.sleep(0.05)
+  return 200, nil, string.format("%.3f", lhyper.now() - t0)
+end
+
+-- read_all(max); ?mode=nothing returns nothing on failure (server answers 413).
+routes["/readall"] = function(req, q)
+  local body, err, kind = req:read_all(tonumber(q.max) or 1024)
+  if body then return 200, nil, body end
+  if q.mode == "nothing" then return end
+  return 400, { ["x-kind"] = tostring(kind) }, tostring(err)
+end
+
+routes["/empty"] = function() return 200, nil, nil end
+routes["/emptystr"] = function() return 200, { ["x-empty"] = "1" }, "" end
+
+-- Upgrade to a raw echo stream.
+routes["/upgrade"] = function(req)
+  local stream = req:upgrade({ ["upgrade"] = "echo", ["connection"] = "upgrade" })
+  while true do
+    local data = stream:read()
+    if not data then break end
+    stream:write(data)
+  end
+  stream:close()
+end
+
+-- Cancellation: a <close> variable records that the coroutine was closed.
+routes["/cancel"] = function()
+  local guard <close> = setmetatable({}, { __close = function()
+    shared.cancelled = shared.cancelled + 1
+  end })
+  lhyper.sleep(5)
+  return 200, nil, "finished"
+end
+routes["/cancelled"] = function()
+  return 200, nil, tostring(shared.cancelled)
+end
+
+-- In-flight accounting for max_in_flight.
+routes["/inflight"] = function(req, q)
+  shared.in_flight = shared.in_flight + 1
+  if shared.in_flight > shared.max_in_flight then shared.max_in_flight = shared.in_flight end
+  lhyper.sleep(tonumber(q.s) or 0.2)
+  shared.in_flight = shared.in_flight - 1
+  return 200, nil, "done"
+end
+routes["/inflight/max"] = function()
+  local m = shared.max_in_flight
+  shared.max_in_flight = 0
+  return 200, nil, tostring(m)
+end
+
+-- Graceful shutdown, triggered by a request: ?grace=seconds.
+routes["/shutdown"] = function(req, q)
+  local grace = tonumber(q.grace) or 1
+  lhyper.spawn(function() server:close(grace) end)
+  return 200, nil, "closing"
+end
+
+local function handler(req)
+  local q = qs(req.query)
+  local path = req.path or ""
+  local route = routes[path]
+  if route then return route(req, q) end
+  local code = path:match("^/status/(%d+)$")
+  if code then
+    return tonumber(code), { ["x-status"] = code }, "status " .. code .. " body"
+  end
+  return 404, { ["content-type"] = "text/plain" }, "not found"
+end
+
+local config = { host = "127.0.0.1", port = 0, handler = handler }
+for k, v in pairs(opts) do config[k] = v end
+
+server = assert(lhyper.server(config))
+
+local stat = assert(io.open("/proc/self/stat")):read("l")
+local pid, pgid = stat:match("^(%d+) %b() %S+ %d+ (%d+)")
+io.stdout:write(string.format("PORT %d PID %s PGID %s\n", server.port, pid, pgid))
+io.stdout:flush()
+
+lhyper.run()
+io.stderr:write("app: lhyper.run() returned\n")

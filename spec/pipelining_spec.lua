@@ -1,0 +1,89 @@
+local h = require "helper"
+
+describe("pipelining", function()
+  local srv
+  setup(function() srv = h.start_server() end)
+  teardown(function() if srv then srv:stop() end end)
+
+  it("answers 20 requests sent in one write, in order", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    local batch = {}
+    for i = 1, 20 do batch[i] = h.req("GET", "/info?seq=" .. i) end
+    assert(sock:send(table.concat(batch)))
+    for i = 1, 20 do
+      local res = assert(r:final_response())
+      assert.equal(200, res.status)
+      assert.equal(tostring(i), res.headers.get("x-seq"))
+      assert.equal(tostring(i), h.parse_info(res.body).seq)
+    end
+    assert.is_true(r:quiet(0.1))
+  end)
+
+  it("answers mixed methods and bodies in order", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    local batch = table.concat {
+      h.req("GET", "/echo?seq=1"),
+      h.req("HEAD", "/hello"),
+      h.req("POST", "/echo?seq=3", nil, "posted body"),
+      h.req("PUT", "/echo?seq=4", { ["transfer-encoding"] = "chunked" }, h.chunked({ "chu", "nked" })),
+      h.req("DELETE", "/echo?seq=5"),
+      h.req("OPTIONS", "/echo?seq=6"),
+      h.req("GET", "/status/204"),
+      h.req("GET", "/hello"),
+    }
+    assert(sock:send(batch))
+    local expect = {
+      { 200, "GET", "" }, { 200, nil, "", "HEAD" }, { 200, "POST", "posted body" },
+      { 200, "PUT", "chunked" }, { 200, "DELETE", "" }, { 200, "OPTIONS", "" },
+      { 204, nil, "" }, { 200, nil, "Hello, World!" },
+    }
+    for i, e in ipairs(expect) do
+      local res = assert(r:final_response({ method = e[4] }))
+      assert.equal(e[1], res.status, "response " .. i)
+      if e[2] then assert.equal(e[2], res.headers.get("x-method"), "response " .. i) end
+      assert.equal(e[3], res.body, "response " .. i)
+    end
+    assert.is_true(r:quiet(0.1))
+  end)
+
+  it("keeps order when an early handler is slower than later ones", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    assert(sock:send(h.req("GET", "/sleep?s=0.2") .. h.req("GET", "/hello") .. h.req("GET", "/sleep?s=0.01")))
+    assert.equal("slept", assert(r:final_response()).body)
+    assert.equal("Hello, World!", assert(r:final_response()).body)
+    assert.equal("slept", assert(r:final_response()).body)
+  end)
+
+  it("answers requests split across writes at odd places", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    local batch = h.req("GET", "/info?seq=1") .. h.req("POST", "/echo?seq=2", nil, "abcdef") .. h.req("GET", "/info?seq=3")
+    local i = 1
+    while i <= #batch do
+      assert(sock:send(batch:sub(i, i + 6)))
+      i = i + 7
+      h.sleep(0.001)
+    end
+    assert.equal("1", assert(r:final_response()).headers.get("x-seq"))
+    local res = assert(r:final_response())
+    assert.equal("2", res.headers.get("x-seq"))
+    assert.equal("abcdef", res.body)
+    assert.equal("3", assert(r:final_response()).headers.get("x-seq"))
+  end)
+
+  it("answers 200 pipelined requests on one connection", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    local batch = {}
+    for i = 1, 200 do batch[i] = h.req("GET", "/hello") end
+    assert(sock:send(table.concat(batch)))
+    for i = 1, 200 do
+      local res = assert(r:final_response())
+      assert.equal(200, res.status, "response " .. i)
+      assert.equal("Hello, World!", res.body)
+    end
+  end)
+end)
