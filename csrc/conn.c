@@ -41,6 +41,9 @@ void lh_conn_read_eof(lh_conn_t *c) { c->eof = 1; }
 void lh_conn_disable_keep_alive(lh_conn_t *c) { c->ka = LH_KA_DISABLED; }
 
 void lh_conn_close_read(lh_conn_t *c) {
+  if (c->reading == LH_READING_BODY || c->reading == LH_READING_CONTINUE ||
+      lh_rbuf_avail(&c->rbuf) > 0 || c->error)
+    c->unread = 1;
   c->reading = LH_READING_CLOSED;
   c->ka = LH_KA_DISABLED;
 }

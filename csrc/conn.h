@@ -61,7 +61,7 @@ typedef struct {
   unsigned eof : 1;         /* the peer shut down its write side */
   unsigned head_method : 1; /* answering a HEAD request */
   unsigned upgrade : 1;     /* the current request asks for an upgrade */
-  unsigned body_pending : 1;/* read_body consumed input; bytes in body_p/body_n */
+  unsigned unread : 1;      /* the read side closed with input possibly left unread */
   int error;                /* first fatal error, 0 if none */
 } lh_conn_t;
 

@@ -157,14 +157,13 @@ void lh_disp_poll(lh_disp_t *d) {
     more = poll_keep_alive(d);
     if (lh_conn_pending(&d->conn) >= LH_WRITE_HIGH) flush(d);
     if (lh_conn_is_closed(&d->conn)) break;
-    if (!more && !progress && !d->repoll) {
-      /* a waiting writer can go on once the queue is flushed */
-      if (d->want_write && lh_conn_pending(&d->conn) > 0) {
-        flush(d);
-        if (lh_conn_pending(&d->conn) < LH_WRITE_HIGH) continue;
-      }
-      break;
+    if (more || progress || d->repoll) continue;
+    if (d->want_write) {
+      /* a waiting writer goes on as soon as the kernel took the bytes */
+      flush(d);
+      if (lh_conn_pending(&d->conn) < LH_WRITE_HIGH && !lh_conn_is_closed(&d->conn)) continue;
     }
+    break;
   }
   flush(d);
   if (lh_conn_is_closed(&d->conn)) {

@@ -215,7 +215,9 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 
 static void finish_close(lh_sconn_t *sc) {
   if (sc->handle_closing || sc->writing) return;
-  if (sc->disp.io_error || sc->disp.conn.eof) {
+  /* with nothing left unread, close() sends the FIN after the queued bytes;
+   * otherwise linger so the kernel does not answer unread input with RST */
+  if (sc->disp.io_error || sc->disp.conn.eof || !sc->disp.conn.unread || sc->no_linger) {
     lh_sconn_close_now(sc);
     return;
   }

@@ -43,6 +43,7 @@ struct lh_sconn {
   unsigned writing : 1;    /* wreq in flight */
   unsigned closing : 1;    /* io close sequence started */
   unsigned handle_closing : 1; /* uv_close called */
+  unsigned no_linger : 1;  /* close at once (grace period over) */
   uint32_t armed_served;   /* disp.served when the deadline was set */
 };
 

@@ -243,8 +243,13 @@ static int l_sleep(lua_State *L) {
 }
 
 /* lhyper.spawn(fn, ...): runs fn(...) in a new task from the next iteration */
+static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L; (void)status; (void)ctx;
+  return 0;
+}
+
 static int task_main(lua_State *L) {
-  lua_call(L, lua_gettop(L) - 1, 0);
+  lua_callk(L, lua_gettop(L) - 1, 0, 0, task_main_k); /* the task may yield */
   return 0;
 }
 

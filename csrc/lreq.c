@@ -242,11 +242,10 @@ static int req_index(lua_State *L) {
       if (!memcmp(k, "headers", 7)) return req_headers(L, r);
       break;
     case 11:
-    case 12:
-      if (!memcmp(k, "remote_addr", 11) || !memcmp(k, "remote_port", 12)) {
+      if (!memcmp(k, "remote_addr", 11) || !memcmp(k, "remote_port", 11)) {
         if (r->peer_port < 0 && r->sc) r->peer_port = lh_sconn_peer(r->sc, r->peer, sizeof r->peer);
         if (r->peer_port < 0) return 0;
-        if (n == 11) lua_pushstring(L, r->peer);
+        if (k[7] == 'a') lua_pushstring(L, r->peer);
         else lua_pushinteger(L, r->peer_port);
         return 1;
       }
@@ -259,8 +258,6 @@ static int req_index(lua_State *L) {
 
 static int req_tostring(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
-  lua_pushfstring(L, "lhyper.req (%s %s)", "", "");
-  lua_pop(L, 1);
   push_span(L, r, r->method);
   push_span(L, r, r->target);
   lua_pushfstring(L, "lhyper.req (%s %s)", lua_tostring(L, -2), lua_tostring(L, -1));

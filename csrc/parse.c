@@ -370,13 +370,26 @@ static int version_error(const char *data, size_t len) {
   return LH_EPARSE_VERSION;
 }
 
-/* an unknown but well-formed method is 501 (RFC 9110 9.1), garbage is 400 */
+/* an unknown method in an otherwise well-formed request line is 501
+ * (RFC 9110 9.1); anything else is 400. returns 0 while the line is still
+ * arriving */
 static int method_error(const char *data, size_t len) {
   size_t i = 0;
   while (i < len && lh_is_tchar((unsigned char)data[i])) i++;
-  if (i > 0 && i < len && data[i] == ' ') return LH_EPARSE_METHOD_UNKNOWN;
-  if (i == len && i > 0) return 0; /* not decided yet */
-  return LH_EPARSE_METHOD;
+  if (i == len) return i > 0 ? 0 : LH_EPARSE_METHOD;
+  if (i == 0 || data[i] != ' ') return LH_EPARSE_METHOD;
+  size_t t = ++i;
+  while (i < len && (unsigned char)data[i] > ' ' && data[i] != 0x7f) i++;
+  if (i == len) return 0;
+  if (i == t || data[i] != ' ') return LH_EPARSE_METHOD;
+  i++;
+  static const char v[] = "HTTP/d.d\r\n";
+  for (size_t k = 0; k < sizeof v - 1; k++, i++) {
+    if (i == len) return 0;
+    char c = data[i];
+    if (v[k] == 'd' ? (c < '0' || c > '9') : c != v[k]) return LH_EPARSE_METHOD;
+  }
+  return LH_EPARSE_METHOD_UNKNOWN;
 }
 
 static int map_error(lh_parser_t *p, llhttp_errno_t e, const char *data, size_t len) {

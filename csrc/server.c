@@ -112,6 +112,7 @@ void lh_server_timer_cb(uv_timer_t *t) {
         lh_sconn_close_now(sc);
         continue;
       }
+      sc->no_linger = 1;
       lh_disp_abort(&sc->disp, LH_ECANCELED);
       lh_sconn_poll(sc);
     }

@@ -88,6 +88,7 @@ describe("HTTP/1.0", function()
   it("works with curl --http1.0", function()
     local out, code = h.curl(string.format("--http1.0 -s -w ' %%{http_code} %%{http_version}' http://127.0.0.1:%d/hello", srv.port))
     assert.equal(0, code, out)
-    assert.truthy(out:match("^Hello, World! 200 1%.[01]$"), out)
+    -- curl prints http_version "1" for HTTP/1.0
+    assert.truthy(out:match("^Hello, World! 200 1$") or out:match("^Hello, World! 200 1%.[01]$"), out)
   end)
 end)
