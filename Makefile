@@ -4,9 +4,19 @@ LUA ?= lua5.4
 CFLAGS ?= -O2 -g
 SAN ?=
 
+# luarocks passes LUA_INCDIR and LIBUV_*DIR; by hand pkg-config finds them
+ifdef LUA_INCDIR
+LUA_CFLAGS := -I$(LUA_INCDIR)
+else
 LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null)
+endif
+ifdef LIBUV_INCDIR
+UV_CFLAGS := -I$(LIBUV_INCDIR)
+UV_LIBS := -L$(LIBUV_LIBDIR) -luv
+else
 UV_CFLAGS := $(shell pkg-config --cflags libuv 2>/dev/null)
 UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+endif
 
 # llhttp: the system library when there is one, else Debian 12's sources
 ifeq ($(shell pkg-config --exists llhttp 2>/dev/null && echo y),y)
@@ -35,7 +45,7 @@ UVIO_O := $(UVIO:%=$(B)/obj/%.o)
 LBIND_O := $(LBIND:%=$(B)/obj/%.o)
 LLHTTP_O := $(if $(LLHTTP_SRC),$(B)/obj/llhttp_llhttp.o $(B)/obj/llhttp_api.o $(B)/obj/llhttp_http.o)
 
-.PHONY: all deps run test test-c test-lua test-sanitize clean
+.PHONY: all deps run test tests test-sanitize install clean
 
 all: $(B)/lhyper/core.so
 
@@ -72,6 +82,12 @@ $(B)/obj $(B)/lhyper $(B)/tests:
 test-sanitize: deps
 	@$(MAKE) --no-print-directory B=build-san SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' all tests
 	@B=build-san SANITIZE=1 sh scripts/test.sh
+
+# used by `luarocks make rockspec/lhyper-scm-1.rockspec`
+install: all
+	mkdir -p $(INST_LIBDIR)/lhyper $(INST_LUADIR)/lhyper
+	cp $(B)/lhyper/core.so $(INST_LIBDIR)/lhyper/core.so
+	cp lua/lhyper/*.lua $(INST_LUADIR)/lhyper/
 
 clean:
 	rm -rf build build-san
