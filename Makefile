@@ -38,7 +38,7 @@ ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -Ics
 CORE := buf parse conn encode errors dispatch
 UVIO := io server timer
 LBIND := lhyper lsvc lreq
-TESTS := test_conn test_dispatch
+TESTS := test_conn test_dispatch test_client
 
 CORE_O := $(CORE:%=$(B)/obj/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/%.o)

@@ -85,10 +85,26 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
   c->rbuf.off += h->len;
   *head = h;
   *base = data;
+  if (c->role == LH_ROLE_CLIENT) {
+    if (h->status / 100 == 1 && h->status != 101) {
+      /* RFC 9110 15.2: an interim response; the final one follows */
+      lh_parser_next(&c->parser);
+      return 1;
+    }
+    if (!h->keep_alive || h->status == 101) c->ka = LH_KA_DISABLED;
+    if (c->parser.state == LH_PARSE_DONE) {
+      lh_parser_next(&c->parser);
+      c->reading = LH_READING_KEEPALIVE;
+    } else {
+      c->reading = LH_READING_BODY;
+    }
+    return 1;
+  }
   if (c->role == LH_ROLE_SERVER) {
     c->minor = h->minor;
     c->head_method = h->method_id == HTTP_HEAD;
     c->upgrade = h->upgrade;
+    c->connect = h->method_id == HTTP_CONNECT;
     if (c->ka != LH_KA_DISABLED) c->ka = h->keep_alive ? LH_KA_BUSY : LH_KA_DISABLED;
     if (c->parser.state == LH_PARSE_DONE) {
       lh_parser_next(&c->parser);
@@ -227,7 +243,9 @@ int lh_conn_head_begin(lh_conn_t *c, int status) {
   memset(&c->enc, 0, sizeof c->enc);
   c->enc.status = status;
   c->enc.head_mark = (uint32_t)lh_wq_mark(&c->wq);
-  c->enc.no_body = c->head_method || status / 100 == 1 || status == 204 || status == 304;
+  /* RFC 9110 9.3.6: a 2xx to CONNECT starts a tunnel, it has no content */
+  c->enc.no_body = c->head_method || status / 100 == 1 || status == 204 || status == 304 ||
+                   (c->connect && status / 100 == 2);
   const char *reason = lh_reason(status);
   size_t rl = strlen(reason);
   char *d = lh_wq_reserve(&c->wq, 14 + rl + 2);
@@ -241,6 +259,32 @@ int lh_conn_head_begin(lh_conn_t *c, int status) {
   d[13 + rl] = '\r';
   d[14 + rl] = '\n';
   lh_wq_commit(&c->wq, 15 + rl);
+  return 0;
+}
+
+int lh_conn_req_begin(lh_conn_t *c, const char *m, size_t ml, const char *t, size_t tl) {
+  if (c->role != LH_ROLE_CLIENT || c->writing != LH_WRITING_INIT) return LH_ECLOSED;
+  if (ml == 0 || tl == 0) return LH_EUSER_HEADER;
+  for (size_t i = 0; i < ml; i++)
+    if (!lh_is_tchar((unsigned char)m[i])) return LH_EUSER_HEADER;
+  for (size_t i = 0; i < tl; i++)
+    if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f) return LH_EUSER_HEADER;
+  memset(&c->enc, 0, sizeof c->enc);
+  c->enc.head_mark = (uint32_t)lh_wq_mark(&c->wq);
+  /* RFC 9110 8.6: a user agent should not send Content-Length: 0 when the
+   * method gives no meaning to a body */
+  static const char *const bodyless[] = {"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT", NULL};
+  for (int i = 0; bodyless[i]; i++)
+    if (ml == strlen(bodyless[i]) && memcmp(m, bodyless[i], ml) == 0) c->enc.bodyless = 1;
+  c->parser.skip_body = ml == 4 && memcmp(m, "HEAD", 4) == 0;
+  if (c->ka != LH_KA_DISABLED) c->ka = LH_KA_BUSY;
+  char *d = lh_wq_reserve(&c->wq, ml + tl + 12);
+  if (!d) return LH_ENOMEM;
+  memcpy(d, m, ml);
+  d[ml] = ' ';
+  memcpy(d + ml + 1, t, tl);
+  memcpy(d + ml + 1 + tl, " HTTP/1.1\r\n", 11);
+  lh_wq_commit(&c->wq, ml + tl + 12);
   return 0;
 }
 
@@ -268,6 +312,8 @@ int lh_conn_head_field(lh_conn_t *c, const char *name, size_t nlen, const char *
       break;
     case 10:
       if (name_is(name, nlen, "connection", 10)) {
+        c->enc.user_conn = 1;
+        if (c->enc.status == 101) return put_field(c, name, nlen, value, vlen);
         if (lh_list_has(value, vlen, "close")) {
           c->enc.user_close = 1;
           lh_conn_disable_keep_alive(c);
@@ -309,6 +355,9 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
   } else if (c->enc.user_length) {
     /* the handler's own field was written as it came */
     c->enc.kind = LH_ENC_LENGTH;
+  } else if (body_len == 0 && c->role == LH_ROLE_CLIENT && c->enc.bodyless) {
+    c->enc.kind = LH_ENC_LENGTH;
+    c->enc.remaining = 0;
   } else if (body_len >= 0) {
     c->enc.kind = LH_ENC_LENGTH;
     c->enc.remaining = (uint64_t)body_len;
@@ -323,7 +372,11 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
     lh_conn_disable_keep_alive(c);
   }
   if (c->role == LH_ROLE_SERVER) {
-    if (c->enc.status != 101) {
+    if (c->enc.status == 101) {
+      if (!c->enc.user_conn && (r = put_field(c, "connection", 10, "upgrade", 7))) return r;
+    } else if (c->connect && c->enc.status / 100 == 2) {
+      /* a tunnel: no Connection header */
+    } else {
       if (c->ka == LH_KA_DISABLED && !c->enc.user_close) {
         if ((r = put_field(c, "connection", 10, "close", 5))) return r;
       } else if (c->ka != LH_KA_DISABLED && c->minor == 0) {
@@ -332,6 +385,8 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
     }
     if (c->opts.date_header && !c->enc.user_date)
       if ((r = put_field(c, "date", 4, lh_date(), 29))) return r;
+  } else if (c->ka == LH_KA_DISABLED && !c->enc.user_close) {
+    if ((r = put_field(c, "connection", 10, "close", 5))) return r;
   }
   if ((r = put(c, "\r\n", 2))) return r;
   if (c->enc.status / 100 == 1 && c->enc.status != 101) {
@@ -445,6 +500,7 @@ int lh_conn_try_keep_alive(lh_conn_t *c) {
       c->writing = LH_WRITING_INIT;
       c->ka = LH_KA_IDLE;
       c->upgrade = 0;
+      c->connect = 0;
       c->head_method = 0;
       return 1;
     }

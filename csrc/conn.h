@@ -55,12 +55,15 @@ typedef struct {
     uint64_t remaining;    /* LH_ENC_LENGTH only */
     uint32_t head_mark;    /* write queue length before the head, to roll back */
     unsigned user_length : 1, user_date : 1, user_close : 1, trailers : 1, no_body : 1;
+    unsigned user_conn : 1;
+    unsigned bodyless : 1;  /* client: a method whose empty body needs no Content-Length */
     int status;
   } enc;
   uint8_t minor;            /* HTTP minor version of the message being answered */
   unsigned eof : 1;         /* the peer shut down its write side */
   unsigned head_method : 1; /* answering a HEAD request */
   unsigned upgrade : 1;     /* the current request asks for an upgrade */
+  unsigned connect : 1;     /* the current request is CONNECT */
   unsigned unread : 1;      /* the read side closed with input possibly left unread */
   int error;                /* first fatal error, 0 if none */
 } lh_conn_t;
@@ -103,6 +106,11 @@ int lh_conn_head_field(lh_conn_t *c, const char *name, size_t nlen, const char *
                        size_t vlen);
 /* ends the head. body_len: the body's size when known, -1 when streamed */
 int lh_conn_head_end(lh_conn_t *c, int64_t body_len);
+/* client: starts a request head, "METHOD target HTTP/1.1". Refused
+ * (LH_EUSER_HEADER) when the method is not a token or the target is empty or
+ * holds a space or control byte. HEAD makes the response bodiless. */
+int lh_conn_req_begin(lh_conn_t *c, const char *method, size_t mlen, const char *target,
+                      size_t tlen);
 /* drops a head that was begun and not ended */
 void lh_conn_head_abort(lh_conn_t *c);
 /* writes body bytes through the encoder; LH_EUSER_BODY past Content-Length */

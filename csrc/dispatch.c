@@ -33,8 +33,50 @@ static void fail_head(lh_disp_t *d, int err) {
   if (err != LH_ECLOSED) d->svc->on_error(d, err);
 }
 
+/* client role (hyper's Client dispatch): a response head is read only for
+ * a request in flight; 1xx heads reach recv_msg too and reading stays INIT */
+static int poll_read_client(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  if (c->reading == LH_READING_INIT) {
+    if (lh_conn_buffered(c) == 0 && !c->eof) return 0;
+    if (!d->in_flight) {
+      /* idle: EOF is the server closing a pooled connection; bytes are a
+       * response nobody asked for */
+      if (lh_conn_buffered(c) > 0 && !c->error) c->error = LH_EUNEXPECTED;
+      lh_conn_close(c);
+      return 1;
+    }
+    lh_head_t *head;
+    const char *base;
+    int r = lh_conn_read_head(c, &head, &base);
+    if (r == 0) return 0;
+    if (r < 0) {
+      lh_disp_abort(d, r == LH_ECLOSED ? LH_EINCOMPLETE : r);
+      return 1;
+    }
+    r = d->svc->recv_msg(d, head, base);
+    if (r < 0) lh_disp_abort(d, r);
+    return 1;
+  }
+  if (d->want_body && lh_conn_can_read_body(c) && (lh_conn_buffered(c) > 0 || c->eof)) {
+    d->want_body = 0;
+    d->svc->body_ready(d);
+    return 1;
+  }
+  return 0;
+}
+
 static int poll_read(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
+  if (c->role == LH_ROLE_CLIENT) return poll_read_client(d);
+  if (d->raw) {
+    if (d->want_body && (lh_conn_buffered(c) > 0 || c->eof || c->reading == LH_READING_CLOSED)) {
+      d->want_body = 0;
+      d->svc->body_ready(d);
+      return 1;
+    }
+    return 0;
+  }
   if (lh_conn_can_read_head(c)) {
     if (lh_conn_buffered(c) == 0 && !c->eof) return 0;
     if (!d->svc->poll_ready(d)) {
@@ -89,6 +131,7 @@ static void flush(lh_disp_t *d);
 
 static int poll_keep_alive(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
+  if (d->raw) return 0;
   if (c->writing != LH_WRITING_KEEPALIVE && c->writing != LH_WRITING_CLOSED) return 0;
   if (c->role == LH_ROLE_SERVER && lh_conn_can_read_body(c) && !d->want_body) lh_conn_drain(c);
   if (c->reading != LH_READING_KEEPALIVE && c->reading != LH_READING_CLOSED) return 0;
@@ -105,7 +148,10 @@ static int poll_keep_alive(lh_disp_t *d) {
 static void set_read_interest(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
   int want = 0;
-  if (!c->eof && !d->closing) {
+  if (d->raw) {
+    /* a stream reads only while someone waits on it */
+    want = d->want_body && !c->eof && !d->closing && c->reading != LH_READING_CLOSED;
+  } else if (!c->eof && !d->closing) {
     switch (c->reading) {
       case LH_READING_INIT:
         /* a held connection leaves new heads in the kernel */
@@ -217,5 +263,33 @@ int lh_disp_read_body(lh_disp_t *d, const char **p, size_t *n) {
 int lh_disp_can_write(lh_disp_t *d) {
   if (lh_conn_pending(&d->conn) < LH_WRITE_HIGH) return 1;
   d->want_write = 1;
+  return 0;
+}
+
+int lh_disp_upgrade(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  if (c->reading != LH_READING_KEEPALIVE || c->writing != LH_WRITING_BODY) return LH_ECLOSED;
+  d->raw = 1;
+  lh_conn_disable_keep_alive(c);
+  return 0;
+}
+
+int lh_disp_read_raw(lh_disp_t *d, const char **p, size_t *n) {
+  lh_conn_t *c = &d->conn;
+  *n = lh_conn_buffered(c);
+  if (*n) {
+    *p = lh_rbuf_data(&c->rbuf);
+    c->rbuf.off += *n;
+    return 1;
+  }
+  if (c->eof || c->reading == LH_READING_CLOSED) return 2;
+  d->want_body = 1;
+  return 0;
+}
+
+int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n) {
+  lh_conn_t *c = &d->conn;
+  if (c->writing == LH_WRITING_CLOSED || d->closing) return LH_ECLOSED;
+  if (n && lh_wq_append(&c->wq, p, n)) return LH_ENOMEM;
   return 0;
 }

@@ -59,6 +59,7 @@ struct lh_disp {
   int io_error;               /* transport failure, 0 if none */
   uint32_t served;            /* message heads received */
   unsigned held : 1;          /* poll_ready said no; cleared when it says yes */
+  unsigned raw : 1;           /* upgraded: bytes pass through unparsed */
 };
 
 void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,
@@ -79,6 +80,14 @@ void lh_disp_write_done(lh_disp_t *d, int status);
 int lh_disp_read_body(lh_disp_t *d, const char **p, size_t *n);
 /* 1 if the writer may queue more now; 0 after registering for write_ready */
 int lh_disp_can_write(lh_disp_t *d);
+/* after a 101 (or a 2xx to CONNECT) head: the connection becomes a raw
+ * byte stream. Bytes buffered after the request head are read first. */
+int lh_disp_upgrade(lh_disp_t *d);
+/* raw stream reading: 1 data (all that is buffered), 2 EOF, 0 wait (then
+ * body_ready is called) */
+int lh_disp_read_raw(lh_disp_t *d, const char **p, size_t *n);
+/* raw stream writing: queues the bytes as they are */
+int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n);
 /* abandons the connection: nothing more is read or written */
 void lh_disp_abort(lh_disp_t *d, int err);
 

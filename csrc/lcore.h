@@ -64,6 +64,8 @@ typedef struct lh_req {
   unsigned too_large : 1;   /* read_all went over its limit: 413 by default */
   unsigned lowered : 1;     /* field names in bytes are lower-case */
   unsigned counted : 1;     /* counted in srv->in_flight */
+  unsigned upgraded : 1;    /* the connection is a raw stream now (req:upgrade) */
+  lh_task_t *waiter;        /* upgraded: the task waiting in stream:read/write */
   char peer[48];
   int peer_port;
   lh_field_t *fields;       /* points into this block */
@@ -96,6 +98,9 @@ int lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t 
                     uint32_t n, int lowered);
 /* writes status/headers from the Lua values at idx.. into the connection */
 int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hidx, int64_t body_len);
+
+/* an upgraded connection went away: wake whoever waits on its stream */
+void lh_stream_gone(lh_req_t *r);
 
 /* lsvc.c */
 void lh_svc_open(lua_State *L);

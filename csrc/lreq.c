@@ -28,7 +28,7 @@ lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t
   luaL_setmetatable(L, REQ_MT);
   r->fields = (lh_field_t *)(r + 1);
   r->bytes = (char *)(r + 1) + fsz;
-  memcpy(r->fields, h->fields, fsz);
+  if (fsz) memcpy(r->fields, h->fields, fsz);
   memcpy(r->bytes, base, h->len);
   r->nfields = h->nfields;
   r->head_len = h->len;
@@ -71,8 +71,8 @@ static int headers_copy(lua_State *L, const char *base, const lh_field_t *f, uin
   size_t fsz = n * sizeof *f;
   char *blk = lua_newuserdatauv(L, fsz + blen + 1, 0);
   lh_field_t *nf = (lh_field_t *)blk;
-  memcpy(nf, f, fsz);
-  memcpy(blk + fsz, base, blen);
+  if (fsz) memcpy(nf, f, fsz);
+  if (blen) memcpy(blk + fsz, base, blen);
   lower_names(blk + fsz, nf, n);
   lh_headers_push(L, -1, blk + fsz, nf, n, 1);
   lua_remove(L, -2);
@@ -303,6 +303,8 @@ static int body_next(lua_State *L) {
     if (!t || t->req != r) return luaL_error(L, "req:body() must be iterated in its handler's coroutine");
     return lh_task_yield(L, LH_WAIT_BODY, body_next_k);
   }
+  /* the failure is the server's to report, whatever the handler does with it */
+  lh_report(r->srv, rc, NULL, r);
   return lh_raise(L, rc, NULL);
 }
 
@@ -326,6 +328,150 @@ static int req_too_large(lua_State *L) {
   if (r->sc) lh_conn_disable_keep_alive(&lh_sconn_disp(r->sc)->conn);
   return 0;
 }
+
+/* --- upgrade: the connection as a raw stream --- */
+
+#define STREAM_MT "lhyper.stream"
+
+typedef struct {
+  lh_req_t *r;
+  int closed;
+} lh_stream_t;
+
+static lh_stream_t *check_stream(lua_State *L) {
+  lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
+  if (s->closed) luaL_error(L, "attempt to use a closed stream");
+  return s;
+}
+
+void lh_stream_gone(lh_req_t *r) {
+  lh_task_t *w = r->waiter;
+  r->waiter = NULL;
+  if (w && (w->wait == LH_WAIT_BODY || w->wait == LH_WAIT_WRITE)) {
+    /* resumed next iteration: it then sees the stream closed */
+    w->wait = LH_WAIT_TICK;
+    lh_loop_defer(w->st->loop, &w->tick);
+  }
+}
+
+static int stream_wait(lua_State *L, lh_req_t *r, int wait, lua_KFunction k) {
+  lh_task_t *t = lh_task_of(L);
+  if (!t || !t->running) return luaL_error(L, "stream: not inside an lhyper handler or task");
+  if (r->waiter && r->waiter != t) return luaL_error(L, "stream: another task is already waiting on it");
+  r->waiter = t;
+  return lh_task_yield(L, wait, k);
+}
+
+static int stream_read(lua_State *L);
+static int stream_read_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return stream_read(L);
+}
+
+/* stream:read() -> bytes, or nil at EOF, or nil, err, kind */
+static int stream_read(lua_State *L) {
+  lh_stream_t *s = check_stream(L);
+  lh_req_t *r = s->r;
+  r->waiter = NULL;
+  if (!r->sc) {
+    lh_conn_t *c = NULL;
+    (void)c;
+    return 0; /* the peer is gone: EOF */
+  }
+  lh_disp_t *d = lh_sconn_disp(r->sc);
+  const char *p;
+  size_t n;
+  int rc = lh_disp_read_raw(d, &p, &n);
+  if (rc == 1) {
+    lua_pushlstring(L, p, n);
+    return 1;
+  }
+  if (rc == 2) {
+    if (d->io_error) return lh_push_fail(L, d->io_error, NULL);
+    return 0;
+  }
+  lh_sconn_defer_poll(r->sc); /* turns reading on */
+  return stream_wait(L, r, LH_WAIT_BODY, stream_read_k);
+}
+
+static int stream_write_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
+  s->r->waiter = NULL;
+  if (!s->r->sc) return lh_push_fail(L, LH_ECLOSED, "stream closed by the peer");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* stream:write(s) -> true, or nil, err, kind; yields while the socket is backed up */
+static int stream_write(lua_State *L) {
+  lh_stream_t *s = check_stream(L);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  lh_req_t *r = s->r;
+  if (!r->sc) return lh_push_fail(L, LH_ECLOSED, "stream closed by the peer");
+  lh_disp_t *d = lh_sconn_disp(r->sc);
+  int e = lh_disp_write_raw(d, p, n);
+  if (e) return lh_push_fail(L, e, NULL);
+  lh_sconn_defer_poll(r->sc);
+  if (!lh_disp_can_write(d)) return stream_wait(L, r, LH_WAIT_WRITE, stream_write_k);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void stream_shut(lh_stream_t *s) {
+  if (s->closed) return;
+  s->closed = 1;
+  lh_req_t *r = s->r;
+  if (r->sc) {
+    lh_sconn_t *sc = r->sc;
+    lh_conn_close(&lh_sconn_disp(sc)->conn); /* queued bytes still go out */
+    *lh_sconn_udata(sc) = NULL;
+    r->sc = NULL;
+    lh_sconn_defer_poll(sc);
+  }
+}
+
+static int stream_close(lua_State *L) {
+  lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
+  stream_shut(s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int stream_tostring(lua_State *L) {
+  lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
+  lua_pushstring(L, s->closed ? "lhyper.stream (closed)" : "lhyper.stream");
+  return 1;
+}
+
+/* req:upgrade(headers) -> stream: 101 Switching Protocols (200 to CONNECT) */
+static int req_upgrade(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  if (!r->sc) return lh_push_fail(L, LH_ECLOSED, NULL);
+  lh_disp_t *d = lh_sconn_disp(r->sc);
+  lh_conn_t *c = &d->conn;
+  if (!c->upgrade) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
+  if (c->writing != LH_WRITING_INIT) return luaL_error(L, "req:upgrade: a response was already sent");
+  if (c->reading != LH_READING_KEEPALIVE)
+    return luaL_error(L, "req:upgrade: read the request body first");
+  int e = lh_req_write_head(L, r, c->connect ? 200 : 101, 2, -1);
+  if (!e) e = lh_disp_upgrade(d);
+  if (e) return lh_push_fail(L, e, NULL);
+  r->upgraded = 1;
+  r->responded = 1;
+  lh_sconn_defer_poll(r->sc);
+  lh_stream_t *s = lua_newuserdatauv(L, sizeof *s, 1);
+  s->r = r;
+  s->closed = 0;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* the req lives as long as its stream */
+  luaL_setmetatable(L, STREAM_MT);
+  return 1;
+}
+
+static const luaL_Reg stream_methods[] = {
+  {"read", stream_read}, {"write", stream_write}, {"close", stream_close}, {NULL, NULL}};
 
 /* --- response head from Lua values --- */
 
@@ -398,7 +544,8 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t bod
 }
 
 static const luaL_Reg req_methods[] = {
-  {"body", req_body}, {"trailers", req_trailers}, {"_too_large", req_too_large}, {NULL, NULL}};
+  {"body", req_body}, {"trailers", req_trailers}, {"upgrade", req_upgrade},
+  {"_too_large", req_too_large}, {NULL, NULL}};
 
 static const luaL_Reg headers_methods[] = {
   {"get", headers_get}, {"get_all", headers_get_all}, {"each", headers_each}, {NULL, NULL}};
@@ -414,6 +561,17 @@ void lh_req_open(lua_State *L) {
   lua_pushcfunction(L, req_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 2);
+
+  luaL_newmetatable(L, STREAM_MT);
+  luaL_newlib(L, stream_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, stream_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, stream_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, stream_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
 
   luaL_newmetatable(L, HEADERS_MT);
   luaL_newlib(L, headers_methods);

@@ -119,7 +119,9 @@ static void detach(lh_req_t *r) {
 
 void lh_req_finish(lh_req_t *r) {
   r->finished = 1;
-  if (r->sc) {
+  if (r->sc && r->upgraded) {
+    /* the stream goes on without the handler until closed or collected */
+  } else if (r->sc) {
     lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
     if (c->writing == LH_WRITING_INIT) {
       /* the handler ended without answering */
@@ -185,20 +187,30 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   return 0;
 }
 
+/* who waits: the handler, or for a stream whichever task reads or writes it */
+static lh_task_t *waiter(lh_req_t *r) { return r->upgraded ? r->waiter : &r->task; }
+
 static void svc_body_ready(lh_disp_t *d) {
   lh_req_t *r = conn_req(lh_sconn_from_disp(d));
-  if (r && r->task.wait == LH_WAIT_BODY) lh_task_resume(&r->task);
+  lh_task_t *t = r ? waiter(r) : NULL;
+  if (t && t->wait == LH_WAIT_BODY) lh_task_resume(t);
 }
 
 static void svc_write_ready(lh_disp_t *d) {
   lh_req_t *r = conn_req(lh_sconn_from_disp(d));
-  if (r && r->task.wait == LH_WAIT_WRITE) lh_task_resume(&r->task);
+  lh_task_t *t = r ? waiter(r) : NULL;
+  if (t && t->wait == LH_WAIT_WRITE) lh_task_resume(t);
 }
 
 static void svc_on_error(lh_disp_t *d, int err) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   lh_lsrv_t *s = d->data;
   lh_req_t *r = conn_req(sc);
+  if (r && r->upgraded) {
+    detach(r);
+    lh_stream_gone(r);
+    return;
+  }
   if (r) {
     detach(r);
     lh_task_cancel(&r->task);
@@ -222,7 +234,10 @@ static void conn_closed(lh_sconn_t *sc) {
   lh_lsrv_t *s = lh_server_data(lh_sconn_server(sc));
   unwait(s, sc);
   lh_req_t *r = conn_req(sc);
-  if (r) {
+  if (r && r->upgraded) {
+    detach(r);
+    lh_stream_gone(r);
+  } else if (r) {
     detach(r);
     lh_task_cancel(&r->task);
   }
@@ -260,6 +275,10 @@ static lh_conn_t *req_conn(lua_State *L, lh_req_t *r) {
  * body, the whole response. returns true when a body iterator should run */
 static int l_respond(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
+  if (r->upgraded) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
   lh_conn_t *c = req_conn(L, r);
   if (c->writing != LH_WRITING_INIT) return luaL_error(L, "response already sent");
   int isnum;
@@ -274,6 +293,14 @@ static int l_respond(lua_State *L) {
              status == 101) {
     e = LH_EUSER_STATUS;
     why = status == 101 ? "status 101 is only sent by req:upgrade" : NULL;
+  }
+  if (c->connect) {
+    /* CONNECT is served only by a tunnel (req:upgrade): refused otherwise,
+     * and what follows the head may be tunnel bytes, so the connection ends */
+    e = 0;
+    status = 501;
+    lua_settop(L, 2);
+    lh_conn_disable_keep_alive(c);
   }
   int64_t len = 0;
   int bt = lua_type(L, 4);
@@ -374,15 +401,17 @@ static int l_fail(lua_State *L) {
     lua_getfield(L, 2, "code");
     const char *k = lua_tostring(L, -2);
     if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
-    if (k && !strcmp(k, "parse")) status = lh_error_status(code);
+    int reported = 0; /* body errors were reported where they happened */
+    if (k && !strcmp(k, "parse")) status = lh_error_status(code), reported = 1;
     if (k && (!strcmp(k, "closed") || !strcmp(k, "canceled") || !strcmp(k, "incomplete")))
-      status = 0;
+      status = 0, reported = 1;
     lua_pop(L, 2);
     if (luaL_callmeta(L, 2, "__tostring")) msg = lua_tostring(L, -1);
+    if (!reported) lh_report(r->srv, LH_EUSER_SERVICE, msg ? msg : "handler raised an error", r);
   } else {
     msg = lua_tostring(L, 2);
+    lh_report(r->srv, LH_EUSER_SERVICE, msg ? msg : "handler raised an error", r);
   }
-  if (status) lh_report(r->srv, LH_EUSER_SERVICE, msg ? msg : "handler raised an error", r);
   if (!r->sc) return 0;
   lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
   if (c->writing == LH_WRITING_INIT && status) {

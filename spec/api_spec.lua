@@ -83,7 +83,7 @@ local s = assert(lhyper.server{ host = "127.0.0.1", port = 0, handler = function
   return 200, nil, "bye"
 end })
 local port = s.port
-os.execute(string.format("(sleep 0.2; curl -s -m 5 http://127.0.0.1:%d/) >/dev/null 2>&1 &", port))
+os.execute(string.format("(sleep 0.2; env -u LD_PRELOAD curl -s -m 5 http://127.0.0.1:%d/) >/dev/null 2>&1 &", port))
 lhyper.run()
 print("returned")
 ]])

@@ -6,7 +6,12 @@ local lhyper = require "lhyper"
 
 local opts = assert(load("return " .. (arg[1] or "{}"), "=options", "t", {}))()
 
-local shared = { max_in_flight = 0, in_flight = 0, cancelled = 0, log = {} }
+local shared = { max_in_flight = 0, in_flight = 0, cancelled = 0, errors = {} }
+
+-- record_errors = true (an app option, not a server one) installs an on_error
+-- that keeps the kinds of server-side errors for the /errors route.
+local record_errors = opts.record_errors
+opts.record_errors = nil
 local server -- set below; used by /shutdown
 
 local function qs(query)
@@ -200,7 +205,21 @@ routes["/readall"] = function(req, q)
   local body, err, kind = req:read_all(tonumber(q.max) or 1024)
   if body then return 200, nil, body end
   if q.mode == "nothing" then return end
-  return 400, { ["x-kind"] = tostring(kind) }, tostring(err)
+  return 400, {
+    ["x-kind"] = tostring(kind), ["x-err-kind"] = tostring(err.kind),
+    ["x-err-message"] = tostring(err.message),
+    ["x-is-timeout"] = tostring(err:is_timeout()), ["x-is-closed"] = tostring(err:is_closed()),
+  }, tostring(err)
+end
+
+-- The handler asks for the connection to close after its response.
+routes["/handlerclose"] = function()
+  return 200, { ["connection"] = "close" }, "closing this connection"
+end
+
+-- Kinds of the server-side errors seen so far (with record_errors = true).
+routes["/errors"] = function()
+  return 200, nil, table.concat(shared.errors, ",")
 end
 
 routes["/empty"] = function() return 200, nil, nil end
@@ -250,6 +269,13 @@ routes["/shutdown"] = function(req, q)
   return 200, nil, "closing"
 end
 
+-- Used by the spec harness to stop the server cleanly, so that lua_close and
+-- exit run (and sanitizers can report leaks) before it falls back to signals.
+routes["/__quit"] = function()
+  lhyper.stop()
+  return 200, { ["connection"] = "close" }, "bye"
+end
+
 local function handler(req)
   local q = qs(req.query)
   local path = req.path or ""
@@ -263,6 +289,11 @@ local function handler(req)
 end
 
 local config = { host = "127.0.0.1", port = 0, handler = handler }
+if record_errors then
+  config.on_error = function(err)
+    shared.errors[#shared.errors + 1] = tostring(err.kind)
+  end
+end
 for k, v in pairs(opts) do config[k] = v end
 
 server = assert(lhyper.server(config))

@@ -39,6 +39,16 @@ describe("unread request bodies", function()
     assert.is_true(h.now() - t0 < 2)
   end)
 
+  it("answers and closes instead of waiting for a large unread chunked body", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    assert(sock:send("POST /noread HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+      "100000\r\n" .. string.rep("a", 1024)))
+    local res = assert(r:final_response({ timeout = 3 }))
+    assert.equal(200, res.status)
+    assert.is_true(r:expect_close(3))
+  end)
+
   it("is not confused by a body that looks like a request", function()
     local sock, r = h.connect(srv)
     finally(function() sock:close() end)

@@ -18,6 +18,21 @@ M.SERVER_LIFETIME = 170 -- hard cap: a forgotten server dies on its own
 M.LUA_PATH = os.getenv("LHYPER_SPEC_LUA_PATH") or "lua/?.lua;lua/?/init.lua;spec/?.lua;;"
 M.LUA_CPATH = os.getenv("LHYPER_SPEC_LUA_CPATH") or "build/?.so;;"
 
+-- Sanitizer runtimes (LHYPER_SPEC_PRELOAD, else LD_PRELOAD) are given to the
+-- Lua processes that load lhyper.core, and taken from every other program.
+local preload = os.getenv("LHYPER_SPEC_PRELOAD") or os.getenv("LD_PRELOAD")
+M.CLIENT_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS "
+M.PRELOAD_ENV = ""
+M.SANITIZED = preload ~= nil and preload ~= "" -- RSS and timing are not meaningful then
+if M.SANITIZED then
+  local keep = { "LD_PRELOAD=" .. preload }
+  for _, v in ipairs({ "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS" }) do
+    if os.getenv(v) then keep[#keep + 1] = v .. "=" .. os.getenv(v) end
+  end
+  for i, kv in ipairs(keep) do keep[i] = "'" .. kv:gsub("'", "'\\''") .. "'" end
+  M.PRELOAD_ENV = "env " .. table.concat(keep, " ") .. " "
+end
+
 local function log(...)
   io.stderr:write("[spec] ", string.format(...), "\n")
 end
@@ -106,10 +121,10 @@ Server.__index = Server
 function M.start_server(opts)
   local logfile = M.tmpname(".log")
   local cmd = string.format(
-    "cd %s && LUA_PATH=%s LUA_CPATH=%s exec timeout -s KILL %d %s spec/app.lua %s 2>%s",
+    "cd %s && LUA_PATH=%s LUA_CPATH=%s exec %stimeout -s KILL %d %s%s spec/app.lua %s 2>%s",
     shell_quote(M.ROOT),
-    shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH),
-    M.SERVER_LIFETIME, M.LUA, shell_quote(serialize(opts or {})), shell_quote(logfile))
+    shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), M.CLIENT_ENV,
+    M.SERVER_LIFETIME, M.PRELOAD_ENV, M.LUA, shell_quote(serialize(opts or {})), shell_quote(logfile))
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("l")
   local port, pid, pgid
@@ -146,17 +161,43 @@ function Server:wait_exit(t)
   return not self:alive()
 end
 
--- Kill the whole process group: TERM, then KILL if needed. Idempotent.
+-- Ask the app to quit through its /__quit route (lhyper.stop), so that the
+-- process exits normally; true when it did within `t` seconds.
+local function ask_quit(srv, t)
+  local sock = socket.tcp()
+  sock:settimeout(t)
+  if not sock:connect("127.0.0.1", srv.port) then sock:close(); return false end
+  sock:send("GET /__quit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+  sock:receive("*a")
+  sock:close()
+  return srv:wait_exit(t)
+end
+
+-- Lines a sanitizer (ASan/UBSan/LSan) writes; such a log is always shown.
+local function sanitizer_report(text)
+  return text:find("Sanitizer", 1, true) or text:find("runtime error:", 1, true)
+end
+
+-- Stop the server: a clean quit first, then TERM, then KILL to the whole
+-- process group. The server's stderr is copied to ours when it holds a
+-- sanitizer report or LHYPER_SPEC_SERVER_STDERR is set. Idempotent.
 function Server:stop()
   if self.stopped then return end
   self.stopped = true
   live[self] = nil
-  os.execute(string.format("kill -TERM -%d 2>/dev/null", self.pgid))
-  if not self:wait_exit(2) then
-    os.execute(string.format("kill -KILL -%d 2>/dev/null", self.pgid))
-    self:wait_exit(2)
+  if self:alive() and not ask_quit(self, 2) then
+    os.execute(string.format("kill -TERM -%d 2>/dev/null", self.pgid))
+    if not self:wait_exit(2) then
+      os.execute(string.format("kill -KILL -%d 2>/dev/null", self.pgid))
+      self:wait_exit(2)
+    end
   end
-  self.pipe:close() -- reaps `timeout`
+  pcall(self.pipe.close, self.pipe) -- reaps `timeout`
+  local text = self:log()
+  if sanitizer_report(text) or os.getenv("LHYPER_SPEC_SERVER_STDERR") then
+    io.stderr:write(string.format("[spec] stderr of server pid %d %s:\n%s\n",
+      self.pid, serialize(self.opts or {}), text))
+  end
   if os.getenv("LHYPER_SPEC_KEEPLOG") then
     log("server log kept: %s", self.logfile)
   else
@@ -461,7 +502,7 @@ end
 -- curl with a time limit; `args` is a string of already quoted arguments.
 function M.curl(args, limit)
   limit = limit or 20
-  return M.run(string.format("timeout -s KILL %d curl -sS --max-time %d %s 2>&1",
+  return M.run(string.format("%stimeout -s KILL %d curl -sS --max-time %d %s 2>&1", M.CLIENT_ENV,
     limit + 2, limit, args))
 end
 
@@ -469,8 +510,8 @@ end
 function M.python(src, args, limit)
   local file = M.tmpname(".py")
   M.write_file(file, src)
-  local out, code = M.run(string.format("timeout -s KILL %d python3 %s %s 2>&1",
-    limit or 20, file, args or ""))
+  local out, code = M.run(string.format("%stimeout -s KILL %d python3 %s %s 2>&1",
+    M.CLIENT_ENV, limit or 20, file, args or ""))
   os.remove(file)
   return out, code
 end
@@ -479,8 +520,8 @@ end
 function M.node(src, args, limit)
   local file = M.tmpname(".js")
   M.write_file(file, src)
-  local out, code = M.run(string.format("timeout -s KILL %d node %s %s 2>&1",
-    limit or 20, file, args or ""))
+  local out, code = M.run(string.format("%stimeout -s KILL %d node %s %s 2>&1",
+    M.CLIENT_ENV, limit or 20, file, args or ""))
   os.remove(file)
   return out, code
 end
@@ -491,8 +532,9 @@ function M.lua(src, limit)
   local file = M.tmpname(".lua")
   M.write_file(file, src)
   local out, code = M.run(string.format(
-    "cd %s && LUA_PATH=%s LUA_CPATH=%s timeout -s KILL %d %s %s 2>&1",
-    shell_quote(M.ROOT), shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), limit or 10, M.LUA, file))
+    "cd %s && LUA_PATH=%s LUA_CPATH=%s %stimeout -s KILL %d %s%s %s 2>&1",
+    shell_quote(M.ROOT), shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), M.CLIENT_ENV,
+    limit or 10, M.PRELOAD_ENV, M.LUA, file))
   os.remove(file)
   return out, code
 end

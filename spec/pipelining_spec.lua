@@ -57,6 +57,16 @@ describe("pipelining", function()
     assert.equal("slept", assert(r:final_response()).body)
   end)
 
+  it("runs one request per connection at a time", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    assert.equal(200, assert(h.raw_request(srv.port, h.req("GET", "/inflight/max"))).status) -- resets
+    assert(sock:send(h.req("GET", "/inflight?s=0.05") .. h.req("GET", "/inflight?s=0.05") ..
+      h.req("GET", "/inflight?s=0.05") .. h.req("GET", "/inflight/max")))
+    for _ = 1, 3 do assert.equal("done", assert(r:final_response()).body) end
+    assert.equal("1", assert(r:final_response()).body)
+  end)
+
   it("answers requests split across writes at odd places", function()
     local sock, r = h.connect(srv)
     finally(function() sock:close() end)

@@ -70,6 +70,25 @@ describe("request bodies", function()
     assert.truthy(res.body:find("too large", 1, true), res.body)
   end)
 
+  it("returns an error object with kind and message from read_all", function()
+    local res = assert(h.raw_request(srv.port, h.req("POST", "/readall?max=10", nil, string.rep("b", 50))))
+    assert.equal(400, res.status)
+    local kind = res.headers.get("x-kind")
+    assert.equal(kind, res.headers.get("x-err-kind"))
+    local kinds = { parse = 1, incomplete = 1, unexpected_message = 1, header_timeout = 1, timeout = 1,
+      user_body = 1, user_service = 1, io = 1, canceled = 1, closed = 1 }
+    assert.truthy(kinds[kind], kind)
+    assert.truthy(res.headers.get("x-err-message"):find("too large", 1, true))
+    assert.equal("false", res.headers.get("x-is-timeout"))
+    assert.equal("false", res.headers.get("x-is-closed"))
+  end)
+
+  it("reads an empty chunked body", function()
+    local res = assert(h.raw_request(srv.port, h.req("POST", "/sink", { ["transfer-encoding"] = "chunked" }, "0\r\n\r\n")))
+    assert.equal(200, res.status)
+    assert.equal("0", res.body)
+  end)
+
   it("answers 413 when read_all was over the limit and the handler returned nothing", function()
     local res = assert(h.raw_request(srv.port, h.req("POST", "/readall?max=10&mode=nothing", nil, string.rep("b", 50))))
     assert.equal(413, res.status)

@@ -133,6 +133,13 @@ describe("response framing", function()
     assert.equal(1, res.headers.count("date"))
   end)
 
+  it("refreshes the cached Date header as seconds pass", function()
+    local d1 = get("/hello").headers.get("date")
+    h.sleep(1.1)
+    local d2 = get("/hello").headers.get("date")
+    assert.is_true(imf_fixdate(d2) > imf_fixdate(d1), d1 .. " then " .. d2)
+  end)
+
   it("keeps the order of array-of-pairs headers and repeats names", function()
     local res = get("/headers")
     local names = {}

@@ -1,7 +1,5 @@
 local h = require "helper"
 
--- Issue 3. req:upgrade is not in the server yet; delete the next line when it is.
-local it = function(name) pending(name .. " (not implemented yet)") end
 
 describe("upgrade", function()
   local srv
