@@ -2,10 +2,13 @@
 -- Routes: /          hello
 --         /echo      the request body back
 --         /headers   the request head as text
+-- SIGINT or SIGTERM closes it gracefully (running requests finish, 10 s at
+-- most); a second signal stops it at once.
 local lhyper = require "lhyper"
 
 local port = tonumber(arg[1] or os.getenv("PORT") or 8080)
 local host = arg[2] or os.getenv("HOST") or "127.0.0.1"
+local GRACE = 10
 
 local function handler(req)
   local path = req.path
@@ -25,4 +28,22 @@ end
 
 local server = assert(lhyper.server { host = host, port = port, handler = handler })
 io.stderr:write(("lhyper listening on http://%s:%d/\n"):format(host, server.port))
+
+local closing = false
+local function on_signal(signum)
+  if closing then
+    io.stderr:write("lhyper: stopping now\n")
+    lhyper.stop()
+    return
+  end
+  closing = true
+  io.stderr:write(("lhyper: signal %d, closing (grace %d s)\n"):format(signum, GRACE))
+  server:close(GRACE)
+end
+local sigint = lhyper.on_signal("SIGINT", on_signal)
+local sigterm = lhyper.on_signal("SIGTERM", on_signal)
+
 lhyper.run()
+sigint:stop()
+sigterm:stop()
+io.stderr:write("lhyper: closed\n")

@@ -95,7 +95,7 @@ static void walk_close_cb(uv_handle_t *h, void *arg) {
     /* connections and servers free themselves in their close callbacks */
     if (h->type == UV_TCP && h->data) {
       uv_close(h, (uv_close_cb)h->data);
-    } else if (h->type == UV_TIMER && h->data) {
+    } else if ((h->type == UV_TIMER || h->type == UV_SIGNAL) && h->data) {
       uv_close(h, (uv_close_cb)h->data);
     } else {
       uv_close(h, NULL);

@@ -70,6 +70,12 @@ void lh_sconn_poll(lh_sconn_t *sc);
 /* the same, from the next loop iteration */
 void lh_sconn_defer_poll(lh_sconn_t *sc);
 
+/* signal watcher: cb(data, signum) on each delivery; it does not keep the
+ * loop alive. lh_signal_stop frees it. */
+typedef struct lh_signal lh_signal_t;
+lh_signal_t *lh_signal_start(lh_loop_t *l, int signum, void (*cb)(void *, int), void *data);
+void lh_signal_stop(lh_signal_t *s);
+
 /* one-shot timer: cb(data) after sec seconds unless cancelled first */
 lh_timer_t *lh_timer_start(lh_loop_t *l, double sec, void (*cb)(void *), void *data);
 void lh_timer_cancel(lh_timer_t *t);

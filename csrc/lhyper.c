@@ -1,5 +1,6 @@
 /* luaopen_lhyper_core: the loop, tasks (coroutines lhyper resumes), time,
  * and error objects. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,61 @@ static int l_spawn(lua_State *L) {
   return 0;
 }
 
+/* --- signals: lhyper.on_signal(name, fn) -> watcher; fn runs as a task --- */
+
+#define SIGNAL_MT "lhyper.signal"
+
+typedef struct {
+  lh_signal_t *h;
+  lh_lstate_t *st;
+  int fn_ref;
+  int self_ref;
+} lh_lsignal_t;
+
+static void signal_fire(void *data, int signum) {
+  lh_lsignal_t *s = data;
+  lua_State *L = s->st->L;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, l_spawn);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
+  lua_pushinteger(L, signum);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+    fprintf(stderr, "lhyper: signal handler: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+  lua_settop(L, top);
+}
+
+static int signal_stop(lua_State *L) {
+  lh_lsignal_t *s = luaL_checkudata(L, 1, SIGNAL_MT);
+  if (s->h) {
+    if (!s->st->loop || !lh_loop_is_closing(s->st->loop)) lh_signal_stop(s->h);
+    s->h = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, s->fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
+    s->fn_ref = s->self_ref = LUA_NOREF;
+  }
+  return 0;
+}
+
+static int l_on_signal(lua_State *L) {
+  static const char *const names[] = {"SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", NULL};
+  static const int nums[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+  int which = luaL_checkoption(L, 1, NULL, names);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lh_lstate_t *st = lh_state(L);
+  lh_lsignal_t *s = lua_newuserdatauv(L, sizeof *s, 0);
+  s->h = NULL;
+  s->st = st;
+  s->fn_ref = s->self_ref = LUA_NOREF;
+  luaL_setmetatable(L, SIGNAL_MT);
+  lua_pushvalue(L, 2);
+  s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  s->h = lh_signal_start(st->loop, nums[which], signal_fire, s);
+  if (!s->h) return luaL_error(L, "lhyper.on_signal: cannot watch %s", names[which]);
+  lua_pushvalue(L, -1);
+  s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* watched until :stop() */
+  return 1;
+}
+
 static int l_now(lua_State *L) {
   lh_lstate_t *st = lh_state(L);
   lua_pushnumber(L, lh_loop_now(st->loop));
@@ -325,7 +381,7 @@ static const luaL_Reg err_methods[] = {
 static const luaL_Reg funcs[] = {
   {"sleep", l_sleep}, {"spawn", l_spawn}, {"now", l_now},   {"run", l_run},
   {"stop", l_stop},   {"error", l_error}, {"set_runner", l_set_runner},
-  {"in_task", l_in_task}, {NULL, NULL}};
+  {"in_task", l_in_task}, {"on_signal", l_on_signal}, {NULL, NULL}};
 
 __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, STATE_KEY);
@@ -354,6 +410,12 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newmetatable(L, TASK_MT);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, SIGNAL_MT);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, signal_stop);
+    lua_setfield(L, -2, "stop");
+    lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     lh_req_open(L);
     lh_svc_open(L);

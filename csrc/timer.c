@@ -1,4 +1,4 @@
-/* One-shot timers for lhyper.sleep and request deadlines. */
+/* One-shot timers (lhyper.sleep) and signal watchers. */
 #include "io_int.h"
 
 #include <stdlib.h>
@@ -33,4 +33,34 @@ lh_timer_t *lh_timer_start(lh_loop_t *l, double sec, void (*cb)(void *), void *d
 
 void lh_timer_cancel(lh_timer_t *t) {
   if (!uv_is_closing((uv_handle_t *)&t->t)) uv_close((uv_handle_t *)&t->t, timer_close_cb);
+}
+
+struct lh_signal {
+  uv_signal_t h;
+  void (*cb)(void *, int);
+  void *data;
+};
+
+static void signal_cb(uv_signal_t *h, int signum) {
+  lh_signal_t *s = (lh_signal_t *)h;
+  if (!((lh_loop_t *)h->loop->data)->closing) s->cb(s->data, signum);
+}
+
+lh_signal_t *lh_signal_start(lh_loop_t *l, int signum, void (*cb)(void *, int), void *data) {
+  lh_signal_t *s = malloc(sizeof *s);
+  if (!s) return NULL;
+  uv_signal_init(&l->uv, &s->h);
+  s->h.data = (void *)timer_close_cb; /* how lh_loop_free closes it */
+  s->cb = cb;
+  s->data = data;
+  if (uv_signal_start(&s->h, signal_cb, signum)) {
+    uv_close((uv_handle_t *)&s->h, timer_close_cb);
+    return NULL;
+  }
+  uv_unref((uv_handle_t *)&s->h);
+  return s;
+}
+
+void lh_signal_stop(lh_signal_t *s) {
+  if (!uv_is_closing((uv_handle_t *)&s->h)) uv_close((uv_handle_t *)&s->h, timer_close_cb);
 }

@@ -11,6 +11,7 @@ local M = {
   run = core.run,
   stop = core.stop,
   error = core.error,
+  on_signal = core.on_signal,
 }
 
 local type, tostring, xpcall, traceback = type, tostring, xpcall, debug.traceback
