@@ -35,10 +35,10 @@ WARN := -Wall -Wextra -Wno-unused-parameter
 ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -Icsrc $(LLHTTP_CFLAGS)
 
 # no libuv, no Lua: the state machine and its tests build from these alone
-CORE := buf parse conn encode errors dispatch
+CORE := buf parse conn encode errors dispatch deadline
 UVIO := io server timer
 LBIND := lhyper lsvc lreq
-TESTS := test_conn test_dispatch test_client
+TESTS := test_conn test_dispatch test_timeout test_client
 
 CORE_O := $(CORE:%=$(B)/obj/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/%.o)

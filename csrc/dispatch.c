@@ -1,5 +1,7 @@
 #include "dispatch.h"
 
+#include "deadline.h"
+
 #include <string.h>
 
 void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,
@@ -292,4 +294,23 @@ int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n) {
   if (c->writing == LH_WRITING_CLOSED || d->closing) return LH_ECLOSED;
   if (n && lh_wq_append(&c->wq, p, n)) return LH_ENOMEM;
   return 0;
+}
+
+int lh_disp_timer_kind(const lh_disp_t *d) {
+  const lh_conn_t *c = &d->conn;
+  if (d->raw || d->closing || c->eof || !lh_conn_can_read_head(c)) return LH_DL_NONE;
+  if (c->role == LH_ROLE_CLIENT) return LH_DL_NONE;
+  return lh_conn_buffered(c) > 0 || d->served == 0 ? LH_DL_HEAD : LH_DL_IDLE;
+}
+
+void lh_disp_timeout(lh_disp_t *d, int kind) {
+  lh_conn_t *c = &d->conn;
+  if (d->closing) return;
+  if (kind == LH_DL_HEAD && lh_conn_buffered(c) > 0 && lh_conn_can_write_head(c)) {
+    lh_conn_write_error(c, 408);
+    c->error = LH_EHEADER_TIMEOUT;
+    d->svc->on_error(d, LH_EHEADER_TIMEOUT);
+  }
+  lh_conn_close(c);
+  lh_disp_poll(d);
 }

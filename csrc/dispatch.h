@@ -88,6 +88,13 @@ int lh_disp_upgrade(lh_disp_t *d);
 int lh_disp_read_raw(lh_disp_t *d, const char **p, size_t *n);
 /* raw stream writing: queues the bytes as they are */
 int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n);
+/* which deadline applies now (deadline.h kinds): HEAD while a head is due
+ * (a fresh connection, or bytes of one arrived), IDLE between messages,
+ * NONE while a message is served */
+int lh_disp_timer_kind(const lh_disp_t *d);
+/* that deadline passed: a partial head gets 408 (RFC 9110 15.5.9), an idle
+ * or silent connection is closed quietly */
+void lh_disp_timeout(lh_disp_t *d, int kind);
 /* abandons the connection: nothing more is read or written */
 void lh_disp_abort(lh_disp_t *d, int err);
 

@@ -153,7 +153,7 @@ void lh_sconn_close_now(lh_sconn_t *sc) {
   if (sc->handle_closing) return;
   sc->handle_closing = 1;
   sc->closing = 1;
-  lh_dlist_remove(sc->srv, sc);
+  lh_sconn_deadline(sc, LH_DL_NONE, 0);
   uv_close((uv_handle_t *)&sc->tcp, conn_close_cb);
 }
 
@@ -207,10 +207,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
     lh_sconn_close_now(sc);
     return;
   }
-  lh_dlist_remove(sc->srv, sc);
-  sc->tkind = LH_TIMER_LINGER;
-  sc->deadline = lh_loop_now(sc->srv->loop) + LINGER_SECONDS;
-  lh_server_arm(sc->srv);
+  lh_sconn_deadline(sc, LH_DL_LINGER, LINGER_SECONDS);
 }
 
 static void finish_close(lh_sconn_t *sc) {
@@ -284,7 +281,7 @@ static void io_close(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->closing) return;
   sc->closing = 1;
-  lh_dlist_remove(sc->srv, sc);
+  lh_sconn_deadline(sc, LH_DL_NONE, 0);
   uv_read_stop((uv_stream_t *)&sc->tcp);
   if (!d->io_error && lh_conn_pending(&d->conn) && io_flush(d) < 0) d->io_error = -1;
   finish_close(sc);

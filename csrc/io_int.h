@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <uv.h>
 
+#include "deadline.h"
 #include "io.h"
 
 struct lh_loop {
@@ -16,20 +17,13 @@ struct lh_loop {
   int stopped;
 };
 
-/* which deadline list a connection is on */
-enum { LH_TIMER_NONE = 0, LH_TIMER_HEAD, LH_TIMER_IDLE, LH_TIMER_LINGER, LH_TIMER_GRACE, LH_TIMER_KINDS };
-
-typedef struct lh_dlist {
-  lh_sconn_t *head, *tail;
-} lh_dlist_t;
 
 struct lh_sconn {
   uv_tcp_t tcp;            /* first: the handle's address is the connection's */
   lh_disp_t disp;
   lh_server_t *srv;
   lh_sconn_t *prev, *next; /* server's list of connections */
-  lh_sconn_t *tprev, *tnext; /* deadline list given by tkind */
-  double deadline;         /* loop seconds, when tkind != NONE */
+  lh_dnode_t dnode;        /* on the server's deadline list of its kind */
   uv_write_t wreq;
   uv_shutdown_t sreq;
   lh_defer_t defer;
@@ -39,7 +33,6 @@ struct lh_sconn {
     struct sockaddr_in in4;
     struct sockaddr_in6 in6;
   } peer;
-  uint8_t tkind;
   unsigned writing : 1;    /* wreq in flight */
   unsigned closing : 1;    /* io close sequence started */
   unsigned handle_closing : 1; /* uv_close called */
@@ -57,7 +50,7 @@ struct lh_server {
   uint32_t nconns;
   int port;
   uv_timer_t timer;        /* earliest deadline of the lists below */
-  lh_dlist_t lists[LH_TIMER_KINDS];
+  lh_deadlines_t dl;
   double grace_deadline;   /* when closing: force-close time, 0 none */
   unsigned closing : 1;
   unsigned accept_pending : 1; /* a connection waits in the backlog (max_connections) */
@@ -72,6 +65,6 @@ void lh_sconn_timer_update(lh_sconn_t *sc);
 void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc);
 void lh_server_timer_cb(uv_timer_t *t);
 void lh_server_arm(lh_server_t *s);
-void lh_dlist_remove(lh_server_t *s, lh_sconn_t *sc);
+void lh_sconn_deadline(lh_sconn_t *sc, int kind, double after);
 
 #endif

@@ -8,7 +8,8 @@
 #include "io.h"
 
 /* what a suspended coroutine waits for */
-enum { LH_WAIT_NONE = 0, LH_WAIT_BODY, LH_WAIT_WRITE, LH_WAIT_SLEEP, LH_WAIT_TICK };
+enum { LH_WAIT_NONE = 0, LH_WAIT_BODY, LH_WAIT_WRITE, LH_WAIT_SLEEP, LH_WAIT_TICK,
+       LH_WAIT_CLIENT /* an HTTP client exchange (lclient.c) */ };
 
 typedef struct lh_lstate lh_lstate_t;
 
@@ -104,5 +105,8 @@ void lh_stream_gone(lh_req_t *r);
 
 /* lsvc.c */
 void lh_svc_open(lua_State *L);
+
+/* lclient.c */
+void lh_client_open(lua_State *L);
 
 #endif

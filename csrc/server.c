@@ -7,38 +7,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* --- deadline lists: one per kind, each with one duration, so appending
- * keeps it sorted and one uv_timer per server serves them all --- */
+/* --- deadlines (deadline.h): one uv_timer per server for all its lists --- */
 
-void lh_dlist_remove(lh_server_t *s, lh_sconn_t *sc) {
-  if (sc->tkind == LH_TIMER_NONE) return;
-  lh_dlist_t *l = &s->lists[sc->tkind];
-  if (sc->tprev) sc->tprev->tnext = sc->tnext;
-  else l->head = sc->tnext;
-  if (sc->tnext) sc->tnext->tprev = sc->tprev;
-  else l->tail = sc->tprev;
-  sc->tprev = sc->tnext = NULL;
-  sc->tkind = LH_TIMER_NONE;
-}
-
-static void dlist_append(lh_server_t *s, lh_sconn_t *sc, int kind, double deadline) {
-  lh_dlist_t *l = &s->lists[kind];
-  sc->tkind = (uint8_t)kind;
-  sc->deadline = deadline;
-  sc->tnext = NULL;
-  sc->tprev = l->tail;
-  if (l->tail) l->tail->tnext = sc;
-  else l->head = sc;
-  l->tail = sc;
-}
+#define SC_OF_NODE(n) ((lh_sconn_t *)((char *)(n) - offsetof(lh_sconn_t, dnode)))
 
 void lh_server_arm(lh_server_t *s) {
   if (s->timer_closed) return;
-  double next = 0;
-  for (int k = 1; k < LH_TIMER_KINDS; k++) {
-    lh_sconn_t *h = s->lists[k].head;
-    if (h && (next == 0 || h->deadline < next)) next = h->deadline;
-  }
+  double next = lh_dl_next(&s->dl);
   if (s->grace_deadline && (next == 0 || s->grace_deadline < next)) next = s->grace_deadline;
   if (next == 0) {
     uv_timer_stop(&s->timer);
@@ -50,58 +25,50 @@ void lh_server_arm(lh_server_t *s) {
   uv_timer_start(&s->timer, lh_server_timer_cb, ms, 0);
 }
 
+/* kind NONE takes the connection off its list; others are due `after`
+ * seconds from now */
+void lh_sconn_deadline(lh_sconn_t *sc, int kind, double after) {
+  lh_server_t *s = sc->srv;
+  if (kind == LH_DL_NONE) {
+    lh_dl_remove(&s->dl, &sc->dnode);
+    return;
+  }
+  lh_dl_append(&s->dl, &sc->dnode, kind, lh_loop_now(s->loop) + after);
+  lh_server_arm(s);
+}
+
 void lh_sconn_timer_update(lh_sconn_t *sc) {
   if (sc->closing) return;
   lh_server_t *s = sc->srv;
   lh_conn_t *c = &sc->disp.conn;
-  int kind = LH_TIMER_NONE;
-  if (lh_conn_can_read_head(c) && !c->eof) {
-    if (lh_conn_buffered(c) > 0 || sc->disp.served == 0) {
-      if (s->opts.header_read_timeout > 0) kind = LH_TIMER_HEAD;
-    } else if (s->opts.idle_timeout > 0) {
-      kind = LH_TIMER_IDLE;
-    }
-    if (lh_conn_buffered(c) == 0) {
-      /* idle: hold no buffers */
-      lh_rbuf_trim(&c->rbuf, 0);
-      lh_wq_trim(&c->wq, 0);
-    }
+  int kind = lh_disp_timer_kind(&sc->disp);
+  double t = kind == LH_DL_HEAD ? s->opts.header_read_timeout
+           : kind == LH_DL_IDLE ? s->opts.idle_timeout : 0;
+  if (t <= 0) kind = LH_DL_NONE;
+  if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
+    /* between messages: hold no buffers */
+    lh_rbuf_trim(&c->rbuf, 0);
+    lh_wq_trim(&c->wq, 0);
   }
-  if (kind == sc->tkind && (kind != LH_TIMER_HEAD || sc->armed_served == sc->disp.served))
+  /* a head keeps the deadline it got when it began (slowloris) */
+  if (kind == sc->dnode.kind && (kind != LH_DL_HEAD || sc->armed_served == sc->disp.served))
     return;
-  lh_dlist_remove(s, sc);
-  if (kind == LH_TIMER_NONE) return;
-  double t = kind == LH_TIMER_HEAD ? s->opts.header_read_timeout : s->opts.idle_timeout;
   sc->armed_served = sc->disp.served;
-  dlist_append(s, sc, kind, lh_loop_now(s->loop) + t);
-  lh_server_arm(s);
-}
-
-static void expire(lh_sconn_t *sc, int kind) {
-  lh_conn_t *c = &sc->disp.conn;
-  if (kind == LH_TIMER_LINGER) {
-    lh_sconn_close_now(sc);
-    return;
-  }
-  if (kind == LH_TIMER_HEAD && lh_conn_buffered(c) > 0) {
-    /* part of a head came, too slowly: 408, then close (RFC 9110 15.5.9) */
-    lh_conn_write_error(c, 408);
-    c->error = LH_EHEADER_TIMEOUT;
-    sc->disp.svc->on_error(&sc->disp, LH_EHEADER_TIMEOUT);
-  }
-  lh_conn_close(c);
-  lh_sconn_poll(sc);
+  lh_sconn_deadline(sc, kind, t);
 }
 
 void lh_server_timer_cb(uv_timer_t *t) {
-  lh_server_t *s = t->data ? (lh_server_t *)((char *)t - offsetof(lh_server_t, timer)) : NULL;
-  if (!s || s->loop->closing) return;
+  lh_server_t *s = (lh_server_t *)((char *)t - offsetof(lh_server_t, timer));
+  if (s->loop->closing) return;
   double now = lh_loop_now(s->loop) + 0.0005;
-  for (int k = 1; k < LH_TIMER_KINDS; k++) {
-    lh_sconn_t *sc;
-    while ((sc = s->lists[k].head) && sc->deadline <= now) {
-      lh_dlist_remove(s, sc);
-      expire(sc, k);
+  lh_dnode_t *n;
+  int kind;
+  while ((n = lh_dl_pop_due(&s->dl, now, &kind))) {
+    lh_sconn_t *sc = SC_OF_NODE(n);
+    if (kind == LH_DL_LINGER) lh_sconn_close_now(sc);
+    else {
+      lh_disp_timeout(&sc->disp, kind);
+      lh_sconn_timer_update(sc);
     }
   }
   if (s->grace_deadline && s->grace_deadline <= now) {
@@ -258,8 +225,7 @@ void lh_server_close(lh_server_t *s, double grace) {
     if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
       if (sc->disp.served == 0) {
         /* opened but silent: a short window for a request already on its way */
-        lh_dlist_remove(s, sc);
-        dlist_append(s, sc, LH_TIMER_GRACE, now + (grace < 1.0 && grace >= 0 ? grace : 1.0));
+        lh_sconn_deadline(sc, LH_DL_GRACE, grace < 1.0 && grace >= 0 ? grace : 1.0);
         continue;
       }
       lh_conn_close(c);
