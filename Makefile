@@ -36,8 +36,8 @@ ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -Ics
 
 # no libuv, no Lua: the state machine and its tests build from these alone
 CORE := buf parse conn encode errors dispatch deadline
-UVIO := io server timer
-LBIND := lhyper lsvc lreq
+UVIO := io server timer client
+LBIND := lhyper lsvc lreq lclient
 TESTS := test_conn test_dispatch test_timeout test_client
 
 CORE_O := $(CORE:%=$(B)/obj/%.o)

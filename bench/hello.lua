@@ -15,4 +15,7 @@ local server = assert(lhyper.server{
   end,
 })
 io.stderr:write(("lhyper hello on 127.0.0.1:%d%s\n"):format(server.port, pipeline_flush and " (pipeline_flush)" or ""))
+-- SIGTERM ends the run normally, so profilers (callgrind) write their data
+local term = lhyper.on_signal("SIGTERM", function() lhyper.stop() end)
 lhyper.run()
+term:stop()

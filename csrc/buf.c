@@ -3,6 +3,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Blocks of LH_BLOCK bytes are what most connections need for a request or
+ * a response; idle connections give theirs back. A small free list per
+ * thread saves a malloc/free pair per message. */
+#define LH_BLOCK 4096
+#define LH_POOL_MAX 64
+
+static __thread struct {
+  void *blk[LH_POOL_MAX];
+  int n;
+} pool;
+
+static void *blk_alloc(size_t cap) {
+  if (cap == LH_BLOCK && pool.n) return pool.blk[--pool.n];
+  return malloc(cap);
+}
+
+static void blk_free(void *p, size_t cap) {
+  if (p && cap == LH_BLOCK && pool.n < LH_POOL_MAX) pool.blk[pool.n++] = p;
+  else free(p);
+}
+
+/* realloc that keeps pooled blocks pooled */
+static void *blk_realloc(void *p, size_t cap, size_t ncap, size_t used) {
+  if (cap != LH_BLOCK && ncap != LH_BLOCK) return realloc(p, ncap);
+  void *q = blk_alloc(ncap);
+  if (!q) return NULL;
+  if (used) memcpy(q, p, used);
+  blk_free(p, cap);
+  return q;
+}
+
 long lh_rbuf_reserve(lh_rbuf_t *b, size_t want, size_t max) {
   size_t unread = b->len - b->off;
   if (b->off && (b->cap - b->len < want || unread == 0)) {
@@ -11,11 +42,11 @@ long lh_rbuf_reserve(lh_rbuf_t *b, size_t want, size_t max) {
     b->off = 0;
   }
   if (b->cap - b->len >= want) return (long)(b->cap - b->len);
-  size_t ncap = b->cap ? b->cap : 4096;
+  size_t ncap = b->cap ? b->cap : LH_BLOCK;
   while (ncap < b->len + want && ncap < max) ncap *= 2;
   if (ncap > max) ncap = max;
   if (ncap <= b->cap) return (long)(b->cap - b->len);
-  char *p = realloc(b->base, ncap);
+  char *p = blk_realloc(b->base, b->cap, ncap, b->len);
   if (!p) return -1;
   b->base = p;
   b->cap = ncap;
@@ -23,7 +54,7 @@ long lh_rbuf_reserve(lh_rbuf_t *b, size_t want, size_t max) {
 }
 
 void lh_rbuf_free(lh_rbuf_t *b) {
-  free(b->base);
+  blk_free(b->base, b->cap);
   memset(b, 0, sizeof *b);
 }
 
@@ -36,9 +67,9 @@ void lh_rbuf_trim(lh_rbuf_t *b, size_t keep) {
 
 static int bytes_grow(lh_bytes_t *b, size_t n) {
   if (b->cap - b->len >= n) return 0;
-  size_t ncap = b->cap ? b->cap * 2 : 1024;
+  size_t ncap = b->cap ? b->cap * 2 : LH_BLOCK;
   while (ncap - b->len < n) ncap *= 2;
-  char *p = realloc(b->data, ncap);
+  char *p = blk_realloc(b->data, b->cap, ncap, b->len);
   if (!p) return -1;
   b->data = p;
   b->cap = ncap;
@@ -92,8 +123,8 @@ void lh_wq_end_flight(lh_wq_t *q) {
 }
 
 void lh_wq_free(lh_wq_t *q) {
-  free(q->blk[0].data);
-  free(q->blk[1].data);
+  blk_free(q->blk[0].data, q->blk[0].cap);
+  blk_free(q->blk[1].data, q->blk[1].cap);
   memset(q, 0, sizeof *q);
 }
 
@@ -102,7 +133,7 @@ void lh_wq_trim(lh_wq_t *q, size_t keep) {
   for (int i = 0; i < 2; i++) {
     lh_bytes_t *b = &q->blk[i];
     if (b->len == 0 && b->cap > keep) {
-      free(b->data);
+      blk_free(b->data, b->cap);
       b->data = NULL;
       b->cap = 0;
     }

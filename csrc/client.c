@@ -45,6 +45,7 @@ struct lh_cconn {
   void *udata;               /* the exchange that owns it, NULL when pooled or let go */
   int refs;                  /* open handles + a pending getaddrinfo: freed at 0 */
   int last_err;              /* the last connect failure, for the final report */
+  int local_port;            /* 0 until asked for once connected */
   const char *why;           /* message of the deadline that expired */
   /* deadlines in loop seconds, 0 when unset */
   double connect_deadline;   /* while connecting */
@@ -353,8 +354,10 @@ int lh_cconn_local_port(lh_cconn_t *cc) {
     struct sockaddr_storage ss;
   } a;
   int len = sizeof a;
-  if (!cc->connected || cc->closing || uv_tcp_getsockname(&cc->tcp, &a.sa, &len)) return 0;
-  return ntohs(a.sa.sa_family == AF_INET6 ? a.in6.sin6_port : a.in4.sin_port);
+  if (cc->local_port || !cc->connected || cc->closing) return cc->local_port;
+  if (uv_tcp_getsockname(&cc->tcp, &a.sa, &len)) return 0;
+  cc->local_port = ntohs(a.sa.sa_family == AF_INET6 ? a.in6.sin6_port : a.in4.sin_port);
+  return cc->local_port;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

@@ -8,6 +8,23 @@
 
 int lh_is_tchar(unsigned char c);
 
+/* decimal digits of v into d; returns their count */
+static int fmt_dec(char *d, uint64_t v) {
+  char t[20];
+  int n = 0;
+  do t[n++] = (char)('0' + v % 10); while ((v /= 10));
+  for (int i = 0; i < n; i++) d[i] = t[n - 1 - i];
+  return n;
+}
+
+static int fmt_hex(char *d, uint64_t v) {
+  char t[16];
+  int n = 0;
+  do t[n++] = "0123456789abcdef"[v & 15]; while ((v >>= 4));
+  for (int i = 0; i < n; i++) d[i] = t[n - 1 - i];
+  return n;
+}
+
 void lh_conn_init(lh_conn_t *c, lh_role_t role, const lh_conn_opts_t *o) {
   memset(c, 0, sizeof *c);
   c->role = role;
@@ -349,7 +366,7 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
     /* HEAD: the length a GET would have had */
     if (c->head_method && !c->enc.user_length && body_len >= 0 && c->enc.status != 204 &&
         c->enc.status != 304 && c->enc.status / 100 != 1) {
-      int k = snprintf(num, sizeof num, "%lld", (long long)body_len);
+      int k = fmt_dec(num, (uint64_t)body_len);
       if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
     }
   } else if (c->enc.user_length) {
@@ -361,7 +378,7 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
   } else if (body_len >= 0) {
     c->enc.kind = LH_ENC_LENGTH;
     c->enc.remaining = (uint64_t)body_len;
-    int k = snprintf(num, sizeof num, "%lld", (long long)body_len);
+    int k = fmt_dec(num, (uint64_t)body_len);
     if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
   } else if (c->minor >= 1 || c->role == LH_ROLE_CLIENT) {
     c->enc.kind = LH_ENC_CHUNKED;
@@ -415,7 +432,9 @@ int lh_conn_write_body(lh_conn_t *c, const char *p, size_t n) {
     case LH_ENC_CHUNKED: {
       char *d = lh_wq_reserve(&c->wq, 20 + n);
       if (!d) return LH_ENOMEM;
-      int k = snprintf(d, 20, "%zx\r\n", n);
+      int k = fmt_hex(d, n);
+      d[k++] = '\r';
+      d[k++] = '\n';
       memcpy(d + k, p, n);
       d[k + n] = '\r';
       d[k + n + 1] = '\n';

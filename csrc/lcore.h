@@ -35,7 +35,12 @@ struct lh_lstate {
   int traceback_ref;
   int running;           /* inside lhyper.run */
   int ntasks;            /* live spawned tasks */
+  int free_co[64];       /* registry refs of finished threads kept for reuse */
+  int nfree_co;
 };
+
+/* a thread for a new task, from the free list or new; *ref anchors it */
+lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref);
 
 typedef struct lh_lsrv {
   lh_server_t *srv;      /* NULL once closed and done */

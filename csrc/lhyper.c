@@ -124,6 +124,33 @@ lh_task_t *lh_task_of(lua_State *co) {
   return *(lh_task_t **)lua_getextraspace(co);
 }
 
+lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref) {
+  lua_State *co;
+  if (st->nfree_co) {
+    *ref = st->free_co[--st->nfree_co];
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
+    co = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    return co;
+  }
+  co = lua_newthread(L);
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return co;
+}
+
+/* a thread whose task is over: kept for the next one (as Lua 5.4.4's
+ * lua_resetthread allows) or let go */
+static void co_give(lh_lstate_t *st, lua_State *co, int ref) {
+  lua_State *L = st->L;
+  if (lua_status(co) != LUA_OK) close_thread(co, L);
+  if (lua_status(co) == LUA_OK && st->nfree_co < (int)(sizeof st->free_co / sizeof st->free_co[0])) {
+    lua_settop(co, 0);
+    st->free_co[st->nfree_co++] = ref;
+  } else {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  }
+}
+
 static void task_release(lh_task_t *t) {
   lua_State *L = t->st->L;
   if (t->timer) {
@@ -131,14 +158,24 @@ static void task_release(lh_task_t *t) {
     t->timer = NULL;
   }
   lh_loop_undefer(t->st->loop, &t->tick);
+  lh_req_t *req = t->req;
+  lh_lstate_t *st = t->st;
   if (t->ref != LUA_NOREF) {
-    *(lh_task_t **)lua_getextraspace(t->co) = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    int ref = t->ref;
+    lua_State *co = t->co;
+    *(lh_task_t **)lua_getextraspace(co) = NULL;
     t->ref = LUA_NOREF;
+    t->co = NULL;
+    /* a spawned task lives on its thread's stack: finish with it first */
+    if (req) lh_req_finish(req);
+    else st->ntasks--;
+    co_give(st, co, ref);
+    (void)L;
+    return;
   }
   t->co = NULL;
-  if (t->req) lh_req_finish(t->req);
-  else t->st->ntasks--;
+  if (req) lh_req_finish(req);
+  else st->ntasks--;
 }
 
 void lh_task_cancel(lh_task_t *t) {
@@ -258,7 +295,8 @@ static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lh_lstate_t *st = lh_state(L);
   int n = lua_gettop(L);
-  lua_State *co = lua_newthread(L);
+  int ref;
+  lua_State *co = lh_co_take(st, L, &ref);
   /* the task lives at the bottom of its own thread's stack */
   lh_task_t *t = lua_newuserdatauv(co, sizeof *t, 0);
   memset(t, 0, sizeof *t);
@@ -270,7 +308,7 @@ static int l_spawn(lua_State *L) {
   t->co = co;
   t->nargs = n;
   t->tick.cb = lh_task_tick_cb;
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the thread */
+  t->ref = ref;
   *(lh_task_t **)lua_getextraspace(co) = t;
   st->ntasks++;
   t->wait = LH_WAIT_TICK;
@@ -421,6 +459,7 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
     lh_svc_open(L);
   }
   luaL_newlib(L, funcs);
+  lh_client_open(L); /* adds the client functions to the module table */
   lua_getfield(L, LUA_REGISTRYINDEX, "lhyper.svc_funcs");
   lua_pushnil(L);
   while (lua_next(L, -2)) {

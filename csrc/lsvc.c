@@ -150,7 +150,8 @@ typedef struct {
 static int recv_p(lua_State *L) {
   recv_ctx *x = lua_touserdata(L, 1);
   lh_lstate_t *st = x->s->st;
-  lua_State *co = lua_newthread(L);
+  int ref;
+  lua_State *co = lh_co_take(st, L, &ref);
   lh_req_t *r = lh_req_new(co, x->s, x->sc, x->h, x->base); /* bottom of co's stack */
   lua_rawgeti(co, LUA_REGISTRYINDEX, st->runner_ref);
   lua_rawgeti(co, LUA_REGISTRYINDEX, x->s->handler_ref);
@@ -160,7 +161,7 @@ static int recv_p(lua_State *L) {
   r->task.req = r;
   r->task.nargs = 2;
   r->task.tick.cb = NULL;
-  r->task.ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the thread */
+  r->task.ref = ref;
   *(lh_task_t **)lua_getextraspace(co) = &r->task;
   x->r = r;
   return 0;

@@ -6,7 +6,8 @@ local lhyper = require "lhyper"
 
 local opts = assert(load("return " .. (arg[1] or "{}"), "=options", "t", {}))()
 
-local shared = { max_in_flight = 0, in_flight = 0, cancelled = 0, errors = {} }
+local shared = { max_in_flight = 0, in_flight = 0, cancelled = 0, errors = {}, error_infos = {},
+  records = {}, load = { heads = 0, answered = 0, after_close = 0 } }
 
 -- record_errors = true (an app option, not a server one) installs an on_error
 -- that keeps the kinds of server-side errors for the /errors route.
@@ -265,8 +266,119 @@ end
 -- Graceful shutdown, triggered by a request: ?grace=seconds.
 routes["/shutdown"] = function(req, q)
   local grace = tonumber(q.grace) or 1
-  lhyper.spawn(function() server:close(grace) end)
+  lhyper.spawn(function()
+    shared.closing = true
+    server:close(grace)
+  end)
   return 200, nil, "closing"
+end
+
+-- Load under graceful close (graceful_load_spec): counts request heads that
+-- reached a handler and responses handed back to the server, and of those
+-- the ones answered after /shutdown started the close. ?s= seconds to sleep.
+routes["/load"] = function(req, q)
+  local load = shared.load
+  load.heads = load.heads + 1
+  lhyper.sleep(tonumber(q.s) or 0.01)
+  load.answered = load.answered + 1
+  if shared.closing then load.after_close = load.after_close + 1 end
+  return 200, { ["content-type"] = "text/plain" }, "loaded"
+end
+routes["/load/count"] = function()
+  local load = shared.load
+  return 200, nil, string.format("heads=%d\nanswered=%d\nafter_close=%d\n",
+    load.heads, load.answered, load.after_close)
+end
+
+-- Every value read_all returns (error_object_spec): n= count, then the
+-- type of each, err.kind / err.message / tostring(err) when an error came back.
+routes["/readall/pack"] = function(req, q)
+  local r = table.pack(req:read_all(tonumber(q.max) or 1024))
+  local out = { "n=" .. r.n }
+  for i = 1, r.n do out[#out + 1] = "type" .. i .. "=" .. type(r[i]) end
+  local err = r[2]
+  if err ~= nil then
+    out[#out + 1] = "kind=" .. tostring(err.kind)
+    out[#out + 1] = "message=" .. tostring(err.message)
+    out[#out + 1] = "tostring=" .. tostring(err)
+    out[#out + 1] = "third=" .. tostring(r[3])
+    out[#out + 1] = "is_user=" .. tostring(err:is_user())
+  end
+  return 200, nil, table.concat(out, "\n") .. "\n"
+end
+
+-- Server-side errors with their on_error info, one "kind|method|target|is_user|text" a line.
+routes["/errors/info"] = function()
+  return 200, nil, table.concat(shared.error_infos, "\n")
+end
+
+-- Dead connections (dead_conn_spec). ?key= names a record read back with
+-- /record?key=. A <close> guard notes when the handler's coroutine ends.
+--   mode=body:   sleep ?delay=, then pull the body under pcall and note the error
+--   mode=spawn:  a task keeps req and, ?after= seconds later, pulls its body,
+--                read_all()s it and tries req:upgrade; the handler sleeps 5 s
+--   mode=stream: an endless response body; each iterator call holds a guard
+--                across a short sleep (opened/closed counts)
+-- Records how a pcall'd use of req ended: how=raised|returned_error|value,
+-- and for an error its type, kind, is_closed() and text.
+local function note(rec, prefix, ok, a, b, c)
+  local e
+  if not ok then rec[prefix .. "how"], e = "raised", a
+  elseif a == nil and b ~= nil then rec[prefix .. "how"], e = "returned_error", b
+  else rec[prefix .. "how"] = "value" end
+  if c ~= nil then rec[prefix .. "third"] = tostring(c) end
+  if e == nil then return end
+  rec[prefix .. "type"] = type(e)
+  if type(e) == "table" then
+    rec[prefix .. "kind"] = tostring(e.kind)
+    rec[prefix .. "is_closed"] = tostring(type(e.is_closed) == "function" and e:is_closed())
+  end
+  rec[prefix .. "text"] = tostring(e):gsub("\n", " ")
+end
+
+routes["/deadconn"] = function(req, q)
+  local rec = { handler_done = "false", guard_closed = "false" }
+  shared.records[q.key or "k"] = rec
+  local guard <close> = setmetatable({}, { __close = function() rec.guard_closed = "true" end })
+  if q.mode == "body" then
+    lhyper.sleep(tonumber(q.delay) or 0)
+    local n = 0
+    local ok, err = pcall(function() for chunk in req:body() do n = n + #chunk end end)
+    rec.read = tostring(n)
+    note(rec, "body_", ok, err)
+    rec.handler_done = "true"
+    return 200, nil, "read " .. n
+  elseif q.mode == "spawn" then
+    lhyper.spawn(function()
+      lhyper.sleep(tonumber(q.after) or 0.3)
+      note(rec, "body_", pcall(function() for _ in req:body() do end end))
+      note(rec, "readall_", pcall(req.read_all, req, 1024))
+      note(rec, "upgrade_", pcall(req.upgrade, req, { upgrade = "echo", connection = "upgrade" }))
+      rec.task_done = "true"
+    end)
+    lhyper.sleep(5)
+    rec.handler_done = "true"
+    return 200, nil, "slept"
+  elseif q.mode == "stream" then
+    rec.calls, rec.opened, rec.closed = 0, 0, 0
+    local chunk = string.rep("s", 65536)
+    return 200, nil, function()
+      rec.calls = rec.calls + 1
+      rec.opened = rec.opened + 1
+      local g <close> = setmetatable({}, { __close = function() rec.closed = rec.closed + 1 end })
+      lhyper.sleep(0.005)
+      return chunk
+    end
+  end
+  return 400, nil, "mode?"
+end
+routes["/record"] = function(req, q)
+  local rec = shared.records[q.key or "k"]
+  if not rec then return 404, nil, "no record" end
+  local out = {}
+  for k, v in pairs(rec) do out[#out + 1] = k .. "=" .. tostring(v) end
+  table.sort(out)
+  return 200, nil, table.concat(out, "\n") .. "\n"
 end
 
 -- Used by the spec harness to stop the server cleanly, so that lua_close and
@@ -290,8 +402,12 @@ end
 
 local config = { host = "127.0.0.1", port = 0, handler = handler }
 if record_errors then
-  config.on_error = function(err)
+  config.on_error = function(err, info)
     shared.errors[#shared.errors + 1] = tostring(err.kind)
+    shared.error_infos[#shared.error_infos + 1] = table.concat({
+      tostring(err.kind), tostring(info and info.method), tostring(info and info.target),
+      tostring(type(err.is_user) == "function" and err:is_user()), tostring(err):gsub("[\r\n|]", " "),
+    }, "|")
   end
 end
 for k, v in pairs(opts) do config[k] = v end
@@ -305,3 +421,8 @@ io.stdout:flush()
 
 lhyper.run()
 io.stderr:write("app: lhyper.run() returned\n")
+local load = shared.load
+if load.heads > 0 then
+  io.stderr:write(string.format("app: load heads=%d answered=%d after_close=%d\n",
+    load.heads, load.answered, load.after_close))
+end

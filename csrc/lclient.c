@@ -1,0 +1,654 @@
+/* The client's Lua side: client objects, lhyper.res (one exchange: the
+ * request written, the response read) and the service the dispatcher calls
+ * in the client role. A task waiting on an exchange is resumed only from
+ * loop callbacks; its thread is anchored in the res while it waits. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "lcore.h"
+
+#define CLIENT_MT "lhyper.client"
+#define RES_MT "lhyper.res"
+#define CLIENT_METHODS "lhyper.client_methods"
+#define RES_METHODS "lhyper.res_methods"
+
+/* what a task waits for on an exchange */
+enum { EX_WAIT_NONE = 0, EX_WAIT_HEAD, EX_WAIT_BODY, EX_WAIT_WRITE, EX_WAIT_CONTINUE };
+/* user values of a res */
+enum { UV_CLIENT = 1, UV_WAITER, UV_HEADERS, UV_TRAILERS, EX_NUV = 4 };
+
+typedef struct {
+  lh_client_t *cl;         /* NULL once closed */
+  lh_lstate_t *st;
+} lh_lclient_t;
+
+typedef struct {
+  lh_cconn_t *cc;          /* NULL once let go or the connection is gone */
+  lua_State *waiter;       /* the thread of the waiting task; anchored in UV_WAITER */
+  int wait;                /* EX_WAIT_* while a task waits, cleared when woken */
+  int err;                 /* first failure, 0 if none */
+  const char *why;         /* its message when not the code's own */
+  int status;
+  int local_port;
+  uint8_t minor;
+  unsigned head_ready : 1;   /* final response head received */
+  unsigned body_done : 1;    /* response body read to its end */
+  unsigned req_done : 1;     /* request fully written (or its body given up) */
+  unsigned continued : 1;    /* 100 Continue received */
+  unsigned cont_armed : 1;   /* the Expect wait is timed */
+  unsigned cont_expired : 1; /* ... and it ran out: the body goes anyway */
+  unsigned reused : 1;       /* the connection came from the pool */
+  char *head;              /* malloc: response fields, then head bytes */
+  lh_field_t *fields;
+  char *hbytes;
+  uint32_t nfields;
+  lh_span_t reason;
+} lh_ex_t;
+
+static lh_ex_t *check_ex(lua_State *L, int i) { return luaL_checkudata(L, i, RES_MT); }
+
+static lh_lclient_t *check_client(lua_State *L, int i) {
+  return luaL_checkudata(L, i, CLIENT_MT);
+}
+
+/* --- exchange state --- */
+
+/* the exchange lets go of its connection: back to the pool when both
+ * messages are complete, closed otherwise */
+static void ex_release(lh_ex_t *ex) {
+  lh_cconn_t *cc = ex->cc;
+  if (!cc) return;
+  if (!ex->local_port) ex->local_port = lh_cconn_local_port(cc);
+  ex->cc = NULL;
+  lh_cconn_release(cc);
+}
+
+static void ex_maybe_done(lh_ex_t *ex) {
+  if (ex->head_ready && ex->body_done && ex->req_done) ex_release(ex);
+}
+
+static void ex_fail(lh_ex_t *ex, int err, const char *why) {
+  if (!ex->err) {
+    ex->err = err;
+    ex->why = why;
+  }
+  ex_release(ex);
+}
+
+/* resumes the task waiting on ex. ex may be collected once the task runs:
+ * callers touch nothing of it afterwards */
+static void ex_wake(lh_ex_t *ex) {
+  if (ex->wait == EX_WAIT_NONE) return;
+  ex->wait = EX_WAIT_NONE;
+  lh_task_t *t = lh_task_of(ex->waiter);
+  if (!t) {
+    /* the task was cancelled while it waited: nobody will read this */
+    ex_fail(ex, LH_ECANCELED, NULL);
+    return;
+  }
+  if (t->wait == LH_WAIT_CLIENT) lh_task_resume(t);
+}
+
+static int ex_push_fail(lua_State *L, lh_ex_t *ex) {
+  return lh_push_fail(L, ex->err ? ex->err : LH_ECLOSED, ex->why);
+}
+
+/* suspends the running task until the exchange at stack index idx moves */
+static int ex_yield(lua_State *L, int idx, lh_ex_t *ex, int wait, lua_KFunction k) {
+  lh_task_t *t = lh_task_of(L);
+  if (!t || !t->running)
+    return luaL_error(L, "lhyper: a response can only be used inside an lhyper handler or task");
+  if (ex->wait != EX_WAIT_NONE) return luaL_error(L, "lhyper: another task is waiting on this response");
+  lua_pushthread(L);
+  lua_setiuservalue(L, idx, UV_WAITER);
+  ex->waiter = L;
+  ex->wait = wait;
+  if (ex->cc) lh_cconn_kick(ex->cc);
+  return lh_task_yield(L, LH_WAIT_CLIENT, k);
+}
+
+/* --- the service: the dispatcher's calls in the client role --- */
+
+static lh_ex_t *disp_ex(lh_disp_t *d) { return lh_cconn_udata(lh_cconn_from_disp(d)); }
+
+static void lower_names(char *base, lh_field_t *f, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    char *s = base + f[i].name.off;
+    for (uint32_t k = 0; k < f[i].name.len; k++)
+      if (s[k] >= 'A' && s[k] <= 'Z') s[k] = (char)(s[k] + 32);
+  }
+}
+
+static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
+  lh_ex_t *ex = disp_ex(d);
+  if (!ex) return LH_ECANCELED;
+  if (h->status / 100 == 1 && h->status != 101) {
+    /* interim: only 100 Continue matters, to an Expect wait */
+    if (h->status == 100) ex->continued = 1;
+    if (ex->wait == EX_WAIT_CONTINUE && ex->continued) ex_wake(ex);
+    return 0;
+  }
+  size_t fsz = h->nfields * sizeof(lh_field_t);
+  char *blk = malloc(fsz + h->len + 1);
+  if (!blk) return LH_ENOMEM;
+  free(ex->head);
+  ex->head = blk;
+  ex->fields = (lh_field_t *)blk;
+  ex->hbytes = blk + fsz;
+  memcpy(ex->fields, h->fields, fsz);
+  memcpy(ex->hbytes, base, h->len);
+  lower_names(ex->hbytes, ex->fields, h->nfields);
+  ex->nfields = h->nfields;
+  ex->reason = h->reason;
+  ex->status = h->status;
+  ex->minor = h->minor;
+  ex->head_ready = 1;
+  if (d->conn.reading == LH_READING_KEEPALIVE) ex->body_done = 1; /* HEAD, 204, 304, length 0 */
+  ex_maybe_done(ex);
+  if (ex->wait == EX_WAIT_HEAD || ex->wait == EX_WAIT_CONTINUE) ex_wake(ex);
+  return 0;
+}
+
+static void svc_body_ready(lh_disp_t *d) {
+  lh_ex_t *ex = disp_ex(d);
+  if (ex && ex->wait == EX_WAIT_BODY) ex_wake(ex);
+}
+
+static void svc_write_ready(lh_disp_t *d) {
+  lh_ex_t *ex = disp_ex(d);
+  if (!ex) return;
+  if (ex->wait == EX_WAIT_CONTINUE) {
+    /* no 100 in time: the body goes anyway (RFC 9110 10.1.1) */
+    ex->cont_expired = 1;
+    ex_wake(ex);
+  } else if (ex->wait == EX_WAIT_WRITE) {
+    ex_wake(ex);
+  }
+}
+
+static int svc_poll_ready(lh_disp_t *d) {
+  (void)d;
+  return 1;
+}
+
+static void svc_on_error(lh_disp_t *d, int err) {
+  lh_cconn_t *cc = lh_cconn_from_disp(d);
+  lh_ex_t *ex = lh_cconn_udata(cc);
+  if (!ex) return;
+  if (!ex->err) {
+    ex->err = err;
+    ex->why = lh_cconn_why(cc);
+  }
+  ex_wake(ex);
+}
+
+static const lh_service_t client_service = {
+  .recv_msg = svc_recv_msg,
+  .body_ready = svc_body_ready,
+  .write_ready = svc_write_ready,
+  .poll_ready = svc_poll_ready,
+  .on_error = svc_on_error,
+};
+
+static void conn_closed(lh_cconn_t *cc) {
+  lh_ex_t *ex = lh_cconn_udata(cc);
+  if (!ex) return;
+  ex->cc = NULL;
+  if (!ex->err) ex->err = LH_ECLOSED;
+  ex_wake(ex);
+}
+
+static const lh_client_hooks_t hooks = {
+  .svc = &client_service,
+  .conn_closed = conn_closed,
+};
+
+/* --- requests --- */
+
+/* fields: a flat array name, value, name, value... (checked by client.lua) */
+static int write_fields(lua_State *L, int idx, lh_conn_t *c, int trailers) {
+  lua_Integer n = luaL_len(L, idx);
+  int r = 0;
+  for (lua_Integer i = 1; !r && i < n; i += 2) {
+    size_t nl, vl;
+    lua_geti(L, idx, i);
+    lua_geti(L, idx, i + 1);
+    const char *name = lua_tolstring(L, -2, &nl);
+    const char *v = lua_tolstring(L, -1, &vl);
+    if (!name || !v) r = LH_EUSER_HEADER;
+    else if (trailers) r = lh_conn_write_trailer(c, name, nl, v, vl);
+    else r = lh_conn_head_field(c, name, nl, v, vl);
+    lua_pop(L, 2);
+  }
+  return r;
+}
+
+/* send(client, method, host, port, target, fields, body, timeout,
+ *      read_timeout, connect_timeout, expect) -> res | nil, err, kind
+ * Queues the request head, and a string body unless expect is set. The
+ * connection may still be connecting; nothing here yields. body: nil, a
+ * string, or true for a body the caller streams with res:_write. */
+static int l_send(lua_State *L) {
+  lh_lclient_t *lc = check_client(L, 1);
+  size_t ml, tl;
+  const char *method = luaL_checklstring(L, 2, &ml);
+  const char *host = luaL_checkstring(L, 3);
+  int port = (int)luaL_checkinteger(L, 4);
+  const char *target = luaL_checklstring(L, 5, &tl);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  int bt = lua_type(L, 7);
+  double timeout = luaL_optnumber(L, 8, 0);
+  double read_timeout = luaL_optnumber(L, 9, 0);
+  double connect_timeout = luaL_optnumber(L, 10, 0);
+  int expect = lua_toboolean(L, 11);
+  lh_task_t *t = lh_task_of(L);
+  if (!t || !t->running)
+    return luaL_error(L, "lhyper.request: not inside an lhyper handler or task "
+                         "(start one with lhyper.spawn and run the loop)");
+  if (!lc->cl) return luaL_error(L, "lhyper.request: attempt to use a closed client");
+  lua_settop(L, 11);
+  lh_ex_t *ex = lua_newuserdatauv(L, sizeof *ex, EX_NUV);
+  memset(ex, 0, sizeof *ex);
+  luaL_setmetatable(L, RES_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, UV_CLIENT);
+  lh_cconn_t *cc;
+  int reused;
+  int r = lh_client_checkout(lc->cl, host, port, connect_timeout, ex, &cc, &reused);
+  if (r) return lh_push_fail(L, r, NULL);
+  ex->cc = cc;
+  ex->reused = reused ? 1 : 0;
+  lh_disp_t *d = lh_cconn_disp(cc);
+  lh_conn_t *c = &d->conn;
+  int64_t blen = bt == LUA_TSTRING ? (int64_t)lua_rawlen(L, 7) : bt == LUA_TNIL ? 0 : -1;
+  r = lh_conn_req_begin(c, method, ml, target, tl);
+  if (!r) r = write_fields(L, 6, c, 0);
+  if (!r) r = lh_conn_head_end(c, blen);
+  if (r) {
+    lh_conn_head_abort(c);
+    ex_fail(ex, r, NULL);
+    if (r == LH_ENOMEM) return lh_push_fail(L, r, NULL);
+    return lh_raise(L, r, "lhyper.request: invalid request line or header field "
+                          "(a method that is not a token, or CR, LF or NUL in the target or a field)");
+  }
+  d->in_flight = 1;
+  if (bt != LUA_TBOOLEAN && !expect) {
+    if (blen > 0) r = lh_conn_write_body(c, lua_tostring(L, 7), (size_t)blen);
+    if (!r) r = lh_conn_write_end(c);
+    if (r) {
+      ex_fail(ex, r, NULL);
+      return lh_push_fail(L, r, NULL);
+    }
+    ex->req_done = 1;
+  }
+  lh_cconn_set_timeouts(cc, timeout > 0 ? lh_loop_now(lc->st->loop) + timeout : 0, read_timeout);
+  lh_cconn_kick(cc);
+  return 1;
+}
+
+/* res:_wait() -> res | nil, err, kind: the final response head */
+static int ex_wait(lua_State *L);
+static int ex_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return ex_wait(L);
+}
+
+static int ex_wait(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  lua_settop(L, 1);
+  if (ex->head_ready) return 1;
+  if (ex->err || !ex->cc) {
+    ex_release(ex);
+    return ex_push_fail(L, ex);
+  }
+  lh_cconn_touch(ex->cc);
+  return ex_yield(L, 1, ex, EX_WAIT_HEAD, ex_wait_k);
+}
+
+/* res:_continue(seconds) -> true (send the body) | false (a final response
+ * came first: the body is not sent) | nil, err, kind */
+static int ex_continue(lua_State *L);
+static int ex_continue_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return ex_continue(L);
+}
+
+static int ex_continue(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  double sec = luaL_optnumber(L, 2, 1.0);
+  lua_settop(L, 2);
+  if (ex->head_ready) {
+    /* RFC 9110 10.1.1: the body need not be sent after a final status;
+     * the connection then cannot carry another request */
+    if (ex->cc) {
+      lh_conn_close_write(&lh_cconn_disp(ex->cc)->conn);
+      lh_cconn_kick(ex->cc);
+    }
+    ex->req_done = 1;
+    ex_maybe_done(ex);
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (ex->continued || ex->cont_expired) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (ex->err || !ex->cc) {
+    ex_release(ex);
+    return ex_push_fail(L, ex);
+  }
+  if (!ex->cont_armed) {
+    ex->cont_armed = 1;
+    lh_cconn_continue_after(ex->cc, sec);
+  }
+  return ex_yield(L, 1, ex, EX_WAIT_CONTINUE, ex_continue_k);
+}
+
+/* res:_write(chunk) -> true | nil, err, kind; waits while the socket is
+ * backed up, so the body is pulled only as fast as it goes out */
+static int ex_write_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lh_ex_t *ex = check_ex(L, 1);
+  if (ex->err) {
+    ex_release(ex);
+    return ex_push_fail(L, ex);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int ex_write(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  lua_settop(L, 2);
+  if (ex->err || !ex->cc || ex->req_done) {
+    ex_release(ex);
+    return ex_push_fail(L, ex);
+  }
+  lh_disp_t *d = lh_cconn_disp(ex->cc);
+  int e = lh_conn_write_body(&d->conn, p, n);
+  if (e) {
+    ex_fail(ex, e, e == LH_EUSER_BODY ? "request body longer than its content-length" : NULL);
+    return ex_push_fail(L, ex);
+  }
+  lh_cconn_kick(ex->cc);
+  if (!lh_disp_can_write(d)) return ex_yield(L, 1, ex, EX_WAIT_WRITE, ex_write_k);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* res:_finish(trailers) -> true | nil, err, kind: ends the request body;
+ * trailers is nil or a flat array as for the head */
+static int ex_finish(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  if (ex->err || !ex->cc || ex->req_done) {
+    ex_release(ex);
+    return ex_push_fail(L, ex);
+  }
+  lh_conn_t *c = &lh_cconn_disp(ex->cc)->conn;
+  int e = lua_istable(L, 2) ? write_fields(L, 2, c, 1) : 0;
+  if (!e) e = lh_conn_write_end(c);
+  if (e) {
+    ex_fail(ex, e, e == LH_EUSER_BODY ? "request body shorter than its content-length" : NULL);
+    return ex_push_fail(L, ex);
+  }
+  ex->req_done = 1;
+  lh_cconn_kick(ex->cc);
+  ex_maybe_done(ex);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* res:_abort(): the request body failed; the connection cannot go on */
+static int ex_abort(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  ex_fail(ex, LH_EUSER_BODY, "request body iterator failed");
+  return 0;
+}
+
+/* --- the response body --- */
+
+static int body_next(lua_State *L);
+static int body_next_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return body_next(L);
+}
+
+/* trailers are copied out of the parser, which reuses them for the next message */
+static void save_trailers(lua_State *L, int idx, const lh_parser_t *p) {
+  if (!p->ntrailers) return;
+  size_t fsz = p->ntrailers * sizeof(lh_field_t);
+  char *blk = lua_newuserdatauv(L, fsz + p->tlen + 1, 0);
+  lh_field_t *f = (lh_field_t *)blk;
+  memcpy(f, p->tfields, fsz);
+  memcpy(blk + fsz, p->tbytes, p->tlen);
+  lower_names(blk + fsz, f, p->ntrailers);
+  lh_headers_push(L, -1, blk + fsz, f, p->ntrailers, 1);
+  lua_setiuservalue(L, idx, UV_TRAILERS);
+  lua_pop(L, 1);
+}
+
+static int body_next(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, lua_upvalueindex(1));
+  if (ex->body_done) return 0;
+  if (ex->err) {
+    ex_release(ex);
+    return lh_raise(L, ex->err, ex->why);
+  }
+  if (!ex->cc) return lh_raise(L, LH_ECLOSED, "connection closed before the body was read");
+  lh_disp_t *d = lh_cconn_disp(ex->cc);
+  const char *p;
+  size_t n;
+  int rc = lh_disp_read_body(d, &p, &n);
+  if (rc == 1) {
+    lua_pushlstring(L, p, n);
+    return 1;
+  }
+  if (rc == 2) {
+    lua_settop(L, 0);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    save_trailers(L, 1, &d->conn.parser);
+    ex->body_done = 1;
+    ex_maybe_done(ex);
+    return 0;
+  }
+  if (rc == 0) {
+    lh_cconn_touch(ex->cc);
+    lua_settop(L, 0);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    return ex_yield(L, 1, ex, EX_WAIT_BODY, body_next_k);
+  }
+  ex_fail(ex, rc, NULL);
+  return lh_raise(L, rc, NULL);
+}
+
+/* res:body() -> iterator of string chunks; raises if the connection fails */
+static int res_body(lua_State *L) {
+  check_ex(L, 1);
+  lua_settop(L, 1);
+  lua_pushcclosure(L, body_next, 1);
+  return 1;
+}
+
+static int res_trailers(lua_State *L) {
+  check_ex(L, 1);
+  lua_getiuservalue(L, 1, UV_TRAILERS);
+  return 1;
+}
+
+/* res:close(): done with the response; a body not read to its end closes
+ * the connection instead of returning it to the pool. Also __close. */
+static int res_close(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  if (ex->cc && !(ex->head_ready && ex->body_done && ex->req_done)) {
+    if (!ex->err) ex->err = LH_ECLOSED;
+  }
+  ex_release(ex);
+  return 0;
+}
+
+static int res_gc(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  ex_release(ex);
+  free(ex->head);
+  ex->head = NULL;
+  ex->fields = NULL;
+  ex->nfields = 0;
+  return 0;
+}
+
+static int res_index(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  size_t n;
+  const char *k = lua_tolstring(L, 2, &n);
+  if (k && ex->head_ready) {
+    if (n == 6 && !memcmp(k, "status", 6)) {
+      lua_pushinteger(L, ex->status);
+      return 1;
+    }
+    if (n == 7 && !memcmp(k, "version", 7)) {
+      lua_pushstring(L, ex->minor == 0 ? "1.0" : "1.1");
+      return 1;
+    }
+    if (n == 6 && !memcmp(k, "reason", 6)) {
+      lua_pushlstring(L, ex->hbytes + ex->reason.off, ex->reason.len);
+      return 1;
+    }
+    if (n == 7 && !memcmp(k, "headers", 7)) {
+      if (lua_getiuservalue(L, 1, UV_HEADERS) != LUA_TNIL) return 1;
+      lua_pop(L, 1);
+      lh_headers_push(L, 1, ex->hbytes, ex->fields, ex->nfields, 1);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, 1, UV_HEADERS);
+      return 1;
+    }
+  }
+  if (k && n == 6 && !memcmp(k, "reused", 6)) {
+    lua_pushboolean(L, ex->reused);
+    return 1;
+  }
+  if (k && n == 10 && !memcmp(k, "local_port", 10)) {
+    lua_pushinteger(L, ex->cc ? lh_cconn_local_port(ex->cc) : ex->local_port);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static int res_tostring(lua_State *L) {
+  lh_ex_t *ex = check_ex(L, 1);
+  if (ex->head_ready) lua_pushfstring(L, "lhyper.res (%d)", ex->status);
+  else lua_pushliteral(L, "lhyper.res (pending)");
+  return 1;
+}
+
+/* --- client objects --- */
+
+static double opt_number(lua_State *L, int t, const char *k, double def) {
+  int ty = lua_getfield(L, t, k);
+  double v = def;
+  if (ty == LUA_TNUMBER) v = lua_tonumber(L, -1);
+  else if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) v = 0;
+  lua_pop(L, 1);
+  return v;
+}
+
+/* client_new(opts) -> client; opts checked by lhyper/client.lua */
+static int l_client_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lh_lstate_t *st = lh_state(L);
+  lh_client_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.conn.max_buf_size = (uint32_t)opt_number(L, 1, "max_buf_size", 400 * 1024);
+  o.conn.max_headers = (uint32_t)opt_number(L, 1, "max_headers", 100);
+  o.conn.max_target = 8192;
+  lua_getfield(L, 1, "keep_alive");
+  o.conn.keep_alive = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  o.pool_max_idle_per_host = (uint32_t)opt_number(L, 1, "pool_max_idle_per_host", 32);
+  o.pool_idle_timeout = opt_number(L, 1, "pool_idle_timeout", 90);
+  lh_lclient_t *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+  lc->cl = NULL;
+  lc->st = st;
+  luaL_setmetatable(L, CLIENT_MT);
+  int r = lh_client_new(st->loop, &o, &hooks, NULL, &lc->cl);
+  if (r) return lh_push_fail(L, r, NULL);
+  return 1;
+}
+
+static int client_close(lua_State *L) {
+  lh_lclient_t *lc = check_client(L, 1);
+  if (lc->cl) {
+    lh_client_t *cl = lc->cl;
+    lc->cl = NULL;
+    lh_client_close(cl);
+  }
+  return 0;
+}
+
+/* client:stats() -> { connections = n, idle = n } */
+static int client_stats(lua_State *L) {
+  lh_lclient_t *lc = check_client(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, lc->cl ? lh_client_connections(lc->cl) : 0);
+  lua_setfield(L, -2, "connections");
+  lua_pushinteger(L, lc->cl ? lh_client_idle(lc->cl) : 0);
+  lua_setfield(L, -2, "idle");
+  return 1;
+}
+
+static int client_tostring(lua_State *L) {
+  lh_lclient_t *lc = check_client(L, 1);
+  lua_pushfstring(L, "lhyper.client (%s)", lc->cl ? "open" : "closed");
+  return 1;
+}
+
+static const luaL_Reg res_methods[] = {
+  {"body", res_body},     {"trailers", res_trailers}, {"close", res_close},
+  {"_wait", ex_wait},     {"_continue", ex_continue}, {"_write", ex_write},
+  {"_finish", ex_finish}, {"_abort", ex_abort},       {NULL, NULL}};
+
+static const luaL_Reg client_methods[] = {
+  {"close", client_close}, {"stats", client_stats}, {NULL, NULL}};
+
+/* registers the metatables once per state and adds the client functions to
+ * the module table on top of the stack */
+void lh_client_open(lua_State *L) {
+  int mod = lua_gettop(L);
+  if (luaL_newmetatable(L, RES_MT)) {
+    luaL_newlib(L, res_methods);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, RES_METHODS);
+    lua_pushcclosure(L, res_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, res_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, res_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, res_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, CLIENT_MT)) {
+    luaL_newlib(L, client_methods);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, CLIENT_METHODS);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, client_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, client_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_client_new);
+  lua_setfield(L, mod, "client_new");
+  lua_pushcfunction(L, l_send);
+  lua_setfield(L, mod, "client_send");
+  lua_getfield(L, LUA_REGISTRYINDEX, CLIENT_METHODS);
+  lua_setfield(L, mod, "client_methods");
+  lua_getfield(L, LUA_REGISTRYINDEX, RES_METHODS);
+  lua_setfield(L, mod, "res_methods");
+}
