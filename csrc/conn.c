@@ -6,8 +6,6 @@
 
 #define READ_CHUNK (64 * 1024) /* what one read asks for */
 
-int lh_is_tchar(unsigned char c);
-
 /* decimal digits of v into d; returns their count */
 static int fmt_dec(char *d, uint64_t v) {
   char t[20];

@@ -47,6 +47,7 @@ struct lh_disp {
   const lh_service_t *svc;
   const lh_io_t *io;
   void *data;                 /* the service's per-connection state */
+  void *io_data;              /* the transport's */
   unsigned reading_on : 1;    /* io is reading */
   unsigned polling : 1;       /* inside lh_disp_poll */
   unsigned repoll : 1;        /* an event arrived during the poll */

@@ -118,10 +118,8 @@ const char *lh_strerror(int err) {
 
 /* --- connection transport --- */
 
-lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d) {
-  return (lh_sconn_t *)((char *)d - offsetof(lh_sconn_t, disp));
-}
-lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) { return &sc->disp; }
+lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d) { return d->io_data; }
+lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) { return sc->d; }
 lh_server_t *lh_sconn_server(lh_sconn_t *sc) { return sc->srv; }
 void **lh_sconn_udata(lh_sconn_t *sc) { return &sc->udata; }
 
@@ -138,13 +136,17 @@ int lh_sconn_peer(lh_sconn_t *sc, char *buf, size_t len) {
   return 0;
 }
 
+static void disp_put(lh_disp_t *d);
+int sconn_wake(lh_sconn_t *sc);
+static const lh_io_t sconn_io;
+
 static void conn_close_cb(uv_handle_t *h) {
   lh_sconn_t *sc = (lh_sconn_t *)h;
   lh_server_t *s = sc->srv;
   lh_loop_t *l = s->loop;
   lh_loop_undefer(l, &sc->defer);
   if (!l->closing && s->hooks.conn_closed) s->hooks.conn_closed(sc);
-  lh_disp_free(&sc->disp);
+  if (sc->d) disp_put(sc->d);
   lh_server_conn_gone(s, sc);
   free(sc);
 }
@@ -161,7 +163,11 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   lh_sconn_t *sc = (lh_sconn_t *)h;
   char *p = NULL;
-  long n = lh_conn_read_space(&sc->disp.conn, &p);
+  if (!sc->d && !sconn_wake(sc)) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  long n = lh_conn_read_space(&sc->d->conn, &p);
   *buf = uv_buf_init(n > 0 ? p : NULL, n > 0 ? (unsigned)n : 0);
 }
 
@@ -169,18 +175,22 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   lh_sconn_t *sc = (lh_sconn_t *)st;
   if (nread == 0) return;
+  if (!sc->d && !sconn_wake(sc)) {
+    lh_sconn_close_now(sc);
+    return;
+  }
   if (nread == UV_ENOBUFS) {
     /* read buffer at its bound: stop until the dispatcher consumes it */
     uv_read_stop(st);
-    sc->disp.reading_on = 0;
+    sc->d->reading_on = 0;
     lh_sconn_poll(sc);
     return;
   }
   if (nread > 0) {
-    lh_conn_read_commit(&sc->disp.conn, (size_t)nread);
-    lh_disp_read_done(&sc->disp, (long)nread);
+    lh_conn_read_commit(&sc->d->conn, (size_t)nread);
+    lh_disp_read_done(sc->d, (long)nread);
   } else {
-    lh_disp_read_done(&sc->disp, nread == UV_EOF ? 0 : (long)nread);
+    lh_disp_read_done(sc->d, nread == UV_EOF ? 0 : (long)nread);
   }
   lh_sconn_timer_update(sc);
 }
@@ -190,19 +200,20 @@ static void linger_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) 
   lh_sconn_t *sc = (lh_sconn_t *)st;
   if (nread < 0) lh_sconn_close_now(sc);
   /* input after our FIN is dropped: the buffer is reused */
-  else sc->disp.conn.rbuf.off = sc->disp.conn.rbuf.len;
+  else sc->d->conn.rbuf.off = sc->d->conn.rbuf.len;
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
   lh_sconn_t *sc = req->data;
+  free(req);
   if (sc->handle_closing) return;
-  if (status < 0 || sc->disp.conn.eof || sc->disp.io_error) {
+  if (status < 0 || sc->d->conn.eof || sc->d->io_error) {
     lh_sconn_close_now(sc);
     return;
   }
   /* lingering close: read until the peer closes so unread input does not
    * turn our close into a reset that destroys the response in flight */
-  sc->disp.conn.rbuf.off = sc->disp.conn.rbuf.len;
+  sc->d->conn.rbuf.off = sc->d->conn.rbuf.len;
   if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, linger_read_cb)) {
     lh_sconn_close_now(sc);
     return;
@@ -212,29 +223,43 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 
 static void finish_close(lh_sconn_t *sc) {
   if (sc->handle_closing || sc->writing) return;
-  /* with nothing left unread, close() sends the FIN after the queued bytes;
-   * otherwise linger so the kernel does not answer unread input with RST */
-  if (sc->disp.io_error || sc->disp.conn.eof || !sc->disp.conn.unread || sc->no_linger) {
+  if (!sc->d) {
     lh_sconn_close_now(sc);
     return;
   }
-  sc->sreq.data = sc;
-  if (uv_shutdown(&sc->sreq, (uv_stream_t *)&sc->tcp, shutdown_cb)) lh_sconn_close_now(sc);
+  /* with nothing left unread, close() sends the FIN after the queued bytes;
+   * otherwise linger so the kernel does not answer unread input with RST */
+  if (sc->d->io_error || sc->d->conn.eof || !sc->d->conn.unread || sc->no_linger) {
+    lh_sconn_close_now(sc);
+    return;
+  }
+  /* requests live only while in use: an idle connection does not carry them */
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (!req) {
+    lh_sconn_close_now(sc);
+    return;
+  }
+  req->data = sc;
+  if (uv_shutdown(req, (uv_stream_t *)&sc->tcp, shutdown_cb)) {
+    free(req);
+    lh_sconn_close_now(sc);
+  }
 }
 
 static void write_cb(uv_write_t *req, int status) {
   lh_sconn_t *sc = req->data;
+  free(req);
   sc->writing = 0;
   if (sc->handle_closing) return;
   if (sc->closing) {
-    lh_wq_end_flight(&sc->disp.conn.wq);
-    if (status < 0) sc->disp.io_error = status;
-    else if (lh_conn_pending(&sc->disp.conn) && sc->disp.io->flush(&sc->disp) < 0)
-      sc->disp.io_error = -1;
+    lh_wq_end_flight(&sc->d->conn.wq);
+    if (status < 0) sc->d->io_error = status;
+    else if (lh_conn_pending(&sc->d->conn) && sc->d->io->flush(sc->d) < 0)
+      sc->d->io_error = -1;
     finish_close(sc);
     return;
   }
-  lh_disp_write_done(&sc->disp, status);
+  lh_disp_write_done(sc->d, status);
   lh_sconn_timer_update(sc);
 }
 
@@ -256,10 +281,13 @@ static int io_flush(lh_disp_t *d) {
   if (r > 0) lh_wq_consume(q, (size_t)r);
   n = lh_wq_peek(q, &p);
   b = uv_buf_init((char *)p, (unsigned)n);
+  uv_write_t *req = malloc(sizeof *req);
+  if (!req) return UV_ENOMEM;
   lh_wq_begin_flight(q);
-  sc->wreq.data = sc;
-  r = uv_write(&sc->wreq, (uv_stream_t *)&sc->tcp, &b, 1, write_cb);
+  req->data = sc;
+  r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, write_cb);
   if (r < 0) {
+    free(req);
     lh_wq_end_flight(q);
     return r;
   }
@@ -289,7 +317,7 @@ static void io_close(lh_disp_t *d) {
 
 static void defer_poll_cb(lh_defer_t *df) {
   lh_sconn_t *sc = (lh_sconn_t *)((char *)df - offsetof(lh_sconn_t, defer));
-  sc->disp.deferred = 0;
+  if (sc->d) sc->d->deferred = 0;
   lh_sconn_poll(sc);
 }
 
@@ -308,12 +336,56 @@ static const lh_io_t sconn_io = {
 
 void lh_sconn_poll(lh_sconn_t *sc) {
   if (sc->closing) return;
-  lh_disp_poll(&sc->disp);
+  if (sc->d) lh_disp_poll(sc->d);
   lh_sconn_timer_update(sc);
 }
 
 void lh_sconn_defer_poll(lh_sconn_t *sc) {
   if (!sc->closing) lh_loop_defer(sc->srv->loop, &sc->defer);
+}
+
+/* --- message state on demand: an idle connection keeps only its handle,
+ * its links and a few flags; the dispatcher comes from a free list --- */
+
+#define DISP_POOL 64
+static __thread struct {
+  lh_disp_t *d[DISP_POOL];
+  int n;
+} dpool;
+
+static void disp_put(lh_disp_t *d) {
+  lh_disp_free(d);
+  if (dpool.n < DISP_POOL) dpool.d[dpool.n++] = d;
+  else free(d);
+}
+
+/* gives an idle connection its message state back; 0 on OOM */
+int sconn_wake(lh_sconn_t *sc) {
+  lh_server_t *s = sc->srv;
+  lh_disp_t *d = dpool.n ? dpool.d[--dpool.n] : malloc(sizeof *d);
+  if (!d) return 0;
+  lh_disp_init(d, LH_ROLE_SERVER, &s->opts.conn, s->hooks.svc, &sconn_io, s->data);
+  d->io_data = sc;
+  d->pipeline_flush = s->opts.pipeline_flush ? 1 : 0;
+  d->served = sc->served;
+  d->reading_on = sc->reading_on;
+  if (s->closing) lh_conn_disable_keep_alive(&d->conn);
+  sc->d = d;
+  return 1;
+}
+
+/* an idle connection with nothing pending gives its message state back */
+void lh_sconn_sleep(lh_sconn_t *sc) {
+  lh_disp_t *d = sc->d;
+  lh_conn_t *c = &d->conn;
+  if (sc->closing || sc->writing || sc->udata || d->polling || d->deferred || d->in_flight ||
+      d->want_body || d->want_write || d->held || d->raw || c->eof || d->io_error ||
+      !lh_conn_is_idle(c) || lh_conn_buffered(c) || lh_conn_pending(c))
+    return;
+  sc->served = d->served;
+  sc->reading_on = d->reading_on;
+  sc->d = NULL;
+  disp_put(d);
 }
 
 void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc) {
@@ -323,7 +395,9 @@ void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc) {
   int len = sizeof sc->peer;
   uv_tcp_getpeername(&sc->tcp, &sc->peer.sa, &len);
   uv_tcp_nodelay(&sc->tcp, 1);
-  lh_disp_init(&sc->disp, LH_ROLE_SERVER, &s->opts.conn, s->hooks.svc, &sconn_io, s->data);
-  sc->disp.pipeline_flush = s->opts.pipeline_flush ? 1 : 0;
+  if (!sconn_wake(sc)) {
+    lh_sconn_close_now(sc);
+    return;
+  }
   lh_sconn_poll(sc);
 }

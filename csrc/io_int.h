@@ -20,12 +20,10 @@ struct lh_loop {
 
 struct lh_sconn {
   uv_tcp_t tcp;            /* first: the handle's address is the connection's */
-  lh_disp_t disp;
+  lh_disp_t *d;            /* message state; NULL while idle (taken back from a free list) */
   lh_server_t *srv;
   lh_sconn_t *prev, *next; /* server's list of connections */
   lh_dnode_t dnode;        /* on the server's deadline list of its kind */
-  uv_write_t wreq;
-  uv_shutdown_t sreq;
   lh_defer_t defer;
   void *udata;
   union {
@@ -37,7 +35,9 @@ struct lh_sconn {
   unsigned closing : 1;    /* io close sequence started */
   unsigned handle_closing : 1; /* uv_close called */
   unsigned no_linger : 1;  /* close at once (grace period over) */
-  uint32_t armed_served;   /* disp.served when the deadline was set */
+  uint32_t armed_served;   /* d->served when the deadline was set */
+  uint32_t served;         /* d->served kept while idle */
+  unsigned reading_on : 1; /* d->reading_on kept while idle */
 };
 
 struct lh_server {
@@ -61,6 +61,8 @@ struct lh_server {
 
 void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc);
 void lh_sconn_close_now(lh_sconn_t *sc);
+int sconn_wake(lh_sconn_t *sc);
+void lh_sconn_sleep(lh_sconn_t *sc);
 void lh_sconn_timer_update(lh_sconn_t *sc);
 void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc);
 void lh_server_timer_cb(uv_timer_t *t);

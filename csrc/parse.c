@@ -5,7 +5,7 @@
 
 #define PARSER(h) ((lh_parser_t *)(h)) /* http is the first member */
 
-static const char tchar[256] = {
+const char lh_tchar[256] = {
   ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
   ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
   ['~'] = 1,
@@ -21,7 +21,6 @@ static const char tchar[256] = {
   ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
-int lh_is_tchar(unsigned char c) { return tchar[c]; }
 
 static inline char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
@@ -179,7 +178,7 @@ static int check_fields(const char *base, const lh_field_t *f, uint32_t n) {
     const unsigned char *s = (const unsigned char *)base + f[i].name.off;
     if (f[i].name.len == 0) return -1;
     for (uint32_t k = 0; k < f[i].name.len; k++)
-      if (!tchar[s[k]]) return -1;
+      if (!lh_tchar[s[k]]) return -1;
     s = (const unsigned char *)base + f[i].value.off;
     for (uint32_t k = 0; k < f[i].value.len; k++)
       if (s[k] == '\r' || s[k] == '\n' || s[k] == 0) return -1;
@@ -486,4 +485,12 @@ void lh_parser_next(lh_parser_t *p) {
   p->state = LH_PARSE_HEAD;
   p->fed = 0;
   p->err = 0;
+}
+
+void lh_parser_trim(lh_parser_t *p) {
+  if (p->state != LH_PARSE_HEAD || p->fed) return;
+  lh_parser_free(p);
+  p->head.nfields = 0;
+  p->ntrailers = 0;
+  p->tlen = 0;
 }

@@ -81,8 +81,16 @@ int lh_parser_body(lh_parser_t *p, char *data, size_t len, size_t *consumed,
 /* the peer closed: ends a close-delimited body (1) or reports EINCOMPLETE */
 int lh_parser_eof(lh_parser_t *p);
 
+/* between messages: frees the field and trailer arrays (an idle
+ * connection holds no per-message memory) */
+void lh_parser_trim(lh_parser_t *p);
+
 /* ready for the next message's head */
 void lh_parser_next(lh_parser_t *p);
+
+/* RFC 9110 5.6.2 tchar */
+extern const char lh_tchar[256];
+static inline int lh_is_tchar(unsigned char c) { return lh_tchar[c]; }
 
 /* case-insensitive comparison of a field name */
 int lh_name_eq(const char *base, lh_span_t s, const char *lower_name, size_t n);

@@ -40,8 +40,9 @@ void lh_sconn_deadline(lh_sconn_t *sc, int kind, double after) {
 void lh_sconn_timer_update(lh_sconn_t *sc) {
   if (sc->closing) return;
   lh_server_t *s = sc->srv;
-  lh_conn_t *c = &sc->disp.conn;
-  int kind = lh_disp_timer_kind(&sc->disp);
+  if (!sc->d) return; /* asleep: already on the idle list */
+  lh_conn_t *c = &sc->d->conn;
+  int kind = lh_disp_timer_kind(sc->d);
   double t = kind == LH_DL_HEAD ? s->opts.header_read_timeout
            : kind == LH_DL_IDLE ? s->opts.idle_timeout : 0;
   if (t <= 0) kind = LH_DL_NONE;
@@ -49,12 +50,15 @@ void lh_sconn_timer_update(lh_sconn_t *sc) {
     /* between messages: hold no buffers */
     lh_rbuf_trim(&c->rbuf, 0);
     lh_wq_trim(&c->wq, 0);
+    lh_parser_trim(&c->parser);
   }
   /* a head keeps the deadline it got when it began (slowloris) */
-  if (kind == sc->dnode.kind && (kind != LH_DL_HEAD || sc->armed_served == sc->disp.served))
-    return;
-  sc->armed_served = sc->disp.served;
-  lh_sconn_deadline(sc, kind, t);
+  if (!(kind == sc->dnode.kind && (kind != LH_DL_HEAD || sc->armed_served == sc->d->served))) {
+    sc->armed_served = sc->d->served;
+    lh_sconn_deadline(sc, kind, t);
+  }
+  if (kind == LH_DL_IDLE || (kind == LH_DL_NONE && lh_disp_timer_kind(sc->d) == LH_DL_IDLE))
+    lh_sconn_sleep(sc);
 }
 
 void lh_server_timer_cb(uv_timer_t *t) {
@@ -65,9 +69,9 @@ void lh_server_timer_cb(uv_timer_t *t) {
   int kind;
   while ((n = lh_dl_pop_due(&s->dl, now, &kind))) {
     lh_sconn_t *sc = SC_OF_NODE(n);
-    if (kind == LH_DL_LINGER) lh_sconn_close_now(sc);
+    if (kind == LH_DL_LINGER || !sc->d) lh_sconn_close_now(sc);
     else {
-      lh_disp_timeout(&sc->disp, kind);
+      lh_disp_timeout(sc->d, kind);
       lh_sconn_timer_update(sc);
     }
   }
@@ -75,12 +79,12 @@ void lh_server_timer_cb(uv_timer_t *t) {
     s->grace_deadline = 0;
     for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
       next = sc->next;
-      if (sc->closing) {
+      if (sc->closing || !sc->d) {
         lh_sconn_close_now(sc);
         continue;
       }
       sc->no_linger = 1;
-      lh_disp_abort(&sc->disp, LH_ECANCELED);
+      lh_disp_abort(sc->d, LH_ECANCELED);
       lh_sconn_poll(sc);
     }
   }
@@ -220,10 +224,14 @@ void lh_server_close(lh_server_t *s, double grace) {
   for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
     next = sc->next;
     if (sc->closing) continue;
-    lh_conn_t *c = &sc->disp.conn;
+    if (!sc->d) {
+      lh_sconn_close_now(sc); /* asleep: idle */
+      continue;
+    }
+    lh_conn_t *c = &sc->d->conn;
     lh_conn_disable_keep_alive(c);
     if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
-      if (sc->disp.served == 0) {
+      if (sc->d->served == 0) {
         /* opened but silent: a short window for a request already on its way */
         lh_sconn_deadline(sc, LH_DL_GRACE, grace < 1.0 && grace >= 0 ? grace : 1.0);
         continue;
