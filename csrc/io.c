@@ -125,6 +125,11 @@ void **lh_sconn_udata(lh_sconn_t *sc) { return &sc->udata; }
 
 int lh_sconn_peer(lh_sconn_t *sc, char *buf, size_t len) {
   buf[0] = 0;
+  if (sc->peer.sa.sa_family == AF_UNSPEC) {
+    /* asked for rarely: no getpeername per connection until then */
+    int n = sizeof sc->peer;
+    if (uv_tcp_getpeername(&sc->tcp, &sc->peer.sa, &n)) return 0;
+  }
   if (sc->peer.sa.sa_family == AF_INET6) {
     uv_ip6_name(&sc->peer.in6, buf, len);
     return ntohs(sc->peer.in6.sin6_port);
@@ -392,8 +397,6 @@ void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc) {
   sc->srv = s;
   sc->tcp.data = (void *)conn_close_cb; /* how lh_loop_free closes it */
   sc->defer.cb = defer_poll_cb;
-  int len = sizeof sc->peer;
-  uv_tcp_getpeername(&sc->tcp, &sc->peer.sa, &len);
   uv_tcp_nodelay(&sc->tcp, 1);
   if (!sconn_wake(sc)) {
     lh_sconn_close_now(sc);
