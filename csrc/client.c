@@ -476,7 +476,16 @@ void lh_cconn_release(lh_cconn_t *cc) {
     return;
   }
   if (cc->disp.polling) {
-    /* the poll under way ends with cc_after */
+    /* inside this connection's own poll (the exchange's task runs from one
+     * of its callbacks): when both messages are done it is idle now, so the
+     * task's next request can take it; else the poll under way ends with
+     * cc_after */
+    lh_conn_t *c = &cc->disp.conn;
+    if (c->reading == LH_READING_KEEPALIVE && c->writing == LH_WRITING_KEEPALIVE &&
+        lh_conn_try_keep_alive(c)) {
+      cc->disp.in_flight = 0;
+      pool_put(cc);
+    }
     cc->disp.repoll = 1;
     return;
   }

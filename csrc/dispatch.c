@@ -106,11 +106,11 @@ static int poll_read(lh_disp_t *d) {
     d->svc->body_ready(d);
     return 1;
   }
-  if (c->eof && d->in_flight && !c->opts.half_close &&
-      (c->reading == LH_READING_KEEPALIVE || c->reading == LH_READING_INIT)) {
+  if (c->eof && d->in_flight && !c->opts.half_close && !d->want_body &&
+      c->reading != LH_READING_CLOSED) {
     /* the client shut down while its request is served (hyper's default,
      * http1_half_close = false): give up on it */
-    lh_disp_abort(d, LH_ECANCELED);
+    lh_disp_abort(d, lh_conn_can_read_body(c) ? LH_EINCOMPLETE : LH_ECANCELED);
     return 1;
   }
   return 0;
@@ -161,7 +161,10 @@ static void set_read_interest(lh_disp_t *d) {
         break;
       case LH_READING_CONTINUE:
       case LH_READING_BODY:
-        want = d->want_body;
+        /* what the handler pulls, and a bounded read-ahead so a client
+         * that leaves is noticed even while its body is not read */
+        want = d->want_body ||
+               (c->role == LH_ROLE_SERVER && lh_conn_buffered(c) < LH_READ_AHEAD);
         break;
       case LH_READING_KEEPALIVE:
         /* watch for the client going away while its response is made;

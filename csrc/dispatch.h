@@ -41,6 +41,7 @@ typedef struct {
                                    * send 16 deep, and one client must not starve
                                    * the others */
 #define LH_WRITE_HIGH (64 * 1024) /* body writers wait above this many queued bytes */
+#define LH_READ_AHEAD (64 * 1024) /* body bytes read before the handler asks */
 
 struct lh_disp {
   lh_conn_t conn;

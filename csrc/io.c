@@ -111,6 +111,11 @@ void lh_loop_free(lh_loop_t *l) {
   free(l);
 }
 
+const char *lh_errname(int err) {
+  const char *n = lh_err_name(err);
+  return n ? n : uv_err_name(err);
+}
+
 const char *lh_strerror(int err) {
   const char *m = lh_err_message(err);
   return m ? m : uv_strerror(err);

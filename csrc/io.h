@@ -48,6 +48,8 @@ int lh_loop_is_closing(lh_loop_t *l);
 void lh_loop_defer(lh_loop_t *l, lh_defer_t *d);
 void lh_loop_undefer(lh_loop_t *l, lh_defer_t *d);
 const char *lh_strerror(int err);
+/* the code's name: "EPARSE_HEADER", "ECONNRESET", ... */
+const char *lh_errname(int err);
 
 int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
                      const lh_server_hooks_t *hooks, void *data, lh_server_t **out);

@@ -53,7 +53,7 @@ void lh_push_error(lua_State *L, int code, const char *msg) {
   lua_pushinteger(L, code);
   lua_setfield(L, -2, "code");
   if (!kind) {
-    lua_pushstring(L, lh_err_name(code) ? lh_err_name(code) : "");
+    lua_pushstring(L, lh_errname(code)); /* "ECONNRESET" ... */
     lua_setfield(L, -2, "name");
   }
   luaL_setmetatable(L, ERROR_MT);

@@ -213,6 +213,9 @@ static void svc_on_error(lh_disp_t *d, int err) {
     return;
   }
   if (r) {
+    /* a body cut short is the server's to report; a client that left
+     * after a full request is not an error */
+    if (err == LH_EINCOMPLETE) lh_report(s, err, NULL, r);
     detach(r);
     lh_task_cancel(&r->task);
     return;

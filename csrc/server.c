@@ -12,7 +12,7 @@
 #define SC_OF_NODE(n) ((lh_sconn_t *)((char *)(n) - offsetof(lh_sconn_t, dnode)))
 
 void lh_server_arm(lh_server_t *s) {
-  if (s->timer_closed) return;
+  if (s->timer_closed || uv_is_closing((uv_handle_t *)&s->timer)) return;
   double next = lh_dl_next(&s->dl);
   if (s->grace_deadline && (next == 0 || s->grace_deadline < next)) next = s->grace_deadline;
   if (next == 0) {
@@ -63,7 +63,7 @@ void lh_sconn_timer_update(lh_sconn_t *sc) {
 
 void lh_server_timer_cb(uv_timer_t *t) {
   lh_server_t *s = (lh_server_t *)((char *)t - offsetof(lh_server_t, timer));
-  if (s->loop->closing) return;
+  if (s->loop->closing || s->timer_closed) return;
   double now = lh_loop_now(s->loop) + 0.0005;
   lh_dnode_t *n;
   int kind;
@@ -94,6 +94,7 @@ void lh_server_timer_cb(uv_timer_t *t) {
 /* --- accept --- */
 
 static void server_maybe_done(lh_server_t *s);
+static void timer_close_cb(uv_handle_t *h);
 
 static void accept_one(lh_server_t *s) {
   lh_sconn_t *sc = calloc(1, sizeof *sc);
@@ -134,34 +135,34 @@ void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc) {
   server_maybe_done(s);
 }
 
-static void server_free_cb(uv_handle_t *h);
-
-static void server_maybe_done(lh_server_t *s) {
-  if (!s->closing || s->nconns || !s->listener_closed || s->done) return;
-  s->done = 1;
-  if (!s->loop->closing && s->hooks.server_done) s->hooks.server_done(s);
-  s->timer.data = (void *)server_free_cb;
-  uv_close((uv_handle_t *)&s->timer, server_free_cb);
+/* the server's memory goes when its two handles are closed and no
+ * connection points at it any more, whichever comes last (teardown closes
+ * them in any order) */
+static void server_try_free(lh_server_t *s) {
+  if (s->listener_closed && s->timer_closed && s->nconns == 0) free(s);
 }
 
-static void server_free_cb(uv_handle_t *h) {
+static void timer_close_cb(uv_handle_t *h) {
   lh_server_t *s = (lh_server_t *)((char *)h - offsetof(lh_server_t, timer));
-  free(s);
+  s->timer_closed = 1;
+  server_try_free(s);
+}
+
+static void server_maybe_done(lh_server_t *s) {
+  if (s->loop->closing) {
+    server_try_free(s); /* lh_loop_free's walk closes the handles */
+    return;
+  }
+  if (!s->closing || s->nconns || !s->listener_closed || s->done) return;
+  s->done = 1;
+  if (s->hooks.server_done) s->hooks.server_done(s);
+  if (!uv_is_closing((uv_handle_t *)&s->timer)) uv_close((uv_handle_t *)&s->timer, timer_close_cb);
 }
 
 static void listener_close_cb(uv_handle_t *h) {
   lh_server_t *s = (lh_server_t *)h;
   s->listener_closed = 1;
-  if (s->loop->closing) {
-    /* teardown: the timer is closed by the walk; free when both are */
-    if (uv_is_closing((uv_handle_t *)&s->timer)) return;
-  }
   server_maybe_done(s);
-}
-
-static void timer_teardown_cb(uv_handle_t *h) {
-  lh_server_t *s = (lh_server_t *)((char *)h - offsetof(lh_server_t, timer));
-  if (s->listener_closed) free(s);
 }
 
 int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
@@ -184,8 +185,8 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
   s->data = data;
   uv_tcp_init_ex(&l->uv, &s->tcp, addr.sa.sa_family);
   uv_timer_init(&l->uv, &s->timer);
-  s->tcp.data = (void *)listener_close_cb;
-  s->timer.data = (void *)timer_teardown_cb;
+  s->tcp.data = (void *)listener_close_cb; /* how lh_loop_free closes them */
+  s->timer.data = (void *)timer_close_cb;
   r = 0;
   if (o->reuseport) {
     /* libuv 1.44 has no UV_TCP_REUSEPORT: set it on the fresh socket */
@@ -200,9 +201,8 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
   if (r) {
     s->closing = 1;
     s->done = 1;
-    uv_close((uv_handle_t *)&s->tcp, NULL);
-    uv_close((uv_handle_t *)&s->timer, timer_teardown_cb);
-    s->listener_closed = 1;
+    uv_close((uv_handle_t *)&s->tcp, listener_close_cb);
+    uv_close((uv_handle_t *)&s->timer, timer_close_cb);
     return r;
   }
   int len = sizeof addr;

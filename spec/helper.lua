@@ -161,6 +161,18 @@ function Server:wait_exit(t)
   return not self:alive()
 end
 
+-- Wait up to `t` seconds for the server to exit by itself, then reap it.
+-- Returns its exit code (128 + signal number when killed by a signal), or
+-- nil when it is still running.
+function Server:exit_code(t)
+  if self.reaped then return self.code end
+  if not self:wait_exit(t or 0) then return nil end
+  local _, how, code = self.pipe:close() -- waits for `timeout`, which passes the code on
+  self.reaped = true
+  self.code = how == "signal" and 128 + code or code
+  return self.code
+end
+
 -- Ask the app to quit through its /__quit route (lhyper.stop), so that the
 -- process exits normally; true when it did within `t` seconds.
 local function ask_quit(srv, t)
@@ -192,7 +204,7 @@ function Server:stop()
       self:wait_exit(2)
     end
   end
-  pcall(self.pipe.close, self.pipe) -- reaps `timeout`
+  if not self.reaped then pcall(self.pipe.close, self.pipe) end -- reaps `timeout`
   local text = self:log()
   if sanitizer_report(text) or os.getenv("LHYPER_SPEC_SERVER_STDERR") then
     io.stderr:write(string.format("[spec] stderr of server pid %d %s:\n%s\n",
@@ -209,6 +221,82 @@ end
 M._reaper = setmetatable({}, { __gc = function()
   for srv in pairs(live) do pcall(srv.stop, srv) end
 end })
+
+-- A port that was free a moment ago: bound to port 0 on 127.0.0.1, then released.
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- Other Lua programs (serve.lua, small scripts) run as a process of their own,
+-- in their own process group under `timeout`, with stderr to a log file.
+-- `args` is a string of already quoted arguments after the interpreter.
+local Proc = {}
+Proc.__index = Proc
+
+function M.start_lua(args, lifetime)
+  local logfile = M.tmpname(".log")
+  local cmd = string.format(
+    "cd %s && LUA_PATH=%s LUA_CPATH=%s exec %stimeout -s KILL %d sh -c %s sh %s%s %s 2>%s",
+    shell_quote(M.ROOT), shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), M.CLIENT_ENV,
+    lifetime or 30, shell_quote('echo "PID $$"; exec "$@"'), M.PRELOAD_ENV, M.LUA, args,
+    shell_quote(logfile))
+  local pipe = assert(io.popen(cmd, "r"))
+  local line = pipe:read("l")
+  local pid = line and tonumber(line:match("^PID (%d+)"))
+  if not pid then
+    pipe:close()
+    os.remove(logfile)
+    error("process did not start (got " .. tostring(line) .. ")", 2)
+  end
+  local stat = M.read_file("/proc/" .. pid .. "/stat") or ""
+  local pgid = tonumber(stat:match("^%d+ %b() %S+ %d+ (%d+)"))
+  local p = setmetatable({ pid = pid, pgid = pgid, pipe = pipe, logfile = logfile }, Proc)
+  live[p] = true
+  return p
+end
+
+Proc.alive = Server.alive
+Proc.log = Server.log
+Proc.wait_exit = Server.wait_exit
+Proc.exit_code = Server.exit_code
+
+-- Send a signal by name ("TERM", "INT", "USR1") to the process itself.
+function Proc:kill(sig)
+  return os.execute(string.format("kill -%s %d 2>/dev/null", sig, self.pid))
+end
+
+-- Wait up to `t` seconds until stderr holds `text` (a plain string).
+function Proc:wait_log(text, t)
+  local deadline = socket.gettime() + (t or TEST_TIMEOUT)
+  repeat
+    if self:log():find(text, 1, true) then return true end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return false
+end
+
+-- TERM, then KILL to the whole process group; reaps and removes the log. Idempotent.
+function Proc:stop()
+  if self.stopped then return end
+  self.stopped = true
+  live[self] = nil
+  if self:alive() and self.pgid then
+    os.execute(string.format("kill -TERM -%d 2>/dev/null", self.pgid))
+    if not self:wait_exit(2) then
+      os.execute(string.format("kill -KILL -%d 2>/dev/null", self.pgid))
+      self:wait_exit(2)
+    end
+  end
+  if not self.reaped then pcall(self.pipe.close, self.pipe) end
+  local text = self:log()
+  if sanitizer_report(text) or os.getenv("LHYPER_SPEC_SERVER_STDERR") then
+    io.stderr:write(string.format("[spec] stderr of pid %d:\n%s\n", self.pid, text))
+  end
+  os.remove(self.logfile)
+end
 
 ---------------------------------------------------------------------------
 -- Raw sockets

@@ -51,7 +51,15 @@ function req_methods.read_all(req, max)
     error("bad argument #1 to 'read_all' (non-negative number expected)", 2)
   end
   local parts, n = {}, 0
-  for chunk in req:body() do
+  local next_chunk = req:body()
+  while true do
+    local ok, chunk = pcall(next_chunk)
+    if not ok then
+      -- a failed connection is an ordinary failure here: nil, err, kind
+      if type(chunk) == "table" and chunk.kind then return nil, chunk, chunk.kind end
+      error(chunk, 0)
+    end
+    if chunk == nil then break end
     n = n + #chunk
     if max and n > max then
       req:_too_large()
@@ -113,5 +121,8 @@ function M.server(opts)
   check_options(opts)
   return core.listen(opts)
 end
+
+local client = require "lhyper.client"
+M.request, M.client = client.request, client.new
 
 return M

@@ -1,0 +1,281 @@
+--- lhyper.client: the HTTP/1.1 client (the dispatcher's other role).
+-- Option checks, URL parsing and header normalisation live here; the C core
+-- (lclient.c) writes the request, pools connections and reads the response.
+local core = require "lhyper.core"
+
+local type, tostring, pairs, ipairs, tonumber = type, tostring, pairs, ipairs, tonumber
+local concat, pcall, error = table.concat, pcall, error
+local send = core.client_send
+
+local M = {}
+
+local client_methods = core.client_methods
+local res_methods = core.res_methods
+
+local client_option_types = {
+  pool_max_idle_per_host = "number", pool_idle_timeout = "number|false",
+  connect_timeout = "number|false", read_timeout = "number|false", timeout = "number|false",
+  expect_timeout = "number", keep_alive = "boolean",
+  max_buf_size = "number", max_headers = "number",
+}
+
+local request_option_types = {
+  method = "string", url = "string", headers = "table", body = "string|function",
+  timeout = "number|false", read_timeout = "number|false", connect_timeout = "number|false",
+  expect_continue = "boolean", expect_timeout = "number",
+}
+
+local function check(types, opts, who)
+  if type(opts) ~= "table" then error(who .. ": options table expected", 3) end
+  for k, v in pairs(opts) do
+    local want = types[k]
+    if not want then error(who .. ": unknown option '" .. tostring(k) .. "'", 3) end
+    local t = type(v)
+    local okay = want:find(t, 1, true) ~= nil
+    if t == "boolean" and v == false and want:find("false", 1, true) then okay = true end
+    if t == "boolean" and v == true and not want:find("boolean", 1, true) then okay = false end
+    if not okay then
+      error(("%s: option '%s' must be %s, got %s"):format(who, k, want:gsub("|", " or "), t), 3)
+    end
+    if t == "number" and (v < 0 or v ~= v) then
+      error(("%s: option '%s' must not be negative"):format(who, k), 3)
+    end
+  end
+end
+
+--- lhyper.client(opts) -> client
+-- Options (defaults): pool_max_idle_per_host (32), pool_idle_timeout (90 s,
+-- false: none), connect_timeout (10 s), read_timeout (false), timeout
+-- (false), expect_timeout (1 s), keep_alive (true), max_buf_size (400 KiB:
+-- largest response head), max_headers (100).
+function M.new(opts)
+  opts = opts or {}
+  check(client_option_types, opts, "lhyper.client")
+  local n = opts.pool_max_idle_per_host
+  if n and n ~= math.floor(n) then error("lhyper.client: option 'pool_max_idle_per_host' must be an integer", 2) end
+  local c = assert(core.client_new(opts))
+  -- per-request defaults, kept beside the C object
+  M.defaults_[c] = {
+    connect_timeout = opts.connect_timeout == nil and 10 or opts.connect_timeout or 0,
+    read_timeout = opts.read_timeout or 0,
+    timeout = opts.timeout or 0,
+    expect_timeout = opts.expect_timeout or 1,
+  }
+  return c
+end
+M.defaults_ = setmetatable({}, { __mode = "k" })
+
+--- URL -> host, port, authority (for Host), target; raises on what is not http
+local function parse_url(url)
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then error("lhyper.request: invalid URL '" .. url .. "' (expected http://host[:port]/path)", 3) end
+  scheme = scheme:lower()
+  if scheme == "https" then
+    error("lhyper.request: https:// is not supported (no TLS in lhyper yet): " .. url, 3)
+  elseif scheme ~= "http" then
+    error("lhyper.request: unsupported URL scheme '" .. scheme .. "' in " .. url, 3)
+  end
+  local authority, target = rest:match("^([^/?#]*)(.*)$")
+  if authority:find("@", 1, true) then
+    error("lhyper.request: credentials in the URL are not supported (send an authorization header)", 3)
+  end
+  target = target:gsub("#.*$", "")
+  if target == "" then target = "/"
+  elseif target:sub(1, 1) == "?" then target = "/" .. target end
+  if target:find("[%s%c]") then error("lhyper.request: invalid URL (space or control character in the path): " .. url, 3) end
+  local host, port
+  if authority:sub(1, 1) == "[" then
+    host, port = authority:match("^%[([%x:.]+[^%]]*)%]:?(%d*)$")
+  else
+    host, port = authority:match("^([^:]+):?(%d*)$")
+  end
+  if not host or host == "" then error("lhyper.request: invalid host in URL " .. url, 3) end
+  port = port ~= "" and tonumber(port) or 80
+  if port < 1 or port > 65535 then error("lhyper.request: invalid port in URL " .. url, 3) end
+  return host, port, authority, target
+end
+M.parse_url = parse_url
+
+-- headers (map or array of pairs) -> flat array name, value, ...; and what
+-- the request needs to know of them
+local function flatten(headers, authority)
+  local out, n = {}, 0
+  local has_host, expect, length
+  local function add(name, value)
+    if type(name) ~= "string" then error("lhyper.request: header names must be strings", 5) end
+    local tv = type(value)
+    if tv == "table" then
+      for _, v in ipairs(value) do add(name, v) end
+      return
+    elseif tv == "number" then value = tostring(value)
+    elseif tv ~= "string" then
+      error("lhyper.request: header '" .. name .. "' must be a string, number or array", 5)
+    end
+    local lname = name:lower()
+    if lname == "host" then has_host = true
+    elseif lname == "expect" then expect = value:lower() == "100-continue"
+    elseif lname == "content-length" then length = value end
+    out[n + 1], out[n + 2] = name, value
+    n = n + 2
+  end
+  if headers then
+    if type(headers[1]) == "table" then
+      for _, pair in ipairs(headers) do add(pair[1], pair[2]) end
+    else
+      for k, v in pairs(headers) do add(k, v) end
+    end
+  end
+  if not has_host then
+    -- RFC 9112 3.2: Host is the URL's authority
+    out[n + 1], out[n + 2] = "host", authority
+  end
+  return out, expect, length
+end
+
+local function trailer_list(t)
+  if t == nil then return nil end
+  if type(t) ~= "table" then error("lhyper.request: body trailers must be a table", 3) end
+  local out = flatten(t, nil)
+  out[#out], out[#out - 1] = nil, nil -- no host
+  return out
+end
+
+local idempotent = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
+
+-- a request that failed on a reused connection before any response came is
+-- retried once on a new one, when sending it twice is harmless (the
+-- keep-alive race: the server closed the idle connection as it was taken)
+local function retryable(res, method, body, err)
+  if not res.reused or type(body) == "function" or not idempotent[method] then return false end
+  local k = err and err.kind
+  return k == "incomplete" or k == "closed" or k == "io"
+end
+
+local function pump(res, body)
+  while true do
+    local ok, chunk, trailers = pcall(body)
+    if not ok then
+      res:_abort()
+      local e = core.error("user_body", "request body iterator failed: " .. tostring(chunk))
+      return nil, e, e.kind
+    end
+    if chunk == nil then return res:_finish(trailer_list(trailers)) end
+    if type(chunk) ~= "string" then
+      if type(chunk) ~= "number" then
+        res:_abort()
+        local e = core.error("user_body", "request body iterator returned a " .. type(chunk))
+        return nil, e, e.kind
+      end
+      chunk = tostring(chunk)
+    end
+    if #chunk > 0 then
+      local ok2, err, kind = res:_write(chunk)
+      if not ok2 then return nil, err, kind end
+    end
+  end
+end
+
+local function attempt(client, d, opts, method, host, port, authority, target, fields, expect)
+  local body = opts.body
+  local function opt(k)
+    local v = opts[k]
+    if v == nil then return d[k] end
+    return v or 0
+  end
+  local streamed = type(body) == "function"
+  local res, err, kind = send(client, method, host, port, target, fields,
+    streamed or body, opt("timeout"), opt("read_timeout"), opt("connect_timeout"), expect)
+  if not res then return nil, err, kind end
+  if expect then
+    local go
+    go, err, kind = res:_continue(opt("expect_timeout"))
+    if go == nil then return nil, err, kind, res end
+    if go then
+      local ok
+      if streamed then ok, err, kind = pump(res, body)
+      else
+        ok, err, kind = true, nil, nil
+        if body and #body > 0 then ok, err, kind = res:_write(body) end
+        if ok then ok, err, kind = res:_finish() end
+      end
+      if not ok then return nil, err, kind, res end
+    end
+  elseif streamed then
+    local ok
+    ok, err, kind = pump(res, body)
+    if not ok then
+      -- the server may have answered (and closed) before taking the whole body
+      local r2 = res:_wait()
+      if r2 then return r2 end
+      return nil, err, kind, res
+    end
+  end
+  local r
+  r, err, kind = res:_wait()
+  if not r then return nil, err, kind, res end
+  return r
+end
+
+--- client:request{ method, url, headers, body, timeout, ... } -> res | nil, err, kind
+function client_methods.request(client, opts)
+  if not core.in_task() then
+    error("lhyper.request: not inside an lhyper handler or task (start one with lhyper.spawn and run the loop)", 2)
+  end
+  check(request_option_types, opts, "lhyper.request")
+  if type(opts.url) ~= "string" then error("lhyper.request: option 'url' (a string) is required", 2) end
+  local d = M.defaults_[client]
+  if not d then error("lhyper.request: not a client made by lhyper.client", 2) end
+  local method = opts.method or "GET"
+  local host, port, authority, target = parse_url(opts.url)
+  local fields, expect, length = flatten(opts.headers, authority)
+  if opts.expect_continue then
+    if not expect then fields[#fields + 1], fields[#fields + 2] = "expect", "100-continue" end
+    expect = true
+  end
+  local body = opts.body
+  if expect and (body == nil or body == "") then expect = false end
+  if type(body) == "string" and length and tonumber(length) ~= #body then
+    error("lhyper.request: content-length header does not match the body", 2)
+  end
+  local res, err, kind, failed = attempt(client, d, opts, method, host, port, authority, target, fields, expect)
+  if not res and failed and retryable(failed, method, body, err) then
+    res, err, kind = attempt(client, d, opts, method, host, port, authority, target, fields, expect)
+  end
+  if not res then return nil, err, kind end
+  return res
+end
+
+--- res:read_all(max_bytes) -> body string | nil, err, kind
+function res_methods.read_all(res, max)
+  if max ~= nil and (type(max) ~= "number" or max < 0) then
+    error("bad argument #1 to 'read_all' (non-negative number expected)", 2)
+  end
+  local parts, n = {}, 0
+  local next_chunk = res:body()
+  while true do
+    local ok, chunk = pcall(next_chunk)
+    if not ok then
+      if type(chunk) == "table" then return nil, chunk, chunk.kind end
+      error(chunk, 0)
+    end
+    if chunk == nil then break end
+    n = n + #chunk
+    if max and n > max then
+      res:close()
+      local e = core.error("user_body", "body too large")
+      return nil, e, e.kind
+    end
+    parts[#parts + 1] = chunk
+  end
+  return concat(parts)
+end
+
+local default_client
+
+--- lhyper.request{...}: a request through the default client
+function M.request(opts)
+  if not default_client then default_client = M.new() end
+  return client_methods.request(default_client, opts)
+end
+
+return M
