@@ -45,7 +45,7 @@ UVIO_O := $(UVIO:%=$(B)/obj/%.o)
 LBIND_O := $(LBIND:%=$(B)/obj/%.o)
 LLHTTP_O := $(if $(LLHTTP_SRC),$(B)/obj/llhttp_llhttp.o $(B)/obj/llhttp_api.o $(B)/obj/llhttp_http.o)
 
-.PHONY: all deps run test tests test-sanitize install clean
+.PHONY: all deps run test test-quick tests test-sanitize install clean
 
 all: $(B)/lhyper/core.so
 
@@ -56,10 +56,16 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(B)/?.so;;' $(LUA) serve.lua
 
+# every suite: normal build, ASan/UBSan build, valgrind; one total at the end
 test: deps
 	@sh scripts/deps.sh test
 	@$(MAKE) --no-print-directory all tests
-	@sh scripts/test.sh
+	@$(MAKE) --no-print-directory B=build-san SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' all tests
+	@VALGRIND=1 sh scripts/test.sh
+
+# the normal build alone
+test-quick: all tests
+	@SANITIZE=0 sh scripts/test.sh
 
 tests: $(TESTS:%=$(B)/tests/%)
 
@@ -78,10 +84,11 @@ $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) $(LLH
 $(B)/obj $(B)/lhyper $(B)/tests:
 	mkdir -p $@
 
-# ASan + UBSan build of the module and the C tests, then every suite against it
+# ASan + UBSan build of the module and the C tests, then every suite
 test-sanitize: deps
+	@$(MAKE) --no-print-directory all tests
 	@$(MAKE) --no-print-directory B=build-san SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' all tests
-	@B=build-san SANITIZE=1 sh scripts/test.sh
+	@sh scripts/test.sh
 
 # used by `luarocks make rockspec/lhyper-scm-1.rockspec`
 install: all

@@ -136,7 +136,7 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   ex->head = blk;
   ex->fields = (lh_field_t *)blk;
   ex->hbytes = blk + fsz;
-  memcpy(ex->fields, h->fields, fsz);
+  if (fsz) memcpy(ex->fields, h->fields, fsz);
   memcpy(ex->hbytes, base, h->len);
   lower_names(ex->hbytes, ex->fields, h->nfields);
   ex->nfields = h->nfields;

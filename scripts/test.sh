@@ -1,46 +1,73 @@
 #!/bin/sh
-# Runs every suite (C unit tests, busted specs) and ends with one line
-# "N passed, N failed" summing them; exits non-zero on any failure.
-# B: build directory; SANITIZE=1: the module was built with ASan/UBSan.
-B=${B:-build}
+# Runs every suite and ends with one line "N passed, N failed" summing them;
+# exits non-zero on any failure. Suites, each as TAP:
+#   C unit tests and busted specs against build/ (the normal build),
+#   the same against build-san/ (ASan + UBSan), when it was built,
+#   server specs under valgrind memcheck, when VALGRIND=1.
 LUA=${LUA:-lua5.4}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 status=0
-
-for t in "$B"/tests/*; do
-  [ -x "$t" ] || continue
-  echo "== C: $(basename "$t")"
-  "$t" > "$out/c.tap" 2> "$out/c.err"
-  rc=$?
-  cat "$out/c.tap"
-  [ $rc -ne 0 ] && { status=1; cat "$out/c.err"; }
-  cat "$out/c.tap" >> "$out/all.tap"
-done
-
-echo "== busted specs"
-export LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;"
-export LUA_CPATH="$B/?.so;;"
-export LHYPER_BUILD="$B"
-export LHYPER_SPEC_LUA_CPATH="$B/?.so;;"
-if [ "${SANITIZE:-}" = 1 ]; then
-  # the Lua interpreter is not instrumented: preload the runtime
-  export LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)"
-  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
-  export LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan.supp:print_suppressions=0"
-  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-fi
 busted_bin=$(command -v busted || echo /usr/bin/busted)
-timeout 900 $LUA "$busted_bin" -o TAP ${BUSTED_ARGS:-} > "$out/b.tap" 2> "$out/b.err"
-rc=$?
-cat "$out/b.tap"
-if [ $rc -ne 0 ]; then status=1; tail -50 "$out/b.err"; fi
-if [ "${SANITIZE:-}" = 1 ] && grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$out/b.err"; then
-  echo "# sanitizer reports:"; grep -A30 "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" "$out/b.err" | head -80
-  echo "not ok - sanitizer clean" >> "$out/b.tap"
-  status=1
+: > "$out/all.tap"
+
+c_tests() { # $1: build dir
+  for t in "$1"/tests/*; do
+    [ -x "$t" ] || continue
+    echo "== C: $t"
+    "$t" > "$out/c.tap" 2> "$out/c.err"
+    rc=$?
+    cat "$out/c.tap"
+    if [ $rc -ne 0 ]; then status=1; cat "$out/c.err"; fi
+    if grep -q "ERROR: AddressSanitizer\|runtime error:" "$out/c.err"; then
+      echo "not ok - sanitizer clean: $t" >> "$out/c.tap"; status=1
+    fi
+    cat "$out/c.tap" >> "$out/all.tap"
+  done
+}
+
+specs() { # $1: build dir, $2: label, rest: busted arguments
+  b=$1; label=$2; shift 2
+  echo "== busted specs ($label)"
+  (
+    export LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;"
+    export LUA_CPATH="$b/?.so;;"
+    export LHYPER_SPEC_LUA_CPATH="$b/?.so;;"
+    timeout 900 $LUA "$busted_bin" -o TAP --cpath="$b/?.so" "$@"
+  ) > "$out/b.tap" 2> "$out/b.err"
+  rc=$?
+  cat "$out/b.tap"
+  if [ $rc -ne 0 ]; then status=1; tail -50 "$out/b.err"; fi
+  if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:\|ERROR SUMMARY: [1-9]\|definitely lost: [1-9]" "$out/b.err"; then
+    echo "# memory error reports:"
+    grep -B2 -A30 "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:\|ERROR SUMMARY: [1-9]\|definitely lost: [1-9]" "$out/b.err" | head -80
+    echo "not ok - $label: no memory errors" >> "$out/b.tap"
+    status=1
+  fi
+  cat "$out/b.tap" >> "$out/all.tap"
+}
+
+c_tests build
+specs build normal
+
+if [ -f build-san/lhyper/core.so ] && [ "${SANITIZE:-1}" = 1 ]; then
+  c_tests build-san
+  # the Lua interpreter is not instrumented: servers get the runtime preloaded
+  cc=${CC:-cc}
+  LHYPER_SPEC_PRELOAD="$($cc -print-file-name=libasan.so) $($cc -print-file-name=libubsan.so)" \
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86" \
+  LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan.supp:print_suppressions=0" \
+  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    specs build-san "ASan+UBSan" --exclude-tags=nosan
 fi
-cat "$out/b.tap" >> "$out/all.tap"
+
+if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
+  LHYPER_SPEC_WRAP="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite" \
+    specs build valgrind spec/basics_spec.lua spec/pipelining_spec.lua spec/request_body_spec.lua \
+      spec/malformed_spec.lua spec/smuggling_spec.lua spec/upgrade_spec.lua spec/errors_spec.lua \
+      spec/expect_spec.lua spec/trailers_spec.lua spec/cancel_spec.lua spec/drain_spec.lua \
+      spec/response_spec.lua spec/http10_spec.lua spec/content_length_spec.lua
+fi
 
 skipped=$(grep -c '^ok .*# *SKIP' "$out/all.tap")
 passed=$(( $(grep -c '^ok ' "$out/all.tap") - skipped ))

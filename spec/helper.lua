@@ -23,8 +23,11 @@ M.LUA_CPATH = os.getenv("LHYPER_SPEC_LUA_CPATH") or "build/?.so;;"
 local preload = os.getenv("LHYPER_SPEC_PRELOAD") or os.getenv("LD_PRELOAD")
 M.CLIENT_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS "
 M.PRELOAD_ENV = ""
-M.SANITIZED = preload ~= nil and preload ~= "" -- RSS and timing are not meaningful then
-if M.SANITIZED then
+-- LHYPER_SPEC_WRAP runs the server under a tool, e.g. "valgrind -q --leak-check=full"
+M.WRAP = os.getenv("LHYPER_SPEC_WRAP") or ""
+if M.WRAP ~= "" then M.WRAP = M.WRAP .. " " end
+M.SANITIZED = (preload ~= nil and preload ~= "") or M.WRAP ~= "" -- RSS and timing are not meaningful then
+if preload ~= nil and preload ~= "" then
   local keep = { "LD_PRELOAD=" .. preload }
   for _, v in ipairs({ "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS" }) do
     if os.getenv(v) then keep[#keep + 1] = v .. "=" .. os.getenv(v) end
@@ -124,7 +127,7 @@ function M.start_server(opts)
     "cd %s && LUA_PATH=%s LUA_CPATH=%s exec %stimeout -s KILL %d %s%s spec/app.lua %s 2>%s",
     shell_quote(M.ROOT),
     shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), M.CLIENT_ENV,
-    M.SERVER_LIFETIME, M.PRELOAD_ENV, M.LUA, shell_quote(serialize(opts or {})), shell_quote(logfile))
+    M.SERVER_LIFETIME, M.PRELOAD_ENV, M.WRAP .. M.LUA, shell_quote(serialize(opts or {})), shell_quote(logfile))
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("l")
   local port, pid, pgid
@@ -188,6 +191,7 @@ end
 -- Lines a sanitizer (ASan/UBSan/LSan) writes; such a log is always shown.
 local function sanitizer_report(text)
   return text:find("Sanitizer", 1, true) or text:find("runtime error:", 1, true)
+    or text:find("ERROR SUMMARY: [1-9]") or text:find("definitely lost: [1-9]")
 end
 
 -- Stop the server: a clean quit first, then TERM, then KILL to the whole

@@ -120,8 +120,8 @@ end
 -- A Lua script of this repo (lhyper on the module paths) that prints a line
 -- with "http://host:PORT" once listening; .pid is the Lua process.
 function M.lua_script(path, args)
-  local cmd = "sh -c " .. shell_quote(string.format("echo PGID $PPID PID $$; cd %s && LUA_PATH=%s LUA_CPATH=%s exec %s %s %s",
-    shell_quote(h.ROOT), shell_quote(h.LUA_PATH), shell_quote(h.LUA_CPATH), h.LUA, path, args or ""))
+  local cmd = "sh -c " .. shell_quote(string.format("echo PGID $PPID PID $$; cd %s && LUA_PATH=%s LUA_CPATH=%s exec %s%s%s %s %s",
+    shell_quote(h.ROOT), shell_quote(h.LUA_PATH), shell_quote(h.LUA_CPATH), h.PRELOAD_ENV, h.WRAP, h.LUA, path, args or ""))
   local p = spawn(cmd, h.tmpname(".log"))
   local line = p.pipe:read("l") or ""
   p.port = tonumber(line:match("http://[^:]+:(%d+)"))
