@@ -26,6 +26,7 @@ typedef struct {
 typedef struct {
   lh_cconn_t *cc;          /* NULL once let go or the connection is gone */
   lua_State *waiter;       /* the thread of the waiting task; anchored in UV_WAITER */
+  lh_task_t *task;         /* the task it ran when it began to wait */
   int wait;                /* EX_WAIT_* while a task waits, cleared when woken */
   int err;                 /* first failure, 0 if none */
   const char *why;         /* its message when not the code's own */
@@ -77,12 +78,15 @@ static void ex_fail(lh_ex_t *ex, int err, const char *why) {
 }
 
 /* resumes the task waiting on ex. ex may be collected once the task runs:
- * callers touch nothing of it afterwards */
+ * callers touch nothing of it afterwards. Threads are reused by later
+ * tasks, so the task is checked too; should another one sit on the same
+ * thread at the same address, it wakes spuriously and waits again (every
+ * wait re-checks its exchange) */
 static void ex_wake(lh_ex_t *ex) {
   if (ex->wait == EX_WAIT_NONE) return;
   ex->wait = EX_WAIT_NONE;
   lh_task_t *t = lh_task_of(ex->waiter);
-  if (!t) {
+  if (!t || t != ex->task) {
     /* the task was cancelled while it waited: nobody will read this */
     ex_fail(ex, LH_ECANCELED, NULL);
     return;
@@ -99,10 +103,12 @@ static int ex_yield(lua_State *L, int idx, lh_ex_t *ex, int wait, lua_KFunction 
   lh_task_t *t = lh_task_of(L);
   if (!t || !t->running)
     return luaL_error(L, "lhyper: a response can only be used inside an lhyper handler or task");
-  if (ex->wait != EX_WAIT_NONE) return luaL_error(L, "lhyper: another task is waiting on this response");
+  if (ex->wait != EX_WAIT_NONE && ex->waiter != L)
+    return luaL_error(L, "lhyper: another task is waiting on this response");
   lua_pushthread(L);
   lua_setiuservalue(L, idx, UV_WAITER);
   ex->waiter = L;
+  ex->task = t;
   ex->wait = wait;
   if (ex->cc) lh_cconn_kick(ex->cc);
   return lh_task_yield(L, LH_WAIT_CLIENT, k);
@@ -350,10 +356,12 @@ static int ex_continue(lua_State *L) {
 static int ex_write_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
   lh_ex_t *ex = check_ex(L, 1);
-  if (ex->err) {
+  if (ex->err || !ex->cc) {
     ex_release(ex);
     return ex_push_fail(L, ex);
   }
+  if (ex->wait == EX_WAIT_WRITE) /* woken for another task: still full */
+    return ex_yield(L, 1, ex, EX_WAIT_WRITE, ex_write_k);
   lua_pushboolean(L, 1);
   return 1;
 }
