@@ -412,6 +412,34 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
   return 0;
 }
 
+int lh_conn_body_frame(lh_conn_t *c, size_t n, char hdr[20], size_t *hlen, size_t *tlen) {
+  *hlen = *tlen = 0;
+  if (c->writing != LH_WRITING_BODY) return LH_ECLOSED;
+  if (n == 0) return 0;
+  switch (c->enc.kind) {
+    case LH_ENC_NONE:
+      return 1;
+    case LH_ENC_LENGTH:
+      if (n > c->enc.remaining) {
+        c->error = LH_EUSER_BODY;
+        return LH_EUSER_BODY;
+      }
+      c->enc.remaining -= n;
+      return 0;
+    case LH_ENC_CLOSE:
+      return 0;
+    case LH_ENC_CHUNKED: {
+      int k = fmt_hex(hdr, n);
+      hdr[k++] = '\r';
+      hdr[k++] = '\n';
+      *hlen = (size_t)k;
+      *tlen = 2;
+      return 0;
+    }
+  }
+  return 0;
+}
+
 int lh_conn_write_body(lh_conn_t *c, const char *p, size_t n) {
   if (c->writing != LH_WRITING_BODY) return LH_ECLOSED;
   if (n == 0) return 0; /* an empty chunk would end a chunked body */

@@ -113,6 +113,11 @@ int lh_conn_req_begin(lh_conn_t *c, const char *method, size_t mlen, const char 
                       size_t tlen);
 /* drops a head that was begun and not ended */
 void lh_conn_head_abort(lh_conn_t *c);
+/* accounts n body bytes in the encoder without queueing them: the chunk
+ * header goes to hdr (*hlen bytes) and *tlen bytes of "\r\n" follow the
+ * data. returns 0, 1 when the bytes are to be dropped (HEAD, 204, ...), or
+ * LH_EUSER_BODY past Content-Length */
+int lh_conn_body_frame(lh_conn_t *c, size_t n, char hdr[20], size_t *hlen, size_t *tlen);
 /* writes body bytes through the encoder; LH_EUSER_BODY past Content-Length */
 int lh_conn_write_body(lh_conn_t *c, const char *p, size_t n);
 /* one trailer field (chunked only; others and forbidden fields are skipped) */

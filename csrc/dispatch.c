@@ -317,3 +317,35 @@ void lh_disp_timeout(lh_disp_t *d, int kind) {
   lh_conn_close(c);
   lh_disp_poll(d);
 }
+
+int lh_disp_write_body(lh_disp_t *d, const char *p, size_t n) {
+  lh_conn_t *c = &d->conn;
+  char hdr[20];
+  size_t hlen, tlen;
+  int r = lh_conn_body_frame(c, n, hdr, &hlen, &tlen);
+  if (r) return r < 0 ? r : 0;
+  if (n == 0) return 0;
+  struct iovec iov[3] = {{hdr, hlen}, {(void *)p, n}, {(void *)"\r\n", tlen}};
+  size_t done = 0, total = hlen + n + tlen;
+  if (d->io->try_write && !d->closing && lh_conn_pending(c) == 0 && !c->wq.flight) {
+    long w = d->io->try_write(d, hlen ? iov : iov + 1, hlen ? 3 : 1);
+    if (w < 0) {
+      d->io_error = (int)w;
+      return (int)w;
+    }
+    if (w > 0) done = (size_t)w;
+  }
+  /* queue what the kernel did not take, in order */
+  for (int i = 0; i < 3 && done < total; i++) {
+    size_t len = iov[i].iov_len;
+    if (done >= len) {
+      done -= len;
+      total -= len;
+      continue;
+    }
+    if (lh_wq_append(&c->wq, (char *)iov[i].iov_base + done, len - done)) return LH_ENOMEM;
+    total -= len;
+    done = 0;
+  }
+  return 0;
+}

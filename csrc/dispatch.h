@@ -35,6 +35,9 @@ typedef struct {
   void (*close)(lh_disp_t *d);
   /* run lh_disp_poll again from the next loop iteration */
   void (*defer)(lh_disp_t *d);
+  /* optional: writes what the kernel takes now from n buffers, without
+   * queueing; returns the bytes written or a negative errno */
+  long (*try_write)(lh_disp_t *d, const struct iovec *iov, int n);
 } lh_io_t;
 
 #define LH_POLL_TURNS 16          /* hyper's poll_loop bound: pipelining benchmarks
@@ -80,6 +83,9 @@ void lh_disp_write_done(lh_disp_t *d, int status);
 /* body reading for the service: 1 data, 2 end, 0 wait (body_ready will be
  * called), negative on error */
 int lh_disp_read_body(lh_disp_t *d, const char **p, size_t *n);
+/* body bytes through the encoder: written straight to the socket when
+ * nothing is queued (no copy), the rest queued. 0 or a negative code */
+int lh_disp_write_body(lh_disp_t *d, const char *p, size_t n);
 /* 1 if the writer may queue more now; 0 after registering for write_ready */
 int lh_disp_can_write(lh_disp_t *d);
 /* after a 101 (or a 2xx to CONNECT) head: the connection becomes a raw

@@ -305,6 +305,15 @@ static int io_flush(lh_disp_t *d) {
   return 0;
 }
 
+static long io_try_write(lh_disp_t *d, const struct iovec *iov, int n) {
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  if (sc->writing || sc->handle_closing) return 0;
+  uv_buf_t b[3];
+  for (int i = 0; i < n && i < 3; i++) b[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+  int r = uv_try_write((uv_stream_t *)&sc->tcp, b, (unsigned)(n < 3 ? n : 3));
+  return r == UV_EAGAIN ? 0 : r;
+}
+
 static void io_read_start(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, read_cb)) d->reading_on = 0;
@@ -342,6 +351,7 @@ static const lh_io_t sconn_io = {
   .flush = io_flush,
   .close = io_close,
   .defer = io_defer,
+  .try_write = io_try_write,
 };
 
 void lh_sconn_poll(lh_sconn_t *sc) {

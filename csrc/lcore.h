@@ -72,6 +72,7 @@ typedef struct lh_req {
   unsigned counted : 1;     /* counted in srv->in_flight */
   unsigned upgraded : 1;    /* the connection is a raw stream now (req:upgrade) */
   lh_task_t *waiter;        /* upgraded: the task waiting in stream:read/write */
+  size_t burst;             /* body bytes written since the coroutine last yielded */
   char peer[48];
   int peer_port;
   lh_field_t *fields;       /* points into this block */

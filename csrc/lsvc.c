@@ -344,15 +344,28 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-/* write(req, chunk): one body chunk; yields while the socket is backed up */
+#define WRITE_BURST (256 * 1024) /* streamed bytes between turns given to the loop */
+
+/* write(req, chunk): one body chunk; yields while the socket is backed up,
+ * and now and then anyway so a fast client cannot starve the others */
 static int l_write(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  lh_conn_t *c = req_conn(L, r);
-  int e = lh_conn_write_body(c, p, n);
+  req_conn(L, r);
+  lh_disp_t *d = lh_sconn_disp(r->sc);
+  int e = lh_disp_write_body(d, p, n);
   if (e) return lh_raise(L, e, e == LH_EUSER_BODY ? "body longer than its content-length" : NULL);
-  if (!lh_disp_can_write(lh_sconn_disp(r->sc))) return lh_task_yield(L, LH_WAIT_WRITE, write_k);
+  if (!lh_disp_can_write(d)) {
+    r->burst = 0;
+    return lh_task_yield(L, LH_WAIT_WRITE, write_k);
+  }
+  r->burst += n;
+  if (r->burst >= WRITE_BURST) {
+    r->burst = 0;
+    lh_loop_defer(r->task.st->loop, &r->task.tick);
+    return lh_task_yield(L, LH_WAIT_TICK, write_k);
+  }
   return 0;
 }
 

@@ -5,6 +5,7 @@ local up = require "upstreams"
 -- a server with test routes; `SERVER_OPTS` may be set before this runs
 local PRELUDE = [[
 local stats = { produced = 0, consumed = 0 }
+local base
 local function q(req, k) return (req.query or ""):match(k .. "=([^&]*)") end
 local routes = {}
 routes["/info"] = function(req)
@@ -61,6 +62,11 @@ routes["/sink"] = function(req)
   for chunk in req:body() do n = n + #chunk; stats.consumed = n end
   return 200, nil, "got " .. n
 end
+routes["/via"] = function(req)
+  local res = assert(lhyper.request{ url = base .. "/slow?s=" .. q(req, "s") })
+  stats.via_done = (stats.via_done or 0) + 1
+  return res.status, nil, res:read_all()
+end
 routes["/reject"] = function(req)
   return 413, { connection = "close" }, "too big"
 end
@@ -74,7 +80,7 @@ opts.handler = function(req)
 end
 local server = assert(lhyper.server(opts))
 local host = opts.host:find(":") and "[" .. opts.host .. "]" or opts.host
-local base = "http://" .. host .. ":" .. server.port
+base = "http://" .. host .. ":" .. server.port
 local function info(res)
   local t = {}
   for k, v in res:read_all():gmatch("([%w_]+)=([^\n]*)") do t[k] = v end
@@ -454,6 +460,27 @@ say("reused=" .. reused)
 ]], "{ idle_timeout = 0.2 }")
     assert.equal("6", r.ok)
     assert.equal("0", r.reused)
+  end)
+
+  it("a handler cancelled while it waits on a request does not disturb the tasks that reuse its thread", function()
+    local r = run [[
+local res, err, kind = lhyper.request{ url = base .. "/via?s=0.4", timeout = 0.1 }
+say("first=" .. tostring(kind))
+local good, done = 0, 0
+for i = 1, 20 do
+  lhyper.spawn(function()
+    local r = lhyper.request{ url = base .. "/slow?s=0.5" }
+    if r and r:read_all() == "late" then good = good + 1 end
+    done = done + 1
+  end)
+end
+while done < 20 do lhyper.sleep(0.02) end
+say("good=" .. good)
+say("via_done=" .. tostring(stats.via_done))
+]]
+    assert.equal("timeout", r.first)
+    assert.equal("20", r.good)
+    assert.equal("nil", r.via_done)
   end)
 
   it("serves 50 concurrent tasks from one pool", function()
