@@ -1,6 +1,7 @@
 /* The loop, the defer queue, and the transport of one server connection. */
 #include "io_int.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +33,15 @@ static void defer_cb(uv_idle_t *h) {
 }
 
 lh_loop_t *lh_loop_new(void) {
+  /* a peer that closes while we write must cost an EPIPE, not the process;
+   * a handler the program installed itself is left alone */
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
   lh_loop_t *l = calloc(1, sizeof *l);
   if (!l) return NULL;
   if (uv_loop_init(&l->uv)) {
