@@ -26,12 +26,13 @@ typedef struct lh_task {
   int nargs;             /* > 0 before the first resume: arguments on the stack */
   unsigned running : 1;  /* inside lua_resume */
   unsigned cancel : 1;   /* cancel once it yields */
+  unsigned pumping : 1;  /* a request's handler returned: its body iterator runs */
 } lh_task_t;
 
 struct lh_lstate {
   lh_loop_t *loop;
   lua_State *L;          /* main thread: callbacks run here */
-  int runner_ref;        /* Lua function(handler, req) that serves one request */
+  int runner_ref;        /* Lua function(req, body) pumping a body iterator */
   int traceback_ref;
   int running;           /* inside lhyper.run */
   int ntasks;            /* live spawned tasks */
@@ -110,6 +111,11 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hidx, int64_t b
 void lh_stream_gone(lh_req_t *r);
 
 /* lsvc.c */
+/* a request handler's coroutine ended: answer with its results; 1 when the
+ * body pump was pushed on its thread and must be resumed with 2 arguments */
+int lh_req_done(lua_State *L, lh_task_t *t, int s, int nres);
+void lh_req_fail(lua_State *L, lh_req_t *r, int i);
+int lh_req_respond(lua_State *S, lh_req_t *r, int si);
 void lh_svc_open(lua_State *L);
 
 /* lclient.c */

@@ -160,6 +160,7 @@ static void task_release(lh_task_t *t) {
   lh_loop_undefer(t->st->loop, &t->tick);
   lh_req_t *req = t->req;
   lh_lstate_t *st = t->st;
+  t->pumping = 0;
   if (t->ref != LUA_NOREF) {
     int ref = t->ref;
     lua_State *co = t->co;
@@ -208,11 +209,22 @@ static void log_task_error(lh_task_t *t) {
 static int resume_p(lua_State *L) {
   lh_task_t *t = lua_touserdata(L, 1);
   int nres, nargs = t->nargs;
-  t->running = 1;
   t->wait = LH_WAIT_NONE;
   t->nargs = 0;
-  int s = lua_resume(t->co, L, nargs, &nres);
+  int s;
+again:
+  t->running = 1;
+  s = lua_resume(t->co, L, nargs, &nres);
   t->running = 0;
+  if (s != LUA_YIELD && t->req && !t->pumping && !t->cancel) {
+    /* the handler returned (or raised): answer from C */
+    if (lh_req_done(L, t, s, nres)) {
+      nargs = 2;
+      goto again;
+    }
+    task_release(t);
+    return 0;
+  }
   if (s == LUA_YIELD) {
     lua_pop(t->co, nres);
     if (t->cancel) {

@@ -502,7 +502,9 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t bod
   lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
   int e = lh_conn_head_begin(c, status);
   if (e) return e;
-  if (lua_istable(L, hi)) {
+  if (hi == 0) {
+    /* no headers */
+  } else if (lua_istable(L, hi)) {
     hi = lua_absindex(L, hi);
     lua_rawgeti(L, hi, 1);
     int is_array = lua_istable(L, -1);

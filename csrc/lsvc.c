@@ -153,13 +153,14 @@ static int recv_p(lua_State *L) {
   int ref;
   lua_State *co = lh_co_take(st, L, &ref);
   lh_req_t *r = lh_req_new(co, x->s, x->sc, x->h, x->base); /* bottom of co's stack */
-  lua_rawgeti(co, LUA_REGISTRYINDEX, st->runner_ref);
+  /* the handler itself is the coroutine's function; lh_req_done answers
+   * with what it returns */
   lua_rawgeti(co, LUA_REGISTRYINDEX, x->s->handler_ref);
   lua_pushvalue(co, 1);
   r->task.st = st;
   r->task.co = co;
   r->task.req = r;
-  r->task.nargs = 2;
+  r->task.nargs = 1;
   r->task.tick.cb = NULL;
   r->task.ref = ref;
   *(lh_task_t **)lua_getextraspace(co) = &r->task;
@@ -275,24 +276,24 @@ static lh_conn_t *req_conn(lua_State *L, lh_req_t *r) {
   return &lh_sconn_disp(r->sc)->conn;
 }
 
-/* respond(req, status, headers, body): writes the head and, for a string
- * body, the whole response. returns true when a body iterator should run */
-static int l_respond(lua_State *L) {
-  lh_req_t *r = check_req(L, 1);
-  if (r->upgraded) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  lh_conn_t *c = req_conn(L, r);
-  if (c->writing != LH_WRITING_INIT) return luaL_error(L, "response already sent");
-  int isnum;
-  lua_Integer status = lua_tointegerx(L, 2, &isnum);
+/* writes the response from the handler's values status, headers, body at
+ * S's indices si, si + 1, si + 2 (S: the running coroutine, or the handler's
+ * finished one). returns 1 when a body iterator is to run, 0 when the
+ * response is complete (or failed and was answered), LH_ECLOSED when a
+ * response was already sent */
+int lh_req_respond(lua_State *S, lh_req_t *r, int si) {
+  if (r->upgraded) return 0;
+  if (!r->sc) return 0;
+  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
+  if (c->writing != LH_WRITING_INIT) return LH_ECLOSED;
+  int isnum, hi = si + 1, bi = si + 2;
+  lua_Integer status = lua_tointegerx(S, si, &isnum);
   int e = 0;
   const char *why = NULL;
-  if (lua_isnoneornil(L, 2)) {
+  if (lua_isnoneornil(S, si)) {
     status = r->too_large ? 413 : 500;
     if (!r->too_large) why = "handler returned no status";
-    lua_settop(L, 1);
+    hi = bi = 0;
   } else if (!isnum || status < 100 || status > 999 || (status < 200 && status != 101) ||
              status == 101) {
     e = LH_EUSER_STATUS;
@@ -303,39 +304,49 @@ static int l_respond(lua_State *L) {
      * and what follows the head may be tunnel bytes, so the connection ends */
     e = 0;
     status = 501;
-    lua_settop(L, 2);
+    hi = bi = 0;
     lh_conn_disable_keep_alive(c);
   }
   int64_t len = 0;
-  int bt = lua_type(L, 4);
+  int bt = bi ? lua_type(S, bi) : LUA_TNIL;
   if (!e) {
-    if (bt == LUA_TSTRING) len = (int64_t)lua_rawlen(L, 4);
+    if (bt == LUA_TSTRING) len = (int64_t)lua_rawlen(S, bi);
     else if (bt == LUA_TFUNCTION) len = -1;
     else if (bt != LUA_TNIL && bt != LUA_TNONE) {
       e = LH_EUSER_SERVICE;
       why = "response body must be nil, a string or an iterator function";
     }
   }
-  if (!e) e = lh_req_write_head(L, r, (int)status, 3, len);
+  if (!e) e = lh_req_write_head(S, r, (int)status, hi, len);
   if (e) {
     lh_report(r->srv, e, why, r);
     respond_empty(c, 500);
-    lua_pushboolean(L, 0);
-    return 1;
+    return 0;
   }
   r->responded = 1;
   if (bt == LUA_TFUNCTION) {
-    lua_pushboolean(L, c->enc.kind != LH_ENC_NONE);
-    if (c->enc.kind == LH_ENC_NONE) lh_conn_write_end(c);
-    return 1;
+    if (c->enc.kind != LH_ENC_NONE) return 1;
+    lh_conn_write_end(c);
+    return 0;
   }
-  if (bt == LUA_TSTRING && len > 0) e = lh_conn_write_body(c, lua_tostring(L, 4), (size_t)len);
+  if (bt == LUA_TSTRING && len > 0) e = lh_conn_write_body(c, lua_tostring(S, bi), (size_t)len);
   if (!e) e = lh_conn_write_end(c);
   if (e) {
     lh_report(r->srv, e, NULL, r);
     lh_conn_close(c);
   }
-  lua_pushboolean(L, 0);
+  return 0;
+}
+
+/* respond(req, status, headers, body) -> true when the body iterator is to
+ * run (for handlers run by Lua code rather than by the core) */
+static int l_respond(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  lua_settop(L, 4);
+  if (!r->upgraded) req_conn(L, r);
+  int rc = lh_req_respond(L, r, 2);
+  if (rc < 0) return luaL_error(L, "response already sent");
+  lua_pushboolean(L, rc == 1);
   return 1;
 }
 
@@ -407,15 +418,16 @@ static int l_finish(lua_State *L) {
   return 0;
 }
 
-/* fail(req, err): the handler raised */
-static int l_fail(lua_State *L) {
-  lh_req_t *r = check_req(L, 1);
+/* the handler raised the value at L's index i: report it, and answer 500
+ * (or the parse error's status) when nothing was sent yet */
+void lh_req_fail(lua_State *L, lh_req_t *r, int i) {
   int status = 500;
   const char *msg = NULL;
   int code = LH_EUSER_SERVICE;
-  if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "kind");
-    lua_getfield(L, 2, "code");
+  i = lua_absindex(L, i);
+  if (lua_istable(L, i)) {
+    lua_getfield(L, i, "kind");
+    lua_getfield(L, i, "code");
     const char *k = lua_tostring(L, -2);
     if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
     int reported = 0; /* body errors were reported where they happened */
@@ -423,13 +435,13 @@ static int l_fail(lua_State *L) {
     if (k && (!strcmp(k, "closed") || !strcmp(k, "canceled") || !strcmp(k, "incomplete")))
       status = 0, reported = 1;
     lua_pop(L, 2);
-    if (luaL_callmeta(L, 2, "__tostring")) msg = lua_tostring(L, -1);
+    if (luaL_callmeta(L, i, "__tostring")) msg = lua_tostring(L, -1);
     if (!reported) lh_report(r->srv, LH_EUSER_SERVICE, msg ? msg : "handler raised an error", r);
   } else {
-    msg = lua_tostring(L, 2);
+    msg = lua_tostring(L, i);
     lh_report(r->srv, LH_EUSER_SERVICE, msg ? msg : "handler raised an error", r);
   }
-  if (!r->sc) return 0;
+  if (!r->sc || r->upgraded) return;
   lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
   if (c->writing == LH_WRITING_INIT && status) {
     if (status != 500) lh_conn_disable_keep_alive(c);
@@ -437,6 +449,12 @@ static int l_fail(lua_State *L) {
   } else if (c->writing != LH_WRITING_KEEPALIVE) {
     lh_conn_close(c);
   }
+}
+
+/* fail(req, err): for handlers run by Lua code */
+static int l_fail(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  lh_req_fail(L, r, 2);
   return 0;
 }
 
@@ -565,4 +583,40 @@ void lh_svc_open(lua_State *L) {
   lua_pop(L, 1);
   luaL_newlib(L, svc_funcs);
   lua_setfield(L, LUA_REGISTRYINDEX, "lhyper.svc_funcs");
+}
+
+/* the handler's coroutine ended with status s, nres results on top of co.
+ * returns 1 when the body pump was set up on co and must be resumed with
+ * 2 arguments, 0 when the request is done */
+int lh_req_done(lua_State *L, lh_task_t *t, int s, int nres) {
+  lh_req_t *r = t->req;
+  lua_State *co = t->co;
+  if (s != LUA_OK) {
+    /* keep lhyper error objects; give the rest a traceback */
+    if (lua_type(co, -1) == LUA_TTABLE) {
+      lh_req_fail(co, r, -1);
+    } else {
+      const char *m = lua_tostring(co, -1);
+      luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
+      lh_req_fail(L, r, -1);
+      lua_pop(L, 1);
+    }
+    return 0;
+  }
+  /* a finished thread reports its whole stack as results: the req anchor
+   * at index 1, then what the handler returned */
+  (void)nres;
+  int base = 1;
+  lua_settop(co, base + 3);
+  int rc = lh_req_respond(co, r, base + 1);
+  if (rc != 1) return 0;
+  /* [req, ..., body] -> [req, body, pump, req, body]: run the iterator in
+   * the same thread, which may yield */
+  lua_replace(co, 2);
+  lua_settop(co, 2);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, t->st->runner_ref);
+  lua_pushvalue(co, 1);
+  lua_pushvalue(co, 2);
+  t->pumping = 1;
+  return 1;
 }

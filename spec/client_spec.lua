@@ -17,7 +17,8 @@ routes["/info"] = function(req)
     "host=" .. tostring(h.host), "length=" .. tostring(h["content-length"]),
     "te=" .. tostring(h["transfer-encoding"]), "expect=" .. tostring(h.expect),
     "ua=" .. tostring(h["user-agent"]), "x_a=" .. table.concat(h:get_all("x-a"), ","),
-    "received=" .. n, "first=" .. tostring(first), "" }, "\n")
+    "received=" .. n, "first=" .. tostring(first),
+    "trailer=" .. tostring(req:trailers() and req:trailers()["x-sum"]), "" }, "\n")
 end
 routes["/echo"] = function(req)
   local it = req:body()
@@ -111,6 +112,9 @@ say("names=" .. table.concat(names, ","))
 say("body=" .. res:read_all())
 local res2 = assert(lhyper.request{ url = base .. "/nope" })
 say("status2=" .. res2.status)
+local big = assert(lhyper.request{ url = base .. "/len?n=100000" })
+local body, err, kind = big:read_all(1000)
+say("too_large=" .. tostring(body) .. ":" .. kind .. ":" .. tostring(err))
 ]]
     assert.equal("200", r.status)
     assert.equal("1.1", r.version)
@@ -120,6 +124,7 @@ say("status2=" .. res2.status)
     assert.equal("content-length,date", r.names)
     assert.equal("LLLLL", r.body)
     assert.equal("404", r.status2)
+    assert.equal("nil:user_body:body too large", r.too_large)
   end)
 
   it("reuses a keep-alive connection (the server sees one client port)", function()
@@ -192,11 +197,21 @@ say("resp_te=" .. tostring(res.headers["transfer-encoding"]))
 local body = res:read_all()
 say("len=" .. #body)
 say("head=" .. body:sub(1, 3))
+local k = 0
+local t = info(assert(lhyper.request{ method = "POST", url = base .. "/info", body = function()
+  k = k + 1
+  if k > 3 then return nil, { ["x-sum"] = "3 parts" } end
+  return "part" .. k
+end }))
+say("trailer=" .. t.trailer)
+say("received=" .. t.received)
 ]]
     assert.equal("chunked", r.te)
     assert.equal("chunked", r.resp_te)
     assert.equal("100000", r.len)
     assert.equal("AAA", r.head)
+    assert.equal("3 parts", r.trailer)
+    assert.equal("15", r.received)
   end)
 
   it("pulls the request body only while the socket takes more", function()

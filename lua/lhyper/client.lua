@@ -96,48 +96,66 @@ local function parse_url(url)
 end
 M.parse_url = parse_url
 
+-- parsed URLs, reused: a client tends to call the same few (bounded: the
+-- cache is dropped when it fills)
+local url_cache, url_cached = {}, 0
+local function parse_url_cached(url)
+  local t = url_cache[url]
+  if t then return t[1], t[2], t[3], t[4] end
+  local host, port, authority, target = parse_url(url)
+  if url_cached >= 256 then url_cache, url_cached = {}, 0 end
+  url_cache[url] = { host, port, authority, target }
+  url_cached = url_cached + 1
+  return host, port, authority, target
+end
+
 -- headers (map or array of pairs) -> flat array name, value, ...; and what
 -- the request needs to know of them
-local function flatten(headers, authority)
-  local out, n = {}, 0
-  local has_host, expect, length
-  local function add(name, value)
-    if type(name) ~= "string" then error("lhyper.request: header names must be strings", 5) end
-    local tv = type(value)
-    if tv == "table" then
-      for _, v in ipairs(value) do add(name, v) end
-      return
-    elseif tv == "number" then value = tostring(value)
-    elseif tv ~= "string" then
-      error("lhyper.request: header '" .. name .. "' must be a string, number or array", 5)
-    end
-    local lname = name:lower()
-    if lname == "host" then has_host = true
-    elseif lname == "expect" then expect = value:lower() == "100-continue"
-    elseif lname == "content-length" then length = value end
-    out[n + 1], out[n + 2] = name, value
-    n = n + 2
+-- appends one field (or each of an array of values) to the flat list f
+-- (f.n entries); notes host, expect and content-length in f
+local function add(f, name, value)
+  if type(name) ~= "string" then error("lhyper.request: header names must be strings", 4) end
+  local tv = type(value)
+  if tv == "table" then
+    for _, v in ipairs(value) do add(f, name, v) end
+    return
+  elseif tv == "number" then value = tostring(value)
+  elseif tv ~= "string" then
+    error("lhyper.request: header '" .. name .. "' must be a string, number or array", 4)
   end
+  local n = f.n
+  f[n + 1], f[n + 2] = name, value
+  f.n = n + 2
+  local c = name:byte(1)
+  if c == 104 or c == 72 or c == 101 or c == 69 or c == 99 or c == 67 then -- h, e, c
+    local lname = name:lower()
+    if lname == "host" then f.has_host = true
+    elseif lname == "expect" then f.expect = value:lower() == "100-continue"
+    elseif lname == "content-length" then f.length = value end
+  end
+end
+
+local function flatten(headers, authority)
+  local f = { n = 0 }
   if headers then
     if type(headers[1]) == "table" then
-      for _, pair in ipairs(headers) do add(pair[1], pair[2]) end
+      for _, pair in ipairs(headers) do add(f, pair[1], pair[2]) end
     else
-      for k, v in pairs(headers) do add(k, v) end
+      for k, v in pairs(headers) do add(f, k, v) end
     end
   end
-  if not has_host then
+  if not f.has_host and authority then
     -- RFC 9112 3.2: Host is the URL's authority
-    out[n + 1], out[n + 2] = "host", authority
+    f[f.n + 1], f[f.n + 2] = "host", authority
+    f.n = f.n + 2
   end
-  return out, expect, length
+  return f, f.expect, f.length
 end
 
 local function trailer_list(t)
   if t == nil then return nil end
   if type(t) ~= "table" then error("lhyper.request: body trailers must be a table", 3) end
-  local out = flatten(t, nil)
-  out[#out], out[#out - 1] = nil, nil -- no host
-  return out
+  return (flatten(t, nil))
 end
 
 local idempotent = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
@@ -175,20 +193,23 @@ local function pump(res, body)
   end
 end
 
+-- a per-request option, else the client's default (false: 0, none)
+local function opt(opts, d, k)
+  local v = opts[k]
+  if v == nil then return d[k] end
+  return v or 0
+end
+
 local function attempt(client, d, opts, method, host, port, authority, target, fields, expect)
   local body = opts.body
-  local function opt(k)
-    local v = opts[k]
-    if v == nil then return d[k] end
-    return v or 0
-  end
   local streamed = type(body) == "function"
   local res, err, kind = send(client, method, host, port, target, fields,
-    streamed or body, opt("timeout"), opt("read_timeout"), opt("connect_timeout"), expect)
+    streamed or body, opt(opts, d, "timeout"), opt(opts, d, "read_timeout"),
+    opt(opts, d, "connect_timeout"), expect)
   if not res then return nil, err, kind end
   if expect then
     local go
-    go, err, kind = res:_continue(opt("expect_timeout"))
+    go, err, kind = res:_continue(opt(opts, d, "expect_timeout"))
     if go == nil then return nil, err, kind, res end
     if go then
       local ok
@@ -226,10 +247,10 @@ function client_methods.request(client, opts)
   local d = M.defaults_[client]
   if not d then error("lhyper.request: not a client made by lhyper.client", 2) end
   local method = opts.method or "GET"
-  local host, port, authority, target = parse_url(opts.url)
+  local host, port, authority, target = parse_url_cached(opts.url)
   local fields, expect, length = flatten(opts.headers, authority)
   if opts.expect_continue then
-    if not expect then fields[#fields + 1], fields[#fields + 2] = "expect", "100-continue" end
+    if not expect then add(fields, "expect", "100-continue") end
     expect = true
   end
   local body = opts.body

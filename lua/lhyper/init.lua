@@ -14,34 +14,25 @@ local M = {
   on_signal = core.on_signal,
 }
 
-local type, tostring, xpcall, traceback = type, tostring, xpcall, debug.traceback
-local respond, write, finish, fail = core.respond, core.write, core.finish, core.fail
+local type, tostring = type, tostring
+local write, finish = core.write, core.finish
 
--- keeps lhyper error objects as they are; adds a traceback to the rest
-local function on_handler_error(e)
-  if type(e) == "table" then return e end
-  return traceback(tostring(e), 2)
-end
-
--- one request: runs in its own coroutine, resumed by the C core
-local function serve(handler, req)
-  local ok, status, headers, body = xpcall(handler, on_handler_error, req)
-  if not ok then return fail(req, status) end
-  if respond(req, status, headers, body) then
-    while true do
-      local chunk, trailers = body()
-      if chunk == nil then return finish(req, trailers) end
-      if type(chunk) ~= "string" then
-        if type(chunk) ~= "number" then
-          error("body iterator returned a " .. type(chunk) .. ", expected a string or nil", 0)
-        end
-        chunk = tostring(chunk)
+-- The core runs each handler in its own coroutine and answers with what it
+-- returns. A body iterator is pumped by this function, in the same coroutine.
+local function pump(req, body)
+  while true do
+    local chunk, trailers = body()
+    if chunk == nil then return finish(req, trailers) end
+    if type(chunk) ~= "string" then
+      if type(chunk) ~= "number" then
+        error("body iterator returned a " .. type(chunk) .. ", expected a string or nil", 0)
       end
-      if #chunk > 0 then write(req, chunk) end
+      chunk = tostring(chunk)
     end
+    if #chunk > 0 then write(req, chunk) end
   end
 end
-core.set_runner(serve)
+core.set_runner(pump)
 
 local req_methods = core.req_methods
 
