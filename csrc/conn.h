@@ -162,9 +162,11 @@ static inline int lh_conn_is_keep_alive_disabled(const lh_conn_t *c) { return c-
 static inline size_t lh_conn_pending(const lh_conn_t *c) { return lh_wq_pending(&c->wq); }
 
 /* --- encode.c --- */
-/* the cached IMF-fixdate, refreshed by lh_date_update (29 bytes) */
+/* the current IMF-fixdate (29 bytes), formatted once per second */
 const char *lh_date(void);
 void lh_date_update(int64_t unix_seconds);
+/* tests: every lh_date() gives this time from now on */
+void lh_date_freeze(int64_t unix_seconds);
 const char *lh_reason(int status);
 /* default status of a failed request's error code (hyper role.rs on_error) */
 int lh_error_status(int err);

@@ -6,8 +6,23 @@
 
 static char date_buf[30] = "Thu, 01 Jan 1970 00:00:00 GMT";
 static int64_t date_sec = -1;
+static int date_frozen; /* tests: the date stays what lh_date_freeze set */
 
-const char *lh_date(void) { return date_buf; }
+/* formatted at most once a second; the coarse clock costs no syscall */
+const char *lh_date(void) {
+  if (!date_frozen) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if ((int64_t)ts.tv_sec != date_sec) lh_date_update((int64_t)ts.tv_sec);
+  }
+  return date_buf;
+}
+
+void lh_date_freeze(int64_t t) {
+  date_frozen = 0;
+  lh_date_update(t);
+  date_frozen = 1;
+}
 
 void lh_date_update(int64_t now) {
   static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};

@@ -10,11 +10,6 @@
 
 /* --- loop --- */
 
-static void date_cb(uv_timer_t *t) {
-  (void)t;
-  lh_date_update((int64_t)time(NULL));
-}
-
 static void defer_cb(uv_idle_t *h) {
   lh_loop_t *l = h->data;
   /* only what is queued now: work queued by these callbacks waits a turn */
@@ -49,18 +44,13 @@ lh_loop_t *lh_loop_new(void) {
     return NULL;
   }
   l->uv.data = l;
-  uv_timer_init(&l->uv, &l->date_timer);
-  uv_timer_start(&l->date_timer, date_cb, 1000, 1000);
-  uv_unref((uv_handle_t *)&l->date_timer);
   uv_idle_init(&l->uv, &l->defer_idle);
   l->defer_idle.data = l;
-  lh_date_update((int64_t)time(NULL));
   return l;
 }
 
 int lh_loop_run(lh_loop_t *l) {
   l->stopped = 0;
-  lh_date_update((int64_t)time(NULL));
   uv_run(&l->uv, UV_RUN_DEFAULT);
   return l->stopped;
 }

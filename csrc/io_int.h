@@ -10,7 +10,6 @@
 
 struct lh_loop {
   uv_loop_t uv;
-  uv_timer_t date_timer;  /* refreshes the cached Date once a second */
   uv_idle_t defer_idle;   /* runs the defer queue; active only while it is not empty */
   lh_defer_t *dq_head, *dq_tail;
   int closing;            /* lh_loop_free is tearing down: no calls into the binding */

@@ -275,7 +275,7 @@ lh_conn_opts_t mock_opts(void) {
 
 void mock_init(mock_t *m, const lh_conn_opts_t *o) {
   memset(m, 0, sizeof *m);
-  lh_date_update(0);
+  lh_date_freeze(0);
   lh_disp_init(&m->d, LH_ROLE_SERVER, o, &mock_service, &mock_io, m);
   m->status = 200;
   m->known_length = 1;

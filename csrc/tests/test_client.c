@@ -70,7 +70,7 @@ static void on_body_ready(mock_t *m) { read_body(m); }
 static void client_init(mock_t *m, client_rec_t *rec, const lh_conn_opts_t *o) {
   memset(m, 0, sizeof *m);
   memset(rec, 0, sizeof *rec);
-  lh_date_update(0);
+  lh_date_freeze(0);
   lh_disp_init(&m->d, LH_ROLE_CLIENT, o, &mock_service, &mock_io, m);
   m->ready = 1;
   m->user = rec;

@@ -754,7 +754,7 @@ static void dispatch_flushes_partial_writes_until_done(void) {
 
 int main(void) {
   guard_init();
-  lh_date_update(0);
+  lh_date_freeze(0);
   static const test_case_t tests[] = {
     TEST_CASE(dispatch_answers_request_and_keeps_connection_open),
     TEST_CASE(dispatch_closes_after_http10_response),

@@ -209,7 +209,7 @@ static void pipelined_heads_each_get_their_own_deadline(void) {
 
 int main(void) {
   guard_init();
-  lh_date_update(0);
+  lh_date_freeze(0);
   static const test_case_t tests[] = {
     TEST_CASE(deadline_lists_hand_out_entries_in_due_order),
     TEST_CASE(fresh_connection_waits_under_the_head_deadline),
