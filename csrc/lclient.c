@@ -555,29 +555,20 @@ static int res_tostring(lua_State *L) {
 
 /* --- client objects --- */
 
-static double opt_number(lua_State *L, int t, const char *k, double def) {
-  int ty = lua_getfield(L, t, k);
-  double v = def;
-  if (ty == LUA_TNUMBER) v = lua_tonumber(L, -1);
-  else if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) v = 0;
-  lua_pop(L, 1);
-  return v;
-}
-
 /* client_new(opts) -> client; opts checked by lhyper/client.lua */
 static int l_client_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lh_lstate_t *st = lh_state(L);
   lh_client_opts_t o;
   memset(&o, 0, sizeof o);
-  o.conn.max_buf_size = (uint32_t)opt_number(L, 1, "max_buf_size", 400 * 1024);
-  o.conn.max_headers = (uint32_t)opt_number(L, 1, "max_headers", 100);
+  o.conn.max_buf_size = (uint32_t)lh_opt_number(L, 1, "max_buf_size", 400 * 1024);
+  o.conn.max_headers = (uint32_t)lh_opt_number(L, 1, "max_headers", 100);
   o.conn.max_target = 8192;
   lua_getfield(L, 1, "keep_alive");
   o.conn.keep_alive = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);
-  o.pool_max_idle_per_host = (uint32_t)opt_number(L, 1, "pool_max_idle_per_host", 32);
-  o.pool_idle_timeout = opt_number(L, 1, "pool_idle_timeout", 90);
+  o.pool_max_idle_per_host = (uint32_t)lh_opt_number(L, 1, "pool_max_idle_per_host", 32);
+  o.pool_idle_timeout = lh_opt_number(L, 1, "pool_idle_timeout", 90);
   lh_lclient_t *lc = lua_newuserdatauv(L, sizeof *lc, 0);
   lc->cl = NULL;
   lc->st = st;

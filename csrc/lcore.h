@@ -81,6 +81,8 @@ typedef struct lh_req {
 } lh_req_t;
 
 lh_lstate_t *lh_state(lua_State *L);
+/* number option t[k]; def when absent, 0 when false */
+double lh_opt_number(lua_State *L, int t, const char *k, double def);
 lh_task_t *lh_task_of(lua_State *co);
 /* resumes a suspended task from a loop callback, under protection */
 void lh_task_resume(lh_task_t *t);

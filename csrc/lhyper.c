@@ -36,6 +36,17 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
+/* --- options --- */
+
+double lh_opt_number(lua_State *L, int t, const char *k, double def) {
+  int ty = lua_getfield(L, t, k);
+  double v = def;
+  if (ty == LUA_TNUMBER) v = lua_tonumber(L, -1);
+  else if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) v = 0; /* false: off */
+  lua_pop(L, 1);
+  return v;
+}
+
 /* --- errors --- */
 
 void lh_push_error(lua_State *L, int code, const char *msg) {

@@ -462,15 +462,6 @@ static int l_fail(lua_State *L) {
 
 static lh_lsrv_t *check_server(lua_State *L, int i) { return luaL_checkudata(L, i, SERVER_MT); }
 
-static double opt_number(lua_State *L, int t, const char *k, double def) {
-  int ty = lua_getfield(L, t, k);
-  double v = def;
-  if (ty == LUA_TNUMBER) v = lua_tonumber(L, -1);
-  else if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) v = 0;
-  lua_pop(L, 1);
-  return v;
-}
-
 static int opt_bool(lua_State *L, int t, const char *k, int def) {
   int ty = lua_getfield(L, t, k);
   int v = ty == LUA_TNIL ? def : lua_toboolean(L, -1);
@@ -484,22 +475,22 @@ static int l_listen(lua_State *L) {
   lh_lstate_t *st = lh_state(L);
   lh_server_opts_t o;
   memset(&o, 0, sizeof o);
-  o.conn.max_buf_size = (uint32_t)opt_number(L, 1, "max_buf_size", 400 * 1024);
-  o.conn.max_headers = (uint32_t)opt_number(L, 1, "max_headers", 100);
-  o.conn.max_target = (uint32_t)opt_number(L, 1, "max_target", 8192);
+  o.conn.max_buf_size = (uint32_t)lh_opt_number(L, 1, "max_buf_size", 400 * 1024);
+  o.conn.max_headers = (uint32_t)lh_opt_number(L, 1, "max_headers", 100);
+  o.conn.max_target = (uint32_t)lh_opt_number(L, 1, "max_target", 8192);
   o.conn.keep_alive = opt_bool(L, 1, "keep_alive", 1);
   o.conn.half_close = opt_bool(L, 1, "half_close", 0);
   o.conn.title_case = opt_bool(L, 1, "title_case_headers", 0);
   o.conn.date_header = opt_bool(L, 1, "date_header", 1);
-  o.backlog = (int)opt_number(L, 1, "backlog", 511);
+  o.backlog = (int)lh_opt_number(L, 1, "backlog", 511);
   o.reuseport = opt_bool(L, 1, "reuseport", 0);
   o.pipeline_flush = opt_bool(L, 1, "pipeline_flush", 0);
-  o.max_connections = (uint32_t)opt_number(L, 1, "max_connections", 0);
-  o.header_read_timeout = opt_number(L, 1, "header_read_timeout", 30);
-  o.idle_timeout = opt_number(L, 1, "idle_timeout", 60);
+  o.max_connections = (uint32_t)lh_opt_number(L, 1, "max_connections", 0);
+  o.header_read_timeout = lh_opt_number(L, 1, "header_read_timeout", 30);
+  o.idle_timeout = lh_opt_number(L, 1, "idle_timeout", 60);
   lua_getfield(L, 1, "host");
   const char *host = luaL_optstring(L, -1, "127.0.0.1");
-  int port = (int)opt_number(L, 1, "port", 8080);
+  int port = (int)lh_opt_number(L, 1, "port", 8080);
 
   lh_lsrv_t *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
@@ -507,7 +498,7 @@ static int l_listen(lua_State *L) {
   s->self_ref = s->handler_ref = s->on_error_ref = LUA_NOREF;
   s->closed = 1;
   luaL_setmetatable(L, SERVER_MT);
-  s->max_in_flight = (uint32_t)opt_number(L, 1, "max_in_flight", 0);
+  s->max_in_flight = (uint32_t)lh_opt_number(L, 1, "max_in_flight", 0);
   lua_getfield(L, 1, "handler");
   luaL_checktype(L, -1, LUA_TFUNCTION);
   s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);

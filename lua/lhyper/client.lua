@@ -266,30 +266,11 @@ function client_methods.request(client, opts)
   return res
 end
 
+local read_all = require("lhyper.body").read_all
+local function close(res) res:close() end
+
 --- res:read_all(max_bytes) -> body string | nil, err, kind
-function res_methods.read_all(res, max)
-  if max ~= nil and (type(max) ~= "number" or max < 0) then
-    error("bad argument #1 to 'read_all' (non-negative number expected)", 2)
-  end
-  local parts, n = {}, 0
-  local next_chunk = res:body()
-  while true do
-    local ok, chunk = pcall(next_chunk)
-    if not ok then
-      if type(chunk) == "table" then return nil, chunk, chunk.kind end
-      error(chunk, 0)
-    end
-    if chunk == nil then break end
-    n = n + #chunk
-    if max and n > max then
-      res:close()
-      local e = core.error("user_body", "body too large")
-      return nil, e, e.kind
-    end
-    parts[#parts + 1] = chunk
-  end
-  return concat(parts)
-end
+function res_methods.read_all(res, max) return read_all(res, max, close) end
 
 local default_client
 

@@ -36,31 +36,11 @@ core.set_runner(pump)
 
 local req_methods = core.req_methods
 
+local read_all = require("lhyper.body").read_all
+local function too_large(req) req:_too_large() end
+
 --- req:read_all(max_bytes) -> body string, or nil, err, kind
-function req_methods.read_all(req, max)
-  if max ~= nil and (type(max) ~= "number" or max < 0) then
-    error("bad argument #1 to 'read_all' (non-negative number expected)", 2)
-  end
-  local parts, n = {}, 0
-  local next_chunk = req:body()
-  while true do
-    local ok, chunk = pcall(next_chunk)
-    if not ok then
-      -- a failed connection is an ordinary failure here: nil, err, kind
-      if type(chunk) == "table" and chunk.kind then return nil, chunk, chunk.kind end
-      error(chunk, 0)
-    end
-    if chunk == nil then break end
-    n = n + #chunk
-    if max and n > max then
-      req:_too_large()
-      local err = core.error("user_body", "body too large")
-      return nil, err, err.kind
-    end
-    parts[#parts + 1] = chunk
-  end
-  return table.concat(parts)
-end
+function req_methods.read_all(req, max) return read_all(req, max, too_large) end
 
 local option_types = {
   host = "string", port = "number", handler = "function",
