@@ -301,7 +301,8 @@ int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n) {
 
 int lh_disp_timer_kind(const lh_disp_t *d) {
   const lh_conn_t *c = &d->conn;
-  if (d->raw || d->closing || c->eof || !lh_conn_can_read_head(c)) return LH_DL_NONE;
+  /* a head held back by the service (max_in_flight) waits on us, not on the client */
+  if (d->raw || d->closing || d->held || c->eof || !lh_conn_can_read_head(c)) return LH_DL_NONE;
   if (c->role == LH_ROLE_CLIENT) return LH_DL_NONE;
   return lh_conn_buffered(c) > 0 || d->served == 0 ? LH_DL_HEAD : LH_DL_IDLE;
 }

@@ -207,6 +207,23 @@ static void pipelined_heads_each_get_their_own_deadline(void) {
   mock_free(&v.m);
 }
 
+static void head_held_by_the_service_has_no_deadline(void) {
+  vconn_t v;
+  vstart(&v, MOCK_ANSWER_SYNC);
+  v.m.ready = 0; /* max_in_flight reached */
+  vfeed(&v, GET("/held"));
+  CHECK_EQ(v.m.nrecv, 0);
+  CHECK_EQ(v.node.kind, LH_DL_NONE);
+  CHECK_EQ(advance(&v, 100.0 + HEAD_T + 1), 0);
+  CHECK_EQ(v.m.close_calls, 0);
+  v.m.ready = 1;
+  lh_disp_poll(&v.m.d);
+  update(&v);
+  CHECK_EQ(v.m.nrecv, 1);
+  CHECK_EQ(v.node.kind, LH_DL_IDLE);
+  mock_free(&v.m);
+}
+
 int main(void) {
   guard_init();
   lh_date_freeze(0);
@@ -220,6 +237,7 @@ int main(void) {
     TEST_CASE(busy_connection_has_no_deadline),
     TEST_CASE(bytes_on_an_idle_connection_start_a_new_head_deadline),
     TEST_CASE(pipelined_heads_each_get_their_own_deadline),
+    TEST_CASE(head_held_by_the_service_has_no_deadline),
   };
   return T_RUN(tests);
 }
