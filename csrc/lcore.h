@@ -33,7 +33,6 @@ struct lh_lstate {
   lh_loop_t *loop;
   lua_State *L;          /* main thread: callbacks run here */
   int runner_ref;        /* Lua function(req, body) pumping a body iterator */
-  int traceback_ref;
   int running;           /* inside lhyper.run */
   int ntasks;            /* live spawned tasks */
   int free_co[64];       /* registry refs of finished threads kept for reuse */
@@ -84,6 +83,8 @@ lh_lstate_t *lh_state(lua_State *L);
 /* number option t[k]; def when absent, 0 when false */
 double lh_opt_number(lua_State *L, int t, const char *k, double def);
 lh_task_t *lh_task_of(lua_State *co);
+/* a task's tick (lh_defer_t) callback: resumes it if it waits for a tick */
+void lh_task_tick_cb(lh_defer_t *d);
 /* resumes a suspended task from a loop callback, under protection */
 void lh_task_resume(lh_task_t *t);
 /* closes a suspended task's coroutine (runs its <close> variables) */

@@ -451,7 +451,7 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
   if (fresh) {
     lh_lstate_t *st = lua_newuserdatauv(L, sizeof *st, 0);
     memset(st, 0, sizeof *st);
-    st->runner_ref = st->traceback_ref = LUA_NOREF;
+    st->runner_ref = LUA_NOREF;
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, state_gc);
     lua_setfield(L, -2, "__gc");

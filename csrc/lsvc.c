@@ -168,8 +168,6 @@ static int recv_p(lua_State *L) {
   return 0;
 }
 
-void lh_task_tick_cb(lh_defer_t *d);
-
 static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   lh_lsrv_t *s = d->data;
   lua_State *L = s->st->L;
