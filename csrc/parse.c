@@ -431,6 +431,10 @@ int lh_parser_head(lh_parser_t *p, const char *data, size_t len) {
     if (len >= p->limits.max_head) return LH_EPARSE_TOO_LARGE;
     return 0;
   }
+  if ((e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) && p->state == LH_PARSE_HEAD) {
+    /* paused before any message began: nothing was parsed */
+    return LH_EPARSE_INTERNAL;
+  }
   if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
     const char *pos = llhttp_get_error_pos(&p->http);
     p->head.len = (uint32_t)(pos - data);
@@ -485,6 +489,9 @@ void lh_parser_next(lh_parser_t *p) {
   p->state = LH_PARSE_HEAD;
   p->fed = 0;
   p->err = 0;
+  /* after a message that asked for an upgrade llhttp stops at the next
+   * execute (HPE_PAUSED_UPGRADE) even when nobody upgraded: start clean */
+  if (p->http.upgrade) llhttp_reset(&p->http);
 }
 
 void lh_parser_trim(lh_parser_t *p) {

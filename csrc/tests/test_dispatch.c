@@ -752,6 +752,29 @@ static void dispatch_flushes_partial_writes_until_done(void) {
   mock_free(&m);
 }
 
+/* an Upgrade the service did not take: what follows is HTTP again, and no
+ * phantom head is made from the pause llhttp leaves behind (fuzz finding) */
+static void dispatch_reads_on_after_an_upgrade_nobody_took(void) {
+  static const char up[] =
+    "GET /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  for (int mode = 0; mode < 2; mode++) {
+    mock_t m;
+    lh_conn_opts_t o = mock_opts();
+    start(&m, &o, mode);
+    mock_feed_str(&m, up, mode);
+    mock_feed_str(&m, GET("/b"), mode);
+    CHECK_EQ(m.nrecv, 2);
+    CHECK(strcmp(m.reqs[1].target, "/b") == 0);
+    mock_free(&m);
+
+    start(&m, &o, mode);
+    mock_feed_str(&m, up, mode);
+    mock_feed_str(&m, "Transfer-Encoding: ", mode);
+    CHECK_EQ(m.nrecv, 1);
+    mock_free(&m);
+  }
+}
+
 int main(void) {
   guard_init();
   lh_date_freeze(0);
@@ -786,6 +809,7 @@ int main(void) {
     TEST_CASE(dispatch_aborts_with_on_error_when_flush_fails),
     TEST_CASE(dispatch_aborts_when_async_write_fails),
     TEST_CASE(dispatch_flushes_partial_writes_until_done),
+    TEST_CASE(dispatch_reads_on_after_an_upgrade_nobody_took),
   };
   return T_RUN(tests);
 }
