@@ -84,6 +84,54 @@ $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) $(LLH
 $(B)/obj $(B)/lhyper $(B)/tests:
 	mkdir -p $@
 
+# libFuzzer targets (clang), not part of `make test`:
+#   make fuzz FUZZ_SECONDS=60          server role (Dispatcher and Conn alone)
+#   make fuzz-client FUZZ_SECONDS=60   client role
+# corpora, dictionary and crash artifacts live under build-fuzz/; a crash
+# replays with build-fuzz/fuzz_conn build-fuzz/crash-<sha1>
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+FB := build-fuzz
+# UBSan is fatal except NULL + 0 / memcpy(NULL, _, 0), printed once and
+# passed over (parse.c trailer_add with an empty first trailer name)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow,nonnull-attribute \
+  -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 -Icsrc -Icsrc/tests $(LLHTTP_CFLAGS)
+FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o \
+  $(if $(LLHTTP_SRC),$(FB)/obj/llhttp_llhttp.o $(FB)/obj/llhttp_api.o $(FB)/obj/llhttp_http.o)
+
+.PHONY: fuzz fuzz-client fuzz-build
+.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client
+
+fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client
+
+$(FB)/obj/%.o: csrc/%.c csrc/*.h | $(FB)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
+
+$(FB)/obj/mock_io.o: csrc/tests/mock_io.c csrc/tests/*.h csrc/*.h | $(FB)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
+
+$(FB)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(FB)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -c $< -o $@
+
+$(FB)/fuzz_%: csrc/tests/fuzz_%.c $(FUZZ_O) csrc/*.h csrc/tests/*.h
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(LLHTTP_LIBS)
+
+$(FB)/obj:
+	mkdir -p $@
+
+# seeds and dictionary come from the fuzzer itself (FUZZ_WRITE_SEEDS/DICT)
+fuzz-run-%: $(FB)/fuzz_%
+	@mkdir -p $(FB)/corpus_$*
+	@FUZZ_WRITE_SEEDS=$(FB)/corpus_$* $(FB)/fuzz_$* 2>/dev/null
+	@FUZZ_WRITE_DICT=$(FB)/$*.dict $(FB)/fuzz_$* 2>/dev/null
+	$(FB)/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -dict=$(FB)/$*.dict -max_len=12000 \
+	  -timeout=10 -print_final_stats=1 -artifact_prefix=$(FB)/ $(FUZZ_ARGS) $(FB)/corpus_$*
+
+fuzz: fuzz-run-conn
+fuzz-client: fuzz-run-client
+
 # ASan + UBSan build of the module and the C tests, then every suite
 test-sanitize: deps
 	@$(MAKE) --no-print-directory all tests

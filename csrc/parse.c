@@ -106,6 +106,7 @@ static int grow_fields(lh_field_t **arr, uint32_t *cap, uint32_t need) {
 /* trailer bytes are copied as they arrive: the body around them is decoded
  * in place and the read buffer may move between calls */
 static int trailer_add(lh_parser_t *p, lh_span_t *s, const char *at, size_t n) {
+  if (n == 0) return 0;
   if (p->tlen + n > p->limits.max_head) {
     p->err = LH_EPARSE_TOO_LARGE;
     return -1;
@@ -279,6 +280,13 @@ static int on_headers_complete(llhttp_t *h) {
   } else if (te && (h->flags & F_CONTENT_LENGTH)) {
     p->err = LH_EPARSE_TE;
     return -1;
+  } else if (hd->major != 1) {
+    p->err = LH_EPARSE_VERSION;
+    return -1;
+  } else if (hd->status < 100 || hd->status > 999) {
+    /* RFC 9112 4: status-code = 3DIGIT */
+    p->err = LH_EPARSE_STATUS;
+    return -1;
   }
 
   hd->keep_alive = hd->minor >= 1 ? !conn_close : (conn_ka && !conn_close);
@@ -321,6 +329,14 @@ static int on_chunk_header(llhttp_t *h) {
 
 static int on_message_complete(llhttp_t *h) {
   lh_parser_t *p = PARSER(h);
+  if (p->ntrailers) {
+    /* trailer fields follow the rules of head fields (RFC 9112 7.1.2) */
+    trim_values(p->tbytes, p->tfields, p->ntrailers);
+    if (check_fields(p->tbytes, p->tfields, p->ntrailers)) {
+      p->err = LH_EPARSE_HEADER;
+      return -1;
+    }
+  }
   p->state = LH_PARSE_DONE;
   return HPE_PAUSED;
 }
