@@ -35,7 +35,7 @@ end
 local function half_sent_echo(port)
   local sock, r = assert(h.connect(port))
   assert(sock:send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nhello"))
-  h.sleep(0.1)
+  h.sleep(0.3) -- the head is read and the handler waits for the rest of the body
   return sock, r
 end
 
