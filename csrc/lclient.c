@@ -118,14 +118,6 @@ static int ex_yield(lua_State *L, int idx, lh_ex_t *ex, int wait, lua_KFunction 
 
 static lh_ex_t *disp_ex(lh_disp_t *d) { return lh_cconn_udata(lh_cconn_from_disp(d)); }
 
-static void lower_names(char *base, lh_field_t *f, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) {
-    char *s = base + f[i].name.off;
-    for (uint32_t k = 0; k < f[i].name.len; k++)
-      if (s[k] >= 'A' && s[k] <= 'Z') s[k] = (char)(s[k] + 32);
-  }
-}
-
 static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   lh_ex_t *ex = disp_ex(d);
   if (!ex) return LH_ECANCELED;
@@ -144,7 +136,7 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   ex->hbytes = blk + fsz;
   if (fsz) memcpy(ex->fields, h->fields, fsz);
   memcpy(ex->hbytes, base, h->len);
-  lower_names(ex->hbytes, ex->fields, h->nfields);
+  lh_lower_names(ex->hbytes, ex->fields, h->nfields);
   ex->nfields = h->nfields;
   ex->reason = h->reason;
   ex->status = h->status;
@@ -427,15 +419,8 @@ static int body_next_k(lua_State *L, int status, lua_KContext ctx) {
 /* trailers are copied out of the parser, which reuses them for the next message */
 static void save_trailers(lua_State *L, int idx, const lh_parser_t *p) {
   if (!p->ntrailers) return;
-  size_t fsz = p->ntrailers * sizeof(lh_field_t);
-  char *blk = lua_newuserdatauv(L, fsz + p->tlen + 1, 0);
-  lh_field_t *f = (lh_field_t *)blk;
-  memcpy(f, p->tfields, fsz);
-  memcpy(blk + fsz, p->tbytes, p->tlen);
-  lower_names(blk + fsz, f, p->ntrailers);
-  lh_headers_push(L, -1, blk + fsz, f, p->ntrailers, 1);
+  lh_headers_copy(L, p->tbytes, p->tfields, p->ntrailers, p->tlen);
   lua_setiuservalue(L, idx, UV_TRAILERS);
-  lua_pop(L, 1);
 }
 
 static int body_next(lua_State *L) {

@@ -107,6 +107,11 @@ lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t
 void lh_req_open(lua_State *L);
 int lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t *f,
                     uint32_t n, int lowered);
+/* pushes a headers object owning a copy of the n fields over base (blen
+ * bytes), names lower-cased */
+int lh_headers_copy(lua_State *L, const char *base, const lh_field_t *f, uint32_t n,
+                    size_t blen);
+void lh_lower_names(char *base, lh_field_t *f, uint32_t n);
 /* writes status/headers from the Lua values at idx.. into the connection */
 int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hidx, int64_t body_len);
 

@@ -12,7 +12,7 @@ enum { UV_HEADERS = 1, UV_TRAILERS = 2, UV_SERVER = 3, REQ_NUV = 3 };
 
 static lh_req_t *check_req(lua_State *L, int i) { return luaL_checkudata(L, i, REQ_MT); }
 
-static void lower_names(char *base, lh_field_t *f, uint32_t n) {
+void lh_lower_names(char *base, lh_field_t *f, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     char *s = base + f[i].name.off;
     for (uint32_t k = 0; k < f[i].name.len; k++)
@@ -66,14 +66,14 @@ int lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t 
 }
 
 /* headers that own their bytes: a copy of fields + bytes in one block */
-static int headers_copy(lua_State *L, const char *base, const lh_field_t *f, uint32_t n,
+int lh_headers_copy(lua_State *L, const char *base, const lh_field_t *f, uint32_t n,
                         size_t blen) {
   size_t fsz = n * sizeof *f;
   char *blk = lua_newuserdatauv(L, fsz + blen + 1, 0);
   lh_field_t *nf = (lh_field_t *)blk;
   if (fsz) memcpy(nf, f, fsz);
   if (blen) memcpy(blk + fsz, base, blen);
-  lower_names(blk + fsz, nf, n);
+  lh_lower_names(blk + fsz, nf, n);
   lh_headers_push(L, -1, blk + fsz, nf, n, 1);
   lua_remove(L, -2);
   return 1;
@@ -195,7 +195,7 @@ static int req_headers(lua_State *L, lh_req_t *r) {
   if (lua_getiuservalue(L, 1, UV_HEADERS) != LUA_TNIL) return 1;
   lua_pop(L, 1);
   if (!r->lowered) {
-    lower_names(r->bytes, r->fields, r->nfields);
+    lh_lower_names(r->bytes, r->fields, r->nfields);
     r->lowered = 1;
   }
   lh_headers_push(L, 1, r->bytes, r->fields, r->nfields, 1);
@@ -278,7 +278,7 @@ static int body_end(lua_State *L, lh_req_t *r, lh_conn_t *c) {
   lh_parser_t *p = &c->parser;
   if (p->ntrailers) {
     lua_pushvalue(L, lua_upvalueindex(1));
-    headers_copy(L, p->tbytes, p->tfields, p->ntrailers, p->tlen);
+    lh_headers_copy(L, p->tbytes, p->tfields, p->ntrailers, p->tlen);
     lua_setiuservalue(L, -2, UV_TRAILERS);
     lua_pop(L, 1);
   }

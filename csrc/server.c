@@ -42,10 +42,10 @@ void lh_sconn_timer_update(lh_sconn_t *sc) {
   lh_server_t *s = sc->srv;
   if (!sc->d) return; /* asleep: already on the idle list */
   lh_conn_t *c = &sc->d->conn;
-  int kind = lh_disp_timer_kind(sc->d);
-  double t = kind == LH_DL_HEAD ? s->opts.header_read_timeout
-           : kind == LH_DL_IDLE ? s->opts.idle_timeout : 0;
-  if (t <= 0) kind = LH_DL_NONE;
+  int state = lh_disp_timer_kind(sc->d);
+  double t = state == LH_DL_HEAD ? s->opts.header_read_timeout
+           : state == LH_DL_IDLE ? s->opts.idle_timeout : 0;
+  int kind = t > 0 ? state : LH_DL_NONE;
   if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
     /* between messages: hold no buffers */
     lh_rbuf_trim(&c->rbuf, 0);
@@ -57,8 +57,7 @@ void lh_sconn_timer_update(lh_sconn_t *sc) {
     sc->armed_served = sc->d->served;
     lh_sconn_deadline(sc, kind, t);
   }
-  if (kind == LH_DL_IDLE || (kind == LH_DL_NONE && lh_disp_timer_kind(sc->d) == LH_DL_IDLE))
-    lh_sconn_sleep(sc);
+  if (state == LH_DL_IDLE) lh_sconn_sleep(sc);
 }
 
 void lh_server_timer_cb(uv_timer_t *t) {
