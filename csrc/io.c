@@ -162,7 +162,8 @@ static void conn_close_cb(uv_handle_t *h) {
 }
 
 void lh_sconn_close_now(lh_sconn_t *sc) {
-  if (sc->handle_closing) return;
+  /* lh_loop_free's walk may have closed the handle already */
+  if (sc->handle_closing || uv_is_closing((uv_handle_t *)&sc->tcp)) return;
   sc->handle_closing = 1;
   sc->closing = 1;
   lh_sconn_deadline(sc, LH_DL_NONE, 0);

@@ -218,7 +218,7 @@ uint32_t lh_server_connections(const lh_server_t *s) { return s->nconns; }
 void lh_server_close(lh_server_t *s, double grace) {
   if (s->closing) return;
   s->closing = 1;
-  uv_close((uv_handle_t *)&s->tcp, listener_close_cb);
+  if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, listener_close_cb);
   double now = lh_loop_now(s->loop);
   for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
     next = sc->next;

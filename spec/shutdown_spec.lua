@@ -45,7 +45,8 @@ describe("server:close(grace)", function()
       sock:close()
       assert.is_nil(res)
     else
-      assert.equal("connection refused", err)
+      -- refused, or reset when the attempt sat in the backlog as the listener closed
+      assert.is_true(err == "connection refused" or err == "closed", err)
     end
     assert.equal(200, assert(rb:final_response({ timeout = 3 })).status)
   end)

@@ -370,12 +370,6 @@ static req_t *add_req(fz_t *f, lh_head_t *h, const char *base) {
   return r;
 }
 
-/* FUZZ_KNOWN_BUGS=1 also checks what a known, reported bug breaks (trailer
- * field names, see check_trailers); off, fuzzing goes on past it. The
- * phantom head after an unanswered Upgrade (fixed in 5b82a97) is checked
- * always. */
-static int known_bugs;
-
 /* a response with the configured status echoing the target */
 static void answer(fz_t *f) {
   lh_conn_t *c = f->c;
@@ -427,8 +421,6 @@ static void check_trailers(fz_t *f) {
       unsigned char ch = tb[t->value.off + j];
       if (ch == '\r' || ch == '\n' || ch == 0) FAIL("trailer %u value has byte 0x%02x", i, ch);
     }
-    /* known bug (reported): trailer names are not checked at all */
-    if (!known_bugs) continue;
     if (t->name.len == 0) FAIL("trailer %u has an empty name", i);
     for (uint32_t j = 0; j < t->name.len; j++)
       if (!lh_is_tchar(tb[t->name.off + j])) FAIL("trailer %u name has byte 0x%02x", i, tb[t->name.off + j]);
@@ -906,7 +898,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   if (s) write_seeds(s);
   if (dct) write_dict(dct);
   if (s || dct) exit(0);
-  known_bugs = getenv("FUZZ_KNOWN_BUGS") != NULL;
   verbose = getenv("FUZZ_VERBOSE") ? atoi(getenv("FUZZ_VERBOSE")) : 0;
   guard_init();
   lh_date_freeze(0);
