@@ -274,6 +274,20 @@ static void write_cb(uv_write_t *req, int status) {
   lh_sconn_timer_update(sc);
 }
 
+/* Nagle holds a segment back only while earlier bytes are unacknowledged.
+ * A connection's first write of at most one segment goes out at once
+ * without TCP_NODELAY, so the option (a syscall) is set only for
+ * connections that write again (keep-alive, streamed bodies) or start
+ * with more than a segment; a one-response connection is spared it. */
+#define NODELAY_FIRST_MAX 1400
+static void before_write(lh_sconn_t *sc, size_t n) {
+  if (sc->nodelay) return;
+  if (sc->wrote || n > NODELAY_FIRST_MAX) {
+      sc->nodelay = 1;
+  }
+  sc->wrote = 1;
+}
+
 static int io_flush(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->writing || sc->handle_closing) return 0;
@@ -282,6 +296,7 @@ static int io_flush(lh_disp_t *d) {
   size_t n = lh_wq_peek(q, &p);
   if (n == 0) return 0;
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  before_write(sc, n);
   int r = uv_try_write((uv_stream_t *)&sc->tcp, &b, 1);
   if (r == (int)n) {
     lh_wq_consume(q, n);
@@ -296,6 +311,7 @@ static int io_flush(lh_disp_t *d) {
   if (!req) return UV_ENOMEM;
   lh_wq_begin_flight(q);
   req->data = sc;
+  before_write(sc, n);
   r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, write_cb);
   if (r < 0) {
     free(req);
@@ -310,7 +326,12 @@ static long io_try_write(lh_disp_t *d, const struct iovec *iov, int n) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->writing || sc->handle_closing) return 0;
   uv_buf_t b[3];
-  for (int i = 0; i < n && i < 3; i++) b[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+  size_t total = 0;
+  for (int i = 0; i < n && i < 3; i++) {
+    b[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+    total += iov[i].iov_len;
+  }
+  before_write(sc, total);
   int r = uv_try_write((uv_stream_t *)&sc->tcp, b, (unsigned)(n < 3 ? n : 3));
   return r == UV_EAGAIN ? 0 : r;
 }
@@ -366,25 +387,55 @@ void lh_sconn_defer_poll(lh_sconn_t *sc) {
 }
 
 /* --- message state on demand: an idle connection keeps only its handle,
- * its links and a few flags; the dispatcher comes from a free list --- */
+ * its links and a few flags; the dispatcher comes from a free list.
+ *
+ * Going to sleep the moment a response is out would cost a keep-alive
+ * client's next request a dispatcher set-up, so an idle connection first
+ * dozes: it keeps its dispatcher on its server's list of dozing
+ * connections, and only when more than DOZE_MAX others went idle after it
+ * does it sleep. Memory stays bounded by DOZE_MAX per server. --- */
 
 #define DISP_POOL 64
+#define DOZE_MAX 64
+
+struct lh_sdisp {
+  lh_disp_t d; /* first: sc->d points here */
+  lh_sdisp_t *prev, *next;
+  unsigned dozing : 1;
+};
+
 static __thread struct {
-  lh_disp_t *d[DISP_POOL];
+  lh_sdisp_t *d[DISP_POOL];
   int n;
 } dpool;
 
+static void doze_remove(lh_server_t *s, lh_sdisp_t *x) {
+  if (!x->dozing) return;
+  x->dozing = 0;
+  if (x->prev) x->prev->next = x->next;
+  else s->doze_head = x->next;
+  if (x->next) x->next->prev = x->prev;
+  else s->doze_tail = x->prev;
+  x->prev = x->next = NULL;
+  s->ndozing--;
+}
+
 static void disp_put(lh_disp_t *d) {
+  lh_sdisp_t *x = (lh_sdisp_t *)d;
+  doze_remove(lh_sconn_from_disp(d)->srv, x);
   lh_disp_free(d);
-  if (dpool.n < DISP_POOL) dpool.d[dpool.n++] = d;
-  else free(d);
+  if (dpool.n < DISP_POOL) dpool.d[dpool.n++] = x;
+  else free(x);
 }
 
 /* gives an idle connection its message state back; 0 on OOM */
 int sconn_wake(lh_sconn_t *sc) {
   lh_server_t *s = sc->srv;
-  lh_disp_t *d = dpool.n ? dpool.d[--dpool.n] : malloc(sizeof *d);
-  if (!d) return 0;
+  lh_sdisp_t *x = dpool.n ? dpool.d[--dpool.n] : malloc(sizeof *x);
+  if (!x) return 0;
+  x->prev = x->next = NULL;
+  x->dozing = 0;
+  lh_disp_t *d = &x->d;
   lh_disp_init(d, LH_ROLE_SERVER, &s->opts.conn, s->hooks.svc, &sconn_io, s->data);
   d->io_data = sc;
   d->pipeline_flush = s->opts.pipeline_flush ? 1 : 0;
@@ -396,7 +447,7 @@ int sconn_wake(lh_sconn_t *sc) {
 }
 
 /* an idle connection with nothing pending gives its message state back */
-void lh_sconn_sleep(lh_sconn_t *sc) {
+static void sconn_sleep(lh_sconn_t *sc) {
   lh_disp_t *d = sc->d;
   lh_conn_t *c = &d->conn;
   if (sc->closing || sc->writing || sc->udata || d->polling || d->deferred || d->in_flight ||
@@ -409,11 +460,32 @@ void lh_sconn_sleep(lh_sconn_t *sc) {
   disp_put(d);
 }
 
+void lh_sconn_doze(lh_sconn_t *sc, int idle) {
+  lh_server_t *s = sc->srv;
+  lh_sdisp_t *x = (lh_sdisp_t *)sc->d;
+  if (!idle) {
+    doze_remove(s, x);
+    return;
+  }
+  if (x->dozing) return; /* idle since earlier: keeps its place */
+  x->dozing = 1;
+  x->next = NULL;
+  x->prev = s->doze_tail;
+  if (s->doze_tail) s->doze_tail->next = x;
+  else s->doze_head = x;
+  s->doze_tail = x;
+  s->ndozing++;
+  while (s->ndozing > DOZE_MAX) {
+    lh_sdisp_t *old = s->doze_head;
+    doze_remove(s, old);
+    sconn_sleep(lh_sconn_from_disp(&old->d)); /* refused: it dozes again when idle */
+  }
+}
+
 void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc) {
   sc->srv = s;
   sc->tcp.data = (void *)conn_close_cb; /* how lh_loop_free closes it */
   sc->defer.cb = defer_poll_cb;
-  uv_tcp_nodelay(&sc->tcp, 1);
   if (!sconn_wake(sc)) {
     lh_sconn_close_now(sc);
     return;

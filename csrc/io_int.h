@@ -34,10 +34,14 @@ struct lh_sconn {
   unsigned closing : 1;    /* io close sequence started */
   unsigned handle_closing : 1; /* uv_close called */
   unsigned no_linger : 1;  /* close at once (grace period over) */
+  unsigned wrote : 1;      /* a write was made (see before_write) */
+  unsigned nodelay : 1;    /* TCP_NODELAY is set */
   uint32_t armed_served;   /* d->served when the deadline was set */
   uint32_t served;         /* d->served kept while idle */
   unsigned reading_on : 1; /* d->reading_on kept while idle */
 };
+
+typedef struct lh_sdisp lh_sdisp_t; /* a dispatcher as io.c allocates it */
 
 struct lh_server {
   uv_tcp_t tcp;
@@ -51,6 +55,8 @@ struct lh_server {
   uv_timer_t timer;        /* earliest deadline of the lists below */
   lh_deadlines_t dl;
   double grace_deadline;   /* when closing: force-close time, 0 none */
+  lh_sdisp_t *doze_head, *doze_tail; /* idle connections still awake, oldest first */
+  uint32_t ndozing;
   unsigned closing : 1;
   unsigned accept_pending : 1; /* a connection waits in the backlog (max_connections) */
   unsigned listener_closed : 1;
@@ -61,7 +67,8 @@ struct lh_server {
 void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc);
 void lh_sconn_close_now(lh_sconn_t *sc);
 int sconn_wake(lh_sconn_t *sc);
-void lh_sconn_sleep(lh_sconn_t *sc);
+/* the connection is idle (1) or not (0): an idle one dozes, then sleeps */
+void lh_sconn_doze(lh_sconn_t *sc, int idle);
 void lh_sconn_timer_update(lh_sconn_t *sc);
 void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc);
 void lh_server_timer_cb(uv_timer_t *t);

@@ -37,6 +37,7 @@ struct lh_lstate {
   int ntasks;            /* live spawned tasks */
   int free_co[64];       /* registry refs of finished threads kept for reuse */
   int nfree_co;
+  int req_mt;            /* registry ref of the req metatable (set per request) */
 };
 
 /* a thread for a new task, from the free list or new; *ref anchors it */
@@ -104,7 +105,7 @@ void lh_report(lh_lsrv_t *s, int code, const char *msg, lh_req_t *r);
 /* lreq.c */
 lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t *h,
                      const char *base);
-void lh_req_open(lua_State *L);
+void lh_req_open(lua_State *L, lh_lstate_t *st);
 int lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t *f,
                     uint32_t n, int lowered);
 /* pushes a headers object owning a copy of the n fields over base (blen

@@ -478,7 +478,7 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
     lua_setfield(L, -2, "stop");
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
-    lh_req_open(L);
+    lh_req_open(L, st);
     lh_svc_open(L);
   }
   luaL_newlib(L, funcs);

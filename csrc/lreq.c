@@ -25,7 +25,8 @@ lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t
   size_t fsz = h->nfields * sizeof(lh_field_t);
   lh_req_t *r = lua_newuserdatauv(L, sizeof *r + fsz + h->len, REQ_NUV);
   memset(r, 0, sizeof *r);
-  luaL_setmetatable(L, REQ_MT);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->st->req_mt);
+  lua_setmetatable(L, -2);
   r->fields = (lh_field_t *)(r + 1);
   r->bytes = (char *)(r + 1) + fsz;
   if (fsz) memcpy(r->fields, h->fields, fsz);
@@ -552,7 +553,7 @@ static const luaL_Reg req_methods[] = {
 static const luaL_Reg headers_methods[] = {
   {"get", headers_get}, {"get_all", headers_get_all}, {"each", headers_each}, {NULL, NULL}};
 
-void lh_req_open(lua_State *L) {
+void lh_req_open(lua_State *L, lh_lstate_t *st) {
   luaL_newlib(L, req_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, REQ_METHODS);
@@ -562,6 +563,9 @@ void lh_req_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, req_tostring);
   lua_setfield(L, -2, "__tostring");
+  /* an integer ref is found without hashing a name, once per request */
+  lua_pushvalue(L, -1);
+  st->req_mt = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pop(L, 2);
 
   luaL_newmetatable(L, STREAM_MT);

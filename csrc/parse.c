@@ -92,9 +92,28 @@ static int on_status(llhttp_t *h, const char *at, size_t n) {
   return 0;
 }
 
+/* Field arrays of FIELDS_STD entries cover nearly every head; a small free
+ * list per thread saves a malloc/free pair per message (see buf.c's blocks) */
+#define FIELDS_STD 16
+#define FIELDS_POOL_MAX 64
+static __thread struct {
+  lh_field_t *a[FIELDS_POOL_MAX];
+  int n;
+} fpool;
+
+static void fields_free(lh_field_t *a, uint32_t cap) {
+  if (a && cap == FIELDS_STD && fpool.n < FIELDS_POOL_MAX) fpool.a[fpool.n++] = a;
+  else free(a);
+}
+
 static int grow_fields(lh_field_t **arr, uint32_t *cap, uint32_t need) {
   if (need <= *cap) return 0;
-  uint32_t ncap = *cap ? *cap * 2 : 16;
+  if (*cap == 0 && need <= FIELDS_STD && fpool.n) {
+    *arr = fpool.a[--fpool.n];
+    *cap = FIELDS_STD;
+    return 0;
+  }
+  uint32_t ncap = *cap ? *cap * 2 : FIELDS_STD;
   while (ncap < need) ncap *= 2;
   lh_field_t *a = realloc(*arr, ncap * sizeof *a);
   if (!a) return -1;
@@ -364,7 +383,7 @@ int lh_parser_init(lh_parser_t *p, lh_role_t role, const lh_limits_t *limits) {
 }
 
 void lh_parser_free(lh_parser_t *p) {
-  free(p->head.fields);
+  fields_free(p->head.fields, p->fields_cap);
   free(p->tfields);
   free(p->tbytes);
   p->head.fields = NULL;
@@ -512,7 +531,10 @@ void lh_parser_next(lh_parser_t *p) {
 
 void lh_parser_trim(lh_parser_t *p) {
   if (p->state != LH_PARSE_HEAD || p->fed) return;
-  lh_parser_free(p);
+  if (p->fields_cap != FIELDS_STD || p->tfields || p->tbytes) {
+    /* a usual array stays for the next head (it goes with the dispatcher) */
+    lh_parser_free(p);
+  }
   p->head.nfields = 0;
   p->ntrailers = 0;
   p->tlen = 0;

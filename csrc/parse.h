@@ -81,8 +81,9 @@ int lh_parser_body(lh_parser_t *p, char *data, size_t len, size_t *consumed,
 /* the peer closed: ends a close-delimited body (1) or reports EINCOMPLETE */
 int lh_parser_eof(lh_parser_t *p);
 
-/* between messages: frees the field and trailer arrays (an idle
- * connection holds no per-message memory) */
+/* between messages: frees the trailer arrays and a field array larger
+ * than usual; the usual one stays for the next head and goes back to a
+ * per-thread pool with lh_parser_free */
 void lh_parser_trim(lh_parser_t *p);
 
 /* ready for the next message's head */

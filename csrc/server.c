@@ -57,7 +57,7 @@ void lh_sconn_timer_update(lh_sconn_t *sc) {
     sc->armed_served = sc->d->served;
     lh_sconn_deadline(sc, kind, t);
   }
-  if (state == LH_DL_IDLE) lh_sconn_sleep(sc);
+  lh_sconn_doze(sc, state == LH_DL_IDLE);
 }
 
 void lh_server_timer_cb(uv_timer_t *t) {
