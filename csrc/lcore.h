@@ -35,10 +35,17 @@ struct lh_lstate {
   int runner_ref;        /* Lua function(req, body) pumping a body iterator */
   int running;           /* inside lhyper.run */
   int ntasks;            /* live spawned tasks */
-  int free_co[64];       /* registry refs of finished threads kept for reuse */
+  struct {               /* finished threads kept for reuse, anchored by their ref */
+    lua_State *co;
+    int ref;
+  } free_co[64];
   int nfree_co;
   int req_mt;            /* registry ref of the req metatable (set per request) */
 };
+
+/* protected: resumes the task that is its light userdata argument (what
+ * lh_task_resume runs; svc_recv_msg's protected call ends in it) */
+int lh_resume_p(lua_State *L);
 
 /* a thread for a new task, from the free list or new; *ref anchors it */
 lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref);

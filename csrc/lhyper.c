@@ -138,11 +138,9 @@ lh_task_t *lh_task_of(lua_State *co) {
 lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref) {
   lua_State *co;
   if (st->nfree_co) {
-    *ref = st->free_co[--st->nfree_co];
-    lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
-    co = lua_tothread(L, -1);
-    lua_pop(L, 1);
-    return co;
+    st->nfree_co--;
+    *ref = st->free_co[st->nfree_co].ref;
+    return st->free_co[st->nfree_co].co;
   }
   co = lua_newthread(L);
   *ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -156,7 +154,8 @@ static void co_give(lh_lstate_t *st, lua_State *co, int ref) {
   if (lua_status(co) != LUA_OK) close_thread(co, L);
   if (lua_status(co) == LUA_OK && st->nfree_co < (int)(sizeof st->free_co / sizeof st->free_co[0])) {
     lua_settop(co, 0);
-    st->free_co[st->nfree_co++] = ref;
+    st->free_co[st->nfree_co].co = co;
+    st->free_co[st->nfree_co++].ref = ref;
   } else {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
   }
@@ -217,7 +216,7 @@ static void log_task_error(lh_task_t *t) {
 }
 
 /* protected part of a resume: everything that may raise runs in here */
-static int resume_p(lua_State *L) {
+int lh_resume_p(lua_State *L) {
   lh_task_t *t = lua_touserdata(L, 1);
   int nres, nargs = t->nargs;
   t->wait = LH_WAIT_NONE;
@@ -261,7 +260,7 @@ void lh_task_resume(lh_task_t *t) {
    * connection afterwards all the same */
   lh_sconn_t *sc = t->req ? t->req->sc : NULL;
   int top = lua_gettop(L);
-  lua_pushcfunction(L, resume_p);
+  lua_pushcfunction(L, lh_resume_p);
   lua_pushlightuserdata(L, t);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
     fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");

@@ -165,25 +165,34 @@ static int recv_p(lua_State *L) {
   r->task.ref = ref;
   *(lh_task_t **)lua_getextraspace(co) = &r->task;
   x->r = r;
-  return 0;
+  /* the connection's request from here on; its handler starts within the
+   * same protected call */
+  r->task.tick.cb = lh_task_tick_cb;
+  *lh_sconn_udata(x->sc) = r;
+  r->counted = 1;
+  x->s->in_flight++;
+  lua_settop(L, 0);
+  lua_pushlightuserdata(L, &r->task);
+  return lh_resume_p(L);
 }
 
 static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   lh_lsrv_t *s = d->data;
   lua_State *L = s->st->L;
   recv_ctx x = {s, lh_sconn_from_disp(d), h, base, NULL};
+  int top = lua_gettop(L);
   lua_pushcfunction(L, recv_p);
   lua_pushlightuserdata(L, &x);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lua_pop(L, 1);
-    return LH_ENOMEM;
+    if (!x.r) {
+      lua_settop(L, top);
+      return LH_ENOMEM; /* no request object: nothing started */
+    }
+    /* as lh_task_resume reports a failure around a resume */
+    fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
   }
-  lh_req_t *r = x.r;
-  r->task.tick.cb = lh_task_tick_cb;
-  *lh_sconn_udata(x.sc) = r;
-  r->counted = 1;
-  s->in_flight++;
-  lh_task_resume(&r->task);
+  lua_settop(L, top);
+  lh_sconn_poll(x.sc);
   return 0;
 }
 
