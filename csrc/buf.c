@@ -76,7 +76,7 @@ static int bytes_grow(lh_bytes_t *b, size_t n) {
   return 0;
 }
 
-char *lh_wq_reserve(lh_wq_t *q, size_t n) {
+char *lh_wq_reserve_slow(lh_wq_t *q, size_t n) {
   lh_bytes_t *b = &q->blk[q->cur];
   if (bytes_grow(b, n)) return NULL;
   return b->data + b->len;

@@ -44,7 +44,12 @@ typedef struct {
 
 /* returns a pointer to n writable bytes at the end of the queue, NULL on OOM;
  * lh_wq_commit(n) makes them part of the queue */
-char *lh_wq_reserve(lh_wq_t *q, size_t n);
+char *lh_wq_reserve_slow(lh_wq_t *q, size_t n);
+static inline char *lh_wq_reserve(lh_wq_t *q, size_t n) {
+  lh_bytes_t *b = &q->blk[q->cur];
+  if (b->cap - b->len >= n) return b->data + b->len; /* the usual case, inline */
+  return lh_wq_reserve_slow(q, n);
+}
 static inline void lh_wq_commit(lh_wq_t *q, size_t n) { q->blk[q->cur].len += n; }
 int lh_wq_append(lh_wq_t *q, const void *p, size_t n);
 /* bytes queued and not yet written (in flight included) */

@@ -52,6 +52,27 @@ int lh_list_has(const char *v, size_t n, const char *token) {
   return 0;
 }
 
+/* the Connection options a head's framing depends on, in one pass */
+enum { CONN_CLOSE = 1, CONN_KEEP_ALIVE = 2, CONN_UPGRADE = 4 };
+static int conn_options(const char *v, size_t n) {
+  int found = 0;
+  size_t i = 0;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+    size_t s = i;
+    while (i < n && v[i] != ',') i++;
+    size_t e = i;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    const char *t = v + s;
+    size_t k, tl = e - s;
+    const char *want = tl == 5 ? "close" : tl == 10 ? "keep-alive" : tl == 7 ? "upgrade" : NULL;
+    if (!want) continue;
+    for (k = 0; k < tl && lower(t[k]) == want[k]; k++) {}
+    if (k == tl) found |= tl == 5 ? CONN_CLOSE : tl == 10 ? CONN_KEEP_ALIVE : CONN_UPGRADE;
+  }
+  return found;
+}
+
 static inline void span_add(lh_span_t *s, const char *base, const char *at, size_t n) {
   if (s->len == 0) s->off = (uint32_t)(at - base);
   s->len += (uint32_t)n;
@@ -265,9 +286,10 @@ static int on_headers_complete(llhttp_t *h) {
         break;
       case 10:
         if (lh_name_eq(b, f->name, "connection", 10)) {
-          conn_close |= lh_list_has(v, vn, "close");
-          conn_ka |= lh_list_has(v, vn, "keep-alive");
-          conn_upgrade |= lh_list_has(v, vn, "upgrade");
+          int o = conn_options(v, vn);
+          conn_close |= (o & CONN_CLOSE) != 0;
+          conn_ka |= (o & CONN_KEEP_ALIVE) != 0;
+          conn_upgrade |= (o & CONN_UPGRADE) != 0;
         }
         break;
       case 17:
