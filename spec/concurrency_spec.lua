@@ -27,6 +27,23 @@ describe("concurrency", function()
     end
   end)
 
+  it("keeps 200 idle keep-alive connections usable, dozing or asleep", function()
+    -- an idle connection keeps its message state while few others are idle
+    -- (64 per server) and gives it back after: both kinds must serve again
+    local conns = open_many(200)
+    for round = 1, 3 do
+      for i, c in ipairs(conns) do
+        assert(c.sock:send(h.req("POST", "/echo?seq=" .. i, nil, ("r%d c%d"):format(round, i))))
+        local res = assert(c.r:final_response())
+        assert.equal(200, res.status)
+        assert.equal(("r%d c%d"):format(round, i), res.body)
+      end
+      -- next round in another order: the oldest idle ones were put to sleep
+      local n = #conns
+      for i = 1, n // 2 do conns[i], conns[n + 1 - i] = conns[n + 1 - i], conns[i] end
+    end
+  end)
+
   it("runs 50 sleeping handlers concurrently", function()
     local conns = open_many(50)
     local t0 = h.now()

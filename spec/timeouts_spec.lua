@@ -104,6 +104,22 @@ describe("idle_timeout", function()
     assert.is_true(waited >= 0.2 and waited < 1.5, "closed after " .. waited)
   end)
 
+  it("closes 100 idle connections, whether they still doze or sleep", function()
+    -- past 64 idle connections the oldest give back their message state;
+    -- the idle deadline holds for both kinds
+    local conns = {}
+    finally(function() for _, c in ipairs(conns) do c.sock:close() end end)
+    for i = 1, 100 do
+      local sock, r = assert(h.connect(srv))
+      conns[i] = { sock = sock, r = r }
+      assert(sock:send(h.req("GET", "/hello")))
+      assert.equal(200, assert(r:final_response()).status)
+    end
+    for i, c in ipairs(conns) do
+      assert.is_true(c.r:expect_close(2), "connection " .. i .. " still open")
+    end
+  end)
+
   it("keeps a connection that stays busy", function()
     local sock, r = h.connect(srv)
     finally(function() sock:close() end)
