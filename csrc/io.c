@@ -283,7 +283,8 @@ static void write_cb(uv_write_t *req, int status) {
 static void before_write(lh_sconn_t *sc, size_t n) {
   if (sc->nodelay) return;
   if (sc->wrote || n > NODELAY_FIRST_MAX) {
-      sc->nodelay = 1;
+    uv_tcp_nodelay(&sc->tcp, 1);
+    sc->nodelay = 1;
   }
   sc->wrote = 1;
 }

@@ -192,7 +192,9 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
     fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
   }
   lua_settop(L, top);
-  lh_sconn_poll(x.sc);
+  /* called from the dispatcher's poll, whose caller updates the timer: a
+   * repoll is all the handler's progress needs */
+  lh_disp_poll(d);
   return 0;
 }
 

@@ -52,8 +52,10 @@ void lh_sconn_timer_update(lh_sconn_t *sc) {
     lh_wq_trim(&c->wq, 0);
     lh_parser_trim(&c->parser);
   }
-  /* a head keeps the deadline it got when it began (slowloris) */
-  if (!(kind == sc->dnode.kind && (kind != LH_DL_HEAD || sc->armed_served == sc->d->served))) {
+  /* a head keeps the deadline it got when it began (slowloris); an idle
+   * spell starts anew after each response, even when the whole exchange
+   * happened between two updates */
+  if (!(kind == sc->dnode.kind && sc->armed_served == sc->d->served)) {
     sc->armed_served = sc->d->served;
     lh_sconn_deadline(sc, kind, t);
   }

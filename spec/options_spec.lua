@@ -61,4 +61,25 @@ describe("pipeline_flush = true", function()
       assert.equal(tostring(i), assert(r:final_response()).headers.get("x-seq"))
     end
   end)
+
+  it("sends each response at once, with no Nagle stall between them (TCP_NODELAY)", function()
+    -- one write per response: without TCP_NODELAY the kernel holds each
+    -- small write until the previous one is acknowledged, and the client
+    -- delays that ACK (about 40 ms on Linux), for every batch after the first
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    local times = {}
+    for round = 1, 7 do
+      local batch = {}
+      for i = 1, 4 do batch[i] = h.req("GET", "/info?seq=" .. (round * 10 + i)) end
+      local t0 = h.now()
+      assert(sock:send(table.concat(batch)))
+      for i = 1, 4 do
+        assert.equal(tostring(round * 10 + i), assert(r:final_response()).headers.get("x-seq"))
+      end
+      times[round] = h.now() - t0
+    end
+    table.sort(times)
+    assert.is_true(times[4] < 0.03, ("median batch of 4 took %.1f ms"):format(times[4] * 1000))
+  end)
 end)
