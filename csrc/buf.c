@@ -100,8 +100,10 @@ size_t lh_wq_pending(const lh_wq_t *q) {
 size_t lh_wq_peek(const lh_wq_t *q, const char **p) {
   if (q->flight) return 0;
   const lh_bytes_t *b = &q->blk[q->cur];
-  *p = b->data + q->sent;
-  return b->len - q->sent;
+  size_t n = b->len - q->sent;
+  /* an empty block may be unallocated: no offset from NULL */
+  *p = n ? b->data + q->sent : b->data;
+  return n;
 }
 
 void lh_wq_consume(lh_wq_t *q, size_t n) {

@@ -26,29 +26,41 @@ static inline char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
-int lh_name_eq(const char *base, lh_span_t s, const char *lname, size_t n) {
-  if (s.len != n) return 0;
-  const char *a = base + s.off;
+/* a (length n) equals the lower-case lname (length ln), ignoring case */
+static int token_is(const char *a, size_t n, const char *lname, size_t ln) {
+  if (n != ln) return 0;
   for (size_t i = 0; i < n; i++)
     if (lower(a[i]) != lname[i]) return 0;
   return 1;
 }
 
-/* walks a comma-separated list; calls back with each trimmed element */
-int lh_list_has(const char *v, size_t n, const char *token) {
-  size_t tl = strlen(token), i = 0;
-  while (i < n) {
-    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
-    size_t s = i;
-    while (i < n && v[i] != ',') i++;
-    size_t e = i;
+int lh_name_eq(const char *base, lh_span_t s, const char *lname, size_t n) {
+  return token_is(base + s.off, s.len, lname, n);
+}
+
+/* the next non-empty element of a comma-separated list (RFC 9110 5.6.1),
+ * without the whitespace around it; 0 at the end of the list */
+static int list_next(const char *v, size_t n, size_t *i, const char **el, size_t *len) {
+  while (*i < n) {
+    while (*i < n && (v[*i] == ' ' || v[*i] == '\t' || v[*i] == ',')) (*i)++;
+    size_t s = *i;
+    while (*i < n && v[*i] != ',') (*i)++;
+    size_t e = *i;
     while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
-    if (e - s == tl) {
-      size_t k = 0;
-      while (k < tl && lower(v[s + k]) == token[k]) k++;
-      if (k == tl) return 1;
+    if (e > s) {
+      *el = v + s;
+      *len = e - s;
+      return 1;
     }
   }
+  return 0;
+}
+
+int lh_list_has(const char *v, size_t n, const char *token) {
+  size_t tl = strlen(token), i = 0, len;
+  const char *el;
+  while (list_next(v, n, &i, &el, &len))
+    if (token_is(el, len, token, tl)) return 1;
   return 0;
 }
 
@@ -56,19 +68,12 @@ int lh_list_has(const char *v, size_t n, const char *token) {
 enum { CONN_CLOSE = 1, CONN_KEEP_ALIVE = 2, CONN_UPGRADE = 4 };
 static int conn_options(const char *v, size_t n) {
   int found = 0;
-  size_t i = 0;
-  while (i < n) {
-    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
-    size_t s = i;
-    while (i < n && v[i] != ',') i++;
-    size_t e = i;
-    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
-    const char *t = v + s;
-    size_t k, tl = e - s;
-    const char *want = tl == 5 ? "close" : tl == 10 ? "keep-alive" : tl == 7 ? "upgrade" : NULL;
-    if (!want) continue;
-    for (k = 0; k < tl && lower(t[k]) == want[k]; k++) {}
-    if (k == tl) found |= tl == 5 ? CONN_CLOSE : tl == 10 ? CONN_KEEP_ALIVE : CONN_UPGRADE;
+  size_t i = 0, len;
+  const char *el;
+  while (list_next(v, n, &i, &el, &len)) {
+    if (token_is(el, len, "close", 5)) found |= CONN_CLOSE;
+    else if (token_is(el, len, "keep-alive", 10)) found |= CONN_KEEP_ALIVE;
+    else if (token_is(el, len, "upgrade", 7)) found |= CONN_UPGRADE;
   }
   return found;
 }
@@ -230,25 +235,15 @@ static int check_fields(const char *base, const lh_field_t *f, uint32_t n) {
 /* RFC 9112 6.1: chunked must be the final coding, applied once; any other
  * coding is one we do not implement */
 static int check_te(const char *v, size_t n, int *chunked_last, int *nchunked, int *other) {
-  size_t i = 0;
+  size_t i = 0, len;
+  const char *el;
   int items = 0;
   *chunked_last = 0;
-  while (i < n) {
-    while (i < n && (v[i] == ' ' || v[i] == '\t')) i++;
-    size_t s = i;
-    while (i < n && v[i] != ',') i++;
-    size_t e = i;
-    if (i < n) i++;
-    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
-    if (e == s) continue;
+  while (list_next(v, n, &i, &el, &len)) {
     items++;
-    if (e - s == 7 && lh_list_has(v + s, 7, "chunked")) {
-      (*nchunked)++;
-      *chunked_last = 1;
-    } else {
-      (*other)++;
-      *chunked_last = 0;
-    }
+    *chunked_last = token_is(el, len, "chunked", 7);
+    if (*chunked_last) (*nchunked)++;
+    else (*other)++;
   }
   return items;
 }

@@ -81,44 +81,6 @@ typedef struct {
 static fz_t *F(mock_t *m) { return m->user; }
 
 
-/* --- transport (mock_io's, never peeking an empty queue) --- */
-
-static void io_read_start(lh_disp_t *d) { ((mock_t *)d)->reading = 1; }
-static void io_read_stop(lh_disp_t *d) { ((mock_t *)d)->reading = 0; }
-
-static int io_flush(lh_disp_t *d) {
-  mock_t *m = (mock_t *)d;
-  if (!lh_conn_pending(&d->conn)) return 0;
-  const char *p;
-  size_t n = lh_wq_peek(&d->conn.wq, &p);
-  if (m->flush_limit && n > m->flush_limit) n = m->flush_limit;
-  mock_buf_add(&m->out, p, n);
-  lh_wq_consume(&d->conn.wq, n);
-  return 0;
-}
-
-static void io_close(lh_disp_t *d) {
-  mock_t *m = (mock_t *)d;
-  m->close_calls++;
-  m->reading = 0;
-  while (lh_conn_pending(&d->conn)) {
-    const char *p;
-    size_t n = lh_wq_peek(&d->conn.wq, &p);
-    mock_buf_add(&m->out, p, n);
-    lh_wq_consume(&d->conn.wq, n);
-  }
-}
-
-static void io_defer(lh_disp_t *d) { ((mock_t *)d)->defer_calls++; }
-
-static const lh_io_t fz_io = {
-  .read_start = io_read_start,
-  .read_stop = io_read_stop,
-  .flush = io_flush,
-  .close = io_close,
-  .defer = io_defer,
-};
-
 /* --- the service --- */
 
 static void read_body(fz_t *f) {
@@ -370,7 +332,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   o.max_headers = LIMITS[(b0 >> 1) & 3].headers;
   split_t sp = {b1 & 3, b1 >> 2, (uint32_t)b1 * 2246822519u + 7};
   mock_t *m = &f.m;
-  lh_disp_init(&m->d, LH_ROLE_CLIENT, &o, &mock_service, &fz_io, m);
+  lh_disp_init(&m->d, LH_ROLE_CLIENT, &o, &mock_service, &mock_io, m);
   m->ready = 1;
   m->user = &f;
   m->on_recv = on_recv;
