@@ -87,6 +87,7 @@ $(B)/obj $(B)/lhyper $(B)/tests:
 # libFuzzer targets (clang), not part of `make test`:
 #   make fuzz FUZZ_SECONDS=60          server role (Dispatcher and Conn alone)
 #   make fuzz-client FUZZ_SECONDS=60   client role
+#   make fuzz-head FUZZ_SECONDS=60     fast request-head path against llhttp
 # corpora, dictionary and crash artifacts live under build-fuzz/; a crash
 # replays with build-fuzz/fuzz_conn build-fuzz/crash-<sha1>
 FUZZ_CC ?= clang
@@ -101,10 +102,10 @@ FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 -Icsrc -I
 FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o \
   $(if $(LLHTTP_SRC),$(FB)/obj/llhttp_llhttp.o $(FB)/obj/llhttp_api.o $(FB)/obj/llhttp_http.o)
 
-.PHONY: fuzz fuzz-client fuzz-build
-.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client
+.PHONY: fuzz fuzz-client fuzz-head fuzz-build
+.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
 
-fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client
+fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
 
 $(FB)/obj/%.o: csrc/%.c csrc/*.h | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
@@ -131,6 +132,7 @@ fuzz-run-%: $(FB)/fuzz_%
 
 fuzz: fuzz-run-conn
 fuzz-client: fuzz-run-client
+fuzz-head: fuzz-run-head
 
 # ASan + UBSan build of the module and the C tests, then every suite
 test-sanitize: deps

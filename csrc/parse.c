@@ -248,22 +248,30 @@ static int check_te(const char *v, size_t n, int *chunked_last, int *nchunked, i
   return items;
 }
 
-static int on_headers_complete(llhttp_t *h) {
-  lh_parser_t *p = PARSER(h);
+/* what the framing rules need from the request or status line and from
+ * llhttp's view of Content-Length and Transfer-Encoding */
+typedef struct {
+  int has_length;    /* a valid Content-Length was seen */
+  int chunked;       /* chunked is the final coding */
+  uint64_t length;
+  int method;        /* llhttp_method_t */
+} lh_framing_t;
+
+/* a response to HEAD, or 1xx, 204 and 304, has no content (RFC 9110 6.4.1) */
+static int response_bodiless(const lh_parser_t *p) {
+  int s = p->head.status;
+  return p->skip_body || s / 100 == 1 || s == 204 || s == 304;
+}
+
+/* RFC 9110 and 9112 rules over a parsed head: Host, Transfer-Encoding,
+ * Connection, Expect, Upgrade. Returns 1 when a body follows, 0 when the
+ * message ends with its head, or -1 with p->err set */
+static int head_rules(lh_parser_t *p, const lh_framing_t *fr) {
   lh_head_t *hd = &p->head;
   const char *b = p->base;
   int conn_close = 0, conn_ka = 0, conn_upgrade = 0, hosts = 0, te = 0, upgrade_hdr = 0;
   int chunked_last = 0, nchunked = 0, other = 0, te_items = 0;
 
-  trim_values(b, hd->fields, hd->nfields);
-  if (check_fields(b, hd->fields, hd->nfields)) {
-    p->err = LH_EPARSE_HEADER;
-    return -1;
-  }
-  hd->major = h->http_major;
-  hd->minor = h->http_minor;
-  hd->method_id = h->method;
-  hd->status = h->status_code;
   for (uint32_t i = 0; i < hd->nfields; i++) {
     lh_field_t *f = &hd->fields[i];
     const char *v = b + f->value.off;
@@ -303,9 +311,8 @@ static int on_headers_complete(llhttp_t *h) {
     if (te) {
       /* RFC 9112 6.1 and 6.3: TE on 1.0, TE with CL, or chunked not final
        * cannot be framed reliably; a coding we lack is 501 */
-      if (hd->minor == 0 || (h->flags & F_CONTENT_LENGTH) || te_items == 0 ||
-          nchunked != 1 || !chunked_last) {
-        p->err = other && nchunked == 0 && hd->minor >= 1 && !(h->flags & F_CONTENT_LENGTH)
+      if (hd->minor == 0 || fr->has_length || te_items == 0 || nchunked != 1 || !chunked_last) {
+        p->err = other && nchunked == 0 && hd->minor >= 1 && !fr->has_length
                      ? LH_EPARSE_TE_UNSUPPORTED : LH_EPARSE_TE;
         return -1;
       }
@@ -313,7 +320,7 @@ static int on_headers_complete(llhttp_t *h) {
     }
     if (hd->minor >= 1) hd->expect_continue &= 1;
     else hd->expect_continue = 0;
-  } else if (te && (h->flags & F_CONTENT_LENGTH)) {
+  } else if (te && fr->has_length) {
     p->err = LH_EPARSE_TE;
     return -1;
   } else if (hd->major != 1) {
@@ -326,24 +333,42 @@ static int on_headers_complete(llhttp_t *h) {
   }
 
   hd->keep_alive = hd->minor >= 1 ? !conn_close : (conn_ka && !conn_close);
-  hd->chunked = (h->flags & F_CHUNKED) ? 1 : 0;
-  if (!hd->chunked && (h->flags & F_CONTENT_LENGTH)) hd->content_length = h->content_length;
-  hd->upgrade = (h->method == HTTP_CONNECT && p->role == LH_ROLE_SERVER) ||
+  hd->chunked = fr->chunked ? 1 : 0;
+  if (!hd->chunked && fr->has_length) hd->content_length = fr->length;
+  hd->upgrade = (fr->method == HTTP_CONNECT && p->role == LH_ROLE_SERVER) ||
                 (conn_upgrade && upgrade_hdr);
 
+  p->state = LH_PARSE_BODY; /* head seen */
   if (p->role == LH_ROLE_SERVER) {
     hd->has_body = hd->chunked || (hd->content_length != LH_NO_LENGTH && hd->content_length > 0);
-  } else if (p->skip_body || hd->status / 100 == 1 || hd->status == 204 || hd->status == 304) {
+  } else if (response_bodiless(p)) {
     hd->has_body = 0;
-    p->state = LH_PARSE_BODY; /* head seen */
-    return 1;
   } else {
     hd->has_body = hd->chunked || hd->content_length != 0;
     hd->close_delimited = !hd->chunked && hd->content_length == LH_NO_LENGTH;
-    if (!hd->keep_alive || hd->close_delimited) hd->keep_alive = hd->close_delimited ? 0 : hd->keep_alive;
+    if (hd->close_delimited) hd->keep_alive = 0;
   }
-  p->state = LH_PARSE_BODY; /* head seen */
-  return hd->has_body ? HPE_PAUSED : 0;
+  return hd->has_body;
+}
+
+static int on_headers_complete(llhttp_t *h) {
+  lh_parser_t *p = PARSER(h);
+  lh_head_t *hd = &p->head;
+  trim_values(p->base, hd->fields, hd->nfields);
+  if (check_fields(p->base, hd->fields, hd->nfields)) {
+    p->err = LH_EPARSE_HEADER;
+    return -1;
+  }
+  hd->major = h->http_major;
+  hd->minor = h->http_minor;
+  hd->method_id = h->method;
+  hd->status = h->status_code;
+  lh_framing_t fr = {(h->flags & F_CONTENT_LENGTH) != 0, (h->flags & F_CHUNKED) != 0,
+                     h->content_length, h->method};
+  int r = head_rules(p, &fr);
+  if (r < 0) return -1;
+  if (p->role == LH_ROLE_CLIENT && response_bodiless(p)) return 1; /* llhttp: no body */
+  return r ? HPE_PAUSED : 0;
 }
 
 static int on_body(llhttp_t *h, const char *at, size_t n) {
@@ -468,9 +493,138 @@ static int map_error(lh_parser_t *p, llhttp_errno_t e, const char *data, size_t 
   }
 }
 
+/* --- request heads without llhttp ---
+ * Most requests are a short head with no body: a known method, an
+ * origin-form target, HTTP/1.1 or 1.0, and plain fields. fast_head takes
+ * such a head when it is whole in the buffer and leaves everything else
+ * (a partial head, a body, anything unusual or wrong) to llhttp from the
+ * first byte, so llhttp alone decides errors and framing. What it accepts
+ * is a subset of what llhttp accepts, with the same result; fuzz_head
+ * checks the two against each other. */
+
+/* origin-form characters taken here: unreserved, sub-delims, ":@/?%" */
+static const char target_ok[256] = {
+  ['!'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1,
+  ['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['/'] = 1, [':'] = 1,
+  [';'] = 1, ['='] = 1, ['?'] = 1, ['@'] = 1, ['_'] = 1, ['~'] = 1,
+  ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/* field-value characters taken here: HTAB, SP and VCHAR (no obs-text) */
+static const char value_ok[256] = {['\t'] = 1, [' ' ... '~'] = 1};
+
+enum { FAST_NO = 0, FAST_OK = 1 };
+
+static int fast_method(const char *d, size_t n, int *id, size_t *ml) {
+  if (n < 8) return FAST_NO;
+  switch (d[0]) {
+    case 'G': if (memcmp(d, "GET ", 4) == 0) { *id = HTTP_GET; *ml = 3; return FAST_OK; } break;
+    case 'H': if (memcmp(d, "HEAD ", 5) == 0) { *id = HTTP_HEAD; *ml = 4; return FAST_OK; } break;
+    case 'P':
+      if (memcmp(d, "POST ", 5) == 0) { *id = HTTP_POST; *ml = 4; return FAST_OK; }
+      if (memcmp(d, "PUT ", 4) == 0) { *id = HTTP_PUT; *ml = 3; return FAST_OK; }
+      if (memcmp(d, "PATCH ", 6) == 0) { *id = HTTP_PATCH; *ml = 5; return FAST_OK; }
+      break;
+    case 'D': if (memcmp(d, "DELETE ", 7) == 0) { *id = HTTP_DELETE; *ml = 6; return FAST_OK; } break;
+    case 'O': if (memcmp(d, "OPTIONS ", 8) == 0) { *id = HTTP_OPTIONS; *ml = 7; return FAST_OK; } break;
+  }
+  return FAST_NO;
+}
+
+/* names whose meaning llhttp keeps to itself (framing, upgrade): such a
+ * head goes to llhttp */
+static int llhttp_field(const char *s, size_t n) {
+  switch (n) {
+    case 7: return token_is(s, n, "upgrade", 7);
+    case 14: return token_is(s, n, "content-length", 14);
+    case 16: return token_is(s, n, "proxy-connection", 16);
+    case 17: return token_is(s, n, "transfer-encoding", 17);
+  }
+  return 0;
+}
+
+static int fast_head(lh_parser_t *p, const char *d, size_t n) {
+  lh_head_t *hd = &p->head;
+  int method;
+  size_t ml, i;
+  if (!fast_method(d, n, &method, &ml)) return FAST_NO;
+  i = ml + 1;
+  if (i >= n || d[i] != '/') return FAST_NO;
+  size_t ts = i;
+  while (i < n && target_ok[(unsigned char)d[i]]) i++;
+  size_t tl = i - ts;
+  if (tl > p->limits.max_target || n - i < 11 || memcmp(d + i, " HTTP/1.", 8) != 0 ||
+      (d[i + 8] != '1' && d[i + 8] != '0') || d[i + 9] != '\r' || d[i + 10] != '\n')
+    return FAST_NO;
+  int minor = d[i + 8] - '0';
+  i += 11;
+
+  lh_field_t *f = hd->fields;
+  memset(hd, 0, sizeof *hd);
+  hd->fields = f;
+  uint32_t nf = 0;
+  for (;;) {
+    if (i + 2 > n) return FAST_NO;
+    if (d[i] == '\r') {
+      if (d[i + 1] != '\n') return FAST_NO;
+      i += 2;
+      break;
+    }
+    size_t ns = i;
+    while (i < n && lh_tchar[(unsigned char)d[i]]) i++;
+    if (i == ns || i == n || d[i] != ':' || llhttp_field(d + ns, i - ns)) return FAST_NO;
+    size_t nl = i - ns;
+    i++;
+    while (i < n && (d[i] == ' ' || d[i] == '\t')) i++;
+    size_t vs = i;
+    while (i < n && value_ok[(unsigned char)d[i]]) i++;
+    if (i + 2 > n || d[i] != '\r' || d[i + 1] != '\n') return FAST_NO;
+    size_t ve = i;
+    while (ve > vs && (d[ve - 1] == ' ' || d[ve - 1] == '\t')) ve--;
+    i += 2;
+    if (nf >= p->limits.max_headers) return FAST_NO;
+    if (nf >= p->fields_cap && grow_fields(&hd->fields, &p->fields_cap, nf + 1)) return FAST_NO;
+    lh_field_t *fl = &hd->fields[nf++];
+    fl->name.off = (uint32_t)ns;
+    fl->name.len = (uint32_t)nl;
+    /* as llhttp reports it: an empty value is no span at all */
+    fl->value.off = ve > vs ? (uint32_t)vs : 0;
+    fl->value.len = (uint32_t)(ve - vs);
+  }
+  if (i > p->limits.max_head) return FAST_NO;
+
+  hd->nfields = nf;
+  hd->method.off = 0;
+  hd->method.len = (uint32_t)ml;
+  hd->target.off = (uint32_t)ts;
+  hd->target.len = (uint32_t)tl;
+  hd->major = 1;
+  hd->minor = (uint8_t)minor;
+  hd->method_id = method;
+  hd->content_length = LH_NO_LENGTH;
+  p->base = d;
+  p->last = 0;
+  p->in_trailers = 0;
+  p->ntrailers = 0;
+  p->tlen = 0;
+  lh_framing_t fr = {0, 0, 0, method};
+  if (head_rules(p, &fr) != 0) {
+    /* an error (or, impossibly, a body) is llhttp's to report */
+    p->err = 0;
+    p->state = LH_PARSE_HEAD;
+    return FAST_NO;
+  }
+  hd->len = (uint32_t)i;
+  p->state = LH_PARSE_DONE;
+  return FAST_OK;
+}
+
 int lh_parser_head(lh_parser_t *p, const char *data, size_t len) {
   if (len <= p->fed) return 0;
+  if (p->fed == 0 && p->role == LH_ROLE_SERVER && !p->slow_only && fast_head(p, data, len))
+    return 1;
   p->base = data;
+  p->http_used = 1;
   llhttp_errno_t e = llhttp_execute(&p->http, data + p->fed, len - p->fed);
   if (e == HPE_OK) {
     p->fed = (uint32_t)len;
@@ -541,9 +695,14 @@ void lh_parser_next(lh_parser_t *p) {
   p->state = LH_PARSE_HEAD;
   p->fed = 0;
   p->err = 0;
-  /* after a message that asked for an upgrade llhttp stops at the next
-   * execute (HPE_PAUSED_UPGRADE) even when nobody upgraded: start clean */
-  if (p->http.upgrade) llhttp_reset(&p->http);
+  /* every message starts from a fresh llhttp: whether there is a next
+   * message is the Conn's decision, not llhttp's (its own reading of
+   * Connection, and its stop after an upgrade, would otherwise carry over
+   * into the next head); heads the fast path took left it fresh */
+  if (p->http_used) {
+    llhttp_reset(&p->http);
+    p->http_used = 0;
+  }
 }
 
 void lh_parser_trim(lh_parser_t *p) {

@@ -55,6 +55,8 @@ typedef struct {
   int last;                /* last data callback: 0 none, 1 field, 2 value */
   int in_trailers;         /* header callbacks now describe trailer fields */
   int skip_body;           /* client: the response to HEAD or 1xx/204/304 has none */
+  int slow_only;           /* tests: every head through llhttp, no fast path */
+  int http_used;           /* llhttp saw bytes of the current message */
   char *body_w;            /* in-place body decoding: next write position */
   /* trailers, copied out of the read buffer when the message completes */
   lh_field_t *tfields;

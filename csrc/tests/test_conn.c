@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "conn.h"
+#include "head_diff.h"
 #include "mock_io.h"
 #include "test.h"
 
@@ -227,6 +228,94 @@ static void conn_reads_chunked_body_with_extensions_and_trailers(void) {
   }
 }
 
+/* parse.c takes plain request heads without llhttp; whatever it takes must
+ * come out exactly as llhttp would have it, and everything else is llhttp's.
+ * Each case is checked whole, cut short at every byte, and with each byte
+ * replaced by characters that matter to the grammar. */
+static const char *const FAST_CASES[] = {
+  "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+  "GET /a/b?c=d&e=%20f HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\nUser-Agent: t/1\r\n\r\n",
+  "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n",
+  "DELETE /d HTTP/1.1\r\nhost: x\r\n\r\n",
+  "OPTIONS /o HTTP/1.1\r\nHost: x\r\n\r\n",
+  "PUT /p HTTP/1.1\r\nHost: x\r\n\r\n",
+  "PATCH /p HTTP/1.1\r\nHost: x\r\n\r\n",
+  "POST /p HTTP/1.1\r\nHost: x\r\n\r\n",
+  "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  "GET / HTTP/1.0\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive, Upgrade\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nEmpty:\r\nSpaces:   \r\nTab:\tv\t \r\n\r\n",
+  "GET / HTTP/1.1\r\nHost:x\r\nA: b c  d\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+  "GET / HTTP/1.1\r\nA: 1\r\n\r\n",
+  "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+  "GET http://h/p HTTP/1.1\r\nHost: h\r\n\r\n",
+  "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+  "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+  "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+  "GET / HTTP/1.1\nHost: x\n\n",
+  "GET /\x80 HTTP/1.1\r\nHost: x\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: \x80x\r\n\r\n",
+  "get / HTTP/1.1\r\nHost: x\r\n\r\n",
+};
+
+static void conn_fast_head_agrees_with_llhttp(void) {
+  static const char subst[] = {' ', '\t', '\r', '\n', ':', 0, (char)0x80, 'A', '/', '#', '"',
+                               0x7f, '1', '2', ',', 'x'};
+  lh_limits_t lims[2] = {{8192, 100, 8192}, {40, 2, 4}};
+  char why[200], buf[4096];
+  int n, compared = 0;
+  for (int l = 0; l < 2; l++)
+    for (size_t c = 0; c < sizeof FAST_CASES / sizeof *FAST_CASES; c++) {
+      const char *h = FAST_CASES[c];
+      size_t len = strlen(h);
+      for (size_t cut = 1; cut <= len; cut++) {
+        const char *d = head_diff(h, cut, &lims[l], &n, why, sizeof why);
+        if (d) { t_dump("input", h, cut); t_fail(__FILE__, __LINE__, "%s", d); return; }
+        compared += n;
+      }
+      for (size_t i = 0; i < len; i++)
+        for (size_t k = 0; k < sizeof subst; k++) {
+          memcpy(buf, h, len);
+          buf[i] = subst[k];
+          const char *d = head_diff(buf, len, &lims[l], &n, why, sizeof why);
+          if (d) { t_dump("input", buf, len); t_fail(__FILE__, __LINE__, "%s", d); return; }
+          compared += n;
+        }
+    }
+  /* all of them back to back, as a pipelined stream */
+  size_t total = 0;
+  for (size_t c = 0; c < sizeof FAST_CASES / sizeof *FAST_CASES; c++) {
+    size_t len = strlen(FAST_CASES[c]);
+    memcpy(buf + total, FAST_CASES[c], len);
+    total += len;
+    if (total > sizeof buf - 200) break;
+  }
+  const char *d = head_diff(buf, total, &lims[0], &n, why, sizeof why);
+  if (d) t_fail(__FILE__, __LINE__, "pipelined: %s", d);
+  CHECK_EQ(n, 10); /* up to the one with Connection: close */
+  CHECK(compared > 1000);
+
+  /* and the plain ones never reach llhttp */
+  lh_parser_t p;
+  for (int c = 0; c < 15; c++) {
+    lh_parser_init(&p, LH_ROLE_SERVER, &lims[0]);
+    t_ctx = FAST_CASES[c];
+    CHECK_EQ(lh_parser_head(&p, FAST_CASES[c], strlen(FAST_CASES[c])), 1);
+    CHECK_EQ(p.http.http_major, 0); /* llhttp never saw it */
+    lh_parser_free(&p);
+  }
+  t_ctx = NULL;
+}
+
 static void conn_reads_pipelined_heads_from_one_buffer(void) {
   static const char req[] =
       "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -258,6 +347,29 @@ static void conn_reads_pipelined_heads_from_one_buffer(void) {
     REQUIRE_EQ(h->nfields, 1);
     CHECK(field_is(b, &h->fields[0], "Host", "y"));
     CHECK_EQ(lh_conn_buffered(&t.c), 0);
+    tc_free(&t);
+  }
+}
+
+/* keep-alive is read from Connection by our rules (RFC 9110 5.6.1 lists,
+ * OWS with tabs); llhttp's own reading of it must not stop the next head */
+static void conn_next_head_follows_our_keep_alive_not_llhttps(void) {
+  static const char req[] =
+      "GET /a HTTP/1.0\r\nConnection: x,,\t\tkeep-alive\t \r\n\r\n"
+      "GET /b HTTP/1.0\r\n\r\n";
+  for (int mode = 0; mode < 2; mode++) {
+    tc_t t;
+    lh_head_t *h;
+    const char *b;
+    tc_init(&t, req, mode);
+    REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+    CHECK(span_is(b, h->target, "/a"));
+    CHECK_EQ(h->keep_alive, 1);
+    respond(&t.c, 200, "A");
+    REQUIRE_EQ(lh_conn_try_keep_alive(&t.c), 1);
+    REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+    CHECK(span_is(b, h->target, "/b"));
+    CHECK_EQ(h->keep_alive, 0);
     tc_free(&t);
   }
 }
@@ -1165,6 +1277,8 @@ int main(void) {
     TEST_CASE(conn_reads_content_length_body),
     TEST_CASE(conn_reads_chunked_body_with_extensions_and_trailers),
     TEST_CASE(conn_reads_pipelined_heads_from_one_buffer),
+    TEST_CASE(conn_fast_head_agrees_with_llhttp),
+    TEST_CASE(conn_next_head_follows_our_keep_alive_not_llhttps),
     TEST_CASE(conn_queues_100_continue_on_first_body_read),
     TEST_CASE(conn_skips_100_continue_when_response_head_written_first),
     TEST_CASE(conn_drains_fully_buffered_body_to_keepalive),

@@ -1,0 +1,96 @@
+/* libFuzzer target: parse.c's fast request-head path against llhttp.
+ *
+ * Input: 1 header byte (bits 0-1: limits preset), then a byte stream of
+ * request heads. The stream goes head after head to a parser that may take
+ * the fast path and to one that sends everything through llhttp; both must
+ * give the same result for each head (complete, incomplete or the same
+ * error) and, when complete, the same spans, version, method, framing and
+ * keep-alive. See head_diff.h.
+ *
+ * FUZZ_WRITE_SEEDS=dir writes the seed corpus and exits; FUZZ_WRITE_DICT=file
+ * writes a dictionary and exits (both used by `make fuzz-head`). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "head_diff.h"
+
+static const lh_limits_t LIMITS[4] = {
+  {65536, 100, 8192}, {8192, 8, 8192}, {64, 4, 16}, {200, 3, 30}};
+
+static const char *const SEEDS[] = {
+  "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+  "GET /a/b?c=d&e=%20f HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\n\r\n",
+  "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+  "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+  "DELETE /d HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nEmpty:\r\nT:\tv \r\n\r\n",
+  "OPTIONS /o HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+};
+
+static const char *const DICT[] = {
+  "GET ", "HEAD ", "POST ", "PUT ", "PATCH ", "DELETE ", "OPTIONS ", "CONNECT ",
+  " HTTP/1.1\r\n", " HTTP/1.0\r\n", "\r\n", "\r\n\r\n", "Host: x\r\n", "Content-Length: ",
+  "Transfer-Encoding: chunked\r\n", "Connection: ", "close", "keep-alive", "upgrade",
+  "Upgrade: ", "Proxy-Connection: ", "Expect: 100-continue\r\n", ":", "\t", " ", "?", "%",
+  "#", "*", "http://h/",
+};
+
+static void write_file(const char *path, const void *p, size_t n, const void *pre, size_t pn) {
+  FILE *fp = fopen(path, "wb");
+  if (!fp) {
+    perror(path);
+    exit(1);
+  }
+  if (pn) fwrite(pre, 1, pn, fp);
+  fwrite(p, 1, n, fp);
+  fclose(fp);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  const char *dir = getenv("FUZZ_WRITE_SEEDS"), *dict = getenv("FUZZ_WRITE_DICT");
+  if (dir) {
+    mkdir(dir, 0777);
+    for (size_t i = 0; i < sizeof SEEDS / sizeof *SEEDS; i++)
+      for (uint8_t cfg = 0; cfg < 4; cfg++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/seed-%02zu-%d", dir, i, cfg);
+        write_file(path, SEEDS[i], strlen(SEEDS[i]), &cfg, 1);
+      }
+  }
+  if (dict) {
+    FILE *fp = fopen(dict, "w");
+    if (!fp) {
+      perror(dict);
+      exit(1);
+    }
+    for (size_t i = 0; i < sizeof DICT / sizeof *DICT; i++) {
+      fputc('"', fp);
+      for (const unsigned char *s = (const unsigned char *)DICT[i]; *s; s++) {
+        if (*s == '"' || *s == '\\') fprintf(fp, "\\%c", *s);
+        else if (*s < 0x20 || *s > 0x7e) fprintf(fp, "\\x%02X", *s);
+        else fputc(*s, fp);
+      }
+      fputs("\"\n", fp);
+    }
+    fclose(fp);
+  }
+  if (dir || dict) exit(0);
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1) return 0;
+  const lh_limits_t *lim = &LIMITS[data[0] & 3];
+  char why[256];
+  int n;
+  const char *d = head_diff((const char *)data + 1, size - 1, lim, &n, why, sizeof why);
+  if (d) {
+    fprintf(stderr, "fuzz_head: %s\n", d);
+    abort();
+  }
+  return 0;
+}
