@@ -18,6 +18,8 @@ UV_CFLAGS := $(shell pkg-config --cflags libuv 2>/dev/null)
 UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
 endif
 
+LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+
 # llhttp: the system library when there is one, else Debian 12's sources
 ifeq ($(shell pkg-config --exists llhttp 2>/dev/null && echo y),y)
 LLHTTP_CFLAGS := $(shell pkg-config --cflags llhttp)
@@ -37,8 +39,8 @@ ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -Ics
 # no libuv, no Lua: the state machine and its tests build from these alone
 CORE := buf parse conn encode errors dispatch deadline
 UVIO := io server timer client
-LBIND := lhyper lsvc lreq lclient
-TESTS := test_conn test_dispatch test_timeout test_client
+LBIND := lhyper lsvc lreq lclient lalloc
+TESTS := test_conn test_dispatch test_timeout test_client test_lalloc
 
 CORE_O := $(CORE:%=$(B)/obj/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/%.o)
@@ -77,6 +79,10 @@ $(B)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(B)/obj
 
 $(B)/lhyper/core.so: $(CORE_O) $(UVIO_O) $(LBIND_O) $(LLHTTP_O) | $(B)/lhyper
 	$(CC) -shared $(SAN) -o $@ $^ $(LLHTTP_LIBS) $(UV_LIBS)
+
+# the allocator cache runs over a real lua_State
+$(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lalloc.o csrc/tests/test.h | $(B)/tests
+	$(CC) $(ALL_CFLAGS) $(UV_CFLAGS) $(LUA_CFLAGS) -Icsrc/tests -o $@ $< $(B)/obj/lalloc.o $(LUA_LIBS)
 
 $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) $(LLHTTP_O) | $(B)/tests
 	$(CC) $(ALL_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(LLHTTP_O) $(LLHTTP_LIBS)

@@ -13,6 +13,11 @@ enum { LH_WAIT_NONE = 0, LH_WAIT_BODY, LH_WAIT_WRITE, LH_WAIT_SLEEP, LH_WAIT_TIC
 
 typedef struct lh_lstate lh_lstate_t;
 
+/* lalloc.c: a free-list cache in front of the state's allocator */
+typedef struct lh_alloc lh_alloc_t;
+lh_alloc_t *lh_alloc_attach(lua_State *L);          /* NULL: left alone */
+void lh_alloc_detach(lua_State *L, lh_alloc_t *a);  /* at lua_close */
+
 /* a coroutine lhyper manages: a request's handler or a spawned task. The
  * thread's extra space points here. */
 typedef struct lh_task {
@@ -41,6 +46,7 @@ struct lh_lstate {
   } free_co[64];
   int nfree_co;
   int req_mt;            /* registry ref of the req metatable (set per request) */
+  lh_alloc_t *alloc;     /* allocator cache, detached when the state closes */
 };
 
 /* protected: resumes the task that is its light userdata argument (what

@@ -33,6 +33,8 @@ static int state_gc(lua_State *L) {
     lh_loop_free(st->loop);
     st->loop = NULL;
   }
+  lh_alloc_detach(L, st->alloc);
+  st->alloc = NULL;
   return 0;
 }
 
@@ -461,6 +463,7 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
     st->L = lua_tothread(L, -1);
     lua_pop(L, 1);
     *(lh_task_t **)lua_getextraspace(st->L) = NULL;
+    st->alloc = lh_alloc_attach(L);
     lua_setfield(L, LUA_REGISTRYINDEX, STATE_KEY);
 
     luaL_newmetatable(L, ERROR_MT);

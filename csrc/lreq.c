@@ -23,7 +23,9 @@ void lh_lower_names(char *base, lh_field_t *f, uint32_t n) {
 lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t *h,
                      const char *base) {
   size_t fsz = h->nfields * sizeof(lh_field_t);
-  lh_req_t *r = lua_newuserdatauv(L, sizeof *r + fsz + h->len, REQ_NUV);
+  /* sizes in steps of 64 bytes: freed reqs serve later ones (lalloc.c) */
+  size_t sz = (sizeof(lh_req_t) + fsz + h->len + 63) & ~(size_t)63;
+  lh_req_t *r = lua_newuserdatauv(L, sz, REQ_NUV);
   memset(r, 0, sizeof *r);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->st->req_mt);
   lua_setmetatable(L, -2);
