@@ -208,8 +208,10 @@ static int put(lh_conn_t *c, const char *s, size_t n) {
   return lh_wq_append(&c->wq, s, n) ? LH_ENOMEM : 0;
 }
 
-static int put_field(lh_conn_t *c, const char *name, size_t nlen, const char *value,
-                     size_t vlen) {
+/* inlined: most callers pass constant names, whose copies then need no call */
+static inline __attribute__((always_inline)) int put_field(lh_conn_t *c, const char *name,
+                                                           size_t nlen, const char *value,
+                                                           size_t vlen) {
   char *d = lh_wq_reserve(&c->wq, nlen + vlen + 4);
   if (!d) return LH_ENOMEM;
   memcpy(d, name, nlen);
@@ -241,15 +243,15 @@ static int name_is(const char *name, size_t nlen, const char *lname, size_t ln) 
   return 1;
 }
 
+/* a value may hold any byte but CR, LF and NUL (RFC 9110 5.5) */
+static const char value_bad[256] = {[0] = 1, ['\r'] = 1, ['\n'] = 1};
+
 static int valid_field(const char *name, size_t nlen, const char *value, size_t vlen) {
   if (nlen == 0) return 0;
-  for (size_t i = 0; i < nlen; i++)
-    if (!lh_is_tchar((unsigned char)name[i])) return 0;
-  for (size_t i = 0; i < vlen; i++) {
-    unsigned char ch = (unsigned char)value[i];
-    if (ch == '\r' || ch == '\n' || ch == 0) return 0;
-  }
-  return 1;
+  int bad = 0;
+  for (size_t i = 0; i < nlen; i++) bad |= !lh_is_tchar((unsigned char)name[i]);
+  for (size_t i = 0; i < vlen; i++) bad |= value_bad[(unsigned char)value[i]];
+  return !bad;
 }
 
 int lh_conn_head_begin(lh_conn_t *c, int status) {
