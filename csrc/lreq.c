@@ -481,7 +481,12 @@ static const luaL_Reg stream_methods[] = {
 static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen, int vi) {
   size_t vlen;
   int t = lua_type(L, vi);
-  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+  if (t == LUA_TSTRING) {
+    const char *v = lua_tolstring(L, vi, &vlen);
+    return lh_conn_head_field(c, name, nlen, v, vlen);
+  }
+  if (t == LUA_TNUMBER) {
+    /* converted on a copy: the slot may be what lua_next walks from */
     lua_pushvalue(L, vi);
     const char *v = lua_tolstring(L, -1, &vlen);
     int r = lh_conn_head_field(c, name, nlen, v, vlen);

@@ -289,7 +289,10 @@ static int head_rules(lh_parser_t *p, const lh_framing_t *fr) {
         break;
       case 10:
         if (lh_name_eq(b, f->name, "connection", 10)) {
-          int o = conn_options(v, vn);
+          /* the usual values are a single option: no list walk for them */
+          int o = vn == 5 && token_is(v, vn, "close", 5)         ? CONN_CLOSE
+                  : vn == 10 && token_is(v, vn, "keep-alive", 10) ? CONN_KEEP_ALIVE
+                                                                  : conn_options(v, vn);
           conn_close |= (o & CONN_CLOSE) != 0;
           conn_ka |= (o & CONN_KEEP_ALIVE) != 0;
           conn_upgrade |= (o & CONN_UPGRADE) != 0;
