@@ -4,6 +4,9 @@
  *   hclient seq  PORT N [PATH]      one keep-alive connection, N requests one after
  *                                   another, each response read fully; exit 1 on any
  *                                   non-200 or error.
+ *   hclient pipe PORT N DEPTH       one keep-alive connection, N requests sent in
+ *                                   batches of DEPTH written at once (pipelined);
+ *                                   every batch's responses read before the next.
  *   hclient idle PORT N [HOLD_S]    open N connections (at most 256 connecting at a
  *                                   time); each sends one request and reads the full
  *                                   response, then stays open and idle.  Prints
@@ -75,13 +78,19 @@ static int connect_to(int port, int nonblock) {
     return fd;
 }
 
-static int run_seq(int port, long n) {
+static int run_seq(int port, long n, long depth) {
     int fd = connect_to(port, 0);
     if (fd < 0) { perror("connect"); return 1; }
     static char buf[1 << 16];
+    static char batch[1 << 14];
     size_t have = 0;
+    if (depth < 1 || (size_t)depth * req_len > sizeof batch) { fprintf(stderr, "bad depth\n"); return 2; }
+    for (long d = 0; d < depth; d++) memcpy(batch + (size_t)d * req_len, req, req_len);
     for (long i = 0; i < n; i++) {
-        if (write(fd, req, req_len) != (ssize_t)req_len) { perror("write"); return 1; }
+        if (i % depth == 0) {
+            size_t k = (size_t)(n - i < depth ? n - i : depth) * req_len;
+            if (write(fd, batch, k) != (ssize_t)k) { perror("write"); return 1; }
+        }
         for (;;) {
             int status = 0;
             long r = response_complete(buf, have, &status);
@@ -166,7 +175,7 @@ static int run_idle(int port, long n, int hold) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: hclient seq PORT N [PATH] | hclient idle PORT N [HOLD_S]\n");
+        fprintf(stderr, "usage: hclient seq PORT N [PATH] | hclient pipe PORT N DEPTH | hclient idle PORT N [HOLD_S]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -175,7 +184,8 @@ int main(int argc, char **argv) {
     long n = atol(argv[3]);
     const char *path = (strcmp(argv[1], "seq") == 0 && argc > 4) ? argv[4] : "/";
     req_len = (size_t)snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", path, port);
-    if (strcmp(argv[1], "seq") == 0) return run_seq(port, n);
+    if (strcmp(argv[1], "seq") == 0) return run_seq(port, n, 1);
+    if (strcmp(argv[1], "pipe") == 0) return run_seq(port, n, argc > 4 ? atol(argv[4]) : 16);
     if (strcmp(argv[1], "idle") == 0) return run_idle(port, n, argc > 4 ? atoi(argv[4]) : 60);
     fprintf(stderr, "unknown mode %s\n", argv[1]);
     return 2;

@@ -87,8 +87,7 @@ typedef struct lh_req {
   unsigned upgraded : 1;    /* the connection is a raw stream now (req:upgrade) */
   lh_task_t *waiter;        /* upgraded: the task waiting in stream:read/write */
   size_t burst;             /* body bytes written since the coroutine last yielded */
-  char peer[48];
-  int peer_port;
+  int peer_port;             /* when the user value UV_PEER is set */
   lh_field_t *fields;       /* points into this block */
   char *bytes;              /* head copy, points into this block */
 } lh_req_t;

@@ -8,7 +8,10 @@
 #define HEADERS_MT "lhyper.headers"
 #define REQ_METHODS "lhyper.req_methods"
 
-enum { UV_HEADERS = 1, UV_TRAILERS = 2, UV_SERVER = 3, REQ_NUV = 3 };
+/* user values: the headers object and trailers (made when asked for), the
+ * server (kept alive by its requests) and the peer's address (looked up
+ * once, when asked for) */
+enum { UV_HEADERS = 1, UV_TRAILERS = 2, UV_SERVER = 3, UV_PEER = 4, REQ_NUV = 4 };
 
 static lh_req_t *check_req(lua_State *L, int i) { return luaL_checkudata(L, i, REQ_MT); }
 
@@ -23,8 +26,8 @@ void lh_lower_names(char *base, lh_field_t *f, uint32_t n) {
 lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t *h,
                      const char *base) {
   size_t fsz = h->nfields * sizeof(lh_field_t);
-  /* sizes in steps of 64 bytes: freed reqs serve later ones (lalloc.c) */
-  size_t sz = (sizeof(lh_req_t) + fsz + h->len + 63) & ~(size_t)63;
+  /* sizes in steps of 32 bytes: freed reqs serve later ones (lalloc.c) */
+  size_t sz = (sizeof(lh_req_t) + fsz + h->len + 31) & ~(size_t)31;
   lh_req_t *r = lua_newuserdatauv(L, sz, REQ_NUV);
   memset(r, 0, sizeof *r);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->st->req_mt);
@@ -246,10 +249,17 @@ static int req_index(lua_State *L) {
       break;
     case 11:
       if (!memcmp(k, "remote_addr", 11) || !memcmp(k, "remote_port", 11)) {
-        if (r->peer_port < 0 && r->sc) r->peer_port = lh_sconn_peer(r->sc, r->peer, sizeof r->peer);
-        if (r->peer_port < 0) return 0;
-        if (k[7] == 'a') lua_pushstring(L, r->peer);
-        else lua_pushinteger(L, r->peer_port);
+        if (lua_getiuservalue(L, 1, UV_PEER) == LUA_TNIL) {
+          /* kept once known: the request may outlive its connection */
+          char peer[48];
+          int port = r->sc ? lh_sconn_peer(r->sc, peer, sizeof peer) : -1;
+          if (port < 0) return 0;
+          lua_pushstring(L, peer);
+          lua_pushvalue(L, -1);
+          lua_setiuservalue(L, 1, UV_PEER);
+          r->peer_port = port;
+        }
+        if (k[7] == 'p') lua_pushinteger(L, r->peer_port);
         return 1;
       }
       break;
