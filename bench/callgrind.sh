@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # bench/callgrind.sh - user-space instructions per hello request (valgrind callgrind).
 # Each server runs twice under callgrind: WARM + N and WARM + 2N keep-alive requests
-# over one connection (bench/hclient.c, one request at a time).  Startup, warm-up
+# over one connection (bench/hclient.c, one request at a time, or DEPTH requests
+# written at once when DEPTH > 1: the pipelined path).  Startup, warm-up
 # and shutdown cost the same in both runs, so
 #     Ir per request = (Ir(2N run) - Ir(N run)) / N.
 # Kernel work (syscalls) is not counted: callgrind sees user space only.
 #
-# Env knobs: N (2000), WARM (200), SERVERS ("ceiling lhyper nginx openresty").
+# Env knobs: N (2000), WARM (200), DEPTH (1), SERVERS ("ceiling lhyper nginx openresty").
 set -u
 . "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
@@ -14,6 +15,7 @@ trap 'exit 130' INT TERM
 
 N=${N:-2000}
 WARM=${WARM:-200}
+DEPTH=${DEPTH:-1}
 SERVERS=${SERVERS:-"ceiling lhyper nginx openresty"}
 command -v valgrind >/dev/null || { note "valgrind not installed (apt-get install valgrind)"; exit 1; }
 build_tools || { note "cannot build bench tools"; exit 1; }
@@ -29,7 +31,9 @@ total_ir() {
     start_server "$s" "$port" hello valgrind --tool=callgrind --callgrind-out-file="$out" \
         --dump-line=no --dump-instr=no || return 1
     pid=$SERVER_PID
-    if ! taskset -c "$CLIENT_CPU" timeout 120 "$WORK/hclient" seq "$port" $((WARM + count)) >/dev/null; then
+    local mode=(seq "$port" $((WARM + count)))
+    [ "$DEPTH" -gt 1 ] && mode=(pipe "$port" $((WARM + count)) "$DEPTH")
+    if ! taskset -c "$CLIENT_CPU" timeout 120 "$WORK/hclient" "${mode[@]}" >/dev/null; then
         note "  $s: client failed"; stop_server "$pid"; return 1
     fi
     kill -TERM "$pid" 2>/dev/null
@@ -52,6 +56,8 @@ for s in $SERVERS; do
 done
 
 echo
-echo "callgrind, keep-alive GET / over one connection: $(date -u +%Y-%m-%dT%H:%MZ), warm-up $WARM, N=$N"
+how="one at a time"
+[ "$DEPTH" -gt 1 ] && how="$DEPTH pipelined per write"
+echo "callgrind, keep-alive GET / over one connection, $how: $(date -u +%Y-%m-%dT%H:%MZ), warm-up $WARM, N=$N"
 printf '%-10s %16s %16s %14s\n' server "Ir (warm+N)" "Ir (warm+2N)" "Ir / request"
 printf '%s\n' "${rows[@]}"

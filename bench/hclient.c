@@ -14,8 +14,9 @@
  *                                   them until HOLD_S seconds pass (default 60)
  *                                   or SIGTERM.
  *
- * Responses are framed by Content-Length; a chunked response is taken as complete
- * when the buffer ends with "0\r\n\r\n" (good enough for the bench's hello bodies).
+ * Responses are framed by Content-Length or by chunked encoding (chunks walked,
+ * trailers skipped); a response with neither has no body (as the hello servers'
+ * responses always carry one of the two).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,8 +57,23 @@ static long response_complete(const char *buf, size_t len, int *status) {
         p = nl + 2;
     }
     if (chunked) {
-        if (len - head >= 5 && memcmp(buf + len - 5, "0\r\n\r\n", 5) == 0) return (long)len;
-        return 0;
+        /* walk the chunks: size line, data, CRLF; the last chunk (size 0)
+         * ends at the blank line after any trailer fields */
+        size_t at = head;
+        for (;;) {
+            const char *nl = memmem(buf + at, len - at, "\r\n", 2);
+            if (!nl) return 0;
+            char *endp;
+            unsigned long size = strtoul(buf + at, &endp, 16);
+            if (endp == buf + at) return -1;
+            at = (size_t)(nl - buf) + 2;
+            if (size == 0) {
+                const char *fin = memmem(buf + at - 2, len - (at - 2), "\r\n\r\n", 4);
+                return fin ? (long)(fin - buf) + 4 : 0;
+            }
+            if (len - at < size + 2) return 0;
+            at += size + 2;
+        }
     }
     if (clen < 0) clen = 0; /* hello servers always send a length */
     if (len - head < (size_t)clen) return 0;
