@@ -31,6 +31,21 @@ routes["/hello"] = function()
   return 200, { ["content-type"] = "text/plain" }, "Hello, World!"
 end
 
+-- One header table for every response (as the README suggests for constant
+-- headers); /shared/check lists what it holds, to show lhyper left it alone.
+local SHARED = { ["content-type"] = "text/plain", ["x-shared"] = { "a", "b" } }
+routes["/shared"] = function()
+  return 200, SHARED, "shared"
+end
+routes["/shared/check"] = function()
+  local keys = {}
+  for k, v in pairs(SHARED) do
+    keys[#keys + 1] = k .. "=" .. (type(v) == "table" and table.concat(v, ",") .. "#" .. #v or tostring(v))
+  end
+  table.sort(keys)
+  return 200, { ["content-type"] = "text/plain" }, table.concat(keys, ";")
+end
+
 -- Request fields, one "key=value" per line; ?h=name adds get/index/all lookups.
 routes["/info"] = function(req, q)
   local out = {

@@ -13,6 +13,23 @@ describe("server basics", function()
     assert.truthy(out:find("\r\n\r\nHello, World!$"), out)
   end)
 
+  it("sends one shared header table on every response and leaves it as it was", function()
+    local out, code = h.python([[
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+for i in range(20):
+    c.request("GET", "/shared")
+    r = c.getresponse()
+    assert r.read() == b"shared"
+    assert r.getheader("content-type") == "text/plain", r.getheaders()
+    assert r.getheader("x-shared") == "a, b", r.getheaders()
+c.request("GET", "/shared/check")
+print(c.getresponse().read().decode())
+]], tostring(srv.port))
+    assert.equal(0, code, out)
+    assert.equal("content-type=text/plain;x-shared=a,b#2\n", out)
+  end)
+
   it("answers 404 for an unknown path", function()
     local out, code = h.curl(string.format("-o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/nope", srv.port))
     assert.equal(0, code, out)
