@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 
 #include "deadline.h"
+#include "fuzz_dict.h"
 #include "mock_io.h"
 
 #if defined(__has_feature)
@@ -822,23 +823,7 @@ static void write_seeds(const char *dir) {
   fprintf(stderr, "wrote %d seeds to %s\n", w, dir);
 }
 
-static void write_dict(const char *path) {
-  FILE *fp = fopen(path, "w");
-  if (!fp) {
-    perror(path);
-    exit(1);
-  }
-  for (size_t i = 0; i < sizeof DICT / sizeof *DICT; i++) {
-    fputc('"', fp);
-    for (const unsigned char *s = (const unsigned char *)DICT[i]; *s; s++) {
-      if (*s == '"' || *s == '\\') fprintf(fp, "\\%c", *s);
-      else if (*s < 0x20 || *s > 0x7e) fprintf(fp, "\\x%02X", *s);
-      else fputc(*s, fp);
-    }
-    fputs("\"\n", fp);
-  }
-  fclose(fp);
-}
+static void write_dict(const char *path) { fuzz_write_dict(path, DICT, sizeof DICT / sizeof *DICT); }
 
 static int verbose; /* FUZZ_VERBOSE=1: one line per input */
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "fuzz_dict.h"
 #include "head_diff.h"
 
 static const lh_limits_t LIMITS[4] = {
@@ -61,23 +62,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         write_file(path, SEEDS[i], strlen(SEEDS[i]), &cfg, 1);
       }
   }
-  if (dict) {
-    FILE *fp = fopen(dict, "w");
-    if (!fp) {
-      perror(dict);
-      exit(1);
-    }
-    for (size_t i = 0; i < sizeof DICT / sizeof *DICT; i++) {
-      fputc('"', fp);
-      for (const unsigned char *s = (const unsigned char *)DICT[i]; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(fp, "\\%c", *s);
-        else if (*s < 0x20 || *s > 0x7e) fprintf(fp, "\\x%02X", *s);
-        else fputc(*s, fp);
-      }
-      fputs("\"\n", fp);
-    }
-    fclose(fp);
-  }
+  if (dict) fuzz_write_dict(dict, DICT, sizeof DICT / sizeof *DICT);
   if (dir || dict) exit(0);
   return 0;
 }

@@ -1,0 +1,27 @@
+/* fuzz_dict.h - writes a libFuzzer dictionary: one quoted entry per line,
+ * with '"', '\\' and bytes outside printable ASCII escaped. */
+#ifndef LH_FUZZ_DICT_H
+#define LH_FUZZ_DICT_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static void fuzz_write_dict(const char *path, const char *const *dict, size_t n) {
+  FILE *fp = fopen(path, "w");
+  if (!fp) {
+    perror(path);
+    exit(1);
+  }
+  for (size_t i = 0; i < n; i++) {
+    fputc('"', fp);
+    for (const unsigned char *s = (const unsigned char *)dict[i]; *s; s++) {
+      if (*s == '"' || *s == '\\') fprintf(fp, "\\%c", *s);
+      else if (*s < 0x20 || *s > 0x7e) fprintf(fp, "\\x%02X", *s);
+      else fputc(*s, fp);
+    }
+    fputs("\"\n", fp);
+  }
+  fclose(fp);
+}
+
+#endif
