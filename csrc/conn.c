@@ -243,17 +243,6 @@ static int name_is(const char *name, size_t nlen, const char *lname, size_t ln) 
   return 1;
 }
 
-/* a value may hold any byte but CR, LF and NUL (RFC 9110 5.5) */
-static const char value_bad[256] = {[0] = 1, ['\r'] = 1, ['\n'] = 1};
-
-static int valid_field(const char *name, size_t nlen, const char *value, size_t vlen) {
-  if (nlen == 0) return 0;
-  int bad = 0;
-  for (size_t i = 0; i < nlen; i++) bad |= !lh_is_tchar((unsigned char)name[i]);
-  for (size_t i = 0; i < vlen; i++) bad |= value_bad[(unsigned char)value[i]];
-  return !bad;
-}
-
 int lh_conn_head_begin(lh_conn_t *c, int status) {
   if (c->writing != LH_WRITING_INIT) return LH_ECLOSED;
   if (status < 100 || status > 999) return LH_EUSER_STATUS;
@@ -322,7 +311,7 @@ static int parse_length(const char *v, size_t n, uint64_t *out) {
 
 int lh_conn_head_field(lh_conn_t *c, const char *name, size_t nlen, const char *value,
                        size_t vlen) {
-  if (!valid_field(name, nlen, value, vlen)) return LH_EUSER_HEADER;
+  if (!lh_field_ok(name, nlen, value, vlen)) return LH_EUSER_HEADER;
   switch (nlen) {
     case 4:
       if (name_is(name, nlen, "date", 4)) c->enc.user_date = 1;
@@ -489,7 +478,7 @@ static int trailer_forbidden(const char *name, size_t n) {
 int lh_conn_write_trailer(lh_conn_t *c, const char *name, size_t nlen, const char *value,
                           size_t vlen) {
   if (c->writing != LH_WRITING_BODY) return LH_ECLOSED;
-  if (!valid_field(name, nlen, value, vlen)) return LH_EUSER_HEADER;
+  if (!lh_field_ok(name, nlen, value, vlen)) return LH_EUSER_HEADER;
   if (c->enc.kind != LH_ENC_CHUNKED || trailer_forbidden(name, nlen)) return 0;
   int r;
   if (!c->enc.trailers) {

@@ -43,7 +43,6 @@ lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t
   r->minor = h->minor;
   r->sc = sc;
   r->srv = s;
-  r->peer_port = -1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
   lua_setiuservalue(L, -2, UV_SERVER);
   return r;

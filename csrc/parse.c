@@ -5,6 +5,8 @@
 
 #define PARSER(h) ((lh_parser_t *)(h)) /* http is the first member */
 
+const char lh_value_bad[256] = {[0] = 1, ['\r'] = 1, ['\n'] = 1};
+
 const char lh_tchar[256] = {
   ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
   ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
@@ -83,8 +85,8 @@ static inline void span_add(lh_span_t *s, const char *base, const char *at, size
   s->len += (uint32_t)n;
 }
 
-static int on_message_begin(llhttp_t *h) {
-  lh_parser_t *p = PARSER(h);
+/* a new message: an empty head (its field array kept), no trailers */
+static void message_begin(lh_parser_t *p) {
   lh_field_t *f = p->head.fields;
   memset(&p->head, 0, sizeof p->head);
   p->head.fields = f;
@@ -93,6 +95,10 @@ static int on_message_begin(llhttp_t *h) {
   p->in_trailers = 0;
   p->ntrailers = 0;
   p->tlen = 0;
+}
+
+static int on_message_begin(llhttp_t *h) {
+  message_begin(PARSER(h));
   return 0;
 }
 
@@ -220,15 +226,9 @@ static void trim_values(const char *base, lh_field_t *f, uint32_t n) {
 /* RFC 9112 5.1 and 5.2: names are tokens (no space before the colon);
  * obs-fold and bare CR, LF or NUL in values are refused */
 static int check_fields(const char *base, const lh_field_t *f, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) {
-    const unsigned char *s = (const unsigned char *)base + f[i].name.off;
-    if (f[i].name.len == 0) return -1;
-    for (uint32_t k = 0; k < f[i].name.len; k++)
-      if (!lh_tchar[s[k]]) return -1;
-    s = (const unsigned char *)base + f[i].value.off;
-    for (uint32_t k = 0; k < f[i].value.len; k++)
-      if (s[k] == '\r' || s[k] == '\n' || s[k] == 0) return -1;
-  }
+  for (uint32_t i = 0; i < n; i++)
+    if (!lh_field_ok(base + f[i].name.off, f[i].name.len, base + f[i].value.off, f[i].value.len))
+      return -1;
   return 0;
 }
 
@@ -562,9 +562,7 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
   int minor = d[i + 8] - '0';
   i += 11;
 
-  lh_field_t *f = hd->fields;
-  memset(hd, 0, sizeof *hd);
-  hd->fields = f;
+  message_begin(p);
   uint32_t nf = 0;
   for (;;) {
     if (i + 2 > n) return FAST_NO;
@@ -604,12 +602,7 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
   hd->major = 1;
   hd->minor = (uint8_t)minor;
   hd->method_id = method;
-  hd->content_length = LH_NO_LENGTH;
   p->base = d;
-  p->last = 0;
-  p->in_trailers = 0;
-  p->ntrailers = 0;
-  p->tlen = 0;
   lh_framing_t fr = {0, 0, 0, method};
   if (head_rules(p, &fr) != 0) {
     /* an error (or, impossibly, a body) is llhttp's to report */

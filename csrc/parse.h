@@ -95,6 +95,18 @@ void lh_parser_next(lh_parser_t *p);
 extern const char lh_tchar[256];
 static inline int lh_is_tchar(unsigned char c) { return lh_tchar[c]; }
 
+/* bytes no field value may hold, whoever wrote it: CR, LF and NUL (RFC 9110 5.5) */
+extern const char lh_value_bad[256];
+
+/* a field as it may go on the wire: a non-empty token name and a value
+ * without CR, LF or NUL; every byte checked, no early exit */
+static inline int lh_field_ok(const char *name, size_t nlen, const char *value, size_t vlen) {
+  int bad = nlen == 0;
+  for (size_t i = 0; i < nlen; i++) bad |= !lh_tchar[(unsigned char)name[i]];
+  for (size_t i = 0; i < vlen; i++) bad |= lh_value_bad[(unsigned char)value[i]];
+  return !bad;
+}
+
 /* case-insensitive comparison of a field name */
 int lh_name_eq(const char *base, lh_span_t s, const char *lower_name, size_t n);
 

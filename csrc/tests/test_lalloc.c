@@ -44,6 +44,13 @@ static void *acct_alloc(void *ud, void *p, size_t osize, size_t nsize) {
   return q + 2;
 }
 
+/* a state with the standard libraries over acct_alloc */
+static lua_State *acct_state(acct_t *acct) {
+  lua_State *L = lua_newstate(acct_alloc, acct);
+  if (L) luaL_openlibs(L);
+  return L;
+}
+
 static int run(lua_State *L, const char *chunk) {
   if (luaL_dostring(L, chunk)) {
     printf("# lua: %s\n", lua_tostring(L, -1));
@@ -66,9 +73,8 @@ static const char GARBAGE[] =
 
 static void lalloc_gives_back_every_block_with_its_size(void) {
   acct_t acct = {0};
-  lua_State *L = lua_newstate(acct_alloc, &acct);
+  lua_State *L = acct_state(&acct);
   REQUIRE(L != NULL);
-  luaL_openlibs(L);
   lh_alloc_t *a = lh_alloc_attach(L);
   REQUIRE(a != NULL);
   void *ud;
@@ -88,9 +94,8 @@ static void lalloc_serves_allocations_from_freed_blocks(void) {
   size_t calls[2];
   for (int cached = 0; cached < 2; cached++) {
     acct_t acct = {0};
-    lua_State *L = lua_newstate(acct_alloc, &acct);
+    lua_State *L = acct_state(&acct);
     REQUIRE(L != NULL);
-    luaL_openlibs(L);
     lh_alloc_t *a = cached ? lh_alloc_attach(L) : NULL;
     CHECK_EQ(run(L, "for i = 1, 100000 do local t = {x = i} end"), 0);
     calls[cached] = acct.calls;
@@ -117,9 +122,8 @@ static void *outer_alloc(void *ud, void *p, size_t osize, size_t nsize) {
 
 static void lalloc_stays_as_a_pass_through_when_wrapped(void) {
   acct_t acct = {0};
-  lua_State *L = lua_newstate(acct_alloc, &acct);
+  lua_State *L = acct_state(&acct);
   REQUIRE(L != NULL);
-  luaL_openlibs(L);
   acct.mark = 1;
   lh_alloc_t *a = lh_alloc_attach(L);
   REQUIRE(a != NULL);
@@ -140,9 +144,8 @@ static void lalloc_stays_as_a_pass_through_when_wrapped(void) {
 
 static void lalloc_empties_itself_when_memory_runs_out(void) {
   acct_t acct = {0};
-  lua_State *L = lua_newstate(acct_alloc, &acct);
+  lua_State *L = acct_state(&acct);
   REQUIRE(L != NULL);
-  luaL_openlibs(L);
   lh_alloc_t *a = lh_alloc_attach(L);
   REQUIRE(a != NULL);
   /* about 1 MiB of freed blocks ends up in the cache */
