@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LINGER_SECONDS 2.0 /* after our FIN, how long unread input is drained */
 
@@ -27,6 +29,18 @@ static void defer_cb(uv_idle_t *h) {
   if (!l->dq_head) uv_idle_stop(&l->defer_idle);
 }
 
+/* see close_socket_early: only with the libuv whose internals it knows,
+ * and the one it was built against; LHYPER_FAST_CLOSE=0 turns it off */
+static int fast_close_usable(void) {
+  const char *env = getenv("LHYPER_FAST_CLOSE");
+  if (env && strcmp(env, "0") == 0) return 0;
+#if defined(__linux__) && UV_VERSION_MAJOR == 1 && UV_VERSION_MINOR == 44
+  return (uv_version() >> 8) == (UV_VERSION_HEX >> 8);
+#else
+  return 0;
+#endif
+}
+
 lh_loop_t *lh_loop_new(void) {
   /* a peer that closes while we write must cost an EPIPE, not the process;
    * a handler the program installed itself is left alone */
@@ -44,6 +58,7 @@ lh_loop_t *lh_loop_new(void) {
     return NULL;
   }
   l->uv.data = l;
+  l->fast_close = fast_close_usable();
   uv_idle_init(&l->uv, &l->defer_idle);
   l->defer_idle.data = l;
   return l;
@@ -93,7 +108,7 @@ static void walk_close_cb(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h)) {
     /* connections and servers free themselves in their close callbacks */
-    if (h->type == UV_TCP && h->data) {
+    if ((h->type == UV_TCP || h->type == UV_POLL) && h->data) {
       uv_close(h, (uv_close_cb)h->data);
     } else if ((h->type == UV_TIMER || h->type == UV_SIGNAL) && h->data) {
       uv_close(h, (uv_close_cb)h->data);
@@ -161,12 +176,38 @@ static void conn_close_cb(uv_handle_t *h) {
   free(sc);
 }
 
+/* uv_close takes a socket out of epoll (epoll_ctl DEL) before it closes
+ * it, though closing a socket's last reference drops it from every epoll
+ * set anyway: one syscall per connection for nothing. With libuv 1.44 (see
+ * fast_close_usable) we do without it. Once reading has stopped and no
+ * write waits for POLLOUT, the watcher has left the loop; we void the
+ * socket in the event batch being dispatched, as uv_close would, close it
+ * and leave the handle's descriptor at -1, which tells uv_close there is
+ * nothing left to take out or close. Otherwise uv_close does it all. */
+static void close_socket_early(lh_sconn_t *sc) {
+  uv_tcp_t *t = &sc->tcp;
+  uv_loop_t *loop = t->loop;
+  uv__io_t *w = &t->io_watcher;
+  if (!sc->srv->loop->fast_close || w->fd < 0 || !loop->watchers) return;
+  uv_read_stop((uv_stream_t *)t);
+  if (w->pevents != 0 || ((unsigned)w->fd < loop->nwatchers && loop->watchers[w->fd]))
+    return;
+  /* uv__io_poll keeps the batch it dispatches after the watcher table */
+  struct epoll_event *ev = (struct epoll_event *)loop->watchers[loop->nwatchers];
+  uintptr_t n = (uintptr_t)loop->watchers[loop->nwatchers + 1];
+  for (uintptr_t i = 0; ev && i < n; i++)
+    if (ev[i].data.fd == w->fd) ev[i].data.fd = -1;
+  close(w->fd);
+  w->fd = -1;
+}
+
 void lh_sconn_close_now(lh_sconn_t *sc) {
   /* lh_loop_free's walk may have closed the handle already */
   if (sc->handle_closing || uv_is_closing((uv_handle_t *)&sc->tcp)) return;
   sc->handle_closing = 1;
   sc->closing = 1;
   lh_sconn_deadline(sc, LH_DL_NONE, 0);
+  close_socket_early(sc);
   uv_close((uv_handle_t *)&sc->tcp, conn_close_cb);
 }
 

@@ -13,6 +13,7 @@ struct lh_loop {
   uv_idle_t defer_idle;   /* runs the defer queue; active only while it is not empty */
   lh_defer_t *dq_head, *dq_tail;
   int closing;            /* lh_loop_free is tearing down: no calls into the binding */
+  int fast_close;         /* close_socket_early may be used (io.c) */
   int stopped;
 };
 
@@ -44,7 +45,8 @@ struct lh_sconn {
 typedef struct lh_sdisp lh_sdisp_t; /* a dispatcher as io.c allocates it */
 
 struct lh_server {
-  uv_tcp_t tcp;
+  uv_poll_t poll;          /* first: the listening socket is readable (a connection waits) */
+  int fd;                  /* the listening socket; closed in the poll handle's close callback */
   lh_loop_t *loop;
   lh_server_opts_t opts;
   lh_server_hooks_t hooks;
@@ -55,10 +57,12 @@ struct lh_server {
   uv_timer_t timer;        /* earliest deadline of the lists below */
   lh_deadlines_t dl;
   double grace_deadline;   /* when closing: force-close time, 0 none */
+  double accept_resume;    /* accepting paused after an error: when to try again, 0 none */
   lh_sdisp_t *doze_head, *doze_tail; /* idle connections still awake, oldest first */
   uint32_t ndozing;
   unsigned closing : 1;
   unsigned accept_pending : 1; /* a connection waits in the backlog (max_connections) */
+  unsigned accept_paused : 1;  /* the listener is not polled (max_connections, or an error) */
   unsigned listener_closed : 1;
   unsigned timer_closed : 1;
   unsigned done : 1;

@@ -1,13 +1,17 @@
 /* Listener, accept, max_connections, per-server deadline lists (header read,
  * idle, lingering close) and graceful close. */
+#define _GNU_SOURCE /* accept4 */
 #include "io_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* --- deadlines (deadline.h): one uv_timer per server for all its lists --- */
+
+static void accept_restart(lh_server_t *s);
 
 #define SC_OF_NODE(n) ((lh_sconn_t *)((char *)(n) - offsetof(lh_sconn_t, dnode)))
 
@@ -15,6 +19,7 @@ void lh_server_arm(lh_server_t *s) {
   if (s->timer_closed || uv_is_closing((uv_handle_t *)&s->timer)) return;
   double next = lh_dl_next(&s->dl);
   if (s->grace_deadline && (next == 0 || s->grace_deadline < next)) next = s->grace_deadline;
+  if (s->accept_resume && (next == 0 || s->accept_resume < next)) next = s->accept_resume;
   if (next == 0) {
     uv_timer_stop(&s->timer);
     return;
@@ -76,6 +81,7 @@ void lh_server_timer_cb(uv_timer_t *t) {
       lh_sconn_timer_update(sc);
     }
   }
+  if (s->accept_resume && s->accept_resume <= now) accept_restart(s);
   if (s->grace_deadline && s->grace_deadline <= now) {
     s->grace_deadline = 0;
     for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
@@ -92,16 +98,69 @@ void lh_server_timer_cb(uv_timer_t *t) {
   lh_server_arm(s);
 }
 
-/* --- accept --- */
+/* --- accept ---
+ * The listener is a uv_poll on a socket of our own rather than uv_listen:
+ * libuv's accept loop runs accept4 until EAGAIN, and with clients arriving
+ * one at a time that failing accept4 comes with nearly every connection
+ * (it also takes the listen socket's lock that the handshakes on the other
+ * core need). Here each readiness report accepts one connection, as nginx
+ * does; the poll is level-triggered, so a backlog is taken one per loop turn. */
 
 static void server_maybe_done(lh_server_t *s);
 static void timer_close_cb(uv_handle_t *h);
+static void accept_ready(uv_poll_t *p, int status, int events);
+
+/* stop polling the listener; after > 0: try again that many seconds on */
+static void accept_pause(lh_server_t *s, double after) {
+  if (!s->accept_paused) {
+    s->accept_paused = 1;
+    uv_poll_stop(&s->poll);
+  }
+  if (after > 0) {
+    s->accept_resume = lh_loop_now(s->loop) + after;
+    lh_server_arm(s);
+  }
+}
+
+static void accept_restart(lh_server_t *s) {
+  s->accept_resume = 0;
+  if (!s->accept_paused || s->closing || s->loop->closing ||
+      uv_is_closing((uv_handle_t *)&s->poll))
+    return;
+  s->accept_paused = 0;
+  if (uv_poll_start(&s->poll, UV_READABLE, accept_ready)) accept_pause(s, 0.1);
+}
 
 static void accept_one(lh_server_t *s) {
+  int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) {
+    switch (errno) {
+      /* nothing waits, or (Linux) an error already pending on the new
+       * connection: that one is gone, the next report brings any other */
+      case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+      case EWOULDBLOCK:
+#endif
+      case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+      case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+        return;
+      default:
+        /* out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+         * the connection stays in the backlog; a level-triggered poll
+         * would report it again at once, so look again in 100 ms */
+        accept_pause(s, 0.1);
+        return;
+    }
+  }
   lh_sconn_t *sc = calloc(1, sizeof *sc);
-  if (!sc) return;
+  if (!sc) {
+    close(fd);
+    accept_pause(s, 0.1);
+    return;
+  }
   uv_tcp_init(&s->loop->uv, &sc->tcp);
-  if (uv_accept((uv_stream_t *)&s->tcp, (uv_stream_t *)&sc->tcp)) {
+  if (uv_tcp_open(&sc->tcp, fd)) {
+    close(fd); /* the handle did not take it */
     uv_close((uv_handle_t *)&sc->tcp, (uv_close_cb)free);
     return;
   }
@@ -112,13 +171,19 @@ static void accept_one(lh_server_t *s) {
   lh_sconn_start(s, sc);
 }
 
-static void connection_cb(uv_stream_t *st, int status) {
-  lh_server_t *s = (lh_server_t *)st;
-  if (status < 0 || s->closing) return;
+static void accept_ready(uv_poll_t *p, int status, int events) {
+  lh_server_t *s = (lh_server_t *)p;
+  (void)events;
+  if (s->closing) return;
+  if (status < 0) {
+    /* an error on the listening socket itself: do not spin on it */
+    accept_pause(s, 0.1);
+    return;
+  }
   if (s->opts.max_connections && s->nconns >= s->opts.max_connections) {
-    /* leave it in the backlog: libuv stops watching the listener until
-     * uv_accept is called, so nothing is lost and nothing is read */
+    /* leave it in the backlog, unread, until a connection goes */
     s->accept_pending = 1;
+    accept_pause(s, 0);
     return;
   }
   accept_one(s);
@@ -131,7 +196,7 @@ void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc) {
   s->nconns--;
   if (s->accept_pending && !s->closing && !s->loop->closing) {
     s->accept_pending = 0;
-    accept_one(s);
+    accept_restart(s);
   }
   server_maybe_done(s);
 }
@@ -162,8 +227,25 @@ static void server_maybe_done(lh_server_t *s) {
 
 static void listener_close_cb(uv_handle_t *h) {
   lh_server_t *s = (lh_server_t *)h;
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
   s->listener_closed = 1;
   server_maybe_done(s);
+}
+
+/* a non-blocking listening socket bound to addr; -errno on failure */
+static int listen_socket(const struct sockaddr *sa, socklen_t salen, const lh_server_opts_t *o) {
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+      bind(fd, sa, salen) != 0 || listen(fd, o->backlog > 0 ? o->backlog : 511) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  return fd;
 }
 
 int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
@@ -178,37 +260,39 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
   if (strchr(host, ':')) r = uv_ip6_addr(host, port, &addr.in6);
   else r = uv_ip4_addr(host, port, &addr.in4);
   if (r) return r;
+  socklen_t alen = addr.sa.sa_family == AF_INET6 ? sizeof addr.in6 : sizeof addr.in4;
+  int fd = listen_socket(&addr.sa, alen, o);
+  if (fd < 0) return fd;
   lh_server_t *s = calloc(1, sizeof *s);
-  if (!s) return UV_ENOMEM;
+  if (!s) {
+    close(fd);
+    return UV_ENOMEM;
+  }
   s->loop = l;
+  s->fd = fd;
   s->opts = *o;
   s->hooks = *hooks;
   s->data = data;
-  uv_tcp_init_ex(&l->uv, &s->tcp, addr.sa.sa_family);
-  uv_timer_init(&l->uv, &s->timer);
-  s->tcp.data = (void *)listener_close_cb; /* how lh_loop_free closes them */
-  s->timer.data = (void *)timer_close_cb;
-  r = 0;
-  if (o->reuseport) {
-    /* libuv 1.44 has no UV_TCP_REUSEPORT: set it on the fresh socket */
-    uv_os_fd_t fd;
-    int one = 1;
-    if (uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0 &&
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-      r = -errno;
+  r = uv_poll_init_socket(&l->uv, &s->poll, fd);
+  if (r) {
+    close(fd);
+    free(s);
+    return r;
   }
-  if (!r) r = uv_tcp_bind(&s->tcp, &addr.sa, 0);
-  if (!r) r = uv_listen((uv_stream_t *)&s->tcp, o->backlog > 0 ? o->backlog : 511, connection_cb);
+  uv_timer_init(&l->uv, &s->timer);
+  s->poll.data = (void *)listener_close_cb; /* how lh_loop_free closes them */
+  s->timer.data = (void *)timer_close_cb;
+  r = uv_poll_start(&s->poll, UV_READABLE, accept_ready);
   if (r) {
     s->closing = 1;
     s->done = 1;
-    uv_close((uv_handle_t *)&s->tcp, listener_close_cb);
+    uv_close((uv_handle_t *)&s->poll, listener_close_cb);
     uv_close((uv_handle_t *)&s->timer, timer_close_cb);
     return r;
   }
-  int len = sizeof addr;
-  uv_tcp_getsockname(&s->tcp, &addr.sa, &len);
-  s->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
+  alen = sizeof addr;
+  if (getsockname(fd, &addr.sa, &alen) == 0)
+    s->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
   *out = s;
   return 0;
 }
@@ -220,7 +304,7 @@ uint32_t lh_server_connections(const lh_server_t *s) { return s->nconns; }
 void lh_server_close(lh_server_t *s, double grace) {
   if (s->closing) return;
   s->closing = 1;
-  if (!uv_is_closing((uv_handle_t *)&s->tcp)) uv_close((uv_handle_t *)&s->tcp, listener_close_cb);
+  if (!uv_is_closing((uv_handle_t *)&s->poll)) uv_close((uv_handle_t *)&s->poll, listener_close_cb);
   double now = lh_loop_now(s->loop);
   for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
     next = sc->next;

@@ -121,13 +121,14 @@ Server.__index = Server
 -- Start spec/app.lua with `opts` (a flat table merged into lhyper.server{...})
 -- under `timeout`, which puts it in its own process group. Returns a server
 -- object with .port, .pid (the Lua process), .pgid, :stop(), :log().
-function M.start_server(opts)
+-- `launch`, if given, is a command prefix for the server, e.g. "prlimit --nofile=48: --".
+function M.start_server(opts, launch)
   local logfile = M.tmpname(".log")
   local cmd = string.format(
-    "cd %s && LUA_PATH=%s LUA_CPATH=%s exec %stimeout -s KILL %d %s%s spec/app.lua %s 2>%s",
+    "cd %s && LUA_PATH=%s LUA_CPATH=%s exec %s%stimeout -s KILL %d %s%s spec/app.lua %s 2>%s",
     shell_quote(M.ROOT),
     shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), M.CLIENT_ENV,
-    M.SERVER_LIFETIME, M.PRELOAD_ENV, M.WRAP .. M.LUA, shell_quote(serialize(opts or {})), shell_quote(logfile))
+    launch and launch .. " " or "", M.SERVER_LIFETIME, M.PRELOAD_ENV, M.WRAP .. M.LUA, shell_quote(serialize(opts or {})), shell_quote(logfile))
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("l")
   local port, pid, pgid
