@@ -1,10 +1,12 @@
 /* The loop, the defer queue, and the transport of one server connection. */
 #include "io_int.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -330,6 +332,31 @@ static void before_write(lh_sconn_t *sc, size_t n) {
   sc->wrote = 1;
 }
 
+/* What uv_try_write does when nothing is queued (the only time we write
+ * past libuv): one send, or sendmsg for several pieces. send skips the
+ * file layer that write goes through; MSG_NOSIGNAL keeps EPIPE an error
+ * even where the program wants SIGPIPE. Bytes written, 0 when the socket
+ * is full, or a negative libuv error. */
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+static long sock_send(lh_sconn_t *sc, const struct iovec *iov, int n) {
+  int fd = sc->tcp.io_watcher.fd;
+  ssize_t r;
+  do {
+    if (n == 1) r = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    else {
+      struct msghdr m = {0};
+      m.msg_iov = (struct iovec *)iov;
+      m.msg_iovlen = (size_t)n;
+      r = sendmsg(fd, &m, MSG_NOSIGNAL);
+    }
+  } while (r < 0 && errno == EINTR);
+  if (r >= 0) return (long)r;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return 0;
+  return -errno; /* libuv's errors are negated errno values on Unix */
+}
+
 static int io_flush(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->writing || sc->handle_closing) return 0;
@@ -337,18 +364,18 @@ static int io_flush(lh_disp_t *d) {
   const char *p;
   size_t n = lh_wq_peek(q, &p);
   if (n == 0) return 0;
-  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
   before_write(sc, n);
-  int r = uv_try_write((uv_stream_t *)&sc->tcp, &b, 1);
-  if (r == (int)n) {
+  struct iovec v = {(void *)p, n};
+  long r = sock_send(sc, &v, 1);
+  if (r == (long)n) {
     lh_wq_consume(q, n);
     lh_wq_trim(q, 64 * 1024);
     return 0;
   }
-  if (r < 0 && r != UV_EAGAIN) return r;
+  if (r < 0) return (int)r;
   if (r > 0) lh_wq_consume(q, (size_t)r);
   n = lh_wq_peek(q, &p);
-  b = uv_buf_init((char *)p, (unsigned)n);
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
   uv_write_t *req = malloc(sizeof *req);
   if (!req) return UV_ENOMEM;
   lh_wq_begin_flight(q);
@@ -367,15 +394,10 @@ static int io_flush(lh_disp_t *d) {
 static long io_try_write(lh_disp_t *d, const struct iovec *iov, int n) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->writing || sc->handle_closing) return 0;
-  uv_buf_t b[3];
   size_t total = 0;
-  for (int i = 0; i < n && i < 3; i++) {
-    b[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
-    total += iov[i].iov_len;
-  }
+  for (int i = 0; i < n; i++) total += iov[i].iov_len;
   before_write(sc, total);
-  int r = uv_try_write((uv_stream_t *)&sc->tcp, b, (unsigned)(n < 3 ? n : 3));
-  return r == UV_EAGAIN ? 0 : r;
+  return sock_send(sc, iov, n);
 }
 
 static void io_read_start(lh_disp_t *d) {

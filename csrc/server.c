@@ -39,7 +39,9 @@ void lh_sconn_deadline(lh_sconn_t *sc, int kind, double after) {
     return;
   }
   lh_dl_append(&s->dl, &sc->dnode, kind, lh_loop_now(s->loop) + after);
-  lh_server_arm(s);
+  /* a list's entries share one timeout, so one put behind others is not
+   * due before them, and the timer is already set for the head */
+  if (!sc->dnode.prev) lh_server_arm(s);
 }
 
 void lh_sconn_timer_update(lh_sconn_t *sc) {
