@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
 #include <sys/epoll.h>
+#endif
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -187,6 +189,9 @@ static void conn_close_cb(uv_handle_t *h) {
  * and leave the handle's descriptor at -1, which tells uv_close there is
  * nothing left to take out or close. Otherwise uv_close does it all. */
 static void close_socket_early(lh_sconn_t *sc) {
+#ifndef __linux__
+  (void)sc; /* fast_close is never set */
+#else
   uv_tcp_t *t = &sc->tcp;
   uv_loop_t *loop = t->loop;
   uv__io_t *w = &t->io_watcher;
@@ -201,6 +206,7 @@ static void close_socket_early(lh_sconn_t *sc) {
     if (ev[i].data.fd == w->fd) ev[i].data.fd = -1;
   close(w->fd);
   w->fd = -1;
+#endif
 }
 
 void lh_sconn_close_now(lh_sconn_t *sc) {

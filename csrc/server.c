@@ -4,6 +4,8 @@
 #include "io_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -112,11 +114,15 @@ static void server_maybe_done(lh_server_t *s);
 static void timer_close_cb(uv_handle_t *h);
 static void accept_ready(uv_poll_t *p, int status, int events);
 
-/* stop polling the listener; after > 0: try again that many seconds on */
+/* stop taking connections; after > 0: try again that many seconds on.
+ * The poll stays active, watching for POLLPRI, which a listening socket
+ * never reports: a stopped handle would let lhyper.run() return while the
+ * server is open if nothing else kept the loop alive (every connection
+ * parked, say, at max_connections) */
 static void accept_pause(lh_server_t *s, double after) {
   if (!s->accept_paused) {
     s->accept_paused = 1;
-    uv_poll_stop(&s->poll);
+    if (uv_poll_start(&s->poll, UV_PRIORITIZED, accept_ready)) uv_poll_stop(&s->poll);
   }
   if (after > 0) {
     s->accept_resume = lh_loop_now(s->loop) + after;
@@ -133,8 +139,35 @@ static void accept_restart(lh_server_t *s) {
   if (uv_poll_start(&s->poll, UV_READABLE, accept_ready)) accept_pause(s, 0.1);
 }
 
+/* close-on-exec (and non-blocking) descriptors where the flags cannot be
+ * given at creation */
+#if !defined(SOCK_NONBLOCK) || !defined(SOCK_CLOEXEC)
+static int fd_flags(int fd, int nonblock) {
+  int fl = fcntl(fd, F_GETFD);
+  if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) return -1;
+  if (!nonblock) return 0;
+  fl = fcntl(fd, F_GETFL);
+  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
+}
+#endif
+
+static int accept_fd(int lfd) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  return accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+  int fd = accept(lfd, NULL, NULL); /* uv_tcp_open makes it non-blocking */
+  if (fd >= 0 && fd_flags(fd, 0)) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+#endif
+}
+
 static void accept_one(lh_server_t *s) {
-  int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int fd = accept_fd(s->fd);
   if (fd < 0) {
     switch (errno) {
       /* nothing waits, or (Linux) an error already pending on the new
@@ -144,7 +177,12 @@ static void accept_one(lh_server_t *s) {
       case EWOULDBLOCK:
 #endif
       case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
-      case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+      case EHOSTDOWN: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+#ifdef ENONET
+      case ENONET:
+#endif
+      /* (Linux) a firewall rule refused this one */
+      case EPERM:
         return;
       default:
         /* out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM):
@@ -175,8 +213,7 @@ static void accept_one(lh_server_t *s) {
 
 static void accept_ready(uv_poll_t *p, int status, int events) {
   lh_server_t *s = (lh_server_t *)p;
-  (void)events;
-  if (s->closing) return;
+  if (s->closing || (status == 0 && !(events & UV_READABLE))) return;
   if (status < 0) {
     /* an error on the listening socket itself: do not spin on it */
     accept_pause(s, 0.1);
@@ -237,10 +274,26 @@ static void listener_close_cb(uv_handle_t *h) {
 
 /* a non-blocking listening socket bound to addr; -errno on failure */
 static int listen_socket(const struct sockaddr *sa, socklen_t salen, const lh_server_opts_t *o) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
-  int one = 1;
+#else
+  int fd = socket(sa->sa_family, SOCK_STREAM, 0);
+  if (fd < 0) return -errno;
+  if (fd_flags(fd, 1)) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+#endif
+  int one = 1, zero = 0;
+  (void)zero;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+#ifdef IPV6_V6ONLY
+      /* "::" takes IPv4 clients too, whatever the system default */
+      (sa->sa_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) ||
+#endif
       (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
       bind(fd, sa, salen) != 0 || listen(fd, o->backlog > 0 ? o->backlog : 511) != 0) {
     int e = -errno;
@@ -265,11 +318,15 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
   socklen_t alen = addr.sa.sa_family == AF_INET6 ? sizeof addr.in6 : sizeof addr.in4;
   int fd = listen_socket(&addr.sa, alen, o);
   if (fd < 0) return fd;
-  lh_server_t *s = calloc(1, sizeof *s);
-  if (!s) {
+  alen = sizeof addr;
+  lh_server_t *s = NULL;
+  if (getsockname(fd, &addr.sa, &alen) != 0) r = -errno;
+  else if (!(s = calloc(1, sizeof *s))) r = UV_ENOMEM;
+  if (r) {
     close(fd);
-    return UV_ENOMEM;
+    return r;
   }
+  s->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
   s->loop = l;
   s->fd = fd;
   s->opts = *o;
@@ -292,9 +349,6 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
     uv_close((uv_handle_t *)&s->timer, timer_close_cb);
     return r;
   }
-  alen = sizeof addr;
-  if (getsockname(fd, &addr.sa, &alen) == 0)
-    s->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
   *out = s;
   return 0;
 }

@@ -252,6 +252,13 @@ routes["/upgrade"] = function(req)
   stream:close()
 end
 
+-- Upgrade and keep the stream without reading it: the connection then keeps
+-- nothing of libuv's busy (no read, no write, no deadline).
+local parked = {}
+routes["/upgrade-park"] = function(req)
+  parked[#parked + 1] = req:upgrade({ ["upgrade"] = "echo", ["connection"] = "upgrade" })
+end
+
 -- Cancellation: a <close> variable records that the coroutine was closed.
 routes["/cancel"] = function()
   local guard <close> = setmetatable({}, { __close = function()

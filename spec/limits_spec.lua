@@ -33,6 +33,28 @@ describe("max_connections", function()
   end)
 end)
 
+describe("max_connections with every connection parked", function()
+  local srv
+  setup(function() srv = h.start_server({ max_connections = 1, header_read_timeout = 1 }) end)
+  teardown(function() if srv then srv:stop() end end)
+
+  it("keeps lhyper.run() going while the listener waits", function()
+    -- the one connection is an upgraded stream nobody reads; a second
+    -- client waits in the backlog. Nothing but the listener keeps the loop
+    -- alive, and the server must still be there for it.
+    local a, ra = h.connect(srv)
+    finally(function() a:close() end)
+    assert(a:send(h.req("GET", "/upgrade-park", { connection = "upgrade", upgrade = "echo" })))
+    assert.equal(101, assert(ra:final_response()).status)
+    local b, rb = h.connect(srv)
+    finally(function() b:close() end)
+    assert(b:send(h.req("GET", "/hello")))
+    assert.is_true(rb:quiet(2.5), "the waiting connection was answered or closed")
+    assert.is_true(srv:alive(), "the server process ended: " .. srv:log())
+    assert.is_nil(srv:log():find("run() returned", 1, true), "lhyper.run() returned with the server open")
+  end)
+end)
+
 describe("running out of file descriptors", function()
   local socket = require "socket"
   local srv
@@ -55,7 +77,9 @@ describe("running out of file descriptors", function()
     end
     -- answered now: the connections the server could accept
     local served, waiting = {}, {}
-    local function collect(t)
+    -- close_after: let each answered connection go, so that the ones still
+    -- waiting get its descriptor however many the server has spare
+    local function collect(t, close_after)
       local deadline = h.now() + t
       while h.now() < deadline do
         local pending = {}
@@ -67,6 +91,7 @@ describe("running out of file descriptors", function()
           c.res = assert(c.r:final_response({ timeout = 2 }))
           assert.equal(200, c.res.status)
           served[#served + 1] = c
+          if close_after then sock:close() end
         end
       end
     end
@@ -82,7 +107,7 @@ describe("running out of file descriptors", function()
     assert.is_true(srv:alive())
     -- descriptors come back: every waiting connection is served
     for _, c in ipairs(served) do c.sock:close() end
-    collect(5)
+    collect(5, true)
     for i, c in ipairs(waiting) do
       assert(c.res, "waiting connection " .. i .. " was never served")
     end
