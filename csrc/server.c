@@ -139,35 +139,35 @@ static void accept_restart(lh_server_t *s) {
   if (uv_poll_start(&s->poll, UV_READABLE, accept_ready)) accept_pause(s, 0.1);
 }
 
-/* close-on-exec (and non-blocking) descriptors where the flags cannot be
- * given at creation */
-#if !defined(SOCK_NONBLOCK) || !defined(SOCK_CLOEXEC)
-static int fd_flags(int fd, int nonblock) {
-  int fl = fcntl(fd, F_GETFD);
-  if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) return -1;
-  if (!nonblock) return 0;
-  fl = fcntl(fd, F_GETFL);
-  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
-}
-#endif
-
-static int accept_fd(int lfd) {
+/* New descriptors are close-on-exec and non-blocking from the start where
+ * the system takes flags at creation; elsewhere fd_setup sets them after.
+ * An accepted socket needs no O_NONBLOCK of ours: uv_tcp_open sets it. */
 #if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-  return accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#define NEW_FD_FLAGS (SOCK_NONBLOCK | SOCK_CLOEXEC)
+#define accept_fd(l) accept4(l, NULL, NULL, NEW_FD_FLAGS)
+#define fd_setup(fd, nonblock) (fd)
 #else
-  int fd = accept(lfd, NULL, NULL); /* uv_tcp_open makes it non-blocking */
-  if (fd >= 0 && fd_flags(fd, 0)) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
+#define NEW_FD_FLAGS 0
+#define accept_fd(l) accept(l, NULL, NULL)
+/* fd with the flags, or -1 with errno set (fd closed) */
+static int fd_setup(int fd, int nonblock) {
+  if (fd < 0) return fd;
+  int fl = fcntl(fd, F_GETFD);
+  int bad = fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0;
+  if (!bad && nonblock) {
+    fl = fcntl(fd, F_GETFL);
+    bad = fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0;
   }
-  return fd;
-#endif
+  if (!bad) return fd;
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
 }
+#endif
 
 static void accept_one(lh_server_t *s) {
-  int fd = accept_fd(s->fd);
+  int fd = fd_setup(accept_fd(s->fd), 0);
   if (fd < 0) {
     switch (errno) {
       /* nothing waits, or (Linux) an error already pending on the new
@@ -274,26 +274,13 @@ static void listener_close_cb(uv_handle_t *h) {
 
 /* a non-blocking listening socket bound to addr; -errno on failure */
 static int listen_socket(const struct sockaddr *sa, socklen_t salen, const lh_server_opts_t *o) {
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = fd_setup(socket(sa->sa_family, SOCK_STREAM | NEW_FD_FLAGS, 0), 1);
   if (fd < 0) return -errno;
-#else
-  int fd = socket(sa->sa_family, SOCK_STREAM, 0);
-  if (fd < 0) return -errno;
-  if (fd_flags(fd, 1)) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
-#endif
   int one = 1, zero = 0;
-  (void)zero;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-#ifdef IPV6_V6ONLY
       /* "::" takes IPv4 clients too, whatever the system default */
       (sa->sa_family == AF_INET6 &&
        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) ||
-#endif
       (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
       bind(fd, sa, salen) != 0 || listen(fd, o->backlog > 0 ? o->backlog : 511) != 0) {
     int e = -errno;
