@@ -356,7 +356,9 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
     if (c->head_method && !c->enc.user_length && body_len >= 0 && c->enc.status != 204 &&
         c->enc.status != 304 && c->enc.status / 100 != 1) {
       int k = fmt_dec(num, (uint64_t)body_len);
+      c->enc.cl_mark = (uint32_t)lh_wq_mark(&c->wq);
       if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
+      c->enc.cl_end = (uint32_t)lh_wq_mark(&c->wq);
     }
   } else if (c->enc.user_length) {
     /* the handler's own field was written as it came */
@@ -368,7 +370,9 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
     c->enc.kind = LH_ENC_LENGTH;
     c->enc.remaining = (uint64_t)body_len;
     int k = fmt_dec(num, (uint64_t)body_len);
+    c->enc.cl_mark = (uint32_t)lh_wq_mark(&c->wq);
     if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
+    c->enc.cl_end = (uint32_t)lh_wq_mark(&c->wq);
   } else if (c->minor >= 1 || c->role == LH_ROLE_CLIENT) {
     c->enc.kind = LH_ENC_CHUNKED;
     if ((r = put_field(c, "transfer-encoding", 17, "chunked", 7))) return r;
@@ -399,6 +403,77 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
     /* an informational head: the final one is still to come */
     return 0;
   }
+  c->writing = LH_WRITING_BODY;
+  return 0;
+}
+
+/* --- kept heads ---
+ * A server's responses often differ only in their body: same status, same
+ * handler fields, same connection state. lh_conn_head_keep copies a head
+ * just written; lh_conn_head_replay writes it again with the length of the
+ * new body and the current date, leaving the connection as head_begin,
+ * the fields and head_end would have. Whoever keeps a head checks that the
+ * fields are the same (lreq.c compares the handler's strings). */
+
+uint32_t lh_conn_head_key(const lh_conn_t *c, int64_t body_len) {
+  if (c->role != LH_ROLE_SERVER) return 0;
+  return 1u | (uint32_t)(c->minor != 0) << 1 | (uint32_t)c->head_method << 2 |
+         (uint32_t)c->connect << 3 | (uint32_t)(c->ka == LH_KA_DISABLED) << 4 |
+         (uint32_t)c->opts.title_case << 5 | (uint32_t)c->opts.date_header << 6 |
+         (uint32_t)(body_len >= 0) << 7;
+}
+
+int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t) {
+  const lh_bytes_t *b = &c->wq.blk[c->wq.cur];
+  uint32_t mark = c->enc.head_mark;
+  if (c->role != LH_ROLE_SERVER || c->writing != LH_WRITING_BODY || c->enc.status < 200) return -1;
+  /* the handler's fields changed nothing but the bytes */
+  if (c->enc.kind == LH_ENC_CLOSE || c->enc.user_length || c->enc.user_date || c->enc.user_conn ||
+      c->enc.user_close || c->enc.trailers)
+    return -1;
+  if (b->len < mark || b->len - mark > sizeof t->bytes) return -1;
+  size_t len = b->len - mark;
+  int cl = c->enc.cl_end > c->enc.cl_mark;
+  if (cl && (c->enc.cl_mark < mark || c->enc.cl_end > b->len)) return -1;
+  t->key = lh_conn_head_key(c, body_len);
+  t->status = c->enc.status;
+  t->kind = (uint8_t)c->enc.kind;
+  t->no_body = c->enc.no_body;
+  t->date = c->opts.date_header;
+  t->cl = (uint8_t)cl;
+  t->pre = (uint16_t)(cl ? c->enc.cl_mark - mark : len);
+  t->suf = (uint16_t)(cl ? b->len - c->enc.cl_end : 0);
+  memcpy(t->bytes, b->data + mark, t->pre);
+  if (cl) memcpy(t->bytes + t->pre, b->data + c->enc.cl_end, t->suf);
+  return 0;
+}
+
+int lh_conn_head_replay(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len) {
+  if (c->writing != LH_WRITING_INIT) return LH_ECLOSED;
+  char num[24];
+  int k = t->cl ? fmt_dec(num, (uint64_t)body_len) : 0;
+  size_t n = t->pre + (t->cl ? 18 + (size_t)k : 0) + t->suf;
+  uint32_t mark = (uint32_t)lh_wq_mark(&c->wq);
+  char *d = lh_wq_reserve(&c->wq, n), *p;
+  if (!d) return LH_ENOMEM;
+  memcpy(d, t->bytes, t->pre);
+  p = d + t->pre;
+  if (t->cl) {
+    memcpy(p, c->opts.title_case ? "Content-Length: " : "content-length: ", 16);
+    memcpy(p + 16, num, (size_t)k);
+    p[16 + k] = '\r';
+    p[17 + k] = '\n';
+    memcpy(p + 18 + k, t->bytes + t->pre, t->suf);
+  }
+  /* the date is the last field: "date: <29 bytes>\r\n\r\n" */
+  if (t->date) memcpy(d + n - 33, lh_date(), 29);
+  lh_wq_commit(&c->wq, n);
+  memset(&c->enc, 0, sizeof c->enc);
+  c->enc.status = t->status;
+  c->enc.head_mark = mark;
+  c->enc.kind = (lh_enc_kind_t)t->kind;
+  c->enc.no_body = t->no_body;
+  if (c->enc.kind == LH_ENC_LENGTH) c->enc.remaining = (uint64_t)body_len;
   c->writing = LH_WRITING_BODY;
   return 0;
 }

@@ -58,6 +58,7 @@ typedef struct {
     unsigned user_conn : 1;
     unsigned bodyless : 1;  /* client: a method whose empty body needs no Content-Length */
     int status;
+    uint32_t cl_mark, cl_end; /* where head_end put our content-length field */
   } enc;
   uint8_t minor;            /* HTTP minor version of the message being answered */
   unsigned eof : 1;         /* the peer shut down its write side */
@@ -113,6 +114,27 @@ int lh_conn_req_begin(lh_conn_t *c, const char *method, size_t mlen, const char 
                       size_t tlen);
 /* drops a head that was begun and not ended */
 void lh_conn_head_abort(lh_conn_t *c);
+
+/* A response head kept to be written again: the status line and fields
+ * before our content-length field, that field's place, and the fields after
+ * it through the blank line (the date is refreshed when written). */
+typedef struct {
+  uint32_t key;        /* lh_conn_head_key when kept */
+  int status;
+  uint16_t pre, suf;   /* bytes before and after the content-length field */
+  uint8_t cl;          /* a content-length field goes between them */
+  uint8_t date;        /* the last field is our date */
+  uint8_t kind, no_body;
+  char bytes[320];
+} lh_head_tpl_t;
+/* what besides status and fields shapes a server's response head; 0 for a client */
+uint32_t lh_conn_head_key(const lh_conn_t *c, int64_t body_len);
+/* after lh_conn_head_end: keeps the head just written when only its bytes
+ * depend on the fields (none of Date, Connection, Content-Length); 0 when kept */
+int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t);
+/* in place of head_begin, fields and head_end, for a head kept under the
+ * same key and status with the same fields */
+int lh_conn_head_replay(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len);
 /* accounts n body bytes in the encoder without queueing them: the chunk
  * header goes to hdr (*hlen bytes) and *tlen bytes of "\r\n" follow the
  * data. returns 0, 1 when the bytes are to be dropped (HEAD, 204, ...), or

@@ -56,6 +56,20 @@ int lh_resume_p(lua_State *L);
 /* a thread for a new task, from the free list or new; *ref anchors it */
 lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref);
 
+/* the server's last response head, kept (lh_conn_head_keep) with the
+ * handler's field strings it was made from, and anchored so that while
+ * kept no other string can have their addresses */
+#define LH_MEMO_FIELDS 8
+#define LH_MEMO_PATIENCE 8 /* responses unlike the kept head before another is kept */
+typedef struct {
+  lh_head_tpl_t tpl;
+  const char *kv[2 * LH_MEMO_FIELDS];
+  uint8_t n;             /* fields */
+  uint8_t valid;
+  uint8_t misses;        /* responses since the last that matched (at most LH_MEMO_PATIENCE) */
+  int anchor_ref;        /* registry ref of the table holding kv's strings */
+} lh_head_memo_t;
+
 typedef struct lh_lsrv {
   lh_server_t *srv;      /* NULL once closed and done */
   lh_lstate_t *st;
@@ -68,6 +82,7 @@ typedef struct lh_lsrv {
   uint32_t wcap, whead, wlen;
   int port;
   unsigned closed : 1;
+  lh_head_memo_t memo;
 } lh_lsrv_t;
 
 typedef struct lh_req {
@@ -126,7 +141,9 @@ int lh_headers_copy(lua_State *L, const char *base, const lh_field_t *f, uint32_
                     size_t blen);
 void lh_lower_names(char *base, lh_field_t *f, uint32_t n);
 /* writes status/headers from the Lua values at idx.. into the connection */
-int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hidx, int64_t body_len);
+/* the response head from the Lua values status and headers (at hidx; 0:
+ * none); memo: the server's kept head may serve, or keep this one */
+int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hidx, int64_t body_len, int memo);
 
 /* an upgraded connection went away: wake whoever waits on its stream */
 void lh_stream_gone(lh_req_t *r);

@@ -467,7 +467,7 @@ static int req_upgrade(lua_State *L) {
   if (c->writing != LH_WRITING_INIT) return luaL_error(L, "req:upgrade: a response was already sent");
   if (c->reading != LH_READING_KEEPALIVE)
     return luaL_error(L, "req:upgrade: read the request body first");
-  int e = lh_req_write_head(L, r, c->connect ? 200 : 101, 2, -1);
+  int e = lh_req_write_head(L, r, c->connect ? 200 : 101, 2, -1, 0);
   if (!e) e = lh_disp_upgrade(d);
   if (e) return lh_push_fail(L, e, NULL);
   r->upgraded = 1;
@@ -487,6 +487,8 @@ static const luaL_Reg stream_methods[] = {
 
 /* --- response head from Lua values --- */
 
+/* Header tables are read raw (lua_next, lua_rawgeti, lua_rawlen): no
+ * metamethod of the handler's runs while a head is half written. */
 static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen, int vi) {
   size_t vlen;
   int t = lua_type(L, vi);
@@ -503,9 +505,9 @@ static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen
     return r;
   }
   if (t == LUA_TTABLE) {
-    lua_Integer n = luaL_len(L, vi);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, vi);
     for (lua_Integer i = 1; i <= n; i++) {
-      lua_geti(L, vi, i);
+      lua_rawgeti(L, vi, i);
       int r = field_value(L, c, name, nlen, lua_gettop(L));
       lua_pop(L, 1);
       if (r) return r;
@@ -515,51 +517,125 @@ static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen
   return LH_EUSER_HEADER;
 }
 
-int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t body_len) {
-  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
-  int e = lh_conn_head_begin(c, status);
-  if (e) return e;
-  if (hi == 0) {
-    /* no headers */
-  } else if (lua_istable(L, hi)) {
-    hi = lua_absindex(L, hi);
-    lua_rawgeti(L, hi, 1);
-    int is_array = lua_istable(L, -1);
-    lua_pop(L, 1);
-    if (is_array) {
-      lua_Integer n = luaL_len(L, hi);
-      for (lua_Integer i = 1; i <= n && !e; i++) {
-        lua_geti(L, hi, i);
-        int p = lua_gettop(L);
-        if (!lua_istable(L, p)) e = LH_EUSER_HEADER;
-        else {
-          lua_geti(L, p, 1);
-          lua_geti(L, p, 2);
-          size_t nlen;
-          const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
-          e = name ? field_value(L, c, name, nlen, lua_gettop(L)) : LH_EUSER_HEADER;
-        }
-        lua_settop(L, p - 1);
-      }
-    } else {
-      lua_pushnil(L);
-      while (!e && lua_next(L, hi)) {
-        size_t nlen;
-        if (lua_type(L, -2) != LUA_TSTRING) e = LH_EUSER_HEADER;
-        else {
-          const char *name = lua_tolstring(L, -2, &nlen);
-          e = field_value(L, c, name, nlen, lua_gettop(L));
-        }
-        lua_pop(L, 1);
-      }
-      if (e) lua_pop(L, 1); /* the key lua_next left */
+/* 1 when the map at hi (0: no headers) holds the kept head's strings, in
+ * the same order */
+static int memo_match(lua_State *L, const lh_head_memo_t *m, int hi) {
+  int i = 0, n = 2 * m->n;
+  if (!hi) return n == 0;
+  lua_pushnil(L);
+  while (lua_next(L, hi)) {
+    if (i == n || lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
+        lua_tolstring(L, -2, NULL) != m->kv[i] || lua_tolstring(L, -1, NULL) != m->kv[i + 1]) {
+      lua_pop(L, 2);
+      return 0;
     }
-  } else if (!lua_isnoneornil(L, hi)) {
-    e = LH_EUSER_HEADER;
+    i += 2;
+    lua_pop(L, 1);
+  }
+  return i == n;
+}
+
+/* keeps the head just written from the map at hi (0: none) when every
+ * field was a string pair, anchoring the strings */
+static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_conn_t *c, int hi, int64_t body_len) {
+  int n = 0;
+  m->misses = 0;
+  m->valid = 0;
+  if (m->anchor_ref == LUA_NOREF || lh_conn_head_keep(c, body_len, &m->tpl)) return;
+  if (hi) {
+    lua_pushnil(L);
+    while (lua_next(L, hi)) {
+      int ok = n < LH_MEMO_FIELDS && lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING;
+      lua_pop(L, ok ? 1 : 2);
+      if (!ok) return;
+      n++;
+    }
+  }
+  /* presized when the server was made: nothing here allocates */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchor_ref);
+  int a = lua_gettop(L), i = 0;
+  if (hi) {
+    lua_pushnil(L);
+    while (lua_next(L, hi)) {
+      m->kv[i] = lua_tolstring(L, -2, NULL);
+      m->kv[i + 1] = lua_tolstring(L, -1, NULL);
+      lua_rawseti(L, a, i + 2);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, a, i + 1);
+      i += 2;
+    }
+  }
+  for (int j = i; j < 2 * m->n; j++) {
+    lua_pushboolean(L, 0); /* not nil: the slot stays in the array part */
+    lua_rawseti(L, a, j + 1);
+  }
+  lua_pop(L, 1);
+  m->n = (uint8_t)n;
+  m->valid = 1;
+}
+
+int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t body_len, int memo) {
+  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
+  lh_head_memo_t *m = &r->srv->memo;
+  int e, is_map = 0;
+  if (hi && lua_istable(L, hi)) {
+    hi = lua_absindex(L, hi);
+    is_map = lua_rawgeti(L, hi, 1) == LUA_TNIL;
+    lua_pop(L, 1);
+  } else if (hi && lua_isnoneornil(L, hi)) {
+    hi = 0;
+  } else if (hi) {
+    if ((e = lh_conn_head_begin(c, status))) return e;
+    lh_conn_head_abort(c);
+    return LH_EUSER_HEADER;
+  }
+  memo = memo && status >= 200 && (is_map || !hi);
+  if (memo) {
+    if (m->valid && m->tpl.status == status && m->tpl.key == lh_conn_head_key(c, body_len) &&
+        memo_match(L, m, hi)) {
+      m->misses = 0;
+      return lh_conn_head_replay(c, &m->tpl, body_len);
+    }
+    if (m->misses < LH_MEMO_PATIENCE) m->misses++;
+  }
+  if ((e = lh_conn_head_begin(c, status))) return e;
+  if (!hi) {
+    /* no headers */
+  } else if (!is_map) {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, hi);
+    for (lua_Integer i = 1; i <= n && !e; i++) {
+      lua_rawgeti(L, hi, i);
+      int p = lua_gettop(L);
+      if (!lua_istable(L, p)) e = LH_EUSER_HEADER;
+      else {
+        lua_rawgeti(L, p, 1);
+        lua_rawgeti(L, p, 2);
+        size_t nlen;
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+        e = name ? field_value(L, c, name, nlen, lua_gettop(L)) : LH_EUSER_HEADER;
+      }
+      lua_settop(L, p - 1);
+    }
+  } else {
+    lua_pushnil(L);
+    while (!e && lua_next(L, hi)) {
+      size_t nlen;
+      if (lua_type(L, -2) != LUA_TSTRING) e = LH_EUSER_HEADER;
+      else {
+        const char *name = lua_tolstring(L, -2, &nlen);
+        e = field_value(L, c, name, nlen, lua_gettop(L));
+      }
+      lua_pop(L, 1);
+    }
+    if (e) lua_pop(L, 1); /* the key lua_next left */
   }
   if (!e) e = lh_conn_head_end(c, body_len);
-  if (e) lh_conn_head_abort(c);
-  return e;
+  if (e) {
+    lh_conn_head_abort(c);
+    return e;
+  }
+  if (memo && m->misses >= LH_MEMO_PATIENCE) memo_keep(L, m, c, hi, body_len);
+  return 0;
 }
 
 static const luaL_Reg req_methods[] = {

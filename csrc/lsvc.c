@@ -326,7 +326,7 @@ int lh_req_respond(lua_State *S, lh_req_t *r, int si) {
       why = "response body must be nil, a string or an iterator function";
     }
   }
-  if (!e) e = lh_req_write_head(S, r, (int)status, hi, len);
+  if (!e) e = lh_req_write_head(S, r, (int)status, hi, len, 1);
   if (e) {
     lh_report(r->srv, e, why, r);
     respond_empty(c, 500);
@@ -505,8 +505,17 @@ static int l_listen(lua_State *L) {
   memset(s, 0, sizeof *s);
   s->st = st;
   s->self_ref = s->handler_ref = s->on_error_ref = LUA_NOREF;
+  s->memo.anchor_ref = LUA_NOREF;
+  s->memo.misses = LH_MEMO_PATIENCE; /* the first response is kept */
   s->closed = 1;
   luaL_setmetatable(L, SERVER_MT);
+  /* the kept head's strings, filled in place (lreq.c memo_keep) */
+  lua_createtable(L, 2 * LH_MEMO_FIELDS, 0);
+  for (int i = 1; i <= 2 * LH_MEMO_FIELDS; i++) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, i);
+  }
+  s->memo.anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   s->max_in_flight = (uint32_t)lh_opt_number(L, 1, "max_in_flight", 0);
   lua_getfield(L, 1, "handler");
   luaL_checktype(L, -1, LUA_TFUNCTION);
@@ -553,7 +562,9 @@ static int server_gc(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
   if (s->on_error_ref != LUA_REFNIL) luaL_unref(L, LUA_REGISTRYINDEX, s->on_error_ref);
-  s->handler_ref = s->on_error_ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, s->memo.anchor_ref);
+  s->handler_ref = s->on_error_ref = s->memo.anchor_ref = LUA_NOREF;
+  s->memo.valid = 0;
   free(s->waiting);
   s->waiting = NULL;
   return 0;

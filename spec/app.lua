@@ -140,6 +140,28 @@ routes["/headers"] = function(req, q)
   }, "pairs"
 end
 
+-- The same shapes of response again and again with parts changed, for the
+-- server's kept head: ?s= status, ?n= body bytes, ?v= an x-v value, ?extra=1,
+-- ?long=1 (a value too long to be an interned string), ?ct= content-type.
+routes["/vary"] = function(req, q)
+  local h = { ["x-v"] = q.v or "" }
+  if q.extra == "1" then h["x-extra"] = "e" end
+  if q.long == "1" then h["x-long"] = string.rep("L", 50) .. (q.v or "") end
+  if q.ct then h["content-type"] = q.ct end
+  return tonumber(q.s) or 200, h, string.rep("b", tonumber(q.n) or 0)
+end
+
+-- Header tables with metamethods, which lhyper reads raw (never calling them).
+routes["/metaheaders"] = function(req, q)
+  local boom = function() error("a header metamethod ran") end
+  if q.k == "index" then
+    return 200, { setmetatable({}, { __index = boom }) }, "x"
+  elseif q.k == "len" then
+    return 200, { { "x-a", setmetatable({}, { __len = boom, __index = boom }) } }, "x"
+  end
+  return 200, setmetatable({ ["x-a"] = "1" }, { __index = boom, __pairs = boom }), "map"
+end
+
 routes["/error"] = function() error("handler failed on purpose") end
 
 routes["/badheader"] = function(req, q)

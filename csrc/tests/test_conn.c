@@ -1268,6 +1268,132 @@ static void conn_read_space_is_bounded(void) {
   lh_conn_free(&c);
 }
 
+/* --- kept heads --- */
+
+typedef struct {
+  const char *name, *value;
+} kh_field_t;
+
+/* the head written the full way (begin, fields, end) for a fresh request,
+ * into out; returns what head_end returned and leaves the conn in t */
+static int kh_full(tc_t *t, const lh_conn_opts_t *o, const char *req, int status,
+                   const kh_field_t *f, int64_t len) {
+  if (conn_with_request(t, o, req) != 1) return -100;
+  int e = lh_conn_head_begin(&t->c, status);
+  for (; !e && f && f->name; f++)
+    e = lh_conn_head_field(&t->c, f->name, strlen(f->name), f->value, strlen(f->value));
+  if (!e) e = lh_conn_head_end(&t->c, len);
+  return e;
+}
+
+/* A kept head written again must leave the same bytes and the same
+ * connection state as the full way, for every body length of its kind and
+ * with the date of the moment it is written. */
+static void conn_replays_kept_head_as_written_the_full_way(void) {
+  static const char *const reqs[] = {
+      "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+      "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET / HTTP/1.0\r\n\r\n",
+      "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  };
+  static const int statuses[] = {200, 201, 204, 304, 404, 999};
+  static const int64_t lens[] = {0, 13, 100000, 12345678901LL, -1};
+  static const kh_field_t f_none[] = {{NULL, NULL}};
+  static const kh_field_t f_one[] = {{"content-type", "text/plain"}, {NULL, NULL}};
+  static const kh_field_t f_two[] = {{"X-Custom", "a b"}, {"etag", "\"1\""}, {"transfer-encoding", "gzip"}, {NULL, NULL}};
+  static const kh_field_t *const fsets[] = {f_none, f_one, f_two};
+  int kept = 0, replayed = 0;
+  for (int oi = 0; oi < 4; oi++) {
+    lh_conn_opts_t o = opts();
+    o.title_case = oi & 1;
+    o.date_header = !(oi & 2);
+    for (size_t ri = 0; ri < sizeof reqs / sizeof *reqs; ri++)
+      for (size_t si = 0; si < sizeof statuses / sizeof *statuses; si++)
+        for (size_t fi = 0; fi < sizeof fsets / sizeof *fsets; fi++)
+          for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+            tc_t a;
+            lh_head_tpl_t tpl;
+            lh_date_freeze(0);
+            int e = kh_full(&a, &o, reqs[ri], statuses[si], fsets[fi], lens[li]);
+            if (e) {
+              tc_free(&a);
+              continue;
+            }
+            int k = lh_conn_head_keep(&a.c, lens[li], &tpl);
+            /* only an HTTP/1.0 body of unknown length (close-delimited) is not kept */
+            CHECK_EQ(k, reqs[ri][13] == '0' && reqs[ri][0] == 'G' && lens[li] < 0 && statuses[si] != 204 &&
+                                statuses[si] != 304 ? -1 : 0);
+            if (!k) CHECK_EQ(tpl.key, lh_conn_head_key(&a.c, lens[li]));
+            tc_free(&a);
+            if (k) continue;
+            kept++;
+            for (size_t lj = 0; lj < sizeof lens / sizeof *lens; lj++) {
+              if ((lens[lj] >= 0) != (lens[li] >= 0)) continue;
+              tc_t b, c;
+              size_t bn, cn;
+              lh_date_freeze(86400 * 365 + 7);
+              REQUIRE_EQ(kh_full(&b, &o, reqs[ri], statuses[si], fsets[fi], lens[lj]), 0);
+              REQUIRE_EQ(conn_with_request(&c, &o, reqs[ri]), 1);
+              CHECK_EQ(lh_conn_head_key(&c.c, lens[lj]), tpl.key);
+              CHECK_EQ(lh_conn_head_replay(&c.c, &tpl, lens[lj]), 0);
+              CHECK_EQ(c.c.writing, b.c.writing);
+              CHECK_EQ(c.c.ka, b.c.ka);
+              CHECK(memcmp(&c.c.enc.kind, &b.c.enc.kind, sizeof c.c.enc.kind) == 0);
+              CHECK_EQ(c.c.enc.remaining, b.c.enc.remaining);
+              CHECK_EQ(c.c.enc.status, b.c.enc.status);
+              CHECK_EQ(c.c.enc.no_body, b.c.enc.no_body);
+              CHECK_EQ(c.c.enc.head_mark, b.c.enc.head_mark);
+              CHECK_EQ(c.c.enc.user_length | c.c.enc.user_date | c.c.enc.user_close | c.c.enc.user_conn, 0);
+              const char *bo = conn_take(&b.c, &bn);
+              const char *co = conn_take(&c.c, &cn);
+              (void)t_mem_eq(__FILE__, __LINE__, "replayed head", co, cn, bo, bn);
+              replayed++;
+              tc_free(&b);
+              tc_free(&c);
+            }
+          }
+  }
+  lh_date_freeze(0);
+  CHECK(kept > 500);
+  CHECK(replayed > kept);
+}
+
+/* fields that change the connection's state or the framing are not kept */
+static void conn_does_not_keep_heads_with_framing_fields(void) {
+  static const kh_field_t f_len[] = {{"Content-Length", "2"}, {NULL, NULL}};
+  static const kh_field_t f_date[] = {{"date", "Thu, 01 Jan 1970 00:00:00 GMT"}, {NULL, NULL}};
+  static const kh_field_t f_close[] = {{"connection", "close"}, {NULL, NULL}};
+  static const kh_field_t f_conn[] = {{"connection", "x-foo"}, {NULL, NULL}};
+  static const kh_field_t *const fsets[] = {f_len, f_date, f_close, f_conn};
+  lh_conn_opts_t o = opts();
+  for (size_t fi = 0; fi < sizeof fsets / sizeof *fsets; fi++) {
+    tc_t a;
+    lh_head_tpl_t tpl;
+    REQUIRE_EQ(kh_full(&a, &o, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 200, fsets[fi], 2), 0);
+    CHECK_EQ(lh_conn_head_keep(&a.c, 2, &tpl), -1);
+    tc_free(&a);
+  }
+  /* nor a 1xx, nor a head not yet ended, nor a client's */
+  tc_t a;
+  lh_head_tpl_t tpl;
+  REQUIRE_EQ(conn_with_request(&a, &o, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 1);
+  CHECK_EQ(lh_conn_head_begin(&a.c, 103), 0);
+  CHECK_EQ(lh_conn_head_end(&a.c, 0), 0);
+  CHECK_EQ(lh_conn_head_keep(&a.c, 0, &tpl), -1);
+  CHECK_EQ(lh_conn_head_begin(&a.c, 200), 0);
+  CHECK_EQ(lh_conn_head_keep(&a.c, 0, &tpl), -1);
+  /* a replay onto a connection that already answered fails like head_begin */
+  CHECK_EQ(lh_conn_head_end(&a.c, 0), 0);
+  CHECK_EQ(lh_conn_head_keep(&a.c, 0, &tpl), 0);
+  CHECK_EQ(lh_conn_head_replay(&a.c, &tpl, 0), LH_ECLOSED);
+  tc_free(&a);
+  lh_conn_t cl;
+  lh_conn_init(&cl, LH_ROLE_CLIENT, &o);
+  CHECK_EQ(lh_conn_head_key(&cl, 0), 0u);
+  lh_conn_free(&cl);
+}
+
 int main(void) {
   guard_init();
   lh_date_freeze(0);
@@ -1319,6 +1445,8 @@ int main(void) {
     TEST_CASE(conn_writes_informational_head_before_final),
     TEST_CASE(closed_conn_cannot_read_or_write),
     TEST_CASE(conn_read_space_is_bounded),
+    TEST_CASE(conn_replays_kept_head_as_written_the_full_way),
+    TEST_CASE(conn_does_not_keep_heads_with_framing_fields),
   };
   return T_RUN(tests);
 }
