@@ -415,14 +415,6 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
  * the fields and head_end would have. Whoever keeps a head checks that the
  * fields are the same (lreq.c compares the handler's strings). */
 
-uint32_t lh_conn_head_key(const lh_conn_t *c, int64_t body_len) {
-  if (c->role != LH_ROLE_SERVER) return 0;
-  return 1u | (uint32_t)(c->minor != 0) << 1 | (uint32_t)c->head_method << 2 |
-         (uint32_t)c->connect << 3 | (uint32_t)(c->ka == LH_KA_DISABLED) << 4 |
-         (uint32_t)c->opts.title_case << 5 | (uint32_t)c->opts.date_header << 6 |
-         (uint32_t)(body_len >= 0) << 7;
-}
-
 int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t) {
   const lh_bytes_t *b = &c->wq.blk[c->wq.cur];
   uint32_t mark = c->enc.head_mark;

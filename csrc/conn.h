@@ -128,7 +128,13 @@ typedef struct {
   char bytes[320];
 } lh_head_tpl_t;
 /* what besides status and fields shapes a server's response head; 0 for a client */
-uint32_t lh_conn_head_key(const lh_conn_t *c, int64_t body_len);
+static inline uint32_t lh_conn_head_key(const lh_conn_t *c, int64_t body_len) {
+  if (c->role != LH_ROLE_SERVER) return 0;
+  return 1u | (uint32_t)(c->minor != 0) << 1 | (uint32_t)c->head_method << 2 |
+         (uint32_t)c->connect << 3 | (uint32_t)(c->ka == LH_KA_DISABLED) << 4 |
+         (uint32_t)c->opts.title_case << 5 | (uint32_t)c->opts.date_header << 6 |
+         (uint32_t)(body_len >= 0) << 7;
+}
 /* after lh_conn_head_end: keeps the head just written when only its bytes
  * depend on the fields (none of Date, Connection, Content-Length); 0 when kept */
 int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t);

@@ -52,6 +52,8 @@ struct lh_lstate {
 /* protected: resumes the task that is its light userdata argument (what
  * lh_task_resume runs; svc_recv_msg's protected call ends in it) */
 int lh_resume_p(lua_State *L);
+/* the same for a task at hand, from code already under protection */
+int lh_resume_task(lua_State *L, lh_task_t *t);
 
 /* a thread for a new task, from the free list or new; *ref anchors it */
 lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref);

@@ -218,8 +218,9 @@ static void log_task_error(lh_task_t *t) {
 }
 
 /* protected part of a resume: everything that may raise runs in here */
-int lh_resume_p(lua_State *L) {
-  lh_task_t *t = lua_touserdata(L, 1);
+int lh_resume_p(lua_State *L) { return lh_resume_task(L, lua_touserdata(L, 1)); }
+
+int lh_resume_task(lua_State *L, lh_task_t *t) {
   int nres, nargs = t->nargs;
   t->wait = LH_WAIT_NONE;
   t->nargs = 0;

@@ -580,8 +580,7 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t bod
   int e, is_map = 0;
   if (hi && lua_istable(L, hi)) {
     hi = lua_absindex(L, hi);
-    is_map = lua_rawgeti(L, hi, 1) == LUA_TNIL;
-    lua_pop(L, 1);
+    is_map = lua_rawlen(L, hi) == 0; /* else an array of {name, value} */
   } else if (hi && lua_isnoneornil(L, hi)) {
     hi = 0;
   } else if (hi) {

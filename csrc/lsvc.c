@@ -171,9 +171,7 @@ static int recv_p(lua_State *L) {
   *lh_sconn_udata(x->sc) = r;
   r->counted = 1;
   x->s->in_flight++;
-  lua_settop(L, 0);
-  lua_pushlightuserdata(L, &r->task);
-  return lh_resume_p(L);
+  return lh_resume_task(L, &r->task);
 }
 
 static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
@@ -190,8 +188,8 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
     }
     /* as lh_task_resume reports a failure around a resume */
     fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+    lua_settop(L, top);
   }
-  lua_settop(L, top);
   /* called from the dispatcher's poll, whose caller updates the timer: a
    * repoll is all the handler's progress needs */
   lh_disp_poll(d);
@@ -616,9 +614,8 @@ int lh_req_done(lua_State *L, lh_task_t *t, int s, int nres) {
   }
   /* a finished thread reports its whole stack as results: the req anchor
    * at index 1, then what the handler returned */
-  (void)nres;
   int base = 1;
-  lua_settop(co, base + 3);
+  if (nres != base + 3) lua_settop(co, base + 3);
   int rc = lh_req_respond(co, r, base + 1);
   if (rc != 1) return 0;
   /* [req, ..., body] -> [req, body, pump, req, body]: run the iterator in
