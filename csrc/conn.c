@@ -249,6 +249,7 @@ int lh_conn_head_begin(lh_conn_t *c, int status) {
   memset(&c->enc, 0, sizeof c->enc);
   c->enc.status = status;
   c->enc.head_mark = (uint32_t)lh_wq_mark(&c->wq);
+  c->enc.begun = 1;
   /* RFC 9110 9.3.6: a 2xx to CONNECT starts a tunnel, it has no content */
   c->enc.no_body = c->head_method || status / 100 == 1 || status == 204 || status == 304 ||
                    (c->connect && status / 100 == 2);
@@ -277,6 +278,7 @@ int lh_conn_req_begin(lh_conn_t *c, const char *m, size_t ml, const char *t, siz
     if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f) return LH_EUSER_HEADER;
   memset(&c->enc, 0, sizeof c->enc);
   c->enc.head_mark = (uint32_t)lh_wq_mark(&c->wq);
+  c->enc.begun = 1;
   /* RFC 9110 8.6: a user agent should not send Content-Length: 0 when the
    * method gives no meaning to a body */
   static const char *const bodyless[] = {"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT", NULL};
@@ -295,7 +297,8 @@ int lh_conn_req_begin(lh_conn_t *c, const char *m, size_t ml, const char *t, siz
 }
 
 void lh_conn_head_abort(lh_conn_t *c) {
-  if (c->writing == LH_WRITING_INIT) lh_wq_rollback(&c->wq, c->enc.head_mark);
+  if (c->writing == LH_WRITING_INIT && c->enc.begun) lh_wq_rollback(&c->wq, c->enc.head_mark);
+  c->enc.begun = 0;
 }
 
 static int parse_length(const char *v, size_t n, uint64_t *out) {
@@ -399,6 +402,7 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
     if ((r = put_field(c, "connection", 10, "close", 5))) return r;
   }
   if ((r = put(c, "\r\n", 2))) return r;
+  c->enc.begun = 0;
   if (c->enc.status / 100 == 1 && c->enc.status != 101) {
     /* an informational head: the final one is still to come */
     return 0;

@@ -59,6 +59,7 @@ typedef struct {
     unsigned bodyless : 1;  /* client: a method whose empty body needs no Content-Length */
     int status;
     uint32_t cl_mark, cl_end; /* where head_end put our content-length field */
+    unsigned begun : 1;       /* a head is half written: head_abort takes it back */
   } enc;
   uint8_t minor;            /* HTTP minor version of the message being answered */
   unsigned eof : 1;         /* the peer shut down its write side */

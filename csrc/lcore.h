@@ -32,6 +32,7 @@ typedef struct lh_task {
   unsigned running : 1;  /* inside lua_resume */
   unsigned cancel : 1;   /* cancel once it yields */
   unsigned pumping : 1;  /* a request's handler returned: its body iterator runs */
+  unsigned answered : 1; /* the thread's body answers what the handler returns */
 } lh_task_t;
 
 struct lh_lstate {
@@ -54,6 +55,13 @@ struct lh_lstate {
 int lh_resume_p(lua_State *L);
 /* the same for a task at hand, from code already under protection */
 int lh_resume_task(lua_State *L, lh_task_t *t);
+/* after a first resume made outside protection (lsvc.c): carries on as
+ * lh_resume_task would, protecting only what may raise */
+void lh_task_resumed(lua_State *L, lh_task_t *t, int s, int nres);
+/* one thread in the pool, made under protection if needed; 0 or LH_ENOMEM */
+int lh_co_reserve(lh_lstate_t *st);
+/* a thread taken from the pool that no task took over */
+void lh_co_drop(lh_lstate_t *st, lua_State *co, int ref);
 
 /* a thread for a new task, from the free list or new; *ref anchors it */
 lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref);

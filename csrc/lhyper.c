@@ -217,24 +217,17 @@ static void log_task_error(lh_task_t *t) {
   else fprintf(stderr, "lhyper: task failed: %s\n", msg);
 }
 
-/* protected part of a resume: everything that may raise runs in here */
-int lh_resume_p(lua_State *L) { return lh_resume_task(L, lua_touserdata(L, 1)); }
-
-int lh_resume_task(lua_State *L, lh_task_t *t) {
-  int nres, nargs = t->nargs;
-  t->wait = LH_WAIT_NONE;
-  t->nargs = 0;
-  int s;
-again:
-  t->running = 1;
-  s = lua_resume(t->co, L, nargs, &nres);
-  t->running = 0;
+/* what follows a resume that gave s: the handler's answer, a yield, the
+ * end. 1: resume again with the two values left on the thread */
+static int after_resume(lua_State *L, lh_task_t *t, int s, int nres) {
   if (s != LUA_YIELD && t->req && !t->pumping && !t->cancel) {
-    /* the handler returned (or raised): answer from C */
-    if (lh_req_done(L, t, s, nres)) {
-      nargs = 2;
-      goto again;
+    if (s == LUA_OK && t->answered) {
+      /* the thread's own body answered (lsvc.c req_main) */
+      task_release(t);
+      return 0;
     }
+    /* the handler returned (or raised): answer from C */
+    if (lh_req_done(L, t, s, nres)) return 1;
     task_release(t);
     return 0;
   }
@@ -254,6 +247,71 @@ again:
   task_release(t);
   return 0;
 }
+
+/* protected part of a resume: everything that may raise runs in here */
+int lh_resume_p(lua_State *L) { return lh_resume_task(L, lua_touserdata(L, 1)); }
+
+int lh_resume_task(lua_State *L, lh_task_t *t) {
+  int nres, nargs = t->nargs, s;
+  t->wait = LH_WAIT_NONE;
+  t->nargs = 0;
+  do {
+    t->running = 1;
+    s = lua_resume(t->co, L, nargs, &nres);
+    t->running = 0;
+    nargs = 2;
+  } while (after_resume(L, t, s, nres));
+  return 0;
+}
+
+typedef struct {
+  lh_task_t *t;
+  int s, nres;
+} after_ctx;
+
+static int after_p(lua_State *L) {
+  after_ctx *a = lua_touserdata(L, 1);
+  (void)after_resume(L, a->t, a->s, a->nres);
+  return 0;
+}
+
+void lh_task_resumed(lua_State *L, lh_task_t *t, int s, int nres) {
+  t->running = 0;
+  if ((s == LUA_OK && t->answered) || (s == LUA_YIELD && !t->cancel)) {
+    /* nothing here raises: no protected call needed */
+    (void)after_resume(L, t, s, nres);
+    return;
+  }
+  after_ctx a = {t, s, nres};
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, after_p);
+  lua_pushlightuserdata(L, &a);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+    fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+  lua_settop(L, top);
+}
+
+static int co_make_p(lua_State *L) {
+  lh_lstate_t *st = lua_touserdata(L, 1);
+  int ref;
+  lua_State *co = lh_co_take(st, L, &ref);
+  st->free_co[st->nfree_co].co = co;
+  st->free_co[st->nfree_co++].ref = ref;
+  return 0;
+}
+
+int lh_co_reserve(lh_lstate_t *st) {
+  if (st->nfree_co) return 0;
+  lua_State *L = st->L;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, co_make_p);
+  lua_pushlightuserdata(L, st);
+  int s = lua_pcall(L, 1, 0, 0);
+  lua_settop(L, top);
+  return s == LUA_OK ? 0 : LH_ENOMEM;
+}
+
+void lh_co_drop(lh_lstate_t *st, lua_State *co, int ref) { co_give(st, co, ref); }
 
 void lh_task_resume(lh_task_t *t) {
   if (!t->co || t->running) return;

@@ -144,52 +144,74 @@ typedef struct {
   lh_sconn_t *sc;
   lh_head_t *h;
   const char *base;
-  lh_req_t *r;
+  int ref;       /* the thread's registry ref */
+  lh_req_t *r;   /* set once the request is made */
 } recv_ctx;
 
-static int recv_p(lua_State *L) {
-  recv_ctx *x = lua_touserdata(L, 1);
+static int pump_k(lua_State *co, int status, lua_KContext ctx) {
+  (void)co; (void)status; (void)ctx;
+  return 0;
+}
+
+/* the handler returned [ctx, req, status, headers, body, ...]: answer from
+ * within the thread, so what may raise is under lua_resume's protection */
+static int req_main_k(lua_State *co, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lh_task_t *t = lh_task_of(co);
+  if (lua_gettop(co) != 5) lua_settop(co, 5);
+  if (lh_req_respond(co, t->req, 3) == 1) {
+    /* run the body iterator in the same thread, which may yield */
+    t->pumping = 1;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, t->st->runner_ref);
+    lua_pushvalue(co, 2);
+    lua_pushvalue(co, 5);
+    lua_callk(co, 2, 0, 0, pump_k);
+  }
+  return 0;
+}
+
+/* a request's thread body: makes the req, runs the handler, answers */
+static int req_main(lua_State *co) {
+  recv_ctx *x = lua_touserdata(co, 1);
   lh_lstate_t *st = x->s->st;
-  int ref;
-  lua_State *co = lh_co_take(st, L, &ref);
-  lh_req_t *r = lh_req_new(co, x->s, x->sc, x->h, x->base); /* bottom of co's stack */
-  /* the handler itself is the coroutine's function; lh_req_done answers
-   * with what it returns */
-  lua_rawgeti(co, LUA_REGISTRYINDEX, x->s->handler_ref);
-  lua_pushvalue(co, 1);
+  lh_req_t *r = lh_req_new(co, x->s, x->sc, x->h, x->base); /* index 2 */
   r->task.st = st;
   r->task.co = co;
   r->task.req = r;
-  r->task.nargs = 1;
-  r->task.tick.cb = NULL;
-  r->task.ref = ref;
-  *(lh_task_t **)lua_getextraspace(co) = &r->task;
-  x->r = r;
-  /* the connection's request from here on; its handler starts within the
-   * same protected call */
+  r->task.ref = x->ref;
+  r->task.running = 1;
+  r->task.answered = 1;
   r->task.tick.cb = lh_task_tick_cb;
+  *(lh_task_t **)lua_getextraspace(co) = &r->task;
+  /* the connection's request from here on */
   *lh_sconn_udata(x->sc) = r;
   r->counted = 1;
   x->s->in_flight++;
-  return lh_resume_task(L, &r->task);
+  x->r = r;
+  lua_rawgeti(co, LUA_REGISTRYINDEX, x->s->handler_ref);
+  lua_pushvalue(co, 2);
+  lua_callk(co, 1, LUA_MULTRET, 0, req_main_k);
+  return req_main_k(co, LUA_OK, 0);
 }
 
+/* No protected call per request: the thread comes from the pool (made
+ * under protection when the pool is empty) and everything else runs inside
+ * lua_resume, which protects itself. */
 static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   lh_lsrv_t *s = d->data;
-  lua_State *L = s->st->L;
-  recv_ctx x = {s, lh_sconn_from_disp(d), h, base, NULL};
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, recv_p);
-  lua_pushlightuserdata(L, &x);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    if (!x.r) {
-      lua_settop(L, top);
-      return LH_ENOMEM; /* no request object: nothing started */
-    }
-    /* as lh_task_resume reports a failure around a resume */
-    fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
-    lua_settop(L, top);
+  lh_lstate_t *st = s->st;
+  recv_ctx x = {s, lh_sconn_from_disp(d), h, base, LUA_NOREF, NULL};
+  if (lh_co_reserve(st)) return LH_ENOMEM;
+  lua_State *co = lh_co_take(st, st->L, &x.ref);
+  lua_pushcfunction(co, req_main);
+  lua_pushlightuserdata(co, &x);
+  int nres, r = lua_resume(co, st->L, 1, &nres);
+  if (!x.r) {
+    /* the request could not be made (no memory): nothing started */
+    lh_co_drop(st, co, x.ref);
+    return LH_ENOMEM;
   }
+  lh_task_resumed(st->L, &x.r->task, r, nres);
   /* called from the dispatcher's poll, whose caller updates the timer: a
    * repoll is all the handler's progress needs */
   lh_disp_poll(d);
@@ -450,6 +472,7 @@ void lh_req_fail(lua_State *L, lh_req_t *r, int i) {
   }
   if (!r->sc || r->upgraded) return;
   lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
+  lh_conn_head_abort(c); /* a head the error cut short */
   if (c->writing == LH_WRITING_INIT && status) {
     if (status != 500) lh_conn_disable_keep_alive(c);
     respond_empty(c, status);

@@ -1398,6 +1398,34 @@ static void conn_does_not_keep_heads_with_framing_fields(void) {
   lh_conn_free(&cl);
 }
 
+/* an abort with no head half written takes nothing back: an answer queued
+ * before stays whole (lh_req_fail aborts whatever the error cut short) */
+static void conn_head_abort_takes_back_only_a_half_written_head(void) {
+  tc_t t;
+  size_t on;
+  lh_head_t *h;
+  const char *b;
+  lh_conn_opts_t o = opts();
+  /* the second of two pipelined requests is read while the first answer waits */
+  tc_init(&t, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n", 0);
+  REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+  respond(&t.c, 200, "ok");
+  REQUIRE_EQ(lh_conn_try_keep_alive(&t.c), 1);
+  REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+  REQUIRE_EQ(t.c.writing, LH_WRITING_INIT);
+  lh_conn_head_abort(&t.c);
+  const char *out = conn_take(&t.c, &on);
+  CHECK_MEM(out, on, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n" DATE_LINE "\r\nok");
+  tc_free(&t);
+  REQUIRE_EQ(conn_with_request(&t, &o, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 1);
+  CHECK_EQ(lh_conn_head_begin(&t.c, 200), 0);
+  CHECK_EQ(lh_conn_head_field(&t.c, "x-a", 3, "1", 1), 0);
+  lh_conn_head_abort(&t.c);
+  lh_conn_head_abort(&t.c);
+  CHECK_EQ(lh_conn_pending(&t.c), 0u);
+  tc_free(&t);
+}
+
 int main(void) {
   guard_init();
   lh_date_freeze(0);
@@ -1451,6 +1479,7 @@ int main(void) {
     TEST_CASE(conn_read_space_is_bounded),
     TEST_CASE(conn_replays_kept_head_as_written_the_full_way),
     TEST_CASE(conn_does_not_keep_heads_with_framing_fields),
+    TEST_CASE(conn_head_abort_takes_back_only_a_half_written_head),
   };
   return T_RUN(tests);
 }
