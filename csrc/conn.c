@@ -437,29 +437,27 @@ int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t) {
   t->no_body = c->enc.no_body;
   t->date = c->opts.date_header;
   t->cl = (uint8_t)cl;
-  t->pre = (uint16_t)(cl ? c->enc.cl_mark - mark : len);
-  t->suf = (uint16_t)(cl ? b->len - c->enc.cl_end : 0);
+  /* pre ends with the name of our content-length field, suf begins with
+   * the CRLF after its digits */
+  t->pre = (uint16_t)(cl ? c->enc.cl_mark + 16 - mark : len);
+  t->suf = (uint16_t)(cl ? b->len - (c->enc.cl_end - 2) : 0);
   memcpy(t->bytes, b->data + mark, t->pre);
-  if (cl) memcpy(t->bytes + t->pre, b->data + c->enc.cl_end, t->suf);
+  if (cl) memcpy(t->bytes + t->pre, b->data + c->enc.cl_end - 2, t->suf);
   return 0;
 }
 
 int lh_conn_head_replay(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len) {
   if (c->writing != LH_WRITING_INIT) return LH_ECLOSED;
   char num[24];
-  int k = t->cl ? fmt_dec(num, (uint64_t)body_len) : 0;
-  size_t n = t->pre + (t->cl ? 18 + (size_t)k : 0) + t->suf;
+  size_t k = t->cl ? (size_t)fmt_dec(num, (uint64_t)body_len) : 0;
+  size_t n = t->pre + k + t->suf;
   uint32_t mark = (uint32_t)lh_wq_mark(&c->wq);
-  char *d = lh_wq_reserve(&c->wq, n), *p;
+  char *d = lh_wq_reserve(&c->wq, n);
   if (!d) return LH_ENOMEM;
   memcpy(d, t->bytes, t->pre);
-  p = d + t->pre;
   if (t->cl) {
-    memcpy(p, c->opts.title_case ? "Content-Length: " : "content-length: ", 16);
-    memcpy(p + 16, num, (size_t)k);
-    p[16 + k] = '\r';
-    p[17 + k] = '\n';
-    memcpy(p + 18 + k, t->bytes + t->pre, t->suf);
+    memcpy(d + t->pre, num, k);
+    memcpy(d + t->pre + k, t->bytes + t->pre, t->suf);
   }
   /* the date is the last field: "date: <29 bytes>\r\n\r\n" */
   if (t->date) memcpy(d + n - 33, lh_date(), 29);

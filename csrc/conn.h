@@ -117,13 +117,13 @@ int lh_conn_req_begin(lh_conn_t *c, const char *method, size_t mlen, const char 
 void lh_conn_head_abort(lh_conn_t *c);
 
 /* A response head kept to be written again: the status line and fields
- * before our content-length field, that field's place, and the fields after
- * it through the blank line (the date is refreshed when written). */
+ * through the name of our content-length field, the place of its digits,
+ * and the rest through the blank line (the date is refreshed when written). */
 typedef struct {
   uint32_t key;        /* lh_conn_head_key when kept */
   int status;
-  uint16_t pre, suf;   /* bytes before and after the content-length field */
-  uint8_t cl;          /* a content-length field goes between them */
+  uint16_t pre, suf;   /* bytes before and after the content-length digits */
+  uint8_t cl;          /* pre ends with "content-length: ", digits go between */
   uint8_t date;        /* the last field is our date */
   uint8_t kind, no_body;
   char bytes[320];

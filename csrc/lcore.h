@@ -73,7 +73,7 @@ lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref);
 #define LH_MEMO_PATIENCE 8 /* responses unlike the kept head before another is kept */
 typedef struct {
   lh_head_tpl_t tpl;
-  const char *kv[2 * LH_MEMO_FIELDS];
+  const void *kv[2 * LH_MEMO_FIELDS]; /* lua_topointer of each name and value */
   uint8_t n;             /* fields */
   uint8_t valid;
   uint8_t misses;        /* responses since the last that matched (at most LH_MEMO_PATIENCE) */

@@ -517,15 +517,15 @@ static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen
   return LH_EUSER_HEADER;
 }
 
-/* 1 when the map at hi (0: no headers) holds the kept head's strings, in
- * the same order */
+/* 1 when the table at hi (0: no headers) holds the kept head's strings, in
+ * the same order. Compared by address (lua_topointer): a kept string is
+ * anchored, so no other value has its address, and a number has none. */
 static int memo_match(lua_State *L, const lh_head_memo_t *m, int hi) {
   int i = 0, n = 2 * m->n;
   if (!hi) return n == 0;
   lua_pushnil(L);
   while (lua_next(L, hi)) {
-    if (i == n || lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
-        lua_tolstring(L, -2, NULL) != m->kv[i] || lua_tolstring(L, -1, NULL) != m->kv[i + 1]) {
+    if (i == n || lua_topointer(L, -2) != m->kv[i] || lua_topointer(L, -1) != m->kv[i + 1]) {
       lua_pop(L, 2);
       return 0;
     }
@@ -557,8 +557,8 @@ static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_conn_t *c, int hi, int
   if (hi) {
     lua_pushnil(L);
     while (lua_next(L, hi)) {
-      m->kv[i] = lua_tolstring(L, -2, NULL);
-      m->kv[i + 1] = lua_tolstring(L, -1, NULL);
+      m->kv[i] = lua_topointer(L, -2);
+      m->kv[i + 1] = lua_topointer(L, -1);
       lua_rawseti(L, a, i + 2);
       lua_pushvalue(L, -1);
       lua_rawseti(L, a, i + 1);
@@ -577,10 +577,9 @@ static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_conn_t *c, int hi, int
 int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t body_len, int memo) {
   lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
   lh_head_memo_t *m = &r->srv->memo;
-  int e, is_map = 0;
+  int e, is_map;
   if (hi && lua_istable(L, hi)) {
     hi = lua_absindex(L, hi);
-    is_map = lua_rawlen(L, hi) == 0; /* else an array of {name, value} */
   } else if (hi && lua_isnoneornil(L, hi)) {
     hi = 0;
   } else if (hi) {
@@ -588,8 +587,9 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t bod
     lh_conn_head_abort(c);
     return LH_EUSER_HEADER;
   }
-  memo = memo && status >= 200 && (is_map || !hi);
+  memo = memo && status >= 200;
   if (memo) {
+    /* an array of pairs never matches: its keys are numbers */
     if (m->valid && m->tpl.status == status && m->tpl.key == lh_conn_head_key(c, body_len) &&
         memo_match(L, m, hi)) {
       m->misses = 0;
@@ -598,6 +598,7 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t bod
     if (m->misses < LH_MEMO_PATIENCE) m->misses++;
   }
   if ((e = lh_conn_head_begin(c, status))) return e;
+  is_map = hi && lua_rawlen(L, hi) == 0; /* else an array of {name, value} */
   if (!hi) {
     /* no headers */
   } else if (!is_map) {
@@ -633,7 +634,7 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t bod
     lh_conn_head_abort(c);
     return e;
   }
-  if (memo && m->misses >= LH_MEMO_PATIENCE) memo_keep(L, m, c, hi, body_len);
+  if (memo && (is_map || !hi) && m->misses >= LH_MEMO_PATIENCE) memo_keep(L, m, c, hi, body_len);
   return 0;
 }
 
