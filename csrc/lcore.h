@@ -32,7 +32,6 @@ typedef struct lh_task {
   unsigned running : 1;  /* inside lua_resume */
   unsigned cancel : 1;   /* cancel once it yields */
   unsigned pumping : 1;  /* a request's handler returned: its body iterator runs */
-  unsigned answered : 1; /* the thread's body answers what the handler returns */
 } lh_task_t;
 
 struct lh_lstate {
@@ -159,9 +158,9 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hidx, int64_t b
 void lh_stream_gone(lh_req_t *r);
 
 /* lsvc.c */
-/* a request handler's coroutine ended: answer with its results; 1 when the
- * body pump was pushed on its thread and must be resumed with 2 arguments */
-int lh_req_done(lua_State *L, lh_task_t *t, int s, int nres);
+/* a request's handler raised before its thread's body answered (the error
+ * object on top of the thread): reported, and a 500 when nothing went out */
+void lh_req_raised(lua_State *L, lh_task_t *t);
 void lh_req_fail(lua_State *L, lh_req_t *r, int i);
 int lh_req_respond(lua_State *S, lh_req_t *r, int si);
 void lh_svc_open(lua_State *L);

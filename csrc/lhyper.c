@@ -217,19 +217,14 @@ static void log_task_error(lh_task_t *t) {
   else fprintf(stderr, "lhyper: task failed: %s\n", msg);
 }
 
-/* what follows a resume that gave s: the handler's answer, a yield, the
- * end. 1: resume again with the two values left on the thread */
-static int after_resume(lua_State *L, lh_task_t *t, int s, int nres) {
-  if (s != LUA_YIELD && t->req && !t->pumping && !t->cancel) {
-    if (s == LUA_OK && t->answered) {
-      /* the thread's own body answered (lsvc.c req_main) */
-      task_release(t);
-      return 0;
-    }
-    /* the handler returned (or raised): answer from C */
-    if (lh_req_done(L, t, s, nres)) return 1;
+/* what follows a resume that gave s: a yield or the end (a request's
+ * thread answered from its own body, lsvc.c req_main) */
+static void after_resume(lua_State *L, lh_task_t *t, int s, int nres) {
+  if (s != LUA_YIELD && s != LUA_OK && t->req && !t->pumping && !t->cancel) {
+    /* the handler raised */
+    lh_req_raised(L, t);
     task_release(t);
-    return 0;
+    return;
   }
   if (s == LUA_YIELD) {
     lua_pop(t->co, nres);
@@ -241,26 +236,23 @@ static int after_resume(lua_State *L, lh_task_t *t, int s, int nres) {
       t->wait = LH_WAIT_TICK;
       lh_loop_defer(t->st->loop, &t->tick);
     }
-    return 0;
+    return;
   }
   if (s != LUA_OK) log_task_error(t);
   task_release(t);
-  return 0;
 }
 
 /* protected part of a resume: everything that may raise runs in here */
 int lh_resume_p(lua_State *L) { return lh_resume_task(L, lua_touserdata(L, 1)); }
 
 int lh_resume_task(lua_State *L, lh_task_t *t) {
-  int nres, nargs = t->nargs, s;
+  int nres, nargs = t->nargs;
   t->wait = LH_WAIT_NONE;
   t->nargs = 0;
-  do {
-    t->running = 1;
-    s = lua_resume(t->co, L, nargs, &nres);
-    t->running = 0;
-    nargs = 2;
-  } while (after_resume(L, t, s, nres));
+  t->running = 1;
+  int s = lua_resume(t->co, L, nargs, &nres);
+  t->running = 0;
+  after_resume(L, t, s, nres);
   return 0;
 }
 
@@ -271,15 +263,15 @@ typedef struct {
 
 static int after_p(lua_State *L) {
   after_ctx *a = lua_touserdata(L, 1);
-  (void)after_resume(L, a->t, a->s, a->nres);
+  after_resume(L, a->t, a->s, a->nres);
   return 0;
 }
 
 void lh_task_resumed(lua_State *L, lh_task_t *t, int s, int nres) {
   t->running = 0;
-  if ((s == LUA_OK && t->answered) || (s == LUA_YIELD && !t->cancel)) {
+  if (s == LUA_OK || (s == LUA_YIELD && !t->cancel)) {
     /* nothing here raises: no protected call needed */
-    (void)after_resume(L, t, s, nres);
+    after_resume(L, t, s, nres);
     return;
   }
   after_ctx a = {t, s, nres};

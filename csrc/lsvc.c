@@ -180,7 +180,6 @@ static int req_main(lua_State *co) {
   r->task.req = r;
   r->task.ref = x->ref;
   r->task.running = 1;
-  r->task.answered = 1;
   r->task.tick.cb = lh_task_tick_cb;
   *(lh_task_t **)lua_getextraspace(co) = &r->task;
   /* the connection's request from here on */
@@ -617,37 +616,18 @@ void lh_svc_open(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "lhyper.svc_funcs");
 }
 
-/* the handler's coroutine ended with status s, nres results on top of co.
- * returns 1 when the body pump was set up on co and must be resumed with
- * 2 arguments, 0 when the request is done */
-int lh_req_done(lua_State *L, lh_task_t *t, int s, int nres) {
+/* req_main answers what the handler returns; this is for a handler (or
+ * that answer) that raised */
+void lh_req_raised(lua_State *L, lh_task_t *t) {
   lh_req_t *r = t->req;
   lua_State *co = t->co;
-  if (s != LUA_OK) {
-    /* keep lhyper error objects; give the rest a traceback */
-    if (lua_type(co, -1) == LUA_TTABLE) {
-      lh_req_fail(co, r, -1);
-    } else {
-      const char *m = lua_tostring(co, -1);
-      luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
-      lh_req_fail(L, r, -1);
-      lua_pop(L, 1);
-    }
-    return 0;
+  /* keep lhyper error objects; give the rest a traceback */
+  if (lua_type(co, -1) == LUA_TTABLE) {
+    lh_req_fail(co, r, -1);
+  } else {
+    const char *m = lua_tostring(co, -1);
+    luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
+    lh_req_fail(L, r, -1);
+    lua_pop(L, 1);
   }
-  /* a finished thread reports its whole stack as results: the req anchor
-   * at index 1, then what the handler returned */
-  int base = 1;
-  if (nres != base + 3) lua_settop(co, base + 3);
-  int rc = lh_req_respond(co, r, base + 1);
-  if (rc != 1) return 0;
-  /* [req, ..., body] -> [req, body, pump, req, body]: run the iterator in
-   * the same thread, which may yield */
-  lua_replace(co, 2);
-  lua_settop(co, 2);
-  lua_rawgeti(co, LUA_REGISTRYINDEX, t->st->runner_ref);
-  lua_pushvalue(co, 1);
-  lua_pushvalue(co, 2);
-  t->pumping = 1;
-  return 1;
 }
