@@ -425,7 +425,7 @@ int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t) {
   if (c->role != LH_ROLE_SERVER || c->writing != LH_WRITING_BODY || c->enc.status < 200) return -1;
   /* the handler's fields changed nothing but the bytes */
   if (c->enc.kind == LH_ENC_CLOSE || c->enc.user_length || c->enc.user_date || c->enc.user_conn ||
-      c->enc.user_close || c->enc.trailers)
+      c->enc.user_close)
     return -1;
   if (b->len < mark || b->len - mark > sizeof t->bytes) return -1;
   size_t len = b->len - mark;

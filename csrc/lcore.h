@@ -49,13 +49,10 @@ struct lh_lstate {
   lh_alloc_t *alloc;     /* allocator cache, detached when the state closes */
 };
 
-/* protected: resumes the task that is its light userdata argument (what
- * lh_task_resume runs; svc_recv_msg's protected call ends in it) */
-int lh_resume_p(lua_State *L);
-/* the same for a task at hand, from code already under protection */
-int lh_resume_task(lua_State *L, lh_task_t *t);
-/* after a first resume made outside protection (lsvc.c): carries on as
- * lh_resume_task would, protecting only what may raise */
+/* the continuation of a C function whose yield leaves nothing to do after */
+int lh_k_none(lua_State *L, int status, lua_KContext ctx);
+/* after a request thread's first resume, made outside protection (lsvc.c):
+ * carries on as lh_task_resume would, protecting only what may raise */
 void lh_task_resumed(lua_State *L, lh_task_t *t, int s, int nres);
 /* one thread in the pool, made under protection if needed; 0 or LH_ENOMEM */
 int lh_co_reserve(lh_lstate_t *st);

@@ -133,6 +133,11 @@ static int l_error(lua_State *L) {
 
 /* --- tasks --- */
 
+int lh_k_none(lua_State *L, int status, lua_KContext ctx) {
+  (void)L; (void)status; (void)ctx;
+  return 0;
+}
+
 lh_task_t *lh_task_of(lua_State *co) {
   return *(lh_task_t **)lua_getextraspace(co);
 }
@@ -242,10 +247,10 @@ static void after_resume(lua_State *L, lh_task_t *t, int s, int nres) {
   task_release(t);
 }
 
-/* protected part of a resume: everything that may raise runs in here */
-int lh_resume_p(lua_State *L) { return lh_resume_task(L, lua_touserdata(L, 1)); }
-
-int lh_resume_task(lua_State *L, lh_task_t *t) {
+/* protected part of a resume (lh_task_resume): everything that may raise
+ * runs in here */
+static int resume_p(lua_State *L) {
+  lh_task_t *t = lua_touserdata(L, 1);
   int nres, nargs = t->nargs;
   t->wait = LH_WAIT_NONE;
   t->nargs = 0;
@@ -313,7 +318,7 @@ void lh_task_resume(lh_task_t *t) {
    * connection afterwards all the same */
   lh_sconn_t *sc = t->req ? t->req->sc : NULL;
   int top = lua_gettop(L);
-  lua_pushcfunction(L, lh_resume_p);
+  lua_pushcfunction(L, resume_p);
   lua_pushlightuserdata(L, t);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
     fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
@@ -340,11 +345,6 @@ static void sleep_cb(void *data) {
   if (t->wait == LH_WAIT_SLEEP) lh_task_resume(t);
 }
 
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)L; (void)status; (void)ctx;
-  return 0;
-}
-
 /* lhyper.sleep(seconds) */
 static int l_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
@@ -352,17 +352,12 @@ static int l_sleep(lua_State *L) {
   if (!t || !t->running) return luaL_error(L, "lhyper.sleep: not inside an lhyper handler or task");
   t->timer = lh_timer_start(t->st->loop, s > 0 ? s : 0, sleep_cb, t);
   if (!t->timer) return luaL_error(L, "lhyper.sleep: out of memory");
-  return lh_task_yield(L, LH_WAIT_SLEEP, sleep_k);
+  return lh_task_yield(L, LH_WAIT_SLEEP, lh_k_none);
 }
 
 /* lhyper.spawn(fn, ...): runs fn(...) in a new task from the next iteration */
-static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)L; (void)status; (void)ctx;
-  return 0;
-}
-
 static int task_main(lua_State *L) {
-  lua_callk(L, lua_gettop(L) - 1, 0, 0, task_main_k); /* the task may yield */
+  lua_callk(L, lua_gettop(L) - 1, 0, 0, lh_k_none); /* the task may yield */
   return 0;
 }
 

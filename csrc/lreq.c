@@ -598,11 +598,11 @@ int lh_req_write_head(lua_State *L, lh_req_t *r, int status, int hi, int64_t bod
     if (m->misses < LH_MEMO_PATIENCE) m->misses++;
   }
   if ((e = lh_conn_head_begin(c, status))) return e;
-  is_map = hi && lua_rawlen(L, hi) == 0; /* else an array of {name, value} */
+  lua_Integer n = hi ? (lua_Integer)lua_rawlen(L, hi) : 0;
+  is_map = hi && n == 0; /* else an array of {name, value} */
   if (!hi) {
     /* no headers */
   } else if (!is_map) {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, hi);
     for (lua_Integer i = 1; i <= n && !e; i++) {
       lua_rawgeti(L, hi, i);
       int p = lua_gettop(L);

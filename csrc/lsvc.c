@@ -148,11 +148,6 @@ typedef struct {
   lh_req_t *r;   /* set once the request is made */
 } recv_ctx;
 
-static int pump_k(lua_State *co, int status, lua_KContext ctx) {
-  (void)co; (void)status; (void)ctx;
-  return 0;
-}
-
 /* the handler returned [ctx, req, status, headers, body, ...]: answer from
  * within the thread, so what may raise is under lua_resume's protection */
 static int req_main_k(lua_State *co, int status, lua_KContext ctx) {
@@ -165,7 +160,7 @@ static int req_main_k(lua_State *co, int status, lua_KContext ctx) {
     lua_rawgeti(co, LUA_REGISTRYINDEX, t->st->runner_ref);
     lua_pushvalue(co, 2);
     lua_pushvalue(co, 5);
-    lua_callk(co, 2, 0, 0, pump_k);
+    lua_callk(co, 2, 0, 0, lh_k_none);
   }
   return 0;
 }
@@ -378,11 +373,6 @@ static int l_respond(lua_State *L) {
   return 1;
 }
 
-static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)L; (void)status; (void)ctx;
-  return 0;
-}
-
 #define WRITE_BURST (256 * 1024) /* streamed bytes between turns given to the loop */
 
 /* write(req, chunk): one body chunk; yields while the socket is backed up,
@@ -397,13 +387,13 @@ static int l_write(lua_State *L) {
   if (e) return lh_raise(L, e, e == LH_EUSER_BODY ? "body longer than its content-length" : NULL);
   if (!lh_disp_can_write(d)) {
     r->burst = 0;
-    return lh_task_yield(L, LH_WAIT_WRITE, write_k);
+    return lh_task_yield(L, LH_WAIT_WRITE, lh_k_none);
   }
   r->burst += n;
   if (r->burst >= WRITE_BURST) {
     r->burst = 0;
     lh_loop_defer(r->task.st->loop, &r->task.tick);
-    return lh_task_yield(L, LH_WAIT_TICK, write_k);
+    return lh_task_yield(L, LH_WAIT_TICK, lh_k_none);
   }
   return 0;
 }
