@@ -534,16 +534,21 @@ static int fast_method(const char *d, size_t n, int *id, size_t *ml) {
   return FAST_NO;
 }
 
-/* names whose meaning llhttp keeps to itself (framing, upgrade): such a
- * head goes to llhttp */
-static int llhttp_field(const char *s, size_t n) {
+/* what a field name means to fast_head: names whose meaning llhttp keeps
+ * to itself (framing, upgrade) send the head to llhttp; Host, Expect and
+ * Connection are the ones head_rules reads */
+enum { FF_OTHER, FF_LLHTTP, FF_HOST, FF_EXPECT, FF_CONNECTION };
+static int fast_field(const char *s, size_t n) {
   switch (n) {
-    case 7: return token_is(s, n, "upgrade", 7);
-    case 14: return token_is(s, n, "content-length", 14);
-    case 16: return token_is(s, n, "proxy-connection", 16);
-    case 17: return token_is(s, n, "transfer-encoding", 17);
+    case 4: return token_is(s, n, "host", 4) ? FF_HOST : FF_OTHER;
+    case 6: return token_is(s, n, "expect", 6) ? FF_EXPECT : FF_OTHER;
+    case 7: return token_is(s, n, "upgrade", 7) ? FF_LLHTTP : FF_OTHER;
+    case 10: return token_is(s, n, "connection", 10) ? FF_CONNECTION : FF_OTHER;
+    case 14: return token_is(s, n, "content-length", 14) ? FF_LLHTTP : FF_OTHER;
+    case 16: return token_is(s, n, "proxy-connection", 16) ? FF_LLHTTP : FF_OTHER;
+    case 17: return token_is(s, n, "transfer-encoding", 17) ? FF_LLHTTP : FF_OTHER;
   }
-  return 0;
+  return FF_OTHER;
 }
 
 static int fast_head(lh_parser_t *p, const char *d, size_t n) {
@@ -564,6 +569,7 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
 
   message_begin(p);
   uint32_t nf = 0;
+  int hosts = 0, conn = 0, expect = 0;
   for (;;) {
     if (i + 2 > n) return FAST_NO;
     if (d[i] == '\r') {
@@ -573,8 +579,12 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
     }
     size_t ns = i;
     while (i < n && lh_tchar[(unsigned char)d[i]]) i++;
-    if (i == ns || i == n || d[i] != ':' || llhttp_field(d + ns, i - ns)) return FAST_NO;
+    if (i == ns || i == n || d[i] != ':') return FAST_NO;
     size_t nl = i - ns;
+    /* the fields head_rules would look at: Host, Expect and Connection
+     * are taken here; framing and upgrade fields are llhttp's */
+    int kind = fast_field(d + ns, nl);
+    if (kind == FF_LLHTTP) return FAST_NO;
     i++;
     while (i < n && (d[i] == ' ' || d[i] == '\t')) i++;
     size_t vs = i;
@@ -591,8 +601,24 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
     /* as llhttp reports it: an empty value is no span at all */
     fl->value.off = ve > vs ? (uint32_t)vs : 0;
     fl->value.len = (uint32_t)(ve - vs);
+    if (kind == FF_HOST) {
+      hosts++;
+    } else if (kind == FF_CONNECTION) {
+      const char *v = d + vs;
+      size_t vn = ve - vs;
+      int o = vn == 5 && token_is(v, vn, "close", 5)         ? CONN_CLOSE
+              : vn == 10 && token_is(v, vn, "keep-alive", 10) ? CONN_KEEP_ALIVE
+                                                              : conn_options(v, vn);
+      /* Connection: upgrade goes with an Upgrade field, which llhttp takes */
+      conn |= o;
+    } else if (kind == FF_EXPECT) {
+      if (ve - vs == 12 && token_is(d + vs, 12, "100-continue", 12)) expect = 1;
+    }
   }
   if (i > p->limits.max_head) return FAST_NO;
+  /* RFC 9112 3.2: exactly one Host in 1.1, at most one in 1.0; the error
+   * is llhttp's to report */
+  if (hosts > 1 || (hosts == 0 && minor >= 1)) return FAST_NO;
 
   hd->nfields = nf;
   hd->method.off = 0;
@@ -603,13 +629,10 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
   hd->minor = (uint8_t)minor;
   hd->method_id = method;
   p->base = d;
-  lh_framing_t fr = {0, 0, 0, method};
-  if (head_rules(p, &fr) != 0) {
-    /* an error (or, impossibly, a body) is llhttp's to report */
-    p->err = 0;
-    p->state = LH_PARSE_HEAD;
-    return FAST_NO;
-  }
+  /* what head_rules gives a server for such a head: no body, no upgrade */
+  hd->expect_continue = minor >= 1 && expect;
+  hd->keep_alive = minor >= 1 ? !(conn & CONN_CLOSE)
+                              : (conn & CONN_KEEP_ALIVE) && !(conn & CONN_CLOSE);
   hd->len = (uint32_t)i;
   p->state = LH_PARSE_DONE;
   return FAST_OK;
