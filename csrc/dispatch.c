@@ -68,6 +68,28 @@ static int poll_read_client(lh_disp_t *d) {
   return 0;
 }
 
+/* server: the next request head, when the service is ready for it.
+ * 1: a head, now in flight; 0: nothing to do yet; -1: it failed (answered
+ * and the connection closing) */
+static int take_head(lh_disp_t *d, lh_head_t **head, const char **base) {
+  lh_conn_t *c = &d->conn;
+  if (lh_conn_buffered(c) == 0 && !c->eof) return 0;
+  if (!d->svc->poll_ready(d)) {
+    d->held = 1; /* lh_disp_poll again when the service is ready */
+    return 0;
+  }
+  d->held = 0;
+  int r = lh_conn_read_head(c, head, base);
+  if (r == 0) return 0;
+  if (r < 0) {
+    fail_head(d, r);
+    return -1;
+  }
+  d->in_flight = 1;
+  d->served++;
+  return 1;
+}
+
 static int poll_read(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
   if (c->role == LH_ROLE_CLIENT) return poll_read_client(d);
@@ -80,22 +102,10 @@ static int poll_read(lh_disp_t *d) {
     return 0;
   }
   if (lh_conn_can_read_head(c)) {
-    if (lh_conn_buffered(c) == 0 && !c->eof) return 0;
-    if (!d->svc->poll_ready(d)) {
-      d->held = 1; /* lh_disp_poll again when the service is ready */
-      return 0;
-    }
-    d->held = 0;
     lh_head_t *head;
     const char *base;
-    int r = lh_conn_read_head(c, &head, &base);
-    if (r == 0) return 0;
-    if (r < 0) {
-      fail_head(d, r);
-      return 1;
-    }
-    d->in_flight = 1;
-    d->served++;
+    int r = take_head(d, &head, &base);
+    if (r <= 0) return r < 0;
     r = d->svc->recv_msg(d, head, base);
     if (r < 0) lh_disp_abort(d, r);
     return 1;
@@ -200,8 +210,8 @@ void lh_disp_poll(lh_disp_t *d) {
   }
   if (d->closing) return;
   d->polling = 1;
-  int turn, more = 0;
-  for (turn = 0; turn < LH_POLL_TURNS; turn++) {
+  int more = 0;
+  for (d->turns = 0; d->turns < LH_POLL_TURNS; d->turns++) {
     d->repoll = 0;
     int progress = poll_read(d);
     progress |= poll_write(d);
@@ -233,11 +243,27 @@ void lh_disp_poll(lh_disp_t *d) {
   }
   set_read_interest(d);
   d->polling = 0;
-  if (turn == LH_POLL_TURNS && !d->deferred) {
+  if (d->turns == LH_POLL_TURNS && !d->deferred) {
     /* out of turns with work left: yield to the loop, come back next tick */
     d->deferred = 1;
     d->io->defer(d);
   }
+}
+
+int lh_disp_next_msg(lh_disp_t *d, lh_head_t **head, const char **base) {
+  lh_conn_t *c = &d->conn;
+  if (!d->polling || d->closing || d->raw || d->want_body || d->want_write ||
+      c->role != LH_ROLE_SERVER)
+    return 0;
+  /* what the poll loop does between two messages: end this one, keep the
+   * connection, flush a full queue; then one turn for the next */
+  if (!poll_keep_alive(d)) return 0;
+  if (lh_conn_pending(c) >= LH_WRITE_HIGH) flush(d);
+  if (lh_conn_is_closed(c) || d->turns + 1 >= LH_POLL_TURNS || !lh_conn_can_read_head(c) ||
+      lh_conn_buffered(c) == 0)
+    return 0;
+  d->turns++;
+  return take_head(d, head, base) > 0;
 }
 
 void lh_disp_read_done(lh_disp_t *d, long n) {

@@ -165,27 +165,45 @@ static int req_main_k(lua_State *co, int status, lua_KContext ctx) {
   return 0;
 }
 
-/* a request's thread body: makes the req, runs the handler, answers */
+/* a request's thread body: makes the req, runs the handler, answers; then,
+ * while requests are pipelined and each is answered without a yield, the
+ * next one in the same thread (lh_disp_next_msg) */
 static int req_main(lua_State *co) {
   recv_ctx *x = lua_touserdata(co, 1);
-  lh_lstate_t *st = x->s->st;
-  lh_req_t *r = lh_req_new(co, x->s, x->sc, x->h, x->base); /* index 2 */
-  r->task.st = st;
-  r->task.co = co;
-  r->task.req = r;
-  r->task.ref = x->ref;
-  r->task.running = 1;
-  r->task.tick.cb = lh_task_tick_cb;
-  *(lh_task_t **)lua_getextraspace(co) = &r->task;
-  /* the connection's request from here on */
-  *lh_sconn_udata(x->sc) = r;
-  r->counted = 1;
-  x->s->in_flight++;
-  x->r = r;
-  lua_rawgeti(co, LUA_REGISTRYINDEX, x->s->handler_ref);
-  lua_pushvalue(co, 2);
-  lua_callk(co, 1, LUA_MULTRET, 0, req_main_k);
-  return req_main_k(co, LUA_OK, 0);
+  lh_lsrv_t *s = x->s;
+  lh_lstate_t *st = s->st;
+  for (;;) {
+    lh_req_t *r = lh_req_new(co, s, x->sc, x->h, x->base); /* index 2 */
+    r->task.st = st;
+    r->task.co = co;
+    r->task.req = r;
+    r->task.ref = x->ref;
+    r->task.running = 1;
+    r->task.tick.cb = lh_task_tick_cb;
+    *(lh_task_t **)lua_getextraspace(co) = &r->task;
+    /* the connection's request from here on */
+    *lh_sconn_udata(x->sc) = r;
+    r->counted = 1;
+    s->in_flight++;
+    x->r = r;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, s->handler_ref);
+    lua_pushvalue(co, 2);
+    lua_callk(co, 1, LUA_MULTRET, 0, req_main_k);
+    req_main_k(co, LUA_OK, 0);
+    /* answered without a yield: the next pipelined request, unless a
+     * connection waits for the slot this one frees */
+    if (r->upgraded || !r->sc || s->wlen) return 0;
+    lh_disp_t *d = lh_sconn_disp(x->sc);
+    lh_req_finish(r);
+    if (!lh_disp_next_msg(d, &x->h, &x->base)) return 0; /* the task ends as usual */
+    /* the thread goes on with the next request: this one's task is over */
+    r->task.co = NULL;
+    r->task.ref = LUA_NOREF;
+    r->task.running = 0;
+    r->task.pumping = 0;
+    x->r = NULL; /* until the next req is made: see svc_recv_msg */
+    lua_settop(co, 1);
+  }
 }
 
 /* No protected call per request: the thread comes from the pool (made
@@ -201,7 +219,7 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   lua_pushlightuserdata(co, &x);
   int nres, r = lua_resume(co, st->L, 1, &nres);
   if (!x.r) {
-    /* the request could not be made (no memory): nothing started */
+    /* a request could not be made (no memory): nothing started for it */
     lh_co_drop(st, co, x.ref);
     return LH_ENOMEM;
   }

@@ -425,6 +425,22 @@ routes["/record"] = function(req, q)
   return 200, nil, table.concat(out, "\n") .. "\n"
 end
 
+-- /keep keeps its req object; /kept reads the kept ones after their
+-- requests are over (pipelined requests share a coroutine, not a req).
+local kept = {}
+routes["/keep"] = function(req, q)
+  kept[#kept + 1] = req
+  return 200, { ["x-kept"] = tostring(#kept) }, "kept " .. q.n
+end
+routes["/kept"] = function()
+  local out = {}
+  for i, r in ipairs(kept) do
+    out[i] = table.concat({ r.method, r.target, tostring(r.headers:get("x-k")) }, " ")
+  end
+  kept = {}
+  return 200, nil, table.concat(out, "\n")
+end
+
 -- Used by the spec harness to stop the server cleanly, so that lua_close and
 -- exit run (and sanitizers can report leaks) before it falls back to signals.
 routes["/__quit"] = function()

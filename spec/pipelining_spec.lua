@@ -84,6 +84,48 @@ describe("pipelining", function()
     assert.equal("3", assert(r:final_response()).headers.get("x-seq"))
   end)
 
+  it("gives each pipelined request its own req, whole after later ones ran", function()
+    -- requests answered without a yield run one after the other in one
+    -- coroutine; a handler that raises, streams or sleeps is among them
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    local batch = table.concat {
+      h.req("GET", "/keep?n=1", { ["x-k"] = "one" }),
+      h.req("POST", "/keep?n=2", { ["x-k"] = "two" }, "body two"),
+      h.req("GET", "/error"),
+      h.req("GET", "/stream?n=70000"),
+      h.req("GET", "/keep?n=3", { ["x-k"] = "three" }),
+      h.req("GET", "/sleep?s=0.01"),
+      h.req("PUT", "/keep?n=4", { ["transfer-encoding"] = "chunked" }, h.chunked({ "ab", "c" })),
+      h.req("GET", "/kept"),
+      h.req("GET", "/hello"),
+    }
+    assert(sock:send(batch))
+    local function res(status, body)
+      local x = assert(r:final_response())
+      assert.equal(status, x.status)
+      if body then assert.equal(body, x.body) end
+      return x
+    end
+    assert.equal("1", res(200, "kept 1").headers.get("x-kept"))
+    assert.equal("2", res(200, "kept 2").headers.get("x-kept"))
+    res(500)
+    assert.equal(70000, #res(200).body)
+    res(200, "kept 3")
+    res(200, "slept")
+    res(200, "kept 4")
+    local kept = res(200).body
+    local lines = {}
+    for line in kept:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.equal(4, #lines, kept)
+    assert.equal("GET /keep?n=1 one", lines[1])
+    assert.equal("POST /keep?n=2 two", lines[2])
+    assert.equal("GET /keep?n=3 three", lines[3])
+    assert.equal("PUT /keep?n=4 nil", lines[4])
+    res(200, "Hello, World!")
+    assert.is_true(r:quiet(0.1))
+  end)
+
   it("answers 200 pipelined requests on one connection", function()
     local sock, r = h.connect(srv)
     finally(function() sock:close() end)

@@ -162,21 +162,24 @@ static void copy_span(char *dst, size_t cap, const char *base, lh_span_t s) {
   dst[n] = 0;
 }
 
+static void record(mock_t *m, const lh_head_t *h, const char *base) {
+  mock_req_t *r = &m->reqs[m->nrecv % MOCK_MAX_REQS];
+  copy_span(r->method, sizeof r->method, base, h->method);
+  copy_span(r->target, sizeof r->target, base, h->target);
+  r->minor = h->minor;
+  r->content_length = h->content_length;
+  r->expect_continue = h->expect_continue;
+  r->chunked = h->chunked;
+  r->keep_alive = h->keep_alive;
+  r->has_body = h->has_body;
+  r->nfields = h->nfields;
+  m->nrecv++;
+}
+
 static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   mock_t *m = d->data;
-  {
-    mock_req_t *r = &m->reqs[m->nrecv % MOCK_MAX_REQS];
-    copy_span(r->method, sizeof r->method, base, h->method);
-    copy_span(r->target, sizeof r->target, base, h->target);
-    r->minor = h->minor;
-    r->content_length = h->content_length;
-    r->expect_continue = h->expect_continue;
-    r->chunked = h->chunked;
-    r->keep_alive = h->keep_alive;
-    r->has_body = h->has_body;
-    r->nfields = h->nfields;
-  }
-  m->nrecv++;
+  record(m, h, base);
+  m->recv_calls++;
   if (m->on_recv) return m->on_recv(m, h, base);
   switch (m->mode) {
     case MOCK_ANSWER_SYNC:
@@ -186,6 +189,13 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
       break;
     case MOCK_READ_THEN_ANSWER:
       mock_read_body(m);
+      break;
+    case MOCK_ANSWER_NEXT:
+      mock_answer(m);
+      while (lh_disp_next_msg(d, &h, &base)) {
+        record(m, h, base);
+        mock_answer(m);
+      }
       break;
   }
   return m->recv_ret;

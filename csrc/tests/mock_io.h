@@ -35,7 +35,9 @@ void mock_buf_free(mock_buf_t *b);
 typedef enum {
   MOCK_ANSWER_SYNC = 0, /* answer inside recv_msg */
   MOCK_ANSWER_LATER,    /* the test answers with mock_answer + lh_disp_poll */
-  MOCK_READ_THEN_ANSWER /* read the whole body (lh_disp_read_body), then answer */
+  MOCK_READ_THEN_ANSWER, /* read the whole body (lh_disp_read_body), then answer */
+  MOCK_ANSWER_NEXT      /* answer inside recv_msg, then the pipelined requests
+                         * after it there too (lh_disp_next_msg) */
 } mock_mode_t;
 
 typedef struct {
@@ -71,6 +73,7 @@ struct mock {
   mock_mode_t mode;
   int ready;                /* poll_ready's answer */
   int recv_ret;             /* recv_msg's answer */
+  int recv_calls;           /* recv_msg calls (nrecv: requests received) */
   int nrecv, body_ready_calls, write_ready_calls, poll_ready_calls, on_error_calls;
   int last_error;
   mock_req_t reqs[MOCK_MAX_REQS]; /* request k at k % MOCK_MAX_REQS */

@@ -181,6 +181,119 @@ static void dispatch_yields_after_16_pipelined_requests(void) {
   mock_free(&m);
 }
 
+/* a service that takes pipelined requests itself (lh_disp_next_msg) must
+ * see and answer exactly what one answering each from recv_msg does */
+typedef struct {
+  const char *name;
+  const char *in[2]; /* fed one after the other */
+  int eof;           /* then the peer shuts down */
+  int pipelined;     /* fed whole, requests taken by lh_disp_next_msg (the
+                      * first of each poll comes through recv_msg) */
+} next_case_t;
+
+static void run_next_case(mock_t *m, const next_case_t *k, mock_mode_t svc, int per_byte,
+                          int flush_each) {
+  lh_conn_opts_t o = mock_opts();
+  mock_init(m, &o);
+  m->mode = svc;
+  m->d.pipeline_flush = flush_each;
+  for (int i = 0; i < 2 && k->in[i]; i++) {
+    mock_feed_str(m, k->in[i], per_byte);
+    while (mock_run_deferred(m)) {
+    }
+  }
+  if (k->eof) mock_eof(m);
+  while (mock_run_deferred(m)) {
+  }
+}
+
+static void dispatch_next_msg_serves_pipelines_as_the_poll_loop_does(void) {
+  mock_buf_t many = {0}, more = {0};
+  pipelined(20, &many, NULL);
+  pipelined(40, &more, NULL);
+  mock_buf_add(&many, "", 1);
+  mock_buf_add(&more, "", 1);
+  const next_case_t cases[] = {
+    {"20 GETs", {many.p}, 0, 15 + 3},
+    {"40 GETs", {more.p}, 0, 15 + 15 + 7},
+    {"bodies", {GET("/1") "POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" GET("/3")
+                "PUT /4 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                GET("/5")}, 0, 4},
+    {"close", {GET("/1") "GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" GET("/3")}, 0, 1},
+    {"http/1.0", {GET("/1") "GET /2 HTTP/1.0\r\n\r\n" GET("/3")}, 0, 1},
+    {"1.0 keep-alive", {GET("/1") "GET /2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" GET("/3")}, 0, 2},
+    {"bad head", {GET("/1") GET("/2") "BAD\x01 / HTTP/1.1\r\n\r\n" GET("/4")}, 0, 1},
+    {"no host", {GET("/1") "GET /2 HTTP/1.1\r\n\r\n" GET("/3")}, 0, 0},
+    {"expect", {GET("/1") "HEAD /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                "PUT /3 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"
+                GET("/4")}, 0, 2},
+    {"split head", {GET("/1") GET("/2") "GET /3 HTTP/1.1\r\nHo", "st: x\r\n\r\n" GET("/4")}, 0, 2},
+    {"eof", {GET("/1") GET("/2") GET("/3")}, 1, 2},
+    {"eof mid head", {GET("/1") GET("/2") "GET /3 HTTP/1.1\r\n"}, 1, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (int per_byte = 0; per_byte < 2; per_byte++) {
+      for (int flush_each = 0; flush_each < 2; flush_each++) {
+        char ctx[96];
+        snprintf(ctx, sizeof ctx, "%s, %s%s", cases[i].name, MODES[per_byte],
+                 flush_each ? ", pipeline_flush" : "");
+        t_ctx = ctx;
+        mock_t a, b;
+        run_next_case(&a, &cases[i], MOCK_ANSWER_SYNC, per_byte, flush_each);
+        run_next_case(&b, &cases[i], MOCK_ANSWER_NEXT, per_byte, flush_each);
+        CHECK_MEM(b.out.p ? b.out.p : "", b.out.n, a.out.p ? a.out.p : "");
+        CHECK_EQ(b.out.n, a.out.n);
+        CHECK_EQ(b.nrecv, a.nrecv);
+        for (int r = 0; r < a.nrecv && r < MOCK_MAX_REQS; r++) CHECK_STR(b.reqs[r].target, a.reqs[r].target);
+        CHECK_EQ(b.on_error_calls, a.on_error_calls);
+        CHECK_EQ(b.last_error, a.last_error);
+        CHECK_EQ(b.close_calls, a.close_calls);
+        CHECK_EQ(b.defer_calls, a.defer_calls);
+        CHECK_EQ(b.flush_bytes_calls, a.flush_bytes_calls);
+        CHECK_EQ(b.reading, a.reading);
+        CHECK_EQ(a.recv_calls, a.nrecv);
+        /* fed whole, the pipelined requests did not go through recv_msg */
+        if (!per_byte) CHECK_EQ(b.nrecv - b.recv_calls, cases[i].pipelined);
+        mock_free(&a);
+        mock_free(&b);
+      }
+    }
+  }
+  mock_buf_free(&many);
+  mock_buf_free(&more);
+}
+
+static void dispatch_next_msg_leaves_a_held_head_to_the_poll_loop(void) {
+  mock_t m;
+  lh_conn_opts_t o = mock_opts();
+  mock_buf_t exp = {0};
+  start(&m, &o, 0);
+  m.mode = MOCK_ANSWER_NEXT;
+  m.ready = 1;
+  /* ready for the first request only: the second waits in the buffer */
+  m.on_recv = NULL;
+  mock_feed_str(&m, GET("/1"), 0);
+  m.ready = 0;
+  mock_feed_str(&m, GET("/2") GET("/3"), 0);
+  CHECK_EQ(m.nrecv, 1);
+  CHECK_EQ(m.d.held, 1);
+  m.ready = 1;
+  lh_disp_poll(&m.d);
+  CHECK_EQ(m.nrecv, 3);
+  CHECK_EQ(m.recv_calls, 2);
+  add_200(&exp, "/1");
+  add_200(&exp, "/2");
+  add_200(&exp, "/3");
+  CHECK_OUT(&m, &exp);
+  /* next_msg is for recv_msg only: outside a poll it takes nothing */
+  lh_head_t *h;
+  const char *base;
+  mock_feed_str(&m, "", 0);
+  CHECK_EQ(lh_disp_next_msg(&m.d, &h, &base), 0);
+  mock_buf_free(&exp);
+  mock_free(&m);
+}
+
 static void dispatch_stops_reading_when_pipelined_input_fills_buffer(void) {
   mock_t m;
   lh_conn_opts_t o = mock_opts();
@@ -785,6 +898,8 @@ int main(void) {
     TEST_CASE(dispatch_batches_pipelined_responses_in_one_flush),
     TEST_CASE(dispatch_pipeline_flush_flushes_each_response),
     TEST_CASE(dispatch_yields_after_16_pipelined_requests),
+    TEST_CASE(dispatch_next_msg_serves_pipelines_as_the_poll_loop_does),
+    TEST_CASE(dispatch_next_msg_leaves_a_held_head_to_the_poll_loop),
     TEST_CASE(dispatch_stops_reading_when_pipelined_input_fills_buffer),
     TEST_CASE(dispatch_answers_asynchronously),
     TEST_CASE(dispatch_reads_next_head_only_after_response),
