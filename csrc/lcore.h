@@ -81,6 +81,7 @@ typedef struct lh_lsrv {
   lh_lstate_t *st;
   int self_ref;          /* anchors the server userdata while it runs */
   int handler_ref;
+  int main_ref;          /* the requests' thread body (lsvc.c req_main) with its upvalues */
   int on_error_ref;      /* LUA_NOREF: one line on stderr */
   uint32_t in_flight;    /* running handlers */
   uint32_t max_in_flight;/* 0: no limit */
@@ -136,8 +137,10 @@ int lh_raise(lua_State *L, int code, const char *msg);
 void lh_report(lh_lsrv_t *s, int code, const char *msg, lh_req_t *r);
 
 /* lreq.c */
+/* pushes a new req for the head h (bytes at base); mt and srv are stack
+ * indices of the req metatable and of s's userdata, which the req anchors */
 lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t *h,
-                     const char *base);
+                     const char *base, int mt, int srv);
 void lh_req_open(lua_State *L, lh_lstate_t *st);
 int lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t *f,
                     uint32_t n, int lowered);

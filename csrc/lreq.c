@@ -24,13 +24,13 @@ void lh_lower_names(char *base, lh_field_t *f, uint32_t n) {
 }
 
 lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t *h,
-                     const char *base) {
+                     const char *base, int mt, int srv) {
   size_t fsz = h->nfields * sizeof(lh_field_t);
   /* sizes in steps of 32 bytes: freed reqs serve later ones (lalloc.c) */
   size_t sz = (sizeof(lh_req_t) + fsz + h->len + 31) & ~(size_t)31;
   lh_req_t *r = lua_newuserdatauv(L, sz, REQ_NUV);
   memset(r, 0, sizeof *r);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->st->req_mt);
+  lua_pushvalue(L, mt);
   lua_setmetatable(L, -2);
   r->fields = (lh_field_t *)(r + 1);
   r->bytes = (char *)(r + 1) + fsz;
@@ -43,7 +43,7 @@ lh_req_t *lh_req_new(lua_State *L, lh_lsrv_t *s, lh_sconn_t *sc, const lh_head_t
   r->minor = h->minor;
   r->sc = sc;
   r->srv = s;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+  lua_pushvalue(L, srv);
   lua_setiuservalue(L, -2, UV_SERVER);
   return r;
 }

@@ -165,6 +165,9 @@ static int req_main_k(lua_State *co, int status, lua_KContext ctx) {
   return 0;
 }
 
+/* req_main's upvalues: what every request needs, without a registry look-up */
+enum { UP_SERVER = 1, UP_HANDLER, UP_REQ_MT };
+
 /* a request's thread body: makes the req, runs the handler, answers; then,
  * while requests are pipelined and each is answered without a yield, the
  * next one in the same thread (lh_disp_next_msg) */
@@ -173,7 +176,8 @@ static int req_main(lua_State *co) {
   lh_lsrv_t *s = x->s;
   lh_lstate_t *st = s->st;
   for (;;) {
-    lh_req_t *r = lh_req_new(co, s, x->sc, x->h, x->base); /* index 2 */
+    lh_req_t *r = lh_req_new(co, s, x->sc, x->h, x->base, lua_upvalueindex(UP_REQ_MT),
+                             lua_upvalueindex(UP_SERVER)); /* index 2 */
     r->task.st = st;
     r->task.co = co;
     r->task.req = r;
@@ -186,7 +190,7 @@ static int req_main(lua_State *co) {
     r->counted = 1;
     s->in_flight++;
     x->r = r;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, s->handler_ref);
+    lua_pushvalue(co, lua_upvalueindex(UP_HANDLER));
     lua_pushvalue(co, 2);
     lua_callk(co, 1, LUA_MULTRET, 0, req_main_k);
     req_main_k(co, LUA_OK, 0);
@@ -215,7 +219,7 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   recv_ctx x = {s, lh_sconn_from_disp(d), h, base, LUA_NOREF, NULL};
   if (lh_co_reserve(st)) return LH_ENOMEM;
   lua_State *co = lh_co_take(st, st->L, &x.ref);
-  lua_pushcfunction(co, req_main);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, s->main_ref);
   lua_pushlightuserdata(co, &x);
   int nres, r = lua_resume(co, st->L, 1, &nres);
   if (!x.r) {
@@ -298,7 +302,9 @@ static void server_done(lh_server_t *srv) {
   s->waiting = NULL;
   s->wlen = s->wcap = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
-  s->self_ref = LUA_NOREF;
+  /* req_main's closure holds the server too */
+  luaL_unref(L, LUA_REGISTRYINDEX, s->main_ref);
+  s->self_ref = s->main_ref = LUA_NOREF;
 }
 
 static const lh_server_hooks_t hooks = {
@@ -532,7 +538,7 @@ static int l_listen(lua_State *L) {
   lh_lsrv_t *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
   s->st = st;
-  s->self_ref = s->handler_ref = s->on_error_ref = LUA_NOREF;
+  s->self_ref = s->handler_ref = s->main_ref = s->on_error_ref = LUA_NOREF;
   s->memo.anchor_ref = LUA_NOREF;
   s->memo.misses = LH_MEMO_PATIENCE; /* the first response is kept */
   s->closed = 1;
@@ -562,6 +568,11 @@ static int l_listen(lua_State *L) {
   s->port = lh_server_port(srv);
   lua_pushvalue(L, -1);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->req_mt);
+  lua_pushcclosure(L, req_main, 3);
+  s->main_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
 }
 
