@@ -516,6 +516,51 @@ static const char target_ok[256] = {
 /* field-value characters taken here: HTAB, SP and VCHAR (no obs-text) */
 static const char value_ok[256] = {['\t'] = 1, [' ' ... '~'] = 1};
 
+static inline uint64_t load8(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+static inline uint32_t load4(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+#define ONES8 0x0101010101010101ull
+#define HIGH8 0x8080808080808080ull
+
+/* the end of a run of SP and VCHAR from d + i: eight bytes at a time while
+ * none of them is a control, DEL or obs-text byte (HTAB too ends a word:
+ * the byte loop after it takes it) */
+static size_t value_span(const char *d, size_t i, size_t n) {
+  while (i + 8 <= n) {
+    uint64_t w = load8(d + i);
+    uint64_t del = w ^ (0x7f * ONES8);
+    /* a byte < 0x20, a byte 0x7f, a byte >= 0x80 (each test exact for
+     * whether any byte is such) */
+    if (((w - 0x20 * ONES8) & ~w & HIGH8) | ((del - ONES8) & ~del & HIGH8) | (w & HIGH8)) break;
+    i += 8;
+  }
+  while (i < n && value_ok[(unsigned char)d[i]]) i++;
+  return i;
+}
+
+/* a token name s (n bytes, 4 <= n <= 24) equals the lower-case lname,
+ * ignoring case: OR-ing in 0x20 lowers a letter and leaves the other token
+ * characters ('-', digits and the like) as they are; no other token
+ * character becomes a letter that way */
+static inline int name_is(const char *s, size_t n, const char *lname) {
+  if (n < 8)
+    return ((load4(s) | 0x20202020u) == load4(lname)) &
+           ((load4(s + n - 4) | 0x20202020u) == load4(lname + n - 4));
+  uint64_t low = 0x20 * ONES8;
+  int eq = ((load8(s) | low) == load8(lname)) & ((load8(s + n - 8) | low) == load8(lname + n - 8));
+  if (n > 16) eq &= (load8(s + 8) | low) == load8(lname + 8);
+  return eq;
+}
+
 enum { FAST_NO = 0, FAST_OK = 1 };
 
 static int fast_method(const char *d, size_t n, int *id, size_t *ml) {
@@ -540,13 +585,13 @@ static int fast_method(const char *d, size_t n, int *id, size_t *ml) {
 enum { FF_OTHER, FF_LLHTTP, FF_HOST, FF_EXPECT, FF_CONNECTION };
 static int fast_field(const char *s, size_t n) {
   switch (n) {
-    case 4: return token_is(s, n, "host", 4) ? FF_HOST : FF_OTHER;
-    case 6: return token_is(s, n, "expect", 6) ? FF_EXPECT : FF_OTHER;
-    case 7: return token_is(s, n, "upgrade", 7) ? FF_LLHTTP : FF_OTHER;
-    case 10: return token_is(s, n, "connection", 10) ? FF_CONNECTION : FF_OTHER;
-    case 14: return token_is(s, n, "content-length", 14) ? FF_LLHTTP : FF_OTHER;
-    case 16: return token_is(s, n, "proxy-connection", 16) ? FF_LLHTTP : FF_OTHER;
-    case 17: return token_is(s, n, "transfer-encoding", 17) ? FF_LLHTTP : FF_OTHER;
+    case 4: return name_is(s, n, "host") ? FF_HOST : FF_OTHER;
+    case 6: return name_is(s, n, "expect") ? FF_EXPECT : FF_OTHER;
+    case 7: return name_is(s, n, "upgrade") ? FF_LLHTTP : FF_OTHER;
+    case 10: return name_is(s, n, "connection") ? FF_CONNECTION : FF_OTHER;
+    case 14: return name_is(s, n, "content-length") ? FF_LLHTTP : FF_OTHER;
+    case 16: return name_is(s, n, "proxy-connection") ? FF_LLHTTP : FF_OTHER;
+    case 17: return name_is(s, n, "transfer-encoding") ? FF_LLHTTP : FF_OTHER;
   }
   return FF_OTHER;
 }
@@ -588,7 +633,7 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
     i++;
     while (i < n && (d[i] == ' ' || d[i] == '\t')) i++;
     size_t vs = i;
-    while (i < n && value_ok[(unsigned char)d[i]]) i++;
+    i = value_span(d, i, n);
     if (i + 2 > n || d[i] != '\r' || d[i + 1] != '\n') return FAST_NO;
     size_t ve = i;
     while (ve > vs && (d[ve - 1] == ' ' || d[ve - 1] == '\t')) ve--;

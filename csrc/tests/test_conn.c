@@ -265,11 +265,18 @@ static const char *const FAST_CASES[] = {
   "GET /\x80 HTTP/1.1\r\nHost: x\r\n\r\n",
   "GET / HTTP/1.1\r\nHost: \x80x\r\n\r\n",
   "get / HTTP/1.1\r\nHost: x\r\n\r\n",
+  /* values long enough for eight-byte scanning; names matched by loads */
+  "GET /a/b?c=d HTTP/1.1\r\nHost: a-long-host-name.example:8080\r\n"
+  "User-Agent: curl/8.0 (x86_64-pc-linux-gnu) libcurl/8.0\r\nCONNECTION: Keep-Alive\r\n"
+  "Expect: 100-Continue\r\nX-Trailing-Space: 0123456789abcdef  \r\n\r\n",
+  "GET / HTTP/1.1\r\nhOST: x\r\nTransfer-EncodinG: chunked\r\n\r\n0\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: x\r\nContent-LENGTH: 5\r\nPROXY-connection: y\r\n\r\nhello",
+  "GET / HTTP/1.1\r\nHosts: x\r\nHost: y\r\nConnectioN: close, upgrade\r\nUpgradE: h2c\r\n\r\n",
 };
 
 static void conn_fast_head_agrees_with_llhttp(void) {
   static const char subst[] = {' ', '\t', '\r', '\n', ':', 0, (char)0x80, 'A', '/', '#', '"',
-                               0x7f, '1', '2', ',', 'x'};
+                               0x7f, '1', '2', ',', 'x', 0x1f, (char)0xff, '-', 'H', 'h'};
   lh_limits_t lims[2] = {{8192, 100, 8192}, {40, 2, 4}};
   char why[200], buf[4096];
   int n, compared = 0;
