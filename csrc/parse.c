@@ -531,18 +531,27 @@ static inline uint32_t load4(const char *p) {
 #define ONES8 0x0101010101010101ull
 #define HIGH8 0x8080808080808080ull
 
-/* the end of a run of SP and VCHAR from d + i: eight bytes at a time while
- * none of them is a control, DEL or obs-text byte (HTAB too ends a word:
- * the byte loop after it takes it) */
+/* the end of a run of HTAB, SP and VCHAR from d + i, eight bytes at a
+ * time: a word's flags mark each byte below 0x20, DEL or from 0x80 up. A
+ * flag can be false only above a true one (a borrow goes up), so the
+ * lowest flag is the first such byte: an HTAB there is taken and the
+ * scan goes on, anything else ends the run */
 static size_t value_span(const char *d, size_t i, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   while (i + 8 <= n) {
     uint64_t w = load8(d + i);
     uint64_t del = w ^ (0x7f * ONES8);
-    /* a byte < 0x20, a byte 0x7f, a byte >= 0x80 (each test exact for
-     * whether any byte is such) */
-    if (((w - 0x20 * ONES8) & ~w & HIGH8) | ((del - ONES8) & ~del & HIGH8) | (w & HIGH8)) break;
-    i += 8;
+    uint64_t m = ((w - 0x20 * ONES8) & ~w) | ((del - ONES8) & ~del) | w;
+    m &= HIGH8;
+    if (!m) {
+      i += 8;
+      continue;
+    }
+    i += (size_t)__builtin_ctzll(m) >> 3;
+    if (d[i] != '\t') return i;
+    i++;
   }
+#endif
   while (i < n && value_ok[(unsigned char)d[i]]) i++;
   return i;
 }

@@ -232,6 +232,12 @@ static void conn_reads_chunked_body_with_extensions_and_trailers(void) {
  * come out exactly as llhttp would have it, and everything else is llhttp's.
  * Each case is checked whole, cut short at every byte, and with each byte
  * replaced by characters that matter to the grammar. */
+/* values long enough for eight-byte scanning; names matched by loads */
+#define LONG_VALUES_CASE                                                              \
+  "GET /a/b?c=d HTTP/1.1\r\nHost: a-long-host-name.example:8080\r\n"                  \
+  "User-Agent: curl/8.0 (x86_64-pc-linux-gnu) libcurl/8.0\r\nCONNECTION: Keep-Alive\r\n" \
+  "Expect: 100-Continue\r\nX-Trailing-Space: 0123456789abcdef  \r\n\r\n"
+
 static const char *const FAST_CASES[] = {
   "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
   "GET /a/b?c=d&e=%20f HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\nUser-Agent: t/1\r\n\r\n",
@@ -265,10 +271,7 @@ static const char *const FAST_CASES[] = {
   "GET /\x80 HTTP/1.1\r\nHost: x\r\n\r\n",
   "GET / HTTP/1.1\r\nHost: \x80x\r\n\r\n",
   "get / HTTP/1.1\r\nHost: x\r\n\r\n",
-  /* values long enough for eight-byte scanning; names matched by loads */
-  "GET /a/b?c=d HTTP/1.1\r\nHost: a-long-host-name.example:8080\r\n"
-  "User-Agent: curl/8.0 (x86_64-pc-linux-gnu) libcurl/8.0\r\nCONNECTION: Keep-Alive\r\n"
-  "Expect: 100-Continue\r\nX-Trailing-Space: 0123456789abcdef  \r\n\r\n",
+  LONG_VALUES_CASE,
   "GET / HTTP/1.1\r\nhOST: x\r\nTransfer-EncodinG: chunked\r\n\r\n0\r\n\r\n",
   "GET / HTTP/1.1\r\nHost: x\r\nContent-LENGTH: 5\r\nPROXY-connection: y\r\n\r\nhello",
   "GET / HTTP/1.1\r\nHosts: x\r\nHost: y\r\nConnectioN: close, upgrade\r\nUpgradE: h2c\r\n\r\n",
@@ -318,6 +321,20 @@ static void conn_fast_head_agrees_with_llhttp(void) {
     t_ctx = FAST_CASES[c];
     CHECK_EQ(lh_parser_head(&p, FAST_CASES[c], strlen(FAST_CASES[c])), 1);
     CHECK_EQ(p.http.http_major, 0); /* llhttp never saw it */
+    lh_parser_free(&p);
+  }
+  /* nor do long values, with HTAB, and names in any case */
+  static const char *const plain_long[] = {
+    LONG_VALUES_CASE,
+    "GET / HTTP/1.1\r\nHOST: x\r\nX-A: one\ttwo three four\tfive\t\r\n"
+    "X-B: \t0123456789abcdef0123456789\t\r\nexpecT: 100-continue\r\n\r\n",
+  };
+  for (int c = 0; c < 2; c++) {
+    t_ctx = plain_long[c];
+    lh_parser_init(&p, LH_ROLE_SERVER, &lims[0]);
+    CHECK_EQ(lh_parser_head(&p, plain_long[c], strlen(plain_long[c])), 1);
+    CHECK_EQ(p.http.http_major, 0);
+    CHECK_EQ(p.head.expect_continue, 1);
     lh_parser_free(&p);
   }
   t_ctx = NULL;
