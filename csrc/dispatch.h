@@ -64,8 +64,8 @@ struct lh_disp {
   int io_error;               /* transport failure, 0 if none */
   uint32_t served;            /* message heads received */
   unsigned held : 1;          /* poll_ready said no; cleared when it says yes */
-  uint8_t turns;              /* turns of the running lh_disp_poll */
   unsigned raw : 1;           /* upgraded: bytes pass through unparsed */
+  uint8_t turns;              /* turns of the running lh_disp_poll */
 };
 
 void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,

@@ -195,9 +195,12 @@ static int req_main(lua_State *co) {
     lua_callk(co, 1, LUA_MULTRET, 0, req_main_k);
     req_main_k(co, LUA_OK, 0);
     /* answered without a yield: the next pipelined request, unless a
-     * connection waits for the slot this one frees */
+     * connection waits for the slot this one frees. With nothing buffered
+     * (one request per read, the keep-alive case) there is none, and the
+     * task ends as usual */
     if (r->upgraded || !r->sc || s->wlen) return 0;
     lh_disp_t *d = lh_sconn_disp(x->sc);
+    if (lh_conn_buffered(&d->conn) == 0) return 0;
     lh_req_finish(r);
     if (!lh_disp_next_msg(d, &x->h, &x->base)) return 0; /* the task ends as usual */
     /* the thread goes on with the next request: this one's task is over */

@@ -80,6 +80,27 @@ static int conn_options(const char *v, size_t n) {
   return found;
 }
 
+/* the options of one Connection field value, the usual single option
+ * without a list walk */
+static int connection_field(const char *v, size_t n) {
+  if (n == 5 && token_is(v, n, "close", 5)) return CONN_CLOSE;
+  if (n == 10 && token_is(v, n, "keep-alive", 10)) return CONN_KEEP_ALIVE;
+  return conn_options(v, n);
+}
+
+/* RFC 9112 9.3: 1.1 persists unless closed, 1.0 only when asked to */
+static int keeps_alive(int minor, int conn) {
+  return minor >= 1 ? !(conn & CONN_CLOSE) : (conn & CONN_KEEP_ALIVE) && !(conn & CONN_CLOSE);
+}
+
+/* Expect: 100-continue, the one expectation defined (RFC 9110 10.1.1) */
+static int expects_continue(const char *v, size_t n) {
+  return n == 12 && token_is(v, n, "100-continue", 12);
+}
+
+/* RFC 9112 3.2: exactly one Host in 1.1, at most one otherwise */
+static int hosts_bad(int hosts, int minor) { return hosts > 1 || (hosts == 0 && minor >= 1); }
+
 static inline void span_add(lh_span_t *s, const char *base, const char *at, size_t n) {
   if (s->len == 0) s->off = (uint32_t)(at - base);
   s->len += (uint32_t)n;
@@ -269,7 +290,7 @@ static int response_bodiless(const lh_parser_t *p) {
 static int head_rules(lh_parser_t *p, const lh_framing_t *fr) {
   lh_head_t *hd = &p->head;
   const char *b = p->base;
-  int conn_close = 0, conn_ka = 0, conn_upgrade = 0, hosts = 0, te = 0, upgrade_hdr = 0;
+  int conn = 0, hosts = 0, te = 0, upgrade_hdr = 0;
   int chunked_last = 0, nchunked = 0, other = 0, te_items = 0;
 
   for (uint32_t i = 0; i < hd->nfields; i++) {
@@ -281,22 +302,13 @@ static int head_rules(lh_parser_t *p, const lh_framing_t *fr) {
         if (lh_name_eq(b, f->name, "host", 4)) hosts++;
         break;
       case 6:
-        if (lh_name_eq(b, f->name, "expect", 6) && vn == 12 && lh_list_has(v, vn, "100-continue"))
-          hd->expect_continue = 1;
+        if (lh_name_eq(b, f->name, "expect", 6) && expects_continue(v, vn)) hd->expect_continue = 1;
         break;
       case 7:
         if (lh_name_eq(b, f->name, "upgrade", 7)) upgrade_hdr = 1;
         break;
       case 10:
-        if (lh_name_eq(b, f->name, "connection", 10)) {
-          /* the usual values are a single option: no list walk for them */
-          int o = vn == 5 && token_is(v, vn, "close", 5)         ? CONN_CLOSE
-                  : vn == 10 && token_is(v, vn, "keep-alive", 10) ? CONN_KEEP_ALIVE
-                                                                  : conn_options(v, vn);
-          conn_close |= (o & CONN_CLOSE) != 0;
-          conn_ka |= (o & CONN_KEEP_ALIVE) != 0;
-          conn_upgrade |= (o & CONN_UPGRADE) != 0;
-        }
+        if (lh_name_eq(b, f->name, "connection", 10)) conn |= connection_field(v, vn);
         break;
       case 17:
         if (lh_name_eq(b, f->name, "transfer-encoding", 17)) {
@@ -310,7 +322,7 @@ static int head_rules(lh_parser_t *p, const lh_framing_t *fr) {
   if (p->role == LH_ROLE_SERVER) {
     if (hd->major != 1) { p->err = LH_EPARSE_VERSION_H2; return -1; }
     /* RFC 9112 3.2: exactly one Host in 1.1, at most one otherwise */
-    if (hosts > 1 || (hosts == 0 && hd->minor >= 1)) { p->err = LH_EPARSE_HOST; return -1; }
+    if (hosts_bad(hosts, hd->minor)) { p->err = LH_EPARSE_HOST; return -1; }
     if (te) {
       /* RFC 9112 6.1 and 6.3: TE on 1.0, TE with CL, or chunked not final
        * cannot be framed reliably; a coding we lack is 501 */
@@ -335,11 +347,11 @@ static int head_rules(lh_parser_t *p, const lh_framing_t *fr) {
     return -1;
   }
 
-  hd->keep_alive = hd->minor >= 1 ? !conn_close : (conn_ka && !conn_close);
+  hd->keep_alive = keeps_alive(hd->minor, conn);
   hd->chunked = fr->chunked ? 1 : 0;
   if (!hd->chunked && fr->has_length) hd->content_length = fr->length;
   hd->upgrade = (fr->method == HTTP_CONNECT && p->role == LH_ROLE_SERVER) ||
-                (conn_upgrade && upgrade_hdr);
+                ((conn & CONN_UPGRADE) && upgrade_hdr);
 
   p->state = LH_PARSE_BODY; /* head seen */
   if (p->role == LH_ROLE_SERVER) {
@@ -658,21 +670,15 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
     if (kind == FF_HOST) {
       hosts++;
     } else if (kind == FF_CONNECTION) {
-      const char *v = d + vs;
-      size_t vn = ve - vs;
-      int o = vn == 5 && token_is(v, vn, "close", 5)         ? CONN_CLOSE
-              : vn == 10 && token_is(v, vn, "keep-alive", 10) ? CONN_KEEP_ALIVE
-                                                              : conn_options(v, vn);
       /* Connection: upgrade goes with an Upgrade field, which llhttp takes */
-      conn |= o;
+      conn |= connection_field(d + vs, ve - vs);
     } else if (kind == FF_EXPECT) {
-      if (ve - vs == 12 && token_is(d + vs, 12, "100-continue", 12)) expect = 1;
+      expect |= expects_continue(d + vs, ve - vs);
     }
   }
   if (i > p->limits.max_head) return FAST_NO;
-  /* RFC 9112 3.2: exactly one Host in 1.1, at most one in 1.0; the error
-   * is llhttp's to report */
-  if (hosts > 1 || (hosts == 0 && minor >= 1)) return FAST_NO;
+  /* a Host error is llhttp's to report */
+  if (hosts_bad(hosts, minor)) return FAST_NO;
 
   hd->nfields = nf;
   hd->method.off = 0;
@@ -685,8 +691,7 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
   p->base = d;
   /* what head_rules gives a server for such a head: no body, no upgrade */
   hd->expect_continue = minor >= 1 && expect;
-  hd->keep_alive = minor >= 1 ? !(conn & CONN_CLOSE)
-                              : (conn & CONN_KEEP_ALIVE) && !(conn & CONN_CLOSE);
+  hd->keep_alive = keeps_alive(minor, conn);
   hd->len = (uint32_t)i;
   p->state = LH_PARSE_DONE;
   return FAST_OK;
