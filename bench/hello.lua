@@ -2,7 +2,17 @@
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/hello.lua PORT [pipeline_flush]
 -- The pipeline_flush variant is chosen by a second argument "pipeline_flush"
 -- or by the environment variable LHYPER_PIPELINE_FLUSH=1.
+-- LHYPER_GC=generational switches Lua's collector to generational mode (a
+-- program's own choice; lhyper leaves the collector as it finds it, and
+-- bench/run.sh measures with Lua's default, incremental).
 local lhyper = require "lhyper"
+
+local gc = os.getenv("LHYPER_GC")
+if gc == "generational" or gc == "incremental" then
+  collectgarbage(gc)
+elseif gc and gc ~= "" then
+  error("LHYPER_GC must be incremental or generational, not " .. gc)
+end
 
 local pipeline_flush = arg[2] == "pipeline_flush" or os.getenv("LHYPER_PIPELINE_FLUSH") == "1"
 
