@@ -2,12 +2,13 @@
 # bench/callgrind.sh - user-space instructions per hello request (valgrind callgrind).
 # Each server runs twice under callgrind: WARM + N and WARM + 2N keep-alive requests
 # over one connection (bench/hclient.c, one request at a time, or DEPTH requests
-# written at once when DEPTH > 1: the pipelined path).  Startup, warm-up
+# written at once when DEPTH > 1: the pipelined path), or with CLOSE=1 as many
+# connections, one after another, each with one "Connection: close" request.  Startup, warm-up
 # and shutdown cost the same in both runs, so
 #     Ir per request = (Ir(2N run) - Ir(N run)) / N.
 # Kernel work (syscalls) is not counted: callgrind sees user space only.
 #
-# Env knobs: N (2000), WARM (200), DEPTH (1), SERVERS ("ceiling lhyper nginx openresty").
+# Env knobs: N (2000), WARM (200), DEPTH (1), CLOSE (0), SERVERS ("ceiling lhyper nginx openresty").
 set -u
 . "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
@@ -16,6 +17,7 @@ trap 'exit 130' INT TERM
 N=${N:-2000}
 WARM=${WARM:-200}
 DEPTH=${DEPTH:-1}
+CLOSE=${CLOSE:-0}
 SERVERS=${SERVERS:-"ceiling lhyper nginx openresty"}
 command -v valgrind >/dev/null || { note "valgrind not installed (apt-get install valgrind)"; exit 1; }
 build_tools || { note "cannot build bench tools"; exit 1; }
@@ -33,6 +35,7 @@ total_ir() {
     pid=$SERVER_PID
     local mode=(seq "$port" $((WARM + count)))
     [ "$DEPTH" -gt 1 ] && mode=(pipe "$port" $((WARM + count)) "$DEPTH")
+    [ "$CLOSE" = 1 ] && mode=(close "$port" $((WARM + count)))
     if ! taskset -c "$CLIENT_CPU" timeout 120 "$WORK/hclient" "${mode[@]}" >/dev/null; then
         note "  $s: client failed"; stop_server "$pid"; return 1
     fi
@@ -56,8 +59,9 @@ for s in $SERVERS; do
 done
 
 echo
-how="one at a time"
-[ "$DEPTH" -gt 1 ] && how="$DEPTH pipelined per write"
-echo "callgrind, keep-alive GET / over one connection, $how: $(date -u +%Y-%m-%dT%H:%MZ), warm-up $WARM, N=$N"
+what="keep-alive GET / over one connection, one at a time"
+[ "$DEPTH" -gt 1 ] && what="keep-alive GET / over one connection, $DEPTH pipelined per write"
+[ "$CLOSE" = 1 ] && what="GET / with Connection: close, one connection each"
+echo "callgrind, $what: $(date -u +%Y-%m-%dT%H:%MZ), warm-up $WARM, N=$N"
 printf '%-10s %16s %16s %14s\n' server "Ir (warm+N)" "Ir (warm+2N)" "Ir / request"
 printf '%s\n' "${rows[@]}"

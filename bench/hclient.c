@@ -7,6 +7,9 @@
  *   hclient pipe PORT N DEPTH       one keep-alive connection, N requests sent in
  *                                   batches of DEPTH written at once (pipelined);
  *                                   every batch's responses read before the next.
+ *   hclient close PORT N            N connections one after another, each sending
+ *                                   one request with "Connection: close" and reading
+ *                                   its response until the server closes.
  *   hclient idle PORT N [HOLD_S]    open N connections (at most 256 connecting at a
  *                                   time); each sends one request and reads the full
  *                                   response, then stays open and idle.  Prints
@@ -128,6 +131,27 @@ static int run_seq(int port, long n, long depth) {
     return 0;
 }
 
+static int run_close(int port, long n) {
+    static char buf[4096];
+    for (long i = 0; i < n; i++) {
+        int fd = connect_to(port, 0);
+        if (fd < 0) { perror("connect"); return 1; }
+        if (write(fd, req, req_len) != (ssize_t)req_len) { perror("write"); return 1; }
+        size_t have = 0;
+        ssize_t k;
+        while (have < sizeof buf && (k = read(fd, buf + have, sizeof buf - have)) > 0) have += (size_t)k;
+        close(fd);
+        int status = 0;
+        long r = response_complete(buf, have, &status);
+        if (r <= 0 || (size_t)r != have || status != 200) {
+            fprintf(stderr, "connection %ld: bad or incomplete response (%zu bytes)\n", i, have);
+            return 1;
+        }
+    }
+    printf("%ld\n", n);
+    return 0;
+}
+
 struct iconn { int fd; int state; /* 0 connecting/sending, 1 reading, 2 done, 3 failed */ size_t have; char buf[512]; };
 
 static volatile sig_atomic_t stop_flag;
@@ -191,7 +215,7 @@ static int run_idle(int port, long n, int hold) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: hclient seq PORT N [PATH] | hclient pipe PORT N DEPTH | hclient idle PORT N [HOLD_S]\n");
+        fprintf(stderr, "usage: hclient seq PORT N [PATH] | hclient pipe PORT N DEPTH | hclient close PORT N | hclient idle PORT N [HOLD_S]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -199,9 +223,11 @@ int main(int argc, char **argv) {
     int port = atoi(argv[2]);
     long n = atol(argv[3]);
     const char *path = (strcmp(argv[1], "seq") == 0 && argc > 4) ? argv[4] : "/";
-    req_len = (size_t)snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", path, port);
+    req_len = (size_t)snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", path, port,
+                               strcmp(argv[1], "close") == 0 ? "Connection: close\r\n" : "");
     if (strcmp(argv[1], "seq") == 0) return run_seq(port, n, 1);
     if (strcmp(argv[1], "pipe") == 0) return run_seq(port, n, argc > 4 ? atol(argv[4]) : 16);
+    if (strcmp(argv[1], "close") == 0) return run_close(port, n);
     if (strcmp(argv[1], "idle") == 0) return run_idle(port, n, argc > 4 ? atoi(argv[4]) : 60);
     fprintf(stderr, "unknown mode %s\n", argv[1]);
     return 2;
