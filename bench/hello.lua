@@ -2,9 +2,10 @@
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/hello.lua PORT [pipeline_flush]
 -- The pipeline_flush variant is chosen by a second argument "pipeline_flush"
 -- or by the environment variable LHYPER_PIPELINE_FLUSH=1.
--- LHYPER_GC=generational switches Lua's collector to generational mode (a
--- program's own choice; lhyper leaves the collector as it finds it, and
--- bench/run.sh measures with Lua's default, incremental).
+-- LHYPER_GC=incremental or =generational sets Lua's collector mode for the run.
+-- lhyper leaves the collector as it finds it; lua5.4, the standalone
+-- interpreter, starts scripts in generational mode, so that is what the
+-- benches measure unless LHYPER_GC says otherwise.
 local lhyper = require "lhyper"
 
 local gc = os.getenv("LHYPER_GC")
