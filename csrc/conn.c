@@ -350,18 +350,24 @@ int lh_conn_head_field(lh_conn_t *c, const char *name, size_t nlen, const char *
   return put_field(c, name, nlen, value, vlen);
 }
 
+/* our content-length field, its place noted for lh_conn_head_keep */
+static int put_length(lh_conn_t *c, uint64_t n) {
+  char num[24];
+  int k = fmt_dec(num, n);
+  c->enc.cl_mark = (uint32_t)lh_wq_mark(&c->wq);
+  int r = put_field(c, "content-length", 14, num, (size_t)k);
+  c->enc.cl_end = (uint32_t)lh_wq_mark(&c->wq);
+  return r;
+}
+
 int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
   int r;
-  char num[24];
   if (c->enc.no_body) {
     c->enc.kind = LH_ENC_NONE;
     /* HEAD: the length a GET would have had */
     if (c->head_method && !c->enc.user_length && body_len >= 0 && c->enc.status != 204 &&
         c->enc.status != 304 && c->enc.status / 100 != 1) {
-      int k = fmt_dec(num, (uint64_t)body_len);
-      c->enc.cl_mark = (uint32_t)lh_wq_mark(&c->wq);
-      if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
-      c->enc.cl_end = (uint32_t)lh_wq_mark(&c->wq);
+      if ((r = put_length(c, (uint64_t)body_len))) return r;
     }
   } else if (c->enc.user_length) {
     /* the handler's own field was written as it came */
@@ -372,10 +378,7 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
   } else if (body_len >= 0) {
     c->enc.kind = LH_ENC_LENGTH;
     c->enc.remaining = (uint64_t)body_len;
-    int k = fmt_dec(num, (uint64_t)body_len);
-    c->enc.cl_mark = (uint32_t)lh_wq_mark(&c->wq);
-    if ((r = put_field(c, "content-length", 14, num, (size_t)k))) return r;
-    c->enc.cl_end = (uint32_t)lh_wq_mark(&c->wq);
+    if ((r = put_length(c, (uint64_t)body_len))) return r;
   } else if (c->minor >= 1 || c->role == LH_ROLE_CLIENT) {
     c->enc.kind = LH_ENC_CHUNKED;
     if ((r = put_field(c, "transfer-encoding", 17, "chunked", 7))) return r;

@@ -247,6 +247,19 @@ static void after_resume(lua_State *L, lh_task_t *t, int s, int nres) {
   task_release(t);
 }
 
+/* f(ud) under protection on L, whose stack is left as it was found; a
+ * failure is reported on stderr when report is set. The call's status */
+static int call_p(lua_State *L, lua_CFunction f, void *ud, int report) {
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, f);
+  lua_pushlightuserdata(L, ud);
+  int s = lua_pcall(L, 1, 0, 0);
+  if (s != LUA_OK && report)
+    fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+  lua_settop(L, top);
+  return s;
+}
+
 /* protected part of a resume (lh_task_resume): everything that may raise
  * runs in here */
 static int resume_p(lua_State *L) {
@@ -280,12 +293,7 @@ void lh_task_resumed(lua_State *L, lh_task_t *t, int s, int nres) {
     return;
   }
   after_ctx a = {t, s, nres};
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, after_p);
-  lua_pushlightuserdata(L, &a);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK)
-    fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
-  lua_settop(L, top);
+  call_p(L, after_p, &a, 1);
 }
 
 static int co_make_p(lua_State *L) {
@@ -299,13 +307,7 @@ static int co_make_p(lua_State *L) {
 
 int lh_co_reserve(lh_lstate_t *st) {
   if (st->nfree_co) return 0;
-  lua_State *L = st->L;
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, co_make_p);
-  lua_pushlightuserdata(L, st);
-  int s = lua_pcall(L, 1, 0, 0);
-  lua_settop(L, top);
-  return s == LUA_OK ? 0 : LH_ENOMEM;
+  return call_p(st->L, co_make_p, st, 0) == LUA_OK ? 0 : LH_ENOMEM;
 }
 
 void lh_co_drop(lh_lstate_t *st, lua_State *co, int ref) { co_give(st, co, ref); }
@@ -313,17 +315,10 @@ void lh_co_drop(lh_lstate_t *st, lua_State *co, int ref) { co_give(st, co, ref);
 void lh_task_resume(lh_task_t *t) {
   if (!t->co || t->running) return;
   if (lua_status(t->co) != LUA_YIELD && !t->nargs) return;
-  lua_State *L = t->st->L;
   /* the request may finish and detach during the resume: poll its
    * connection afterwards all the same */
   lh_sconn_t *sc = t->req ? t->req->sc : NULL;
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, resume_p);
-  lua_pushlightuserdata(L, t);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    fprintf(stderr, "lhyper: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
-  }
-  lua_settop(L, top);
+  call_p(t->st->L, resume_p, t, 1);
   if (sc) lh_sconn_poll(sc);
 }
 

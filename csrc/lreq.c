@@ -538,25 +538,22 @@ static int memo_match(lua_State *L, const lh_head_memo_t *m, int hi) {
 /* keeps the head just written from the map at hi (0: none) when every
  * field was a string pair, anchoring the strings */
 static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_conn_t *c, int hi, int64_t body_len) {
-  int n = 0;
   m->misses = 0;
   m->valid = 0;
   if (m->anchor_ref == LUA_NOREF || lh_conn_head_keep(c, body_len, &m->tpl)) return;
-  if (hi) {
-    lua_pushnil(L);
-    while (lua_next(L, hi)) {
-      int ok = n < LH_MEMO_FIELDS && lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING;
-      lua_pop(L, ok ? 1 : 2);
-      if (!ok) return;
-      n++;
-    }
-  }
   /* presized when the server was made: nothing here allocates */
   lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchor_ref);
   int a = lua_gettop(L), i = 0;
   if (hi) {
     lua_pushnil(L);
     while (lua_next(L, hi)) {
+      if (i == 2 * LH_MEMO_FIELDS || lua_type(L, -2) != LUA_TSTRING ||
+          lua_type(L, -1) != LUA_TSTRING) {
+        /* not kept; the slots written so far are cleared with the next */
+        m->n = LH_MEMO_FIELDS;
+        lua_settop(L, a - 1);
+        return;
+      }
       m->kv[i] = lua_topointer(L, -2);
       m->kv[i + 1] = lua_topointer(L, -1);
       lua_rawseti(L, a, i + 2);
@@ -570,7 +567,7 @@ static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_conn_t *c, int hi, int
     lua_rawseti(L, a, j + 1);
   }
   lua_pop(L, 1);
-  m->n = (uint8_t)n;
+  m->n = (uint8_t)(i / 2);
   m->valid = 1;
 }
 

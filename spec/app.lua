@@ -142,10 +142,14 @@ end
 
 -- The same shapes of response again and again with parts changed, for the
 -- server's kept head: ?s= status, ?n= body bytes, ?v= an x-v value, ?extra=1,
--- ?long=1 (a value too long to be an interned string), ?ct= content-type.
+-- ?long=1 (a value too long to be an interned string), ?ct= content-type,
+-- ?num=N (an x-num field with the number N as its value), ?many=1 (eight x-mK fields
+-- more: nine in all).
 routes["/vary"] = function(req, q)
   local h = { ["x-v"] = q.v or "" }
   if q.extra == "1" then h["x-extra"] = "e" end
+  if q.num then h["x-num"] = tonumber(q.num) end
+  if q.many == "1" then for k = 1, 8 do h["x-m" .. k] = "m" .. k end end
   if q.long == "1" then h["x-long"] = string.rep("L", 50) .. (q.v or "") end
   if q.ct then h["content-type"] = q.ct end
   return tonumber(q.s) or 200, h, string.rep("b", tonumber(q.n) or 0)

@@ -68,6 +68,40 @@ describe("kept response heads", function()
     end
   end)
 
+  it("writes every head right around maps it cannot keep (a number, nine fields)", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    -- runs of ten, so that each kind is met once the kept head has missed
+    -- long enough for another to be kept
+    local kinds = { "num", "plain", "many", "num", "many", "plain", "plain" }
+    for run, kind in ipairs(kinds) do
+      for i = 1, 10 do
+        local v = ("r%di%d"):format(run, i % 2)
+        local num = i % 3 + 1
+        local extra = kind == "num" and "&num=" .. num or kind == "many" and "&many=1" or ""
+        local target = ("/vary?v=%s&n=3%s"):format(v, extra)
+        assert(sock:send(h.req("GET", target)))
+        local res = assert(r:final_response())
+        local where = ("run %d (%s), request %d"):format(run, kind, i)
+        assert.equal(200, res.status, where)
+        assert.equal(v, res.headers.get("x-v"), where)
+        assert.equal(kind == "num" and tostring(num) or nil, res.headers.get("x-num"), where)
+        local want = { "content-length", "date", "x-v" }
+        if kind == "num" then want[#want + 1] = "x-num" end
+        if kind == "many" then
+          for k = 1, 8 do
+            want[#want + 1] = "x-m" .. k
+            assert.equal("m" .. k, res.headers.get("x-m" .. k), where)
+          end
+        end
+        table.sort(want)
+        assert.equal(table.concat(want, ","), names(res), where)
+        assert.equal("3", res.headers.get("content-length"), where)
+        assert.equal("bbb", res.body, where)
+      end
+    end
+  end)
+
   it("refreshes the date of a kept head", function()
     local sock, r = h.connect(srv)
     finally(function() sock:close() end)
