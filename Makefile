@@ -34,17 +34,29 @@ endif
 
 B ?= build
 WARN := -Wall -Wextra -Wno-unused-parameter
-ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -Icsrc $(LLHTTP_CFLAGS)
+ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN)
 
-# no libuv, no Lua: the state machine and its tests build from these alone
-CORE := buf parse conn encode errors dispatch deadline
-UVIO := io server timer client
-LBIND := lhyper lsvc lreq lclient lalloc
+# Three layers, each a folder, each compiled with the include paths of the
+# layers below it and no others (core <- uv <- lua):
+#   csrc/core  pure C: no libuv, no Lua; the state machine and its tests
+#              build from these alone
+#   csrc/uv    libuv glue
+#   csrc/lua   the Lua binding
+CORE_CFLAGS := -Icsrc/core $(LLHTTP_CFLAGS)
+UVL_CFLAGS := $(CORE_CFLAGS) -Icsrc/uv $(UV_CFLAGS)
+LUAL_CFLAGS := $(UVL_CFLAGS) -Icsrc/lua $(LUA_CFLAGS)
+CORE_H := $(wildcard csrc/core/*.h)
+UVL_H := $(CORE_H) $(wildcard csrc/uv/*.h)
+LUAL_H := $(UVL_H) $(wildcard csrc/lua/*.h)
+
+CORE := $(basename $(notdir $(wildcard csrc/core/*.c)))
+UVIO := $(basename $(notdir $(wildcard csrc/uv/*.c)))
+LBIND := $(basename $(notdir $(wildcard csrc/lua/*.c)))
 TESTS := test_conn test_dispatch test_timeout test_client test_lalloc
 
-CORE_O := $(CORE:%=$(B)/obj/%.o)
-UVIO_O := $(UVIO:%=$(B)/obj/%.o)
-LBIND_O := $(LBIND:%=$(B)/obj/%.o)
+CORE_O := $(CORE:%=$(B)/obj/core/%.o)
+UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)
+LBIND_O := $(LBIND:%=$(B)/obj/lua/%.o)
 LLHTTP_O := $(if $(LLHTTP_SRC),$(B)/obj/llhttp_llhttp.o $(B)/obj/llhttp_api.o $(B)/obj/llhttp_http.o)
 
 .PHONY: all deps run test test-quick tests test-sanitize install clean
@@ -71,8 +83,14 @@ test-quick: all tests
 
 tests: $(TESTS:%=$(B)/tests/%)
 
-$(B)/obj/%.o: csrc/%.c csrc/*.h | $(B)/obj
-	$(CC) $(ALL_CFLAGS) $(UV_CFLAGS) $(LUA_CFLAGS) -c $< -o $@
+$(B)/obj/core/%.o: csrc/core/%.c $(CORE_H) | $(B)/obj/core
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -c $< -o $@
+
+$(B)/obj/uv/%.o: csrc/uv/%.c $(UVL_H) | $(B)/obj/uv
+	$(CC) $(ALL_CFLAGS) $(UVL_CFLAGS) -c $< -o $@
+
+$(B)/obj/lua/%.o: csrc/lua/%.c $(LUAL_H) | $(B)/obj/lua
+	$(CC) $(ALL_CFLAGS) $(LUAL_CFLAGS) -c $< -o $@
 
 $(B)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(B)/obj
 	$(CC) $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden -w $(LLHTTP_CFLAGS) -c $< -o $@
@@ -81,13 +99,14 @@ $(B)/lhyper/core.so: $(CORE_O) $(UVIO_O) $(LBIND_O) $(LLHTTP_O) | $(B)/lhyper
 	$(CC) -shared $(SAN) -o $@ $^ $(LLHTTP_LIBS) $(UV_LIBS)
 
 # the allocator cache runs over a real lua_State
-$(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lalloc.o csrc/tests/test.h | $(B)/tests
-	$(CC) $(ALL_CFLAGS) $(UV_CFLAGS) $(LUA_CFLAGS) -Icsrc/tests -o $@ $< $(B)/obj/lalloc.o $(LUA_LIBS)
+$(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/tests/test.h | $(B)/tests
+	$(CC) $(ALL_CFLAGS) $(LUAL_CFLAGS) -Icsrc/tests -o $@ $< $(B)/obj/lua/lalloc.o $(LUA_LIBS)
 
+# the core's tests build with neither libuv nor Lua
 $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) $(LLHTTP_O) | $(B)/tests
-	$(CC) $(ALL_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(LLHTTP_O) $(LLHTTP_LIBS)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(LLHTTP_O) $(LLHTTP_LIBS)
 
-$(B)/obj $(B)/lhyper $(B)/tests:
+$(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 	mkdir -p $@
 
 # libFuzzer targets (clang), not part of `make test`:
@@ -104,7 +123,7 @@ FB := build-fuzz
 # passed over (parse.c trailer_add with an empty first trailer name)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow,nonnull-attribute \
   -fno-omit-frame-pointer
-FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 -Icsrc -Icsrc/tests $(LLHTTP_CFLAGS)
+FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 $(CORE_CFLAGS) -Icsrc/tests
 FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o \
   $(if $(LLHTTP_SRC),$(FB)/obj/llhttp_llhttp.o $(FB)/obj/llhttp_api.o $(FB)/obj/llhttp_http.o)
 
@@ -113,16 +132,16 @@ FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o \
 
 fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
 
-$(FB)/obj/%.o: csrc/%.c csrc/*.h | $(FB)/obj
+$(FB)/obj/%.o: csrc/core/%.c $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
 
-$(FB)/obj/mock_io.o: csrc/tests/mock_io.c csrc/tests/*.h csrc/*.h | $(FB)/obj
+$(FB)/obj/mock_io.o: csrc/tests/mock_io.c csrc/tests/*.h $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
 
 $(FB)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -c $< -o $@
 
-$(FB)/fuzz_%: csrc/tests/fuzz_%.c $(FUZZ_O) csrc/*.h csrc/tests/*.h
+$(FB)/fuzz_%: csrc/tests/fuzz_%.c $(FUZZ_O) $(CORE_H) csrc/tests/*.h
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(LLHTTP_LIBS)
 
 $(FB)/obj:

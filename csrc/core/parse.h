@@ -4,7 +4,7 @@
 #ifndef LH_PARSE_H
 #define LH_PARSE_H
 
-#include "lhyper.h"
+#include "lh.h"
 #include "llhttp.h"
 
 #define LH_NO_LENGTH UINT64_MAX

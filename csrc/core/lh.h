@@ -1,8 +1,8 @@
 /* lhyper: shared types and error codes.
  * Everything here is free of libuv and Lua so the Conn state machine can be
  * built and tested alone. */
-#ifndef LHYPER_H
-#define LHYPER_H
+#ifndef LH_H
+#define LH_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "lhyper.h"
+#include "lh.h"
 
 #include <stddef.h>
 
