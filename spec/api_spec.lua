@@ -90,4 +90,27 @@ print("returned")
     assert.equal(0, code, out)
     assert.equal("returned\n", out)
   end)
+
+  it("core.methods adds Lua methods to a C object type and never replaces one", function()
+    local out, code = lua([[
+local core = require "lhyper.core"
+local res = {}
+res[#res + 1] = pcall(core.methods, "req", { body = function() end }) and "replaced" or "kept"
+res[#res + 1] = pcall(core.methods, "nosuch", { f = function() end }) and "unknown accepted" or "unknown refused"
+res[#res + 1] = pcall(core.methods, "req", { x = 1 }) and "value accepted" or "value refused"
+core.methods("req", { hello_ = function(req) return "hi " .. req.method end })
+local s = assert(lhyper.server{ host = "127.0.0.1", port = 0, handler = function(req)
+  return 200, nil, req:hello_() .. " " .. assert(req:read_all())
+end })
+lhyper.spawn(function()
+  local r = assert(lhyper.request{ url = "http://127.0.0.1:" .. s.port .. "/", method = "POST", body = "x" })
+  res[#res + 1] = r:read_all()
+  s:close()
+end)
+lhyper.run()
+print(table.concat(res, ","))
+]])
+    assert.equal(0, code, out)
+    assert.equal("kept,unknown refused,value refused,hi POST x\n", out)
+  end)
 end)

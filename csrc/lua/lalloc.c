@@ -14,10 +14,11 @@
  * It holds at most LA_BYTES bytes; an allocation that fails empties it and
  * tries once more. LHYPER_ALLOC_CACHE=0 in the environment leaves the
  * allocator alone. */
+#include "lalloc.h"
+
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "lcore.h"
 
 #define LA_MAX 1024            /* largest block size kept */
 #define LA_PER_SIZE 512        /* blocks kept per size */

@@ -2,16 +2,18 @@
  * request written, the response read) and the service the dispatcher calls
  * in the client role. A task waiting on an exchange is resumed only from
  * loop callbacks; its thread is anchored in the res while it waits. */
+#include "lclient.h"
+
+#include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
-#include "lcore.h"
+#include "lheaders.h"
+#include "ltask.h"
 
 #define CLIENT_MT "lhyper.client"
 #define RES_MT "lhyper.res"
-#define CLIENT_METHODS "lhyper.client_methods"
-#define RES_METHODS "lhyper.res_methods"
 
 /* what a task waits for on an exchange */
 enum { EX_WAIT_NONE = 0, EX_WAIT_HEAD, EX_WAIT_BODY, EX_WAIT_WRITE, EX_WAIT_CONTINUE };
@@ -136,7 +138,7 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   ex->hbytes = blk + fsz;
   if (fsz) memcpy(ex->fields, h->fields, fsz);
   memcpy(ex->hbytes, base, h->len);
-  lh_lower_names(ex->hbytes, ex->fields, h->nfields);
+  lh_headers_lower(ex->hbytes, ex->fields, h->nfields);
   ex->nfields = h->nfields;
   ex->reason = h->reason;
   ex->status = h->status;
@@ -165,10 +167,7 @@ static void svc_write_ready(lh_disp_t *d) {
   }
 }
 
-static int svc_poll_ready(lh_disp_t *d) {
-  (void)d;
-  return 1;
-}
+static int svc_poll_ready(lh_disp_t *d) { return 1; }
 
 static void svc_on_error(lh_disp_t *d, int err) {
   lh_cconn_t *cc = lh_cconn_from_disp(d);
@@ -288,7 +287,6 @@ static int l_send(lua_State *L) {
 /* res:_wait() -> res | nil, err, kind: the final response head */
 static int ex_wait(lua_State *L);
 static int ex_wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
   return ex_wait(L);
 }
 
@@ -308,7 +306,6 @@ static int ex_wait(lua_State *L) {
  * came first: the body is not sent) | nil, err, kind */
 static int ex_continue(lua_State *L);
 static int ex_continue_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
   return ex_continue(L);
 }
 
@@ -346,7 +343,6 @@ static int ex_continue(lua_State *L) {
 /* res:_write(chunk) -> true | nil, err, kind; waits while the socket is
  * backed up, so the body is pulled only as fast as it goes out */
 static int ex_write_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
   lh_ex_t *ex = check_ex(L, 1);
   if (ex->err || !ex->cc) {
     ex_release(ex);
@@ -412,7 +408,6 @@ static int ex_abort(lua_State *L) {
 
 static int body_next(lua_State *L);
 static int body_next_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
   return body_next(L);
 }
 
@@ -512,7 +507,7 @@ static int res_index(lua_State *L) {
     if (n == 7 && !memcmp(k, "headers", 7)) {
       if (lua_getiuservalue(L, 1, UV_HEADERS) != LUA_TNIL) return 1;
       lua_pop(L, 1);
-      lh_headers_push(L, 1, ex->hbytes, ex->fields, ex->nfields, 1);
+      lh_headers_push(L, 1, ex->hbytes, ex->fields, ex->nfields);
       lua_pushvalue(L, -1);
       lua_setiuservalue(L, 1, UV_HEADERS);
       return 1;
@@ -598,14 +593,11 @@ static const luaL_Reg res_methods[] = {
 static const luaL_Reg client_methods[] = {
   {"close", client_close}, {"stats", client_stats}, {NULL, NULL}};
 
-/* registers the metatables once per state and adds the client functions to
- * the module table on top of the stack */
-void lh_client_open(lua_State *L) {
-  int mod = lua_gettop(L);
+void lh_client_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, RES_MT)) {
     luaL_newlib(L, res_methods);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, RES_METHODS);
+    lua_setfield(L, -3, "__methods");
     lua_pushcclosure(L, res_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, res_gc);
@@ -619,7 +611,7 @@ void lh_client_open(lua_State *L) {
   if (luaL_newmetatable(L, CLIENT_MT)) {
     luaL_newlib(L, client_methods);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, CLIENT_METHODS);
+    lua_setfield(L, -3, "__methods");
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, client_close);
     lua_setfield(L, -2, "__gc");
@@ -631,8 +623,4 @@ void lh_client_open(lua_State *L) {
   lua_setfield(L, mod, "client_new");
   lua_pushcfunction(L, l_send);
   lua_setfield(L, mod, "client_send");
-  lua_getfield(L, LUA_REGISTRYINDEX, CLIENT_METHODS);
-  lua_setfield(L, mod, "client_methods");
-  lua_getfield(L, LUA_REGISTRYINDEX, RES_METHODS);
-  lua_setfield(L, mod, "res_methods");
 }

@@ -1,14 +1,32 @@
-/* The service a Lua handler provides: one coroutine per request, started
- * from the dispatcher; response head, body and trailers written from it. */
+/* The service glue: lhyper.server objects (listen, close, the on_error
+ * report, max_in_flight) and the dispatcher's service for them, which
+ * runs each request's handler in a coroutine (req_main) and hands the
+ * dispatcher's events to the request (lreq.c). */
+#include "lsvc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lcore.h"
+#include "lreq.h"
 
 #define SERVER_MT "lhyper.server"
 
-static lh_req_t *check_req(lua_State *L, int i) { return luaL_checkudata(L, i, "lhyper.req"); }
+typedef struct lh_lsrv {
+  lh_req_host_t host;    /* what its requests need of it: kept head, report */
+  lh_server_t *srv;      /* NULL once closed and done */
+  lh_lstate_t *st;
+  int self_ref;          /* anchors the server userdata while it runs */
+  int handler_ref;
+  int main_ref;          /* the requests' thread body (req_main) with its upvalues */
+  int on_error_ref;      /* LUA_NOREF: one line on stderr; LUA_REFNIL: silent */
+  uint32_t in_flight;    /* running handlers */
+  uint32_t max_in_flight;/* 0: no limit */
+  lh_sconn_t **waiting;  /* connections held back by max_in_flight (FIFO ring) */
+  uint32_t wcap, whead, wlen;
+  int port;
+  unsigned closed : 1;
+} lh_lsrv_t;
 
 static lh_req_t *conn_req(lh_sconn_t *sc) { return *lh_sconn_udata(sc); }
 
@@ -18,7 +36,7 @@ typedef struct {
   lh_lsrv_t *s;
   int code;
   const char *msg;
-  lh_req_t *r;
+  const lh_req_t *r;
 } report_ctx;
 
 static int report_p(lua_State *L) {
@@ -36,7 +54,7 @@ static int report_p(lua_State *L) {
   return 0;
 }
 
-void lh_report(lh_lsrv_t *s, int code, const char *msg, lh_req_t *r) {
+static void report(lh_lsrv_t *s, int code, const char *msg, const lh_req_t *r) {
   if (!s || s->on_error_ref == LUA_NOREF || s->on_error_ref == LUA_REFNIL) {
     if (s && s->on_error_ref == LUA_REFNIL) return; /* on_error = false: silent */
     if (r)
@@ -56,6 +74,10 @@ void lh_report(lh_lsrv_t *s, int code, const char *msg, lh_req_t *r) {
     fprintf(stderr, "lhyper: on_error failed: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
     lua_pop(L, 1);
   }
+}
+
+static void host_report(lh_req_host_t *h, int code, const char *msg, const lh_req_t *r) {
+  report((lh_lsrv_t *)h, code, msg, r);
 }
 
 /* --- in-flight accounting (max_in_flight, hyper's poll_ready) --- */
@@ -102,42 +124,34 @@ static int svc_poll_ready(lh_disp_t *d) {
 
 /* --- request lifecycle --- */
 
-/* a complete response without a body, keeping the connection when it can */
-static void respond_empty(lh_conn_t *c, int status) {
-  if (lh_conn_head_begin(c, status) || lh_conn_head_end(c, 0) || lh_conn_write_end(c)) {
-    lh_conn_head_abort(c);
-    lh_conn_close(c);
-  }
-}
-
-static void detach(lh_req_t *r) {
-  if (r->sc) {
-    *lh_sconn_udata(r->sc) = NULL;
-    r->sc = NULL;
-  }
-}
-
-void lh_req_finish(lh_req_t *r) {
-  r->finished = 1;
-  if (r->sc && r->upgraded) {
-    /* the stream goes on without the handler until closed or collected */
-  } else if (r->sc) {
-    lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
-    if (c->writing == LH_WRITING_INIT) {
-      /* the handler ended without answering */
-      respond_empty(c, r->too_large ? 413 : 500);
-    } else if (c->writing == LH_WRITING_BODY) {
-      /* a streamed body that did not end: the framing is broken */
-      lh_conn_close(c);
-    }
-    detach(r);
-  }
+/* a request's task is over: its req answers what is left, and its slot
+ * in max_in_flight frees */
+static void req_done(lh_req_t *r) {
+  lh_req_finish(r);
   if (r->counted) {
+    lh_lsrv_t *s = (lh_lsrv_t *)r->host;
     r->counted = 0;
-    r->srv->in_flight--;
-    wake_waiting(r->srv);
+    s->in_flight--;
+    wake_waiting(s);
   }
 }
+
+/* a request's task as the task runtime sees it */
+static void task_raised(lua_State *L, lh_task_t *t) { lh_req_raised(L, lh_req_of_task(t)); }
+static void task_finished(lh_task_t *t) { req_done(lh_req_of_task(t)); }
+/* the request may finish and detach during a resume: its connection is
+ * polled afterwards all the same */
+static void *task_resuming(lh_task_t *t) { return lh_req_of_task(t)->sc; }
+static void task_resumed(void *sc) {
+  if (sc) lh_sconn_poll(sc);
+}
+
+static const lh_task_ops_t req_task_ops = {
+  .raised = task_raised,
+  .finished = task_finished,
+  .resuming = task_resuming,
+  .resumed = task_resumed,
+};
 
 typedef struct {
   lh_lsrv_t *s;
@@ -151,17 +165,8 @@ typedef struct {
 /* the handler returned [ctx, req, status, headers, body, ...]: answer from
  * within the thread, so what may raise is under lua_resume's protection */
 static int req_main_k(lua_State *co, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  lh_task_t *t = lh_task_of(co);
   if (lua_gettop(co) != 5) lua_settop(co, 5);
-  if (lh_req_respond(co, t->req, 3) == 1) {
-    /* run the body iterator in the same thread, which may yield */
-    t->pumping = 1;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, t->st->runner_ref);
-    lua_pushvalue(co, 2);
-    lua_pushvalue(co, 5);
-    lua_callk(co, 2, 0, 0, lh_k_none);
-  }
+  lh_req_answer(co, lh_req_of_task(lh_task_of(co)), 3);
   return 0;
 }
 
@@ -176,15 +181,9 @@ static int req_main(lua_State *co) {
   lh_lsrv_t *s = x->s;
   lh_lstate_t *st = s->st;
   for (;;) {
-    lh_req_t *r = lh_req_new(co, s, x->sc, x->h, x->base, lua_upvalueindex(UP_REQ_MT),
+    lh_req_t *r = lh_req_new(co, &s->host, x->sc, x->h, x->base, lua_upvalueindex(UP_REQ_MT),
                              lua_upvalueindex(UP_SERVER)); /* index 2 */
-    r->task.st = st;
-    r->task.co = co;
-    r->task.req = r;
-    r->task.ref = x->ref;
-    r->task.running = 1;
-    r->task.tick.cb = lh_task_tick_cb;
-    *(lh_task_t **)lua_getextraspace(co) = &r->task;
+    lh_task_bind(&r->task, st, co, x->ref, &req_task_ops);
     /* the connection's request from here on */
     *lh_sconn_udata(x->sc) = r;
     r->counted = 1;
@@ -201,13 +200,10 @@ static int req_main(lua_State *co) {
     if (r->upgraded || !r->sc || s->wlen) return 0;
     lh_disp_t *d = lh_sconn_disp(x->sc);
     if (lh_conn_buffered(&d->conn) == 0) return 0;
-    lh_req_finish(r);
+    req_done(r);
     if (!lh_disp_next_msg(d, &x->h, &x->base)) return 0; /* the task ends as usual */
     /* the thread goes on with the next request: this one's task is over */
-    r->task.co = NULL;
-    r->task.ref = LUA_NOREF;
-    r->task.running = 0;
-    r->task.pumping = 0;
+    lh_task_unbind(&r->task);
     x->r = NULL; /* until the next req is made: see svc_recv_msg */
     lua_settop(co, 1);
   }
@@ -237,42 +233,30 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   return 0;
 }
 
-/* who waits: the handler, or for a stream whichever task reads or writes it */
-static lh_task_t *waiter(lh_req_t *r) { return r->upgraded ? r->waiter : &r->task; }
-
 static void svc_body_ready(lh_disp_t *d) {
   lh_req_t *r = conn_req(lh_sconn_from_disp(d));
-  lh_task_t *t = r ? waiter(r) : NULL;
-  if (t && t->wait == LH_WAIT_BODY) lh_task_resume(t);
+  if (r) lh_req_wake(r, LH_WAIT_BODY);
 }
 
 static void svc_write_ready(lh_disp_t *d) {
   lh_req_t *r = conn_req(lh_sconn_from_disp(d));
-  lh_task_t *t = r ? waiter(r) : NULL;
-  if (t && t->wait == LH_WAIT_WRITE) lh_task_resume(t);
+  if (r) lh_req_wake(r, LH_WAIT_WRITE);
 }
 
 static void svc_on_error(lh_disp_t *d, int err) {
-  lh_sconn_t *sc = lh_sconn_from_disp(d);
   lh_lsrv_t *s = d->data;
-  lh_req_t *r = conn_req(sc);
-  if (r && r->upgraded) {
-    detach(r);
-    lh_stream_gone(r);
-    return;
-  }
+  lh_req_t *r = conn_req(lh_sconn_from_disp(d));
   if (r) {
     /* a body cut short is the server's to report; a client that left
      * after a full request is not an error */
-    if (err == LH_EINCOMPLETE) lh_report(s, err, NULL, r);
-    detach(r);
-    lh_task_cancel(&r->task);
+    if (err == LH_EINCOMPLETE && !r->upgraded) report(s, err, NULL, r);
+    lh_req_drop(r);
     return;
   }
   /* a message that never reached a handler: bad input or a slow client */
   const char *k = lh_err_kind(err);
   if (k && (!strcmp(k, "parse") || !strcmp(k, "header_timeout") || !strcmp(k, "incomplete")))
-    lh_report(s, err, NULL, NULL);
+    report(s, err, NULL, NULL);
 }
 
 static const lh_service_t lua_service = {
@@ -287,13 +271,7 @@ static void conn_closed(lh_sconn_t *sc) {
   lh_lsrv_t *s = lh_server_data(lh_sconn_server(sc));
   unwait(s, sc);
   lh_req_t *r = conn_req(sc);
-  if (r && r->upgraded) {
-    detach(r);
-    lh_stream_gone(r);
-  } else if (r) {
-    detach(r);
-    lh_task_cancel(&r->task);
-  }
+  if (r) lh_req_drop(r);
 }
 
 static void server_done(lh_server_t *srv) {
@@ -315,194 +293,6 @@ static const lh_server_hooks_t hooks = {
   .conn_closed = conn_closed,
   .server_done = server_done,
 };
-
-/* --- functions the Lua runner calls inside the handler's coroutine --- */
-
-static lh_conn_t *req_conn(lua_State *L, lh_req_t *r) {
-  if (!r->sc) {
-    lh_raise(L, LH_ECLOSED, "connection closed");
-    return NULL;
-  }
-  return &lh_sconn_disp(r->sc)->conn;
-}
-
-/* writes the response from the handler's values status, headers, body at
- * S's indices si, si + 1, si + 2 (S: the running coroutine, or the handler's
- * finished one). returns 1 when a body iterator is to run, 0 when the
- * response is complete (or failed and was answered), LH_ECLOSED when a
- * response was already sent */
-int lh_req_respond(lua_State *S, lh_req_t *r, int si) {
-  if (r->upgraded) return 0;
-  if (!r->sc) return 0;
-  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
-  if (c->writing != LH_WRITING_INIT) return LH_ECLOSED;
-  int isnum, hi = si + 1, bi = si + 2;
-  lua_Integer status = lua_tointegerx(S, si, &isnum);
-  int e = 0;
-  const char *why = NULL;
-  if (lua_isnoneornil(S, si)) {
-    status = r->too_large ? 413 : 500;
-    if (!r->too_large) why = "handler returned no status";
-    hi = bi = 0;
-  } else if (!isnum || status < 100 || status > 999 || (status < 200 && status != 101) ||
-             status == 101) {
-    e = LH_EUSER_STATUS;
-    why = status == 101 ? "status 101 is only sent by req:upgrade" : NULL;
-  }
-  if (c->connect) {
-    /* CONNECT is served only by a tunnel (req:upgrade): refused otherwise,
-     * and what follows the head may be tunnel bytes, so the connection ends */
-    e = 0;
-    status = 501;
-    hi = bi = 0;
-    lh_conn_disable_keep_alive(c);
-  }
-  int64_t len = 0;
-  int bt = bi ? lua_type(S, bi) : LUA_TNIL;
-  if (!e) {
-    if (bt == LUA_TSTRING) len = (int64_t)lua_rawlen(S, bi);
-    else if (bt == LUA_TFUNCTION) len = -1;
-    else if (bt != LUA_TNIL && bt != LUA_TNONE) {
-      e = LH_EUSER_SERVICE;
-      why = "response body must be nil, a string or an iterator function";
-    }
-  }
-  if (!e) e = lh_req_write_head(S, r, (int)status, hi, len, 1);
-  if (e) {
-    lh_report(r->srv, e, why, r);
-    respond_empty(c, 500);
-    return 0;
-  }
-  r->responded = 1;
-  if (bt == LUA_TFUNCTION) {
-    if (c->enc.kind != LH_ENC_NONE) return 1;
-    lh_conn_write_end(c);
-    return 0;
-  }
-  if (bt == LUA_TSTRING && len > 0) e = lh_conn_write_body(c, lua_tostring(S, bi), (size_t)len);
-  if (!e) e = lh_conn_write_end(c);
-  if (e) {
-    lh_report(r->srv, e, NULL, r);
-    lh_conn_close(c);
-  }
-  return 0;
-}
-
-/* respond(req, status, headers, body) -> true when the body iterator is to
- * run (for handlers run by Lua code rather than by the core) */
-static int l_respond(lua_State *L) {
-  lh_req_t *r = check_req(L, 1);
-  lua_settop(L, 4);
-  if (!r->upgraded) req_conn(L, r);
-  int rc = lh_req_respond(L, r, 2);
-  if (rc < 0) return luaL_error(L, "response already sent");
-  lua_pushboolean(L, rc == 1);
-  return 1;
-}
-
-#define WRITE_BURST (256 * 1024) /* streamed bytes between turns given to the loop */
-
-/* write(req, chunk): one body chunk; yields while the socket is backed up,
- * and now and then anyway so a fast client cannot starve the others */
-static int l_write(lua_State *L) {
-  lh_req_t *r = check_req(L, 1);
-  size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
-  req_conn(L, r);
-  lh_disp_t *d = lh_sconn_disp(r->sc);
-  int e = lh_disp_write_body(d, p, n);
-  if (e) return lh_raise(L, e, e == LH_EUSER_BODY ? "body longer than its content-length" : NULL);
-  if (!lh_disp_can_write(d)) {
-    r->burst = 0;
-    return lh_task_yield(L, LH_WAIT_WRITE, lh_k_none);
-  }
-  r->burst += n;
-  if (r->burst >= WRITE_BURST) {
-    r->burst = 0;
-    lh_loop_defer(r->task.st->loop, &r->task.tick);
-    return lh_task_yield(L, LH_WAIT_TICK, lh_k_none);
-  }
-  return 0;
-}
-
-/* finish(req, trailers): ends a streamed body */
-static int l_finish(lua_State *L) {
-  lh_req_t *r = check_req(L, 1);
-  lh_conn_t *c = req_conn(L, r);
-  int e = 0;
-  if (lua_istable(L, 2)) {
-    lua_pushnil(L);
-    while (!e && lua_next(L, 2)) {
-      size_t nl, vl;
-      if (lua_type(L, -2) == LUA_TSTRING && (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
-        const char *name = lua_tolstring(L, -2, &nl);
-        lua_pushvalue(L, -1);
-        const char *v = lua_tolstring(L, -1, &vl);
-        e = lh_conn_write_trailer(c, name, nl, v, vl);
-        lua_pop(L, 1);
-      } else if (lua_istable(L, -1) && lua_type(L, -2) == LUA_TNUMBER) {
-        lua_geti(L, -1, 1);
-        lua_geti(L, -2, 2);
-        if (lua_type(L, -2) == LUA_TSTRING && lua_isstring(L, -1)) {
-          const char *name = lua_tolstring(L, -2, &nl);
-          const char *v = lua_tolstring(L, -1, &vl);
-          e = lh_conn_write_trailer(c, name, nl, v, vl);
-        } else {
-          e = LH_EUSER_HEADER;
-        }
-        lua_pop(L, 2);
-      } else {
-        e = LH_EUSER_HEADER;
-      }
-      lua_pop(L, 1);
-    }
-    if (e) lua_pop(L, 1);
-  }
-  if (!e) e = lh_conn_write_end(c);
-  if (e) return lh_raise(L, e, e == LH_EUSER_BODY ? "body shorter than its content-length" : NULL);
-  return 0;
-}
-
-/* the handler raised the value at L's index i: report it, and answer 500
- * (or the parse error's status) when nothing was sent yet */
-void lh_req_fail(lua_State *L, lh_req_t *r, int i) {
-  int status = 500;
-  const char *msg = NULL;
-  int code = LH_EUSER_SERVICE;
-  i = lua_absindex(L, i);
-  if (lua_istable(L, i)) {
-    lua_getfield(L, i, "kind");
-    lua_getfield(L, i, "code");
-    const char *k = lua_tostring(L, -2);
-    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
-    int reported = 0; /* body errors were reported where they happened */
-    if (k && !strcmp(k, "parse")) status = lh_error_status(code), reported = 1;
-    if (k && (!strcmp(k, "closed") || !strcmp(k, "canceled") || !strcmp(k, "incomplete")))
-      status = 0, reported = 1;
-    lua_pop(L, 2);
-    if (luaL_callmeta(L, i, "__tostring")) msg = lua_tostring(L, -1);
-    if (!reported) lh_report(r->srv, LH_EUSER_SERVICE, msg ? msg : "handler raised an error", r);
-  } else {
-    msg = lua_tostring(L, i);
-    lh_report(r->srv, LH_EUSER_SERVICE, msg ? msg : "handler raised an error", r);
-  }
-  if (!r->sc || r->upgraded) return;
-  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
-  lh_conn_head_abort(c); /* a head the error cut short */
-  if (c->writing == LH_WRITING_INIT && status) {
-    if (status != 500) lh_conn_disable_keep_alive(c);
-    respond_empty(c, status);
-  } else if (c->writing != LH_WRITING_KEEPALIVE) {
-    lh_conn_close(c);
-  }
-}
-
-/* fail(req, err): for handlers run by Lua code */
-static int l_fail(lua_State *L) {
-  lh_req_t *r = check_req(L, 1);
-  lh_req_fail(L, r, 2);
-  return 0;
-}
 
 /* --- server object --- */
 
@@ -542,17 +332,11 @@ static int l_listen(lua_State *L) {
   memset(s, 0, sizeof *s);
   s->st = st;
   s->self_ref = s->handler_ref = s->main_ref = s->on_error_ref = LUA_NOREF;
-  s->memo.anchor_ref = LUA_NOREF;
-  s->memo.misses = LH_MEMO_PATIENCE; /* the first response is kept */
+  s->host.memo.anchor_ref = LUA_NOREF;
+  s->host.report = host_report;
   s->closed = 1;
   luaL_setmetatable(L, SERVER_MT);
-  /* the kept head's strings, filled in place (lreq.c memo_keep) */
-  lua_createtable(L, 2 * LH_MEMO_FIELDS, 0);
-  for (int i = 1; i <= 2 * LH_MEMO_FIELDS; i++) {
-    lua_pushboolean(L, 0);
-    lua_rawseti(L, -2, i);
-  }
-  s->memo.anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lh_head_memo_init(L, &s->host.memo);
   s->max_in_flight = (uint32_t)lh_opt_number(L, 1, "max_in_flight", 0);
   lua_getfield(L, 1, "handler");
   luaL_checktype(L, -1, LUA_TFUNCTION);
@@ -573,7 +357,7 @@ static int l_listen(lua_State *L) {
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, -1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, st->req_mt);
+  lh_req_push_mt(L);
   lua_pushcclosure(L, req_main, 3);
   s->main_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
@@ -604,9 +388,8 @@ static int server_gc(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
   if (s->on_error_ref != LUA_REFNIL) luaL_unref(L, LUA_REGISTRYINDEX, s->on_error_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, s->memo.anchor_ref);
-  s->handler_ref = s->on_error_ref = s->memo.anchor_ref = LUA_NOREF;
-  s->memo.valid = 0;
+  lh_head_memo_free(L, &s->host.memo);
+  s->handler_ref = s->on_error_ref = LUA_NOREF;
   free(s->waiting);
   s->waiting = NULL;
   return 0;
@@ -620,36 +403,19 @@ static int server_tostring(lua_State *L) {
 
 static const luaL_Reg server_methods[] = {{"close", server_close}, {NULL, NULL}};
 
-static const luaL_Reg svc_funcs[] = {
-  {"listen", l_listen}, {"respond", l_respond}, {"write", l_write},
-  {"finish", l_finish}, {"fail", l_fail},       {NULL, NULL}};
-
-void lh_svc_open(lua_State *L) {
-  luaL_newmetatable(L, SERVER_MT);
-  luaL_newlib(L, server_methods);
-  lua_pushcclosure(L, server_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, server_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, server_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-  luaL_newlib(L, svc_funcs);
-  lua_setfield(L, LUA_REGISTRYINDEX, "lhyper.svc_funcs");
-}
-
-/* req_main answers what the handler returns; this is for a handler (or
- * that answer) that raised */
-void lh_req_raised(lua_State *L, lh_task_t *t) {
-  lh_req_t *r = t->req;
-  lua_State *co = t->co;
-  /* keep lhyper error objects; give the rest a traceback */
-  if (lua_type(co, -1) == LUA_TTABLE) {
-    lh_req_fail(co, r, -1);
-  } else {
-    const char *m = lua_tostring(co, -1);
-    luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
-    lh_req_fail(L, r, -1);
-    lua_pop(L, 1);
+void lh_svc_open(lua_State *L, int mod) {
+  if (luaL_newmetatable(L, SERVER_MT)) {
+    luaL_newlib(L, server_methods);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__methods");
+    lua_pushcclosure(L, server_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, server_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, server_tostring);
+    lua_setfield(L, -2, "__tostring");
   }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_listen);
+  lua_setfield(L, mod, "listen");
 }

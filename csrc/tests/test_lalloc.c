@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lcore.h"
+#include "lalloc.h"
 #include "test.h"
 
 /* the allocator below: a header before each block keeps its size; a free or

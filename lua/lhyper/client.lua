@@ -9,9 +9,6 @@ local send = core.client_send
 
 local M = {}
 
-local client_methods = core.client_methods
-local res_methods = core.res_methods
-
 local client_option_types = {
   pool_max_idle_per_host = "number", pool_idle_timeout = "number|false",
   connect_timeout = "number|false", read_timeout = "number|false", timeout = "number|false",
@@ -238,7 +235,7 @@ local function attempt(client, d, opts, method, host, port, authority, target, f
 end
 
 --- client:request{ method, url, headers, body, timeout, ... } -> res | nil, err, kind
-function client_methods.request(client, opts)
+local function request(client, opts)
   if not core.in_task() then
     error("lhyper.request: not inside an lhyper handler or task (start one with lhyper.spawn and run the loop)", 2)
   end
@@ -266,18 +263,22 @@ function client_methods.request(client, opts)
   return res
 end
 
+core.methods("client", { request = request })
+
 local read_all = require("lhyper.body").read_all
 local function close(res) res:close() end
 
---- res:read_all(max_bytes) -> body string | nil, err, kind
-function res_methods.read_all(res, max) return read_all(res, max, close) end
+core.methods("res", {
+  --- res:read_all(max_bytes) -> body string | nil, err, kind
+  read_all = function(res, max) return read_all(res, max, close) end,
+})
 
 local default_client
 
 --- lhyper.request{...}: a request through the default client
 function M.request(opts)
   if not default_client then default_client = M.new() end
-  return client_methods.request(default_client, opts)
+  return request(default_client, opts)
 end
 
 return M

@@ -15,32 +15,17 @@ local M = {
 }
 
 local type, tostring = type, tostring
-local write, finish = core.write, core.finish
 
--- The core runs each handler in its own coroutine and answers with what it
--- returns. A body iterator is pumped by this function, in the same coroutine.
-local function pump(req, body)
-  while true do
-    local chunk, trailers = body()
-    if chunk == nil then return finish(req, trailers) end
-    if type(chunk) ~= "string" then
-      if type(chunk) ~= "number" then
-        error("body iterator returned a " .. type(chunk) .. ", expected a string or nil", 0)
-      end
-      chunk = tostring(chunk)
-    end
-    if #chunk > 0 then write(req, chunk) end
-  end
-end
-core.set_runner(pump)
-
-local req_methods = core.req_methods
-
+-- The core runs each handler in its own coroutine, answers with what it
+-- returns and pumps a body iterator in the same coroutine. Methods written
+-- in Lua join the C objects through core.methods.
 local read_all = require("lhyper.body").read_all
 local function too_large(req) req:_too_large() end
 
---- req:read_all(max_bytes) -> body string, or nil, err, kind
-function req_methods.read_all(req, max) return read_all(req, max, too_large) end
+core.methods("req", {
+  --- req:read_all(max_bytes) -> body string, or nil, err, kind
+  read_all = function(req, max) return read_all(req, max, too_large) end,
+})
 
 local option_types = {
   host = "string", port = "number", handler = "function",

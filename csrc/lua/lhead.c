@@ -1,0 +1,171 @@
+/* The response head writer: status and the handler's header table into
+ * the connection's encoder, and the server's kept head (memo) that skips
+ * the fields when a response repeats the last one kept. */
+#include "lhead.h"
+
+#include <lauxlib.h>
+
+void lh_head_memo_init(lua_State *L, lh_head_memo_t *m) {
+  m->valid = 0;
+  m->misses = LH_MEMO_PATIENCE; /* the first response is kept */
+  /* the kept head's strings, filled in place (memo_keep) */
+  lua_createtable(L, 2 * LH_MEMO_FIELDS, 0);
+  for (int i = 1; i <= 2 * LH_MEMO_FIELDS; i++) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, i);
+  }
+  m->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void lh_head_memo_free(lua_State *L, lh_head_memo_t *m) {
+  luaL_unref(L, LUA_REGISTRYINDEX, m->anchor_ref);
+  m->anchor_ref = LUA_NOREF;
+  m->valid = 0;
+}
+
+/* Header tables are read raw (lua_next, lua_rawgeti, lua_rawlen): no
+ * metamethod of the handler's runs while a head is half written. */
+static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen, int vi) {
+  size_t vlen;
+  int t = lua_type(L, vi);
+  if (t == LUA_TSTRING) {
+    const char *v = lua_tolstring(L, vi, &vlen);
+    return lh_conn_head_field(c, name, nlen, v, vlen);
+  }
+  if (t == LUA_TNUMBER) {
+    /* converted on a copy: the slot may be what lua_next walks from */
+    lua_pushvalue(L, vi);
+    const char *v = lua_tolstring(L, -1, &vlen);
+    int r = lh_conn_head_field(c, name, nlen, v, vlen);
+    lua_pop(L, 1);
+    return r;
+  }
+  if (t == LUA_TTABLE) {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, vi);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, vi, i);
+      int r = field_value(L, c, name, nlen, lua_gettop(L));
+      lua_pop(L, 1);
+      if (r) return r;
+    }
+    return 0;
+  }
+  return LH_EUSER_HEADER;
+}
+
+/* 1 when the table at hi (0: no headers) holds the kept head's strings, in
+ * the same order. Compared by address (lua_topointer): a kept string is
+ * anchored, so no other value has its address, and a number has none. */
+static int memo_match(lua_State *L, const lh_head_memo_t *m, int hi) {
+  int i = 0, n = 2 * m->n;
+  if (!hi) return n == 0;
+  lua_pushnil(L);
+  while (lua_next(L, hi)) {
+    if (i == n || lua_topointer(L, -2) != m->kv[i] || lua_topointer(L, -1) != m->kv[i + 1]) {
+      lua_pop(L, 2);
+      return 0;
+    }
+    i += 2;
+    lua_pop(L, 1);
+  }
+  return i == n;
+}
+
+/* keeps the head just written from the map at hi (0: none) when every
+ * field was a string pair, anchoring the strings */
+static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_conn_t *c, int hi, int64_t body_len) {
+  m->misses = 0;
+  m->valid = 0;
+  if (m->anchor_ref == LUA_NOREF || lh_conn_head_keep(c, body_len, &m->tpl)) return;
+  /* presized when the server was made: nothing here allocates */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchor_ref);
+  int a = lua_gettop(L), i = 0;
+  if (hi) {
+    lua_pushnil(L);
+    while (lua_next(L, hi)) {
+      if (i == 2 * LH_MEMO_FIELDS || lua_type(L, -2) != LUA_TSTRING ||
+          lua_type(L, -1) != LUA_TSTRING) {
+        /* not kept; the slots written so far are cleared with the next */
+        m->n = LH_MEMO_FIELDS;
+        lua_settop(L, a - 1);
+        return;
+      }
+      m->kv[i] = lua_topointer(L, -2);
+      m->kv[i + 1] = lua_topointer(L, -1);
+      lua_rawseti(L, a, i + 2);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, a, i + 1);
+      i += 2;
+    }
+  }
+  for (int j = i; j < 2 * m->n; j++) {
+    lua_pushboolean(L, 0); /* not nil: the slot stays in the array part */
+    lua_rawseti(L, a, j + 1);
+  }
+  lua_pop(L, 1);
+  m->n = (uint8_t)(i / 2);
+  m->valid = 1;
+}
+
+int lh_head_write(lua_State *L, lh_conn_t *c, lh_head_memo_t *m, int status, int hi,
+                  int64_t body_len) {
+  int e, is_map;
+  if (hi && lua_istable(L, hi)) {
+    hi = lua_absindex(L, hi);
+  } else if (hi && lua_isnoneornil(L, hi)) {
+    hi = 0;
+  } else if (hi) {
+    if ((e = lh_conn_head_begin(c, status))) return e;
+    lh_conn_head_abort(c);
+    return LH_EUSER_HEADER;
+  }
+  if (status < 200) m = NULL;
+  if (m) {
+    /* an array of pairs never matches: its keys are numbers */
+    if (m->valid && m->tpl.status == status && m->tpl.key == lh_conn_head_key(c, body_len) &&
+        memo_match(L, m, hi)) {
+      m->misses = 0;
+      return lh_conn_head_replay(c, &m->tpl, body_len);
+    }
+    if (m->misses < LH_MEMO_PATIENCE) m->misses++;
+  }
+  if ((e = lh_conn_head_begin(c, status))) return e;
+  lua_Integer n = hi ? (lua_Integer)lua_rawlen(L, hi) : 0;
+  is_map = hi && n == 0; /* else an array of {name, value} */
+  if (!hi) {
+    /* no headers */
+  } else if (!is_map) {
+    for (lua_Integer i = 1; i <= n && !e; i++) {
+      lua_rawgeti(L, hi, i);
+      int p = lua_gettop(L);
+      if (!lua_istable(L, p)) e = LH_EUSER_HEADER;
+      else {
+        lua_rawgeti(L, p, 1);
+        lua_rawgeti(L, p, 2);
+        size_t nlen;
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+        e = name ? field_value(L, c, name, nlen, lua_gettop(L)) : LH_EUSER_HEADER;
+      }
+      lua_settop(L, p - 1);
+    }
+  } else {
+    lua_pushnil(L);
+    while (!e && lua_next(L, hi)) {
+      size_t nlen;
+      if (lua_type(L, -2) != LUA_TSTRING) e = LH_EUSER_HEADER;
+      else {
+        const char *name = lua_tolstring(L, -2, &nlen);
+        e = field_value(L, c, name, nlen, lua_gettop(L));
+      }
+      lua_pop(L, 1);
+    }
+    if (e) lua_pop(L, 1); /* the key lua_next left */
+  }
+  if (!e) e = lh_conn_head_end(c, body_len);
+  if (e) {
+    lh_conn_head_abort(c);
+    return e;
+  }
+  if (m && (is_map || !hi) && m->misses >= LH_MEMO_PATIENCE) memo_keep(L, m, c, hi, body_len);
+  return 0;
+}

@@ -1,0 +1,38 @@
+/* A response head from a handler's Lua values (status and a headers
+ * table), and the server's kept head: the memo that lets the next response
+ * with the same status and the same field strings be written again from
+ * its bytes (lh_conn_head_replay). */
+#ifndef LH_LHEAD_H
+#define LH_LHEAD_H
+
+#include <lua.h>
+
+#include "conn.h"
+
+/* the server's last response head, kept (lh_conn_head_keep) with the
+ * handler's field strings it was made from, and anchored so that while
+ * kept no other string can have their addresses. Zero-filled plus
+ * lh_head_memo_init is a valid start. */
+#define LH_MEMO_FIELDS 8
+#define LH_MEMO_PATIENCE 8 /* responses unlike the kept head before another is kept */
+typedef struct {
+  lh_head_tpl_t tpl;
+  const void *kv[2 * LH_MEMO_FIELDS]; /* lua_topointer of each name and value */
+  uint8_t n;             /* fields */
+  uint8_t valid;         /* tpl and kv describe the kept head */
+  uint8_t misses;        /* responses since the last that matched (at most LH_MEMO_PATIENCE) */
+  int anchor_ref;        /* registry ref of the table holding kv's strings; LUA_NOREF: none */
+} lh_head_memo_t;
+
+/* makes the memo's anchor table (presized: keeping a head allocates nothing) */
+void lh_head_memo_init(lua_State *L, lh_head_memo_t *m);
+void lh_head_memo_free(lua_State *L, lh_head_memo_t *m);
+
+/* writes the head for status with the headers at index hi (0: none) and a
+ * body of body_len bytes (-1: streamed) into c. The header value is nil,
+ * a map or an array of {name, value}, read raw. m (NULL: none) may serve
+ * the head, or keep it. 0, or a negative code with nothing written */
+int lh_head_write(lua_State *L, lh_conn_t *c, lh_head_memo_t *m, int status, int hi,
+                  int64_t body_len);
+
+#endif

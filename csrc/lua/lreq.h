@@ -1,0 +1,85 @@
+/* lhyper.req: one request as its handler sees it, and everything done to
+ * it: made from a head, answered from the handler's values (a body
+ * iterator pumped in the handler's coroutine), failed, finished, dropped
+ * when its connection goes. What it needs of its server comes through
+ * lh_req_host_t; the service glue (lsvc.c) drives it. */
+#ifndef LH_LREQ_H
+#define LH_LREQ_H
+
+#include "lhead.h"
+#include "ltask.h"
+
+typedef struct lh_req lh_req_t;
+
+/* what a request needs of the server it came from */
+typedef struct lh_req_host {
+  lh_head_memo_t memo;   /* the server's kept response head */
+  /* a failure to report (the server's on_error); msg NULL: the code's own */
+  void (*report)(struct lh_req_host *h, int code, const char *msg, const lh_req_t *r);
+} lh_req_host_t;
+
+struct lh_req {
+  lh_task_t task;           /* first: the handler's coroutine */
+  lh_sconn_t *sc;           /* NULL once the connection is gone or the request done */
+  lh_req_host_t *host;
+  uint32_t nfields;
+  uint32_t head_len;
+  lh_span_t method, target;
+  uint8_t minor;
+  unsigned responded : 1;   /* a head was written */
+  unsigned body_done : 1;   /* the body iterator reached the end */
+  unsigned finished : 1;    /* the handler's coroutine is over */
+  unsigned too_large : 1;   /* read_all went over its limit: 413 by default */
+  unsigned lowered : 1;     /* field names in bytes are lower-case */
+  unsigned counted : 1;     /* counted in its server's in_flight (lsvc.c sets and clears) */
+  unsigned upgraded : 1;    /* the connection is a raw stream now (req:upgrade) */
+  unsigned pumping : 1;     /* the handler returned: its body iterator runs */
+  lh_task_t *waiter;        /* upgraded: the task waiting in stream:read/write */
+  size_t burst;             /* body bytes written since the coroutine last yielded */
+  int peer_port;            /* when the user value UV_PEER is set */
+  lh_field_t *fields;       /* points into this block */
+  char *bytes;              /* head copy, points into this block */
+};
+
+/* registers the req metatable (once per state) */
+void lh_req_open(lua_State *L);
+/* pushes the req metatable */
+void lh_req_push_mt(lua_State *L);
+
+/* pushes a new req for the head h (bytes at base) served on sc; mt and
+ * owner are stack indices of the req metatable and of the server's
+ * userdata, which the req anchors. Its task is not bound yet. */
+lh_req_t *lh_req_new(lua_State *L, lh_req_host_t *host, lh_sconn_t *sc, const lh_head_t *h,
+                     const char *base, int mt, int owner);
+
+/* answers r from the handler's values status, headers, body at co's
+ * indices si, si + 1, si + 2; an iterator body is then pumped in co, which
+ * may yield (co must be r's running coroutine) */
+void lh_req_answer(lua_State *co, lh_req_t *r, int si);
+/* the handler's coroutine raised the value on top of it (r's task ops):
+ * reported, and answered with the error's status when nothing went out */
+void lh_req_raised(lua_State *L, lh_req_t *r);
+/* the handler's coroutine is over: a request left unanswered gets 500
+ * (413 when its body was too large), a streamed body cut short closes the
+ * connection; the req lets go of the connection unless it is a stream */
+void lh_req_finish(lh_req_t *r);
+/* the connection failed or is gone: the req lets go of it, and a running
+ * handler is cancelled (or a stream's waiting task woken) */
+void lh_req_drop(lh_req_t *r);
+/* the dispatcher's body_ready / write_ready: resumes whoever waits on r
+ * for `wait` (the handler, or a task using its stream) */
+void lh_req_wake(lh_req_t *r, int wait);
+
+/* the req lets go of its connection */
+static inline void lh_req_detach(lh_req_t *r) {
+  if (r->sc) {
+    *lh_sconn_udata(r->sc) = NULL;
+    r->sc = NULL;
+  }
+}
+
+static inline lh_req_t *lh_req_of_task(lh_task_t *t) {
+  return (lh_req_t *)((char *)t - offsetof(lh_req_t, task));
+}
+
+#endif

@@ -1,0 +1,11 @@
+/* lhyper.server and the service it gives the dispatcher (lsvc.c). */
+#ifndef LH_LSVC_H
+#define LH_LSVC_H
+
+#include <lua.h>
+
+/* registers the server metatable (once per state) and adds listen(opts)
+ * to the module table at mod */
+void lh_svc_open(lua_State *L, int mod);
+
+#endif
