@@ -49,7 +49,7 @@ specs() { # $1: build dir, $2: label, rest: busted arguments
 
 c_tests build
 specs build normal
-# connections closed by uv_close alone, as with a libuv other than 1.44 (io.c close_socket_early)
+# connections closed by uv_close alone, as with a libuv other than 1.44 (sconn.c close_socket_early)
 LHYPER_FAST_CLOSE=0 specs build "plain uv_close" spec/basics_spec.lua spec/connection_spec.lua \
   spec/limits_spec.lua spec/shutdown_spec.lua
 

@@ -1,5 +1,5 @@
 -- The server keeps its last response head and writes it again when the next
--- response has the same status, fields and connection state (lreq.c memo,
+-- response has the same status, fields and connection state (lhead.c memo,
 -- conn.c lh_conn_head_keep/replay). Whatever changes must show in the head.
 local h = require "helper"
 

@@ -8,6 +8,7 @@
 
 #include "lhead.h"
 #include "ltask.h"
+#include "server.h"
 
 typedef struct lh_req lh_req_t;
 

@@ -268,7 +268,7 @@ static const lh_service_t lua_service = {
 };
 
 static void conn_closed(lh_sconn_t *sc) {
-  lh_lsrv_t *s = lh_server_data(lh_sconn_server(sc));
+  lh_lsrv_t *s = lh_sconn_data(sc);
   unwait(s, sc);
   lh_req_t *r = conn_req(sc);
   if (r) lh_req_drop(r);

@@ -8,7 +8,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "io.h"
+#include "timer.h"
 
 /* what a suspended coroutine waits for */
 enum {

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "io_int.h"
+#include "uvloop.h"
 
 typedef struct lh_host {
   struct lh_host *next;

@@ -1,11 +1,12 @@
 /* Client connections and their keep-alive pool: name resolution, connect
  * (with fallback over the resolved addresses), the transport of one client
  * connection, per-connection deadlines and the idle checks of hyper's pool.
- * Only client.c includes uv.h; the binding sees opaque handles. */
+ * The binding sees opaque handles; no uv.h here (see loop.h). */
 #ifndef LH_CLIENT_H
 #define LH_CLIENT_H
 
-#include "io.h"
+#include "dispatch.h"
+#include "loop.h"
 
 typedef struct lh_client lh_client_t;
 typedef struct lh_cconn lh_cconn_t;

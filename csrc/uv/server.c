@@ -1,7 +1,8 @@
-/* Listener, accept, max_connections, per-server deadline lists (header read,
- * idle, lingering close) and graceful close. */
+/* A server: its listener (accept, max_connections, pauses after errors),
+ * the one timer for its connections' deadlines, graceful close, and the
+ * end of it all (server_done). Its connections are sconn.c's. */
 #define _GNU_SOURCE /* accept4 */
-#include "io_int.h"
+#include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,95 +12,60 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* --- deadlines (deadline.h): one uv_timer per server for all its lists --- */
+#include "sconn.h"
+#include "uvloop.h"
+
+struct lh_server {
+  uv_poll_t poll;          /* first: the listening socket is readable (a connection waits) */
+  int fd;                  /* the listening socket; closed in the poll handle's close callback */
+  lh_sconn_set_t set;      /* its connections */
+  int port;
+  uv_timer_t timer;        /* earliest of the connections' deadlines, grace and accept_resume */
+  double grace_deadline;   /* when closing: force-close time, 0 none */
+  double accept_resume;    /* accepting paused after an error: when to try again, 0 none */
+  unsigned closing : 1;
+  unsigned accept_pending : 1; /* a connection waits in the backlog (max_connections) */
+  unsigned accept_paused : 1;  /* the listener is not polled (max_connections, or an error) */
+  unsigned listener_closed : 1;
+  unsigned timer_closed : 1;
+  unsigned done : 1;
+};
+
+#define SERVER_OF_SET(x) ((lh_server_t *)((char *)(x) - offsetof(lh_server_t, set)))
+
+/* --- the timer: one uv_timer per server for all its deadlines --- */
 
 static void accept_restart(lh_server_t *s);
+static void timer_cb(uv_timer_t *t);
 
-#define SC_OF_NODE(n) ((lh_sconn_t *)((char *)(n) - offsetof(lh_sconn_t, dnode)))
-
-void lh_server_arm(lh_server_t *s) {
+static void server_arm(lh_server_t *s) {
   if (s->timer_closed || uv_is_closing((uv_handle_t *)&s->timer)) return;
-  double next = lh_dl_next(&s->dl);
+  double next = lh_dl_next(&s->set.dl);
   if (s->grace_deadline && (next == 0 || s->grace_deadline < next)) next = s->grace_deadline;
   if (s->accept_resume && (next == 0 || s->accept_resume < next)) next = s->accept_resume;
   if (next == 0) {
     uv_timer_stop(&s->timer);
     return;
   }
-  double now = lh_loop_now(s->loop);
+  double now = lh_loop_now(s->set.loop);
   uint64_t ms = next > now ? (uint64_t)((next - now) * 1000.0 + 0.999) : 0;
   if (uv_is_active((uv_handle_t *)&s->timer) && uv_timer_get_due_in(&s->timer) <= ms) return;
-  uv_timer_start(&s->timer, lh_server_timer_cb, ms, 0);
+  uv_timer_start(&s->timer, timer_cb, ms, 0);
 }
 
-/* kind NONE takes the connection off its list; others are due `after`
- * seconds from now */
-void lh_sconn_deadline(lh_sconn_t *sc, int kind, double after) {
-  lh_server_t *s = sc->srv;
-  if (kind == LH_DL_NONE) {
-    lh_dl_remove(&s->dl, &sc->dnode);
-    return;
-  }
-  lh_dl_append(&s->dl, &sc->dnode, kind, lh_loop_now(s->loop) + after);
-  /* a list's entries share one timeout, so one put behind others is not
-   * due before them, and the timer is already set for the head */
-  if (!sc->dnode.prev) lh_server_arm(s);
-}
+static void set_arm(lh_sconn_set_t *set) { server_arm(SERVER_OF_SET(set)); }
 
-void lh_sconn_timer_update(lh_sconn_t *sc) {
-  if (sc->closing) return;
-  lh_server_t *s = sc->srv;
-  if (!sc->d) return; /* asleep: already on the idle list */
-  lh_conn_t *c = &sc->d->conn;
-  int state = lh_disp_timer_kind(sc->d);
-  double t = state == LH_DL_HEAD ? s->opts.header_read_timeout
-           : state == LH_DL_IDLE ? s->opts.idle_timeout : 0;
-  int kind = t > 0 ? state : LH_DL_NONE;
-  if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
-    /* between messages: hold no buffers */
-    lh_rbuf_trim(&c->rbuf, 0);
-    lh_wq_trim(&c->wq, 0);
-    lh_parser_trim(&c->parser);
-  }
-  /* a head keeps the deadline it got when it began (slowloris); an idle
-   * spell starts anew after each response, even when the whole exchange
-   * happened between two updates */
-  if (!(kind == sc->dnode.kind && sc->armed_served == sc->d->served)) {
-    sc->armed_served = sc->d->served;
-    lh_sconn_deadline(sc, kind, t);
-  }
-  lh_sconn_doze(sc, state == LH_DL_IDLE);
-}
-
-void lh_server_timer_cb(uv_timer_t *t) {
+static void timer_cb(uv_timer_t *t) {
   lh_server_t *s = (lh_server_t *)((char *)t - offsetof(lh_server_t, timer));
-  if (s->loop->closing || s->timer_closed) return;
-  double now = lh_loop_now(s->loop) + 0.0005;
-  lh_dnode_t *n;
-  int kind;
-  while ((n = lh_dl_pop_due(&s->dl, now, &kind))) {
-    lh_sconn_t *sc = SC_OF_NODE(n);
-    if (kind == LH_DL_LINGER || !sc->d) lh_sconn_close_now(sc);
-    else {
-      lh_disp_timeout(sc->d, kind);
-      lh_sconn_timer_update(sc);
-    }
-  }
+  if (s->set.loop->closing || s->timer_closed) return;
+  double now = lh_loop_now(s->set.loop) + 0.0005;
+  lh_sconn_set_expire(&s->set, now);
   if (s->accept_resume && s->accept_resume <= now) accept_restart(s);
   if (s->grace_deadline && s->grace_deadline <= now) {
     s->grace_deadline = 0;
-    for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
-      next = sc->next;
-      if (sc->closing || !sc->d) {
-        lh_sconn_close_now(sc);
-        continue;
-      }
-      sc->no_linger = 1;
-      lh_disp_abort(sc->d, LH_ECANCELED);
-      lh_sconn_poll(sc);
-    }
+    lh_sconn_set_abort(&s->set);
   }
-  lh_server_arm(s);
+  server_arm(s);
 }
 
 /* --- accept ---
@@ -125,14 +91,14 @@ static void accept_pause(lh_server_t *s, double after) {
     if (uv_poll_start(&s->poll, UV_PRIORITIZED, accept_ready)) uv_poll_stop(&s->poll);
   }
   if (after > 0) {
-    s->accept_resume = lh_loop_now(s->loop) + after;
-    lh_server_arm(s);
+    s->accept_resume = lh_loop_now(s->set.loop) + after;
+    server_arm(s);
   }
 }
 
 static void accept_restart(lh_server_t *s) {
   s->accept_resume = 0;
-  if (!s->accept_paused || s->closing || s->loop->closing ||
+  if (!s->accept_paused || s->closing || s->set.loop->closing ||
       uv_is_closing((uv_handle_t *)&s->poll))
     return;
   s->accept_paused = 0;
@@ -192,23 +158,7 @@ static void accept_one(lh_server_t *s) {
         return;
     }
   }
-  lh_sconn_t *sc = calloc(1, sizeof *sc);
-  if (!sc) {
-    close(fd);
-    accept_pause(s, 0.1);
-    return;
-  }
-  uv_tcp_init(&s->loop->uv, &sc->tcp);
-  if (uv_tcp_open(&sc->tcp, fd)) {
-    close(fd); /* the handle did not take it */
-    uv_close((uv_handle_t *)&sc->tcp, (uv_close_cb)free);
-    return;
-  }
-  sc->next = s->conns;
-  if (s->conns) s->conns->prev = sc;
-  s->conns = sc;
-  s->nconns++;
-  lh_sconn_start(s, sc);
+  if (lh_sconn_accept(&s->set, fd) == LH_ENOMEM) accept_pause(s, 0.1);
 }
 
 static void accept_ready(uv_poll_t *p, int status, int events) {
@@ -219,7 +169,7 @@ static void accept_ready(uv_poll_t *p, int status, int events) {
     accept_pause(s, 0.1);
     return;
   }
-  if (s->opts.max_connections && s->nconns >= s->opts.max_connections) {
+  if (s->set.opts.max_connections && s->set.nconns >= s->set.opts.max_connections) {
     /* leave it in the backlog, unread, until a connection goes */
     s->accept_pending = 1;
     accept_pause(s, 0);
@@ -228,12 +178,10 @@ static void accept_ready(uv_poll_t *p, int status, int events) {
   accept_one(s);
 }
 
-void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc) {
-  if (sc->prev) sc->prev->next = sc->next;
-  else s->conns = sc->next;
-  if (sc->next) sc->next->prev = sc->prev;
-  s->nconns--;
-  if (s->accept_pending && !s->closing && !s->loop->closing) {
+/* a connection was freed */
+static void set_gone(lh_sconn_set_t *set) {
+  lh_server_t *s = SERVER_OF_SET(set);
+  if (s->accept_pending && !s->closing && !s->set.loop->closing) {
     s->accept_pending = 0;
     accept_restart(s);
   }
@@ -244,7 +192,7 @@ void lh_server_conn_gone(lh_server_t *s, lh_sconn_t *sc) {
  * connection points at it any more, whichever comes last (teardown closes
  * them in any order) */
 static void server_try_free(lh_server_t *s) {
-  if (s->listener_closed && s->timer_closed && s->nconns == 0) free(s);
+  if (s->listener_closed && s->timer_closed && s->set.nconns == 0) free(s);
 }
 
 static void timer_close_cb(uv_handle_t *h) {
@@ -254,13 +202,13 @@ static void timer_close_cb(uv_handle_t *h) {
 }
 
 static void server_maybe_done(lh_server_t *s) {
-  if (s->loop->closing) {
+  if (s->set.loop->closing) {
     server_try_free(s); /* lh_loop_free's walk closes the handles */
     return;
   }
-  if (!s->closing || s->nconns || !s->listener_closed || s->done) return;
+  if (!s->closing || s->set.nconns || !s->listener_closed || s->done) return;
   s->done = 1;
-  if (s->hooks.server_done) s->hooks.server_done(s);
+  if (s->set.hooks.server_done) s->set.hooks.server_done(s);
   if (!uv_is_closing((uv_handle_t *)&s->timer)) uv_close((uv_handle_t *)&s->timer, timer_close_cb);
 }
 
@@ -314,11 +262,13 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
     return r;
   }
   s->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
-  s->loop = l;
   s->fd = fd;
-  s->opts = *o;
-  s->hooks = *hooks;
-  s->data = data;
+  s->set.loop = l;
+  s->set.opts = *o;
+  s->set.hooks = *hooks;
+  s->set.data = data;
+  s->set.arm = set_arm;
+  s->set.gone = set_gone;
   r = uv_poll_init_socket(&l->uv, &s->poll, fd);
   if (r) {
     close(fd);
@@ -341,33 +291,15 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
 }
 
 int lh_server_port(const lh_server_t *s) { return s->port; }
-void *lh_server_data(const lh_server_t *s) { return s->data; }
-uint32_t lh_server_connections(const lh_server_t *s) { return s->nconns; }
+void *lh_server_data(const lh_server_t *s) { return s->set.data; }
+uint32_t lh_server_connections(const lh_server_t *s) { return s->set.nconns; }
 
 void lh_server_close(lh_server_t *s, double grace) {
   if (s->closing) return;
   s->closing = 1;
   if (!uv_is_closing((uv_handle_t *)&s->poll)) uv_close((uv_handle_t *)&s->poll, listener_close_cb);
-  double now = lh_loop_now(s->loop);
-  for (lh_sconn_t *sc = s->conns, *next; sc; sc = next) {
-    next = sc->next;
-    if (sc->closing) continue;
-    if (!sc->d) {
-      lh_sconn_close_now(sc); /* asleep: idle */
-      continue;
-    }
-    lh_conn_t *c = &sc->d->conn;
-    lh_conn_disable_keep_alive(c);
-    if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
-      if (sc->d->served == 0) {
-        /* opened but silent: a short window for a request already on its way */
-        lh_sconn_deadline(sc, LH_DL_GRACE, grace < 1.0 && grace >= 0 ? grace : 1.0);
-        continue;
-      }
-      lh_conn_close(c);
-    }
-    lh_sconn_poll(sc);
-  }
+  double now = lh_loop_now(s->set.loop);
+  lh_sconn_set_close(&s->set, grace);
   if (grace >= 0) s->grace_deadline = now + grace;
-  lh_server_arm(s);
+  server_arm(s);
 }

@@ -1,5 +1,8 @@
-/* One-shot timers (lhyper.sleep) and signal watchers. */
-#include "io_int.h"
+/* One-shot timers (lhyper.sleep) and signal watchers: each a malloc'd
+ * libuv handle that frees itself in its close callback. */
+#include "timer.h"
+
+#include "uvloop.h"
 
 #include <stdlib.h>
 

@@ -1,150 +1,57 @@
-/* The loop, the defer queue, and the transport of one server connection. */
-#include "io_int.h"
+/* A server connection: its transport (read into the dispatcher's buffer,
+ * send straight, write queue, lingering close), its deadlines, and its
+ * message state on demand (dozing, sleeping). Also what a server's
+ * connections share: their list, deadline lists and doze list
+ * (lh_sconn_set_t), driven by server.c. */
+#include "sconn.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __linux__
 #include <sys/epoll.h>
 #endif
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "uvloop.h"
 
 #define LINGER_SECONDS 2.0 /* after our FIN, how long unread input is drained */
 
-/* --- loop --- */
+struct lh_sconn {
+  uv_tcp_t tcp;            /* first: the handle's address is the connection's */
+  lh_disp_t *d;            /* message state; NULL while asleep (taken back to a free list) */
+  lh_sconn_set_t *set;
+  lh_sconn_t *prev, *next; /* set's list of connections */
+  lh_dnode_t dnode;        /* on the set's deadline list of its kind */
+  lh_defer_t defer;
+  void *udata;
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+  } peer;                  /* AF_UNSPEC until asked for */
+  unsigned writing : 1;    /* wreq in flight */
+  unsigned closing : 1;    /* io close sequence started */
+  unsigned handle_closing : 1; /* uv_close called */
+  unsigned no_linger : 1;  /* close at once (grace period over) */
+  unsigned wrote : 1;      /* a write was made (see before_write) */
+  unsigned nodelay : 1;    /* TCP_NODELAY is set */
+  uint32_t armed_served;   /* d->served when the deadline was set */
+  uint32_t served;         /* d->served kept while asleep */
+  unsigned reading_on : 1; /* d->reading_on kept while asleep */
+};
 
-static void defer_cb(uv_idle_t *h) {
-  lh_loop_t *l = h->data;
-  /* only what is queued now: work queued by these callbacks waits a turn */
-  lh_defer_t *q = l->dq_head, *end = l->dq_tail;
-  l->dq_head = l->dq_tail = NULL;
-  while (q) {
-    lh_defer_t *next = q->next;
-    int last = q == end;
-    q->next = NULL;
-    q->queued = 0;
-    q->cb(q);
-    if (last) break;
-    q = next;
-  }
-  if (!l->dq_head) uv_idle_stop(&l->defer_idle);
-}
+static void sconn_deadline(lh_sconn_t *sc, int kind, double after);
+static void sconn_timer_update(lh_sconn_t *sc);
+static void sconn_doze(lh_sconn_t *sc, int idle);
+static int sconn_wake(lh_sconn_t *sc);
 
-/* see close_socket_early: only with the libuv whose internals it knows,
- * and the one it was built against; LHYPER_FAST_CLOSE=0 turns it off */
-static int fast_close_usable(void) {
-  const char *env = getenv("LHYPER_FAST_CLOSE");
-  if (env && strcmp(env, "0") == 0) return 0;
-#if defined(__linux__) && UV_VERSION_MAJOR == 1 && UV_VERSION_MINOR == 44
-  return (uv_version() >> 8) == (UV_VERSION_HEX >> 8);
-#else
-  return 0;
-#endif
-}
-
-lh_loop_t *lh_loop_new(void) {
-  /* a peer that closes while we write must cost an EPIPE, not the process;
-   * a handler the program installed itself is left alone */
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-    sa.sa_handler = SIG_IGN;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    sigaction(SIGPIPE, &sa, NULL);
-  }
-  lh_loop_t *l = calloc(1, sizeof *l);
-  if (!l) return NULL;
-  if (uv_loop_init(&l->uv)) {
-    free(l);
-    return NULL;
-  }
-  l->uv.data = l;
-  l->fast_close = fast_close_usable();
-  uv_idle_init(&l->uv, &l->defer_idle);
-  l->defer_idle.data = l;
-  return l;
-}
-
-int lh_loop_run(lh_loop_t *l) {
-  l->stopped = 0;
-  uv_run(&l->uv, UV_RUN_DEFAULT);
-  return l->stopped;
-}
-
-void lh_loop_stop(lh_loop_t *l) {
-  l->stopped = 1;
-  uv_stop(&l->uv);
-}
-
-int lh_loop_is_closing(lh_loop_t *l) { return l->closing; }
-
-double lh_loop_now(lh_loop_t *l) { return (double)uv_now(&l->uv) / 1000.0; }
-
-void lh_loop_defer(lh_loop_t *l, lh_defer_t *d) {
-  if (d->queued || l->closing) return;
-  d->queued = 1;
-  d->next = NULL;
-  if (l->dq_tail) l->dq_tail->next = d;
-  else l->dq_head = d;
-  l->dq_tail = d;
-  if (!uv_is_active((uv_handle_t *)&l->defer_idle)) uv_idle_start(&l->defer_idle, defer_cb);
-}
-
-void lh_loop_undefer(lh_loop_t *l, lh_defer_t *d) {
-  if (!d->queued) return;
-  lh_defer_t **pp = &l->dq_head, *prev = NULL;
-  while (*pp && *pp != d) {
-    prev = *pp;
-    pp = &(*pp)->next;
-  }
-  if (*pp) {
-    *pp = d->next;
-    if (l->dq_tail == d) l->dq_tail = prev;
-  }
-  d->queued = 0;
-  d->next = NULL;
-}
-
-static void walk_close_cb(uv_handle_t *h, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(h)) {
-    /* connections and servers free themselves in their close callbacks */
-    if ((h->type == UV_TCP || h->type == UV_POLL) && h->data) {
-      uv_close(h, (uv_close_cb)h->data);
-    } else if ((h->type == UV_TIMER || h->type == UV_SIGNAL) && h->data) {
-      uv_close(h, (uv_close_cb)h->data);
-    } else {
-      uv_close(h, NULL);
-    }
-  }
-}
-
-void lh_loop_free(lh_loop_t *l) {
-  l->closing = 1;
-  l->dq_head = l->dq_tail = NULL;
-  uv_walk(&l->uv, walk_close_cb, NULL);
-  while (uv_loop_close(&l->uv) == UV_EBUSY) uv_run(&l->uv, UV_RUN_ONCE);
-  free(l);
-}
-
-const char *lh_errname(int err) {
-  const char *n = lh_err_name(err);
-  return n ? n : uv_err_name(err);
-}
-
-const char *lh_strerror(int err) {
-  const char *m = lh_err_message(err);
-  return m ? m : uv_strerror(err);
-}
-
-/* --- connection transport --- */
+/* --- transport --- */
 
 lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d) { return d->io_data; }
 lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) { return sc->d; }
-lh_server_t *lh_sconn_server(lh_sconn_t *sc) { return sc->srv; }
+void *lh_sconn_data(lh_sconn_t *sc) { return sc->set->data; }
 void **lh_sconn_udata(lh_sconn_t *sc) { return &sc->udata; }
 
 int lh_sconn_peer(lh_sconn_t *sc, char *buf, size_t len) {
@@ -166,18 +73,21 @@ int lh_sconn_peer(lh_sconn_t *sc, char *buf, size_t len) {
 }
 
 static void disp_put(lh_disp_t *d);
-int sconn_wake(lh_sconn_t *sc);
 static const lh_io_t sconn_io;
 
 static void conn_close_cb(uv_handle_t *h) {
   lh_sconn_t *sc = (lh_sconn_t *)h;
-  lh_server_t *s = sc->srv;
-  lh_loop_t *l = s->loop;
+  lh_sconn_set_t *set = sc->set;
+  lh_loop_t *l = set->loop;
   lh_loop_undefer(l, &sc->defer);
-  if (!l->closing && s->hooks.conn_closed) s->hooks.conn_closed(sc);
+  if (!l->closing && set->hooks.conn_closed) set->hooks.conn_closed(sc);
   if (sc->d) disp_put(sc->d);
-  lh_server_conn_gone(s, sc);
+  if (sc->prev) sc->prev->next = sc->next;
+  else set->conns = sc->next;
+  if (sc->next) sc->next->prev = sc->prev;
+  set->nconns--;
   free(sc);
+  set->gone(set); /* may free the set */
 }
 
 /* uv_close takes a socket out of epoll (epoll_ctl DEL) before it closes
@@ -195,7 +105,7 @@ static void close_socket_early(lh_sconn_t *sc) {
   uv_tcp_t *t = &sc->tcp;
   uv_loop_t *loop = t->loop;
   uv__io_t *w = &t->io_watcher;
-  if (!sc->srv->loop->fast_close || w->fd < 0 || !loop->watchers) return;
+  if (!sc->set->loop->fast_close || w->fd < 0 || !loop->watchers) return;
   uv_read_stop((uv_stream_t *)t);
   if (w->pevents != 0 || ((unsigned)w->fd < loop->nwatchers && loop->watchers[w->fd]))
     return;
@@ -209,12 +119,12 @@ static void close_socket_early(lh_sconn_t *sc) {
 #endif
 }
 
-void lh_sconn_close_now(lh_sconn_t *sc) {
+static void sconn_close_now(lh_sconn_t *sc) {
   /* lh_loop_free's walk may have closed the handle already */
   if (sc->handle_closing || uv_is_closing((uv_handle_t *)&sc->tcp)) return;
   sc->handle_closing = 1;
   sc->closing = 1;
-  lh_sconn_deadline(sc, LH_DL_NONE, 0);
+  sconn_deadline(sc, LH_DL_NONE, 0);
   close_socket_early(sc);
   uv_close((uv_handle_t *)&sc->tcp, conn_close_cb);
 }
@@ -236,7 +146,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   lh_sconn_t *sc = (lh_sconn_t *)st;
   if (nread == 0) return;
   if (!sc->d && !sconn_wake(sc)) {
-    lh_sconn_close_now(sc);
+    sconn_close_now(sc);
     return;
   }
   if (nread == UV_ENOBUFS) {
@@ -252,13 +162,13 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   } else {
     lh_disp_read_done(sc->d, nread == UV_EOF ? 0 : (long)nread);
   }
-  lh_sconn_timer_update(sc);
+  sconn_timer_update(sc);
 }
 
 static void linger_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   lh_sconn_t *sc = (lh_sconn_t *)st;
-  if (nread < 0) lh_sconn_close_now(sc);
+  if (nread < 0) sconn_close_now(sc);
   /* input after our FIN is dropped: the buffer is reused */
   else sc->d->conn.rbuf.off = sc->d->conn.rbuf.len;
 }
@@ -268,41 +178,41 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
   free(req);
   if (sc->handle_closing) return;
   if (status < 0 || sc->d->conn.eof || sc->d->io_error) {
-    lh_sconn_close_now(sc);
+    sconn_close_now(sc);
     return;
   }
   /* lingering close: read until the peer closes so unread input does not
    * turn our close into a reset that destroys the response in flight */
   sc->d->conn.rbuf.off = sc->d->conn.rbuf.len;
   if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, linger_read_cb)) {
-    lh_sconn_close_now(sc);
+    sconn_close_now(sc);
     return;
   }
-  lh_sconn_deadline(sc, LH_DL_LINGER, LINGER_SECONDS);
+  sconn_deadline(sc, LH_DL_LINGER, LINGER_SECONDS);
 }
 
 static void finish_close(lh_sconn_t *sc) {
   if (sc->handle_closing || sc->writing) return;
   if (!sc->d) {
-    lh_sconn_close_now(sc);
+    sconn_close_now(sc);
     return;
   }
   /* with nothing left unread, close() sends the FIN after the queued bytes;
    * otherwise linger so the kernel does not answer unread input with RST */
   if (sc->d->io_error || sc->d->conn.eof || !sc->d->conn.unread || sc->no_linger) {
-    lh_sconn_close_now(sc);
+    sconn_close_now(sc);
     return;
   }
   /* requests live only while in use: an idle connection does not carry them */
   uv_shutdown_t *req = malloc(sizeof *req);
   if (!req) {
-    lh_sconn_close_now(sc);
+    sconn_close_now(sc);
     return;
   }
   req->data = sc;
   if (uv_shutdown(req, (uv_stream_t *)&sc->tcp, shutdown_cb)) {
     free(req);
-    lh_sconn_close_now(sc);
+    sconn_close_now(sc);
   }
 }
 
@@ -320,7 +230,7 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   }
   lh_disp_write_done(sc->d, status);
-  lh_sconn_timer_update(sc);
+  sconn_timer_update(sc);
 }
 
 /* Nagle holds a segment back only while earlier bytes are unacknowledged.
@@ -420,7 +330,7 @@ static void io_close(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->closing) return;
   sc->closing = 1;
-  lh_sconn_deadline(sc, LH_DL_NONE, 0);
+  sconn_deadline(sc, LH_DL_NONE, 0);
   uv_read_stop((uv_stream_t *)&sc->tcp);
   if (!d->io_error && lh_conn_pending(&d->conn) && io_flush(d) < 0) d->io_error = -1;
   finish_close(sc);
@@ -434,7 +344,7 @@ static void defer_poll_cb(lh_defer_t *df) {
 
 static void io_defer(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
-  lh_loop_defer(sc->srv->loop, &sc->defer);
+  lh_loop_defer(sc->set->loop, &sc->defer);
 }
 
 static const lh_io_t sconn_io = {
@@ -449,11 +359,11 @@ static const lh_io_t sconn_io = {
 void lh_sconn_poll(lh_sconn_t *sc) {
   if (sc->closing) return;
   if (sc->d) lh_disp_poll(sc->d);
-  lh_sconn_timer_update(sc);
+  sconn_timer_update(sc);
 }
 
 void lh_sconn_defer_poll(lh_sconn_t *sc) {
-  if (!sc->closing) lh_loop_defer(sc->srv->loop, &sc->defer);
+  if (!sc->closing) lh_loop_defer(sc->set->loop, &sc->defer);
 }
 
 /* --- message state on demand: an idle connection keeps only its handle,
@@ -479,7 +389,7 @@ static __thread struct {
   int n;
 } dpool;
 
-static void doze_remove(lh_server_t *s, lh_sdisp_t *x) {
+static void doze_remove(lh_sconn_set_t *s, lh_sdisp_t *x) {
   if (!x->dozing) return;
   x->dozing = 0;
   if (x->prev) x->prev->next = x->next;
@@ -492,15 +402,15 @@ static void doze_remove(lh_server_t *s, lh_sdisp_t *x) {
 
 static void disp_put(lh_disp_t *d) {
   lh_sdisp_t *x = (lh_sdisp_t *)d;
-  doze_remove(lh_sconn_from_disp(d)->srv, x);
+  doze_remove(lh_sconn_from_disp(d)->set, x);
   lh_disp_free(d);
   if (dpool.n < DISP_POOL) dpool.d[dpool.n++] = x;
   else free(x);
 }
 
 /* gives an idle connection its message state back; 0 on OOM */
-int sconn_wake(lh_sconn_t *sc) {
-  lh_server_t *s = sc->srv;
+static int sconn_wake(lh_sconn_t *sc) {
+  lh_sconn_set_t *s = sc->set;
   lh_sdisp_t *x = dpool.n ? dpool.d[--dpool.n] : malloc(sizeof *x);
   if (!x) return 0;
   x->prev = x->next = NULL;
@@ -530,8 +440,9 @@ static void sconn_sleep(lh_sconn_t *sc) {
   disp_put(d);
 }
 
-void lh_sconn_doze(lh_sconn_t *sc, int idle) {
-  lh_server_t *s = sc->srv;
+/* the connection is idle (1) or not (0): an idle one dozes, then sleeps */
+static void sconn_doze(lh_sconn_t *sc, int idle) {
+  lh_sconn_set_t *s = sc->set;
   lh_sdisp_t *x = (lh_sdisp_t *)sc->d;
   if (!idle) {
     doze_remove(s, x);
@@ -552,13 +463,124 @@ void lh_sconn_doze(lh_sconn_t *sc, int idle) {
   }
 }
 
-void lh_sconn_start(lh_server_t *s, lh_sconn_t *sc) {
-  sc->srv = s;
+/* --- deadlines ---
+ * kind NONE takes the connection off its list; others are due `after`
+ * seconds from now */
+static void sconn_deadline(lh_sconn_t *sc, int kind, double after) {
+  lh_sconn_set_t *s = sc->set;
+  if (kind == LH_DL_NONE) {
+    lh_dl_remove(&s->dl, &sc->dnode);
+    return;
+  }
+  lh_dl_append(&s->dl, &sc->dnode, kind, lh_loop_now(s->loop) + after);
+  /* a list's entries share one timeout, so one put behind others is not
+   * due before them, and the timer is already set for the head */
+  if (!sc->dnode.prev) s->arm(s);
+}
+
+/* after the connection's state changed: its deadline, buffers and doze */
+static void sconn_timer_update(lh_sconn_t *sc) {
+  if (sc->closing) return;
+  lh_sconn_set_t *s = sc->set;
+  if (!sc->d) return; /* asleep: already on the idle list */
+  lh_conn_t *c = &sc->d->conn;
+  int state = lh_disp_timer_kind(sc->d);
+  double t = state == LH_DL_HEAD ? s->opts.header_read_timeout
+           : state == LH_DL_IDLE ? s->opts.idle_timeout : 0;
+  int kind = t > 0 ? state : LH_DL_NONE;
+  if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
+    /* between messages: hold no buffers */
+    lh_rbuf_trim(&c->rbuf, 0);
+    lh_wq_trim(&c->wq, 0);
+    lh_parser_trim(&c->parser);
+  }
+  /* a head keeps the deadline it got when it began (slowloris); an idle
+   * spell starts anew after each response, even when the whole exchange
+   * happened between two updates */
+  if (!(kind == sc->dnode.kind && sc->armed_served == sc->d->served)) {
+    sc->armed_served = sc->d->served;
+    sconn_deadline(sc, kind, t);
+  }
+  sconn_doze(sc, state == LH_DL_IDLE);
+}
+
+/* --- the set of a server's connections --- */
+
+int lh_sconn_accept(lh_sconn_set_t *set, int fd) {
+  lh_sconn_t *sc = calloc(1, sizeof *sc);
+  if (!sc) {
+    close(fd);
+    return LH_ENOMEM;
+  }
+  uv_tcp_init(&set->loop->uv, &sc->tcp);
+  int r = uv_tcp_open(&sc->tcp, fd);
+  if (r) {
+    close(fd); /* the handle did not take it */
+    uv_close((uv_handle_t *)&sc->tcp, (uv_close_cb)free);
+    return r;
+  }
+  sc->set = set;
+  sc->next = set->conns;
+  if (set->conns) set->conns->prev = sc;
+  set->conns = sc;
+  set->nconns++;
   sc->tcp.data = (void *)conn_close_cb; /* how lh_loop_free closes it */
   sc->defer.cb = defer_poll_cb;
   if (!sconn_wake(sc)) {
-    lh_sconn_close_now(sc);
-    return;
+    sconn_close_now(sc);
+    return 0;
   }
   lh_sconn_poll(sc);
+  return 0;
+}
+
+#define SC_OF_NODE(n) ((lh_sconn_t *)((char *)(n) - offsetof(lh_sconn_t, dnode)))
+
+void lh_sconn_set_expire(lh_sconn_set_t *set, double now) {
+  lh_dnode_t *n;
+  int kind;
+  while ((n = lh_dl_pop_due(&set->dl, now, &kind))) {
+    lh_sconn_t *sc = SC_OF_NODE(n);
+    if (kind == LH_DL_LINGER || !sc->d) sconn_close_now(sc);
+    else {
+      lh_disp_timeout(sc->d, kind);
+      sconn_timer_update(sc);
+    }
+  }
+}
+
+void lh_sconn_set_close(lh_sconn_set_t *set, double grace) {
+  set->closing = 1;
+  for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
+    next = sc->next;
+    if (sc->closing) continue;
+    if (!sc->d) {
+      sconn_close_now(sc); /* asleep: idle */
+      continue;
+    }
+    lh_conn_t *c = &sc->d->conn;
+    lh_conn_disable_keep_alive(c);
+    if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
+      if (sc->d->served == 0) {
+        /* opened but silent: a short window for a request already on its way */
+        sconn_deadline(sc, LH_DL_GRACE, grace < 1.0 && grace >= 0 ? grace : 1.0);
+        continue;
+      }
+      lh_conn_close(c);
+    }
+    lh_sconn_poll(sc);
+  }
+}
+
+void lh_sconn_set_abort(lh_sconn_set_t *set) {
+  for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
+    next = sc->next;
+    if (sc->closing || !sc->d) {
+      sconn_close_now(sc);
+      continue;
+    }
+    sc->no_linger = 1;
+    lh_disp_abort(sc->d, LH_ECANCELED);
+    lh_sconn_poll(sc);
+  }
 }
