@@ -1,6 +1,8 @@
 #include "conn.h"
 
 #include <assert.h>
+
+#include "tuning.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +34,7 @@ void lh_conn_init(lh_conn_t *c, lh_role_t role, const lh_conn_opts_t *o) {
   if (!o->keep_alive) c->ka = LH_KA_DISABLED;
   lh_limits_t lim = {o->max_buf_size, o->max_headers, o->max_target};
   lh_parser_init(&c->parser, role, &lim);
+  c->parser.slow_only = !lh_tuning.fast_head; /* every head through the full parser */
 }
 
 void lh_conn_free(lh_conn_t *c) {

@@ -9,6 +9,7 @@
 
 #include "lheaders.h"
 #include "lstream.h"
+#include "tuning.h"
 
 #define REQ_MT "lhyper.req"
 
@@ -291,7 +292,7 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
       why = "response body must be nil, a string or an iterator function";
     }
   }
-  if (!e) e = lh_head_write(S, d, &r->host->memo, (int)status, hi, len);
+  if (!e) e = lh_head_write(S, d, lh_tuning.kept_heads ? &r->host->memo : NULL, (int)status, hi, len);
   if (e) {
     report(r, e, why);
     lh_disp_respond_empty(d, 500);

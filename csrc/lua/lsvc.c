@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lreq.h"
+#include "tuning.h"
 
 #define SERVER_MT "lhyper.server"
 
@@ -197,7 +198,7 @@ static int req_main(lua_State *co) {
      * connection waits for the slot this one frees. With nothing buffered
      * (one request per read, the keep-alive case) there is none, and the
      * task ends as usual */
-    if (r->upgraded || !r->sc || s->wlen) return 0;
+    if (!lh_tuning.next_msg || r->upgraded || !r->sc || s->wlen) return 0;
     lh_disp_t *d = lh_sconn_disp(x->sc);
     if (lh_disp_buffered(d) == 0) return 0;
     req_done(r);

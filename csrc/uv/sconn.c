@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tuning.h"
 #include "uvloop.h"
 
 #define LINGER_SECONDS 2.0 /* after our FIN, how long unread input is drained */
@@ -439,6 +440,10 @@ static void sconn_doze(lh_sconn_t *sc, int idle) {
   lh_sdisp_t *x = (lh_sdisp_t *)sc->d;
   if (!idle) {
     doze_remove(s, x);
+    return;
+  }
+  if (!lh_tuning.doze) {
+    sconn_sleep(sc); /* refused: it tries again after its next event */
     return;
   }
   if (x->dozing) return; /* idle since earlier: keeps its place */
