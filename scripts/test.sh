@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every suite and ends with one line "N passed, N failed" summing them;
 # exits non-zero on any failure. Suites, each as TAP:
-#   C unit tests and busted specs against build/ (the normal build),
+#   C unit tests and busted specs against build/ (the normal build), the
+#   specs again with every shortcut switched off,
 #   the same against build-san/ (ASan + UBSan), when it was built,
 #   server specs under valgrind memcheck, when VALGRIND=1.
 LUA=${LUA:-lua5.4}
@@ -49,9 +50,9 @@ specs() { # $1: build dir, $2: label, rest: busted arguments
 
 c_tests build
 specs build normal
-# connections closed by uv_close alone, as with a libuv other than 1.44 (sconn.c close_socket_early)
-LHYPER_FAST_CLOSE=0 specs build "plain uv_close" spec/basics_spec.lua spec/connection_spec.lua \
-  spec/limits_spec.lua spec/shutdown_spec.lua
+# every shortcut off (csrc/core/tuning.h): the plain paths pass the same specs
+LHYPER_FAST_HEAD=0 LHYPER_KEPT_HEADS=0 LHYPER_NEXT_MSG=0 LHYPER_DOZE=0 LHYPER_FAST_CLOSE=0 \
+LHYPER_ALLOC_CACHE=0 specs build "shortcuts off"
 
 if [ -f build-san/lhyper/core.so ] && [ "${SANITIZE:-1}" = 1 ]; then
   c_tests build-san

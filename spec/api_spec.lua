@@ -113,4 +113,30 @@ print(table.concat(res, ","))
     assert.equal(0, code, out)
     assert.equal("kept,unknown refused,value refused,hi POST x\n", out)
   end)
+
+  it("reads each shortcut switch once, at load, from its LHYPER_* variable (0: off)", function()
+    local vars = {
+      fast_head = "LHYPER_FAST_HEAD", kept_heads = "LHYPER_KEPT_HEADS", next_msg = "LHYPER_NEXT_MSG",
+      doze = "LHYPER_DOZE", fast_close = "LHYPER_FAST_CLOSE", alloc_cache = "LHYPER_ALLOC_CACHE",
+    }
+    local file = h.tmpname(".lua")
+    h.write_file(file, [[
+local core = require "lhyper.core"
+local names = {}
+for k, v in pairs(core.tuning()) do if not v then names[#names + 1] = k end end
+table.sort(names)
+print("off: " .. table.concat(names, ","))
+]])
+    for name, var in pairs(vars) do
+      local env = {}
+      for _, v in pairs(vars) do env[#env + 1] = v .. "=" .. (v == var and "0" or "1") end
+      local out, code = h.run(string.format("cd %s && %stimeout -s KILL 10 %senv LUA_PATH=%s LUA_CPATH=%s %s %s %s 2>&1",
+        h.shell_quote(h.ROOT), h.CLIENT_ENV, h.PRELOAD_ENV, h.shell_quote(h.LUA_PATH),
+        h.shell_quote(h.LUA_CPATH), table.concat(env, " "), h.LUA, file))
+      assert.equal(0, code, out)
+      assert.equal("off: " .. name .. "\n", out)
+    end
+    os.remove(file)
+  end)
 end)
+

@@ -1,6 +1,8 @@
 #include "conn.h"
 
 #include <assert.h>
+
+#include "tuning.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +34,7 @@ void lh_conn_init(lh_conn_t *c, lh_role_t role, const lh_conn_opts_t *o) {
   if (!o->keep_alive) c->ka = LH_KA_DISABLED;
   lh_limits_t lim = {o->max_buf_size, o->max_headers, o->max_target};
   lh_parser_init(&c->parser, role, &lim);
+  c->parser.slow_only = !lh_tuning.fast_head; /* every head through the full parser */
 }
 
 void lh_conn_free(lh_conn_t *c) {
@@ -52,6 +55,34 @@ long lh_conn_read_space(lh_conn_t *c, char **p) {
 }
 
 void lh_conn_read_eof(lh_conn_t *c) { c->eof = 1; }
+
+void lh_conn_trim(lh_conn_t *c) {
+  lh_rbuf_trim(&c->rbuf, 0);
+  lh_wq_trim(&c->wq, 0);
+  lh_parser_trim(&c->parser);
+}
+
+uint32_t lh_conn_trailers(const lh_conn_t *c, const lh_field_t **f, const char **base,
+                          size_t *len) {
+  const lh_parser_t *p = &c->parser;
+  *f = p->tfields;
+  *base = p->tbytes;
+  *len = p->tlen;
+  return p->ntrailers;
+}
+
+/* --- keep-alive: BUSY while a message is exchanged, IDLE between
+ * messages, DISABLED for good. Turning busy is the one transition that
+ * could undo a disable: it happens only here, and never does. --- */
+
+static void ka_busy(lh_conn_t *c) {
+  if (c->ka != LH_KA_DISABLED) c->ka = LH_KA_BUSY;
+}
+
+static void ka_idle(lh_conn_t *c) {
+  assert(c->ka == LH_KA_BUSY);
+  c->ka = LH_KA_IDLE;
+}
 
 void lh_conn_disable_keep_alive(lh_conn_t *c) { c->ka = LH_KA_DISABLED; }
 
@@ -106,7 +137,7 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
       lh_parser_next(&c->parser);
       return 1;
     }
-    if (!h->keep_alive || h->status == 101) c->ka = LH_KA_DISABLED;
+    if (!h->keep_alive || h->status == 101) lh_conn_disable_keep_alive(c);
     if (c->parser.state == LH_PARSE_DONE) {
       lh_parser_next(&c->parser);
       c->reading = LH_READING_KEEPALIVE;
@@ -120,7 +151,8 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
     c->head_method = h->method_id == HTTP_HEAD;
     c->upgrade = h->upgrade;
     c->connect = h->method_id == HTTP_CONNECT;
-    if (c->ka != LH_KA_DISABLED) c->ka = h->keep_alive ? LH_KA_BUSY : LH_KA_DISABLED;
+    if (h->keep_alive) ka_busy(c);
+    else lh_conn_disable_keep_alive(c);
     if (c->parser.state == LH_PARSE_DONE) {
       lh_parser_next(&c->parser);
       c->reading = LH_READING_KEEPALIVE;
@@ -285,7 +317,7 @@ int lh_conn_req_begin(lh_conn_t *c, const char *m, size_t ml, const char *t, siz
   for (int i = 0; bodyless[i]; i++)
     if (ml == strlen(bodyless[i]) && memcmp(m, bodyless[i], ml) == 0) c->enc.bodyless = 1;
   c->parser.skip_body = ml == 4 && memcmp(m, "HEAD", 4) == 0;
-  if (c->ka != LH_KA_DISABLED) c->ka = LH_KA_BUSY;
+  ka_busy(c);
   char *d = lh_wq_reserve(&c->wq, ml + tl + 12);
   if (!d) return LH_ENOMEM;
   memcpy(d, m, ml);
@@ -314,6 +346,7 @@ static int parse_length(const char *v, size_t n, uint64_t *out) {
 
 int lh_conn_head_field(lh_conn_t *c, const char *name, size_t nlen, const char *value,
                        size_t vlen) {
+  assert(c->writing == LH_WRITING_INIT && c->enc.begun);
   if (!lh_field_ok(name, nlen, value, vlen)) return LH_EUSER_HEADER;
   switch (nlen) {
     case 4:
@@ -362,6 +395,7 @@ static int put_length(lh_conn_t *c, uint64_t n) {
 
 int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
   int r;
+  assert(c->writing == LH_WRITING_INIT && c->enc.begun);
   if (c->enc.no_body) {
     c->enc.kind = LH_ENC_NONE;
     /* HEAD: the length a GET would have had */
@@ -606,7 +640,7 @@ int lh_conn_try_keep_alive(lh_conn_t *c) {
     if (c->ka == LH_KA_BUSY) {
       c->reading = LH_READING_INIT;
       c->writing = LH_WRITING_INIT;
-      c->ka = LH_KA_IDLE;
+      ka_idle(c);
       c->upgrade = 0;
       c->connect = 0;
       c->head_method = 0;

@@ -39,6 +39,7 @@ typedef struct {
   unsigned half_close : 1;
   unsigned title_case : 1;
   unsigned date_header : 1;
+  unsigned pipeline_flush : 1; /* dispatcher: flush after each response, not once per batch */
 } lh_conn_opts_t;
 
 typedef struct {
@@ -82,6 +83,10 @@ static inline void lh_conn_read_commit(lh_conn_t *c, size_t n) { c->rbuf.len += 
 void lh_conn_read_eof(lh_conn_t *c);
 /* buffered, unparsed input */
 static inline size_t lh_conn_buffered(const lh_conn_t *c) { return lh_rbuf_avail(&c->rbuf); }
+/* input nobody will read (after our FIN): what is buffered is dropped */
+static inline void lh_conn_discard_input(lh_conn_t *c) { c->rbuf.off = c->rbuf.len; }
+/* between messages: gives back the memory of buffers and parser arrays */
+void lh_conn_trim(lh_conn_t *c);
 
 /* reads a message head. returns 1 (*head and *base valid until the next call
  * that touches the read buffer), 0 when more bytes are needed, or a negative
@@ -157,8 +162,13 @@ int lh_conn_write_end(lh_conn_t *c);
 /* a head for a failed request (4xx/5xx, Connection: close), when no head was
  * written yet; the connection closes after it is flushed */
 int lh_conn_write_error(lh_conn_t *c, int status);
-/* 101 Switching Protocols head begin; after head_end the stream is raw */
+/* in CONTINUE state: queues "100 Continue" (unless a response head went
+ * out already) and goes on to BODY; 0 or LH_ENOMEM */
 int lh_conn_write_continue(lh_conn_t *c);
+/* trailers of the message read last: returns their number, fields at *f
+ * over *base (*len bytes); valid until the next message starts */
+uint32_t lh_conn_trailers(const lh_conn_t *c, const lh_field_t **f, const char **base,
+                          size_t *len);
 
 /* --- state --- */
 /* after a message on both sides: back to INIT/IDLE or closed (hyper's
@@ -189,6 +199,22 @@ static inline int lh_conn_is_idle(const lh_conn_t *c) {
 static inline int lh_conn_is_keep_alive_disabled(const lh_conn_t *c) { return c->ka == LH_KA_DISABLED; }
 /* bytes waiting to be written */
 static inline size_t lh_conn_pending(const lh_conn_t *c) { return lh_wq_pending(&c->wq); }
+/* the peer shut its write side */
+static inline int lh_conn_is_eof(const lh_conn_t *c) { return c->eof; }
+/* the first fatal error, 0 if none */
+static inline int lh_conn_error(const lh_conn_t *c) { return c->error; }
+/* the message being read is complete (its body too) */
+static inline int lh_conn_is_read_done(const lh_conn_t *c) { return c->reading == LH_READING_KEEPALIVE; }
+/* the message being written is complete */
+static inline int lh_conn_is_write_done(const lh_conn_t *c) { return c->writing == LH_WRITING_KEEPALIVE; }
+/* server: the request being answered asks for an upgrade, or is CONNECT */
+static inline int lh_conn_wants_upgrade(const lh_conn_t *c) { return c->upgrade; }
+static inline int lh_conn_is_connect(const lh_conn_t *c) { return c->connect; }
+/* the message being written takes no body bytes (HEAD, 1xx, 204, 304) */
+static inline int lh_conn_is_bodyless(const lh_conn_t *c) { return c->enc.kind == LH_ENC_NONE; }
+/* the read side closed with input maybe left unread, and the peer has
+ * not closed: a close now could reset what is still being sent */
+static inline int lh_conn_has_unread(const lh_conn_t *c) { return c->unread && !c->eof; }
 
 /* --- encode.c --- */
 /* the current IMF-fixdate (29 bytes), formatted once per second */

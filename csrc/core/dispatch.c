@@ -1,3 +1,6 @@
+/* The Dispatcher: the poll loop that moves a Conn between the transport
+ * and the service, in both roles (hyper's proto/h1/dispatch.rs), and the
+ * functions through which the layers above act on a connection. */
 #include "dispatch.h"
 
 #include "deadline.h"
@@ -11,9 +14,57 @@ void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,
   d->svc = svc;
   d->io = io;
   d->data = data;
+  d->pipeline_flush = o->pipeline_flush;
 }
 
 void lh_disp_free(lh_disp_t *d) { lh_conn_free(&d->conn); }
+
+int lh_disp_is_quiet(const lh_disp_t *d) {
+  const lh_conn_t *c = &d->conn;
+  return !(d->polling || d->deferred || d->in_flight || d->want_body || d->want_write ||
+           d->held || d->raw || c->eof || d->io_error || !lh_conn_is_idle(c) ||
+           lh_conn_buffered(c) || lh_conn_pending(c));
+}
+
+int lh_disp_is_reusable(const lh_disp_t *d) {
+  const lh_conn_t *c = &d->conn;
+  return lh_conn_is_idle(c) && !c->eof && !lh_conn_buffered(c) && !d->closing && !c->error;
+}
+
+int lh_disp_awaits_input(const lh_disp_t *d) {
+  const lh_conn_t *c = &d->conn;
+  return d->in_flight && c->writing != LH_WRITING_BODY &&
+         (c->reading == LH_READING_INIT || d->want_body);
+}
+
+void lh_disp_carry(lh_disp_t *d, uint32_t served, int reading_on) {
+  d->served = served;
+  d->reading_on = reading_on ? 1 : 0;
+}
+
+void lh_disp_continue_expired(lh_disp_t *d) { d->svc->write_ready(d); }
+
+void lh_disp_kick(lh_disp_t *d) {
+  if (d->polling) d->repoll = 1;
+  else d->io->defer(d);
+}
+
+int lh_disp_keep_alive(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  if (c->reading != LH_READING_KEEPALIVE || c->writing != LH_WRITING_KEEPALIVE ||
+      !lh_conn_try_keep_alive(c))
+    return 0;
+  d->in_flight = 0;
+  return 1;
+}
+
+void lh_disp_respond_empty(lh_disp_t *d, int status) {
+  lh_conn_t *c = &d->conn;
+  if (lh_conn_head_begin(c, status) || lh_conn_head_end(c, 0) || lh_conn_write_end(c)) {
+    lh_conn_head_abort(c);
+    lh_conn_close(c);
+  }
+}
 
 void lh_disp_abort(lh_disp_t *d, int err) {
   lh_conn_t *c = &d->conn;
@@ -278,6 +329,12 @@ void lh_disp_read_done(lh_disp_t *d, long n) {
 
 void lh_disp_write_done(lh_disp_t *d, int status) {
   lh_wq_end_flight(&d->conn.wq);
+  if (d->closing) {
+    /* no service to tell: the queue drains before the transport closes */
+    if (status < 0) d->io_error = status;
+    else if (lh_conn_pending(&d->conn) && d->io->flush(d) < 0) d->io_error = -1;
+    return;
+  }
   if (status < 0) {
     d->io_error = status;
     lh_disp_abort(d, status);

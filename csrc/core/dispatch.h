@@ -1,6 +1,10 @@
 /* Dispatcher: moves a Conn with a bounded poll loop (read -> write -> flush),
  * after hyper's proto/h1/dispatch.rs. Generic over the transport (lh_io_t)
- * and over what produces and consumes messages (lh_service_t). */
+ * and over what produces and consumes messages (lh_service_t). Outside
+ * csrc/core, a Dispatcher and its Conn are changed only through the
+ * functions here: the service pushes its messages through lh_disp_head_*
+ * and lh_disp_write_*, the transport reports with lh_disp_read_done and
+ * friends; fields are read through the predicates below. */
 #ifndef LH_DISPATCH_H
 #define LH_DISPATCH_H
 
@@ -51,7 +55,6 @@ struct lh_disp {
   const lh_service_t *svc;
   const lh_io_t *io;
   void *data;                 /* the service's per-connection state */
-  void *io_data;              /* the transport's */
   unsigned reading_on : 1;    /* io is reading */
   unsigned polling : 1;       /* inside lh_disp_poll */
   unsigned repoll : 1;        /* an event arrived during the poll */
@@ -59,8 +62,8 @@ struct lh_disp {
   unsigned want_write : 1;    /* the service waits for queue space */
   unsigned in_flight : 1;     /* a message was received and not yet answered */
   unsigned closing : 1;       /* io->close was called */
-  unsigned pipeline_flush : 1;
-  unsigned deferred : 1;      /* io->defer pending */
+  unsigned pipeline_flush : 1;/* from the options: flush after each response */
+  unsigned deferred : 1;      /* io->defer pending (set by the poll, cleared by lh_disp_defer_done) */
   int io_error;               /* transport failure, 0 if none */
   uint32_t served;            /* message heads received */
   unsigned held : 1;          /* poll_ready said no; cleared when it says yes */
@@ -71,6 +74,33 @@ struct lh_disp {
 void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,
                   const lh_service_t *svc, const lh_io_t *io, void *data);
 void lh_disp_free(lh_disp_t *d);
+
+/* --- reading the state --- */
+static inline void *lh_disp_data(const lh_disp_t *d) { return d->data; }
+/* the Conn, read-only: its predicates (conn.h) tell the message state */
+static inline const lh_conn_t *lh_disp_conn(const lh_disp_t *d) { return &d->conn; }
+static inline int lh_disp_is_polling(const lh_disp_t *d) { return d->polling; }
+/* io->close was called: the dispatcher is done */
+static inline int lh_disp_is_closing(const lh_disp_t *d) { return d->closing; }
+/* the transport's failure, 0 if none */
+static inline int lh_disp_io_error(const lh_disp_t *d) { return d->io_error; }
+/* message heads received */
+static inline uint32_t lh_disp_served(const lh_disp_t *d) { return d->served; }
+static inline int lh_disp_is_reading(const lh_disp_t *d) { return d->reading_on; }
+static inline size_t lh_disp_buffered(const lh_disp_t *d) { return lh_conn_buffered(&d->conn); }
+/* between messages, nothing received or sent for one: no message in flight */
+static inline int lh_disp_is_idle(const lh_disp_t *d) {
+  return lh_conn_is_idle(&d->conn) && !d->in_flight;
+}
+/* nothing in progress at all: the dispatcher may be freed, and a new one
+ * take over later (lh_disp_carry) */
+int lh_disp_is_quiet(const lh_disp_t *d);
+/* client: idle, and nothing arrived or failed since (EOF, stray bytes,
+ * an error): it may carry a new request */
+int lh_disp_is_reusable(const lh_disp_t *d);
+/* client: a response is awaited (its head, or body bytes someone asked
+ * for) and the request is not being written */
+int lh_disp_awaits_input(const lh_disp_t *d);
 
 /* runs up to LH_POLL_TURNS read/write turns, flushes, sets read interest.
  * Re-entrant calls only mark that another turn is needed. */
@@ -87,17 +117,100 @@ void lh_disp_poll(lh_disp_t *d);
  * turns used up). Only while recv_msg runs. */
 int lh_disp_next_msg(lh_disp_t *d, lh_head_t **head, const char **base);
 
+/* --- the transport's side --- */
 /* io events: n > 0 bytes were committed, 0 is EOF, < 0 an error */
 void lh_disp_read_done(lh_disp_t *d, long n);
-/* an asynchronous write finished (status 0 or negative errno) */
+/* an asynchronous write finished (status 0 or negative errno). After
+ * io->close: the write queue goes on draining (what was queued meanwhile
+ * is flushed), a failure is kept in io_error, and nothing is polled */
 void lh_disp_write_done(lh_disp_t *d, int status);
+/* the bytes to send: the transport peeks, consumes and flies them (buf.h) */
+static inline lh_wq_t *lh_disp_out(lh_disp_t *d) { return &d->conn.wq; }
+/* the transport stopped reading by itself (read buffer at its bound, or
+ * read_start failed): the next poll asks again when it wants bytes */
+static inline void lh_disp_read_stopped(lh_disp_t *d) { d->reading_on = 0; }
+/* the poll io->defer asked for is running now */
+static inline void lh_disp_defer_done(lh_disp_t *d) { d->deferred = 0; }
+/* a dispatcher taking over a connection another one served (a sleeping
+ * server connection wakes): the heads it received and whether the
+ * transport is reading carry over */
+void lh_disp_carry(lh_disp_t *d, uint32_t served, int reading_on);
+/* client: the wait for 100 Continue ran out; the service hears it as
+ * write_ready (RFC 9110 10.1.1: the body goes anyway) */
+void lh_disp_continue_expired(lh_disp_t *d);
+
+/* --- the service's side --- */
+/* the service changed state: another turn of the poll running now, or a
+ * poll from the next loop iteration (io->defer) */
+void lh_disp_kick(lh_disp_t *d);
+/* client, inside a poll: both messages are complete, so the connection
+ * turns idle now rather than at the poll's next turn (1); 0 when it
+ * cannot (a message unfinished, or keep-alive off: it closes then) */
+int lh_disp_keep_alive(lh_disp_t *d);
 
 /* body reading for the service: 1 data, 2 end, 0 wait (body_ready will be
  * called), negative on error */
 int lh_disp_read_body(lh_disp_t *d, const char **p, size_t *n);
+/* The message out (server: the response; client: the request), as conn.h
+ * describes each step: a head (begin or req_begin, fields, end; abort takes
+ * a half-written one back; a kept head replays), the body, trailers, end. */
+static inline int lh_disp_head_begin(lh_disp_t *d, int status) {
+  return lh_conn_head_begin(&d->conn, status);
+}
+static inline int lh_disp_req_begin(lh_disp_t *d, const char *method, size_t mlen,
+                                    const char *target, size_t tlen) {
+  return lh_conn_req_begin(&d->conn, method, mlen, target, tlen);
+}
+static inline int lh_disp_head_field(lh_disp_t *d, const char *name, size_t nlen,
+                                     const char *value, size_t vlen) {
+  return lh_conn_head_field(&d->conn, name, nlen, value, vlen);
+}
+/* client: once the request head is out, its response is awaited (in flight) */
+static inline int lh_disp_head_end(lh_disp_t *d, int64_t body_len) {
+  int r = lh_conn_head_end(&d->conn, body_len);
+  if (!r && d->conn.role == LH_ROLE_CLIENT) d->in_flight = 1;
+  return r;
+}
+static inline void lh_disp_head_abort(lh_disp_t *d) { lh_conn_head_abort(&d->conn); }
+static inline uint32_t lh_disp_head_key(const lh_disp_t *d, int64_t body_len) {
+  return lh_conn_head_key(&d->conn, body_len);
+}
+static inline int lh_disp_head_keep(const lh_disp_t *d, int64_t body_len, lh_head_tpl_t *t) {
+  return lh_conn_head_keep(&d->conn, body_len, t);
+}
+static inline int lh_disp_head_replay(lh_disp_t *d, const lh_head_tpl_t *t, int64_t body_len) {
+  return lh_conn_head_replay(&d->conn, t, body_len);
+}
 /* body bytes through the encoder: written straight to the socket when
  * nothing is queued (no copy), the rest queued. 0 or a negative code */
 int lh_disp_write_body(lh_disp_t *d, const char *p, size_t n);
+/* body bytes copied into the write queue, to go out with what is queued
+ * before them (a head and a short body in one send) */
+static inline int lh_disp_queue_body(lh_disp_t *d, const char *p, size_t n) {
+  return lh_conn_write_body(&d->conn, p, n);
+}
+static inline int lh_disp_write_trailer(lh_disp_t *d, const char *name, size_t nlen,
+                                        const char *value, size_t vlen) {
+  return lh_conn_write_trailer(&d->conn, name, nlen, value, vlen);
+}
+static inline int lh_disp_write_end(lh_disp_t *d) { return lh_conn_write_end(&d->conn); }
+/* server: a whole response without a body, keeping the connection when it
+ * can; if it cannot be written the connection closes */
+void lh_disp_respond_empty(lh_disp_t *d, int status);
+/* the message cannot be finished (or the stream is done): nothing more is
+ * read or written; what is queued still goes out */
+static inline void lh_disp_close(lh_disp_t *d) { lh_conn_close(&d->conn); }
+/* client: no more request bytes (a final response came before the body) */
+static inline void lh_disp_close_write(lh_disp_t *d) { lh_conn_close_write(&d->conn); }
+/* the connection ends after this message (one-way: conn.c's ka rules) */
+static inline void lh_disp_disable_keep_alive(lh_disp_t *d) {
+  lh_conn_disable_keep_alive(&d->conn);
+}
+/* trailers of the message read last (lh_conn_trailers) */
+static inline uint32_t lh_disp_trailers(const lh_disp_t *d, const lh_field_t **f,
+                                        const char **base, size_t *len) {
+  return lh_conn_trailers(&d->conn, f, base, len);
+}
 /* 1 if the writer may queue more now; 0 after registering for write_ready */
 int lh_disp_can_write(lh_disp_t *d);
 /* after a 101 (or a 2xx to CONNECT) head: the connection becomes a raw

@@ -12,8 +12,8 @@
  * put in front of any allocator and taken away at any time (lua_close) —
  * blocks allocated through it are ordinary blocks of the allocator below.
  * It holds at most LA_BYTES bytes; an allocation that fails empties it and
- * tries once more. LHYPER_ALLOC_CACHE=0 in the environment leaves the
- * allocator alone. */
+ * tries once more. The binding attaches it unless LHYPER_ALLOC_CACHE=0
+ * (tuning.h). */
 #include "lalloc.h"
 
 #include <stdint.h>
@@ -91,8 +91,6 @@ static void *la_alloc(void *ud, void *p, size_t osize, size_t nsize) {
 }
 
 lh_alloc_t *lh_alloc_attach(lua_State *L) {
-  const char *env = getenv("LHYPER_ALLOC_CACHE");
-  if (env && strcmp(env, "0") == 0) return NULL;
   void *ud;
   lua_Alloc f = lua_getallocf(L, &ud);
   lh_alloc_t *a = f(ud, NULL, 0, sizeof *a);

@@ -144,7 +144,7 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   ex->status = h->status;
   ex->minor = h->minor;
   ex->head_ready = 1;
-  if (d->conn.reading == LH_READING_KEEPALIVE) ex->body_done = 1; /* HEAD, 204, 304, length 0 */
+  if (lh_conn_is_read_done(lh_disp_conn(d))) ex->body_done = 1; /* HEAD, 204, 304, length 0 */
   ex_maybe_done(ex);
   if (ex->wait == EX_WAIT_HEAD || ex->wait == EX_WAIT_CONTINUE) ex_wake(ex);
   return 0;
@@ -204,7 +204,7 @@ static const lh_client_hooks_t hooks = {
 /* --- requests --- */
 
 /* fields: a flat array name, value, name, value... (checked by client.lua) */
-static int write_fields(lua_State *L, int idx, lh_conn_t *c, int trailers) {
+static int write_fields(lua_State *L, int idx, lh_disp_t *d, int trailers) {
   lua_Integer n = luaL_len(L, idx);
   int r = 0;
   for (lua_Integer i = 1; !r && i < n; i += 2) {
@@ -214,8 +214,8 @@ static int write_fields(lua_State *L, int idx, lh_conn_t *c, int trailers) {
     const char *name = lua_tolstring(L, -2, &nl);
     const char *v = lua_tolstring(L, -1, &vl);
     if (!name || !v) r = LH_EUSER_HEADER;
-    else if (trailers) r = lh_conn_write_trailer(c, name, nl, v, vl);
-    else r = lh_conn_head_field(c, name, nl, v, vl);
+    else if (trailers) r = lh_disp_write_trailer(d, name, nl, v, vl);
+    else r = lh_disp_head_field(d, name, nl, v, vl);
     lua_pop(L, 2);
   }
   return r;
@@ -257,22 +257,20 @@ static int l_send(lua_State *L) {
   ex->cc = cc;
   ex->reused = reused ? 1 : 0;
   lh_disp_t *d = lh_cconn_disp(cc);
-  lh_conn_t *c = &d->conn;
   int64_t blen = bt == LUA_TSTRING ? (int64_t)lua_rawlen(L, 7) : bt == LUA_TNIL ? 0 : -1;
-  r = lh_conn_req_begin(c, method, ml, target, tl);
-  if (!r) r = write_fields(L, 6, c, 0);
-  if (!r) r = lh_conn_head_end(c, blen);
+  r = lh_disp_req_begin(d, method, ml, target, tl);
+  if (!r) r = write_fields(L, 6, d, 0);
+  if (!r) r = lh_disp_head_end(d, blen); /* the request is in flight */
   if (r) {
-    lh_conn_head_abort(c);
+    lh_disp_head_abort(d);
     ex_fail(ex, r, NULL);
     if (r == LH_ENOMEM) return lh_push_fail(L, r, NULL);
     return lh_raise(L, r, "lhyper.request: invalid request line or header field "
                           "(a method that is not a token, or CR, LF or NUL in the target or a field)");
   }
-  d->in_flight = 1;
   if (bt != LUA_TBOOLEAN && !expect) {
-    if (blen > 0) r = lh_conn_write_body(c, lua_tostring(L, 7), (size_t)blen);
-    if (!r) r = lh_conn_write_end(c);
+    if (blen > 0) r = lh_disp_queue_body(d, lua_tostring(L, 7), (size_t)blen);
+    if (!r) r = lh_disp_write_end(d);
     if (r) {
       ex_fail(ex, r, NULL);
       return lh_push_fail(L, r, NULL);
@@ -317,7 +315,7 @@ static int ex_continue(lua_State *L) {
     /* RFC 9110 10.1.1: the body need not be sent after a final status;
      * the connection then cannot carry another request */
     if (ex->cc) {
-      lh_conn_close_write(&lh_cconn_disp(ex->cc)->conn);
+      lh_disp_close_write(lh_cconn_disp(ex->cc));
       lh_cconn_kick(ex->cc);
     }
     ex->req_done = 1;
@@ -364,7 +362,7 @@ static int ex_write(lua_State *L) {
     return ex_push_fail(L, ex);
   }
   lh_disp_t *d = lh_cconn_disp(ex->cc);
-  int e = lh_conn_write_body(&d->conn, p, n);
+  int e = lh_disp_queue_body(d, p, n);
   if (e) {
     ex_fail(ex, e, e == LH_EUSER_BODY ? "request body longer than its content-length" : NULL);
     return ex_push_fail(L, ex);
@@ -383,9 +381,9 @@ static int ex_finish(lua_State *L) {
     ex_release(ex);
     return ex_push_fail(L, ex);
   }
-  lh_conn_t *c = &lh_cconn_disp(ex->cc)->conn;
-  int e = lua_istable(L, 2) ? write_fields(L, 2, c, 1) : 0;
-  if (!e) e = lh_conn_write_end(c);
+  lh_disp_t *d = lh_cconn_disp(ex->cc);
+  int e = lua_istable(L, 2) ? write_fields(L, 2, d, 1) : 0;
+  if (!e) e = lh_disp_write_end(d);
   if (e) {
     ex_fail(ex, e, e == LH_EUSER_BODY ? "request body shorter than its content-length" : NULL);
     return ex_push_fail(L, ex);
@@ -412,9 +410,13 @@ static int body_next_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* trailers are copied out of the parser, which reuses them for the next message */
-static void save_trailers(lua_State *L, int idx, const lh_parser_t *p) {
-  if (!p->ntrailers) return;
-  lh_headers_copy(L, p->tbytes, p->tfields, p->ntrailers, p->tlen);
+static void save_trailers(lua_State *L, int idx, const lh_disp_t *d) {
+  const lh_field_t *f;
+  const char *base;
+  size_t len;
+  uint32_t n = lh_disp_trailers(d, &f, &base, &len);
+  if (!n) return;
+  lh_headers_copy(L, base, f, n, len);
   lua_setiuservalue(L, idx, UV_TRAILERS);
 }
 
@@ -437,7 +439,7 @@ static int body_next(lua_State *L) {
   if (rc == 2) {
     lua_settop(L, 0);
     lua_pushvalue(L, lua_upvalueindex(1));
-    save_trailers(L, 1, &d->conn.parser);
+    save_trailers(L, 1, d);
     ex->body_done = 1;
     ex_maybe_done(ex);
     return 0;

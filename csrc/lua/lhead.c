@@ -1,5 +1,5 @@
-/* The response head writer: status and the handler's header table into
- * the connection's encoder, and the server's kept head (memo) that skips
+/* The response head writer: status and the handler's header table
+ * through the dispatcher into the connection's encoder, and the server's kept head (memo) that skips
  * the fields when a response repeats the last one kept. */
 #include "lhead.h"
 
@@ -25,18 +25,18 @@ void lh_head_memo_free(lua_State *L, lh_head_memo_t *m) {
 
 /* Header tables are read raw (lua_next, lua_rawgeti, lua_rawlen): no
  * metamethod of the handler's runs while a head is half written. */
-static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen, int vi) {
+static int field_value(lua_State *L, lh_disp_t *d, const char *name, size_t nlen, int vi) {
   size_t vlen;
   int t = lua_type(L, vi);
   if (t == LUA_TSTRING) {
     const char *v = lua_tolstring(L, vi, &vlen);
-    return lh_conn_head_field(c, name, nlen, v, vlen);
+    return lh_disp_head_field(d, name, nlen, v, vlen);
   }
   if (t == LUA_TNUMBER) {
     /* converted on a copy: the slot may be what lua_next walks from */
     lua_pushvalue(L, vi);
     const char *v = lua_tolstring(L, -1, &vlen);
-    int r = lh_conn_head_field(c, name, nlen, v, vlen);
+    int r = lh_disp_head_field(d, name, nlen, v, vlen);
     lua_pop(L, 1);
     return r;
   }
@@ -44,7 +44,7 @@ static int field_value(lua_State *L, lh_conn_t *c, const char *name, size_t nlen
     lua_Integer n = (lua_Integer)lua_rawlen(L, vi);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, vi, i);
-      int r = field_value(L, c, name, nlen, lua_gettop(L));
+      int r = field_value(L, d, name, nlen, lua_gettop(L));
       lua_pop(L, 1);
       if (r) return r;
     }
@@ -73,10 +73,10 @@ static int memo_match(lua_State *L, const lh_head_memo_t *m, int hi) {
 
 /* keeps the head just written from the map at hi (0: none) when every
  * field was a string pair, anchoring the strings */
-static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_conn_t *c, int hi, int64_t body_len) {
+static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_disp_t *d, int hi, int64_t body_len) {
   m->misses = 0;
   m->valid = 0;
-  if (m->anchor_ref == LUA_NOREF || lh_conn_head_keep(c, body_len, &m->tpl)) return;
+  if (m->anchor_ref == LUA_NOREF || lh_disp_head_keep(d, body_len, &m->tpl)) return;
   /* presized when the server was made: nothing here allocates */
   lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchor_ref);
   int a = lua_gettop(L), i = 0;
@@ -107,7 +107,7 @@ static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_conn_t *c, int hi, int
   m->valid = 1;
 }
 
-int lh_head_write(lua_State *L, lh_conn_t *c, lh_head_memo_t *m, int status, int hi,
+int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int hi,
                   int64_t body_len) {
   int e, is_map;
   if (hi && lua_istable(L, hi)) {
@@ -115,21 +115,21 @@ int lh_head_write(lua_State *L, lh_conn_t *c, lh_head_memo_t *m, int status, int
   } else if (hi && lua_isnoneornil(L, hi)) {
     hi = 0;
   } else if (hi) {
-    if ((e = lh_conn_head_begin(c, status))) return e;
-    lh_conn_head_abort(c);
+    if ((e = lh_disp_head_begin(d, status))) return e;
+    lh_disp_head_abort(d);
     return LH_EUSER_HEADER;
   }
   if (status < 200) m = NULL;
   if (m) {
     /* an array of pairs never matches: its keys are numbers */
-    if (m->valid && m->tpl.status == status && m->tpl.key == lh_conn_head_key(c, body_len) &&
+    if (m->valid && m->tpl.status == status && m->tpl.key == lh_disp_head_key(d, body_len) &&
         memo_match(L, m, hi)) {
       m->misses = 0;
-      return lh_conn_head_replay(c, &m->tpl, body_len);
+      return lh_disp_head_replay(d, &m->tpl, body_len);
     }
     if (m->misses < LH_MEMO_PATIENCE) m->misses++;
   }
-  if ((e = lh_conn_head_begin(c, status))) return e;
+  if ((e = lh_disp_head_begin(d, status))) return e;
   lua_Integer n = hi ? (lua_Integer)lua_rawlen(L, hi) : 0;
   is_map = hi && n == 0; /* else an array of {name, value} */
   if (!hi) {
@@ -144,7 +144,7 @@ int lh_head_write(lua_State *L, lh_conn_t *c, lh_head_memo_t *m, int status, int
         lua_rawgeti(L, p, 2);
         size_t nlen;
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
-        e = name ? field_value(L, c, name, nlen, lua_gettop(L)) : LH_EUSER_HEADER;
+        e = name ? field_value(L, d, name, nlen, lua_gettop(L)) : LH_EUSER_HEADER;
       }
       lua_settop(L, p - 1);
     }
@@ -155,17 +155,17 @@ int lh_head_write(lua_State *L, lh_conn_t *c, lh_head_memo_t *m, int status, int
       if (lua_type(L, -2) != LUA_TSTRING) e = LH_EUSER_HEADER;
       else {
         const char *name = lua_tolstring(L, -2, &nlen);
-        e = field_value(L, c, name, nlen, lua_gettop(L));
+        e = field_value(L, d, name, nlen, lua_gettop(L));
       }
       lua_pop(L, 1);
     }
     if (e) lua_pop(L, 1); /* the key lua_next left */
   }
-  if (!e) e = lh_conn_head_end(c, body_len);
+  if (!e) e = lh_disp_head_end(d, body_len);
   if (e) {
-    lh_conn_head_abort(c);
+    lh_disp_head_abort(d);
     return e;
   }
-  if (m && (is_map || !hi) && m->misses >= LH_MEMO_PATIENCE) memo_keep(L, m, c, hi, body_len);
+  if (m && (is_map || !hi) && m->misses >= LH_MEMO_PATIENCE) memo_keep(L, m, d, hi, body_len);
   return 0;
 }

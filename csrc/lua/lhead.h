@@ -7,7 +7,7 @@
 
 #include <lua.h>
 
-#include "conn.h"
+#include "dispatch.h"
 
 /* the server's last response head, kept (lh_conn_head_keep) with the
  * handler's field strings it was made from, and anchored so that while
@@ -29,10 +29,10 @@ void lh_head_memo_init(lua_State *L, lh_head_memo_t *m);
 void lh_head_memo_free(lua_State *L, lh_head_memo_t *m);
 
 /* writes the head for status with the headers at index hi (0: none) and a
- * body of body_len bytes (-1: streamed) into c. The header value is nil,
+ * body of body_len bytes (-1: streamed) through d. The header value is nil,
  * a map or an array of {name, value}, read raw. m (NULL: none) may serve
  * the head, or keep it. 0, or a negative code with nothing written */
-int lh_head_write(lua_State *L, lh_conn_t *c, lh_head_memo_t *m, int status, int hi,
+int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int hi,
                   int64_t body_len);
 
 #endif

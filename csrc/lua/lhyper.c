@@ -1,8 +1,8 @@
-/* luaopen_lhyper_core: the module table of the C core, and the one hook
- * through which the Lua side (lua/lhyper) adds methods written in Lua to
- * lhyper's C objects. Everything else lives with its object: ltask.c
- * (state, tasks, errors), lsvc.c (servers), lreq.c, lheaders.c,
- * lstream.c, lclient.c. */
+/* luaopen_lhyper_core: the module table of the C core, the shortcut
+ * switches it reads once (tuning.h), and the one hook through which the
+ * Lua side (lua/lhyper) adds methods written in Lua to lhyper's C objects.
+ * Everything else lives with its object: ltask.c (state, tasks, errors),
+ * lsvc.c (servers), lreq.c, lheaders.c, lstream.c, lclient.c. */
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -12,6 +12,7 @@
 #include "lstream.h"
 #include "lsvc.h"
 #include "ltask.h"
+#include "tuning.h"
 
 /* methods(type, t): adds the functions of t to the methods of the object
  * type "lhyper.<type>" (req, res, client, server, stream, headers, ...);
@@ -43,7 +44,27 @@ static int l_methods(lua_State *L) {
   return 0;
 }
 
+/* tuning() -> { fast_head = true, kept_heads = true, ... }: the switches
+ * as read at load */
+static int l_tuning(lua_State *L) {
+  lua_createtable(L, 0, 6);
+  lua_pushboolean(L, lh_tuning.fast_head);
+  lua_setfield(L, -2, "fast_head");
+  lua_pushboolean(L, lh_tuning.kept_heads);
+  lua_setfield(L, -2, "kept_heads");
+  lua_pushboolean(L, lh_tuning.next_msg);
+  lua_setfield(L, -2, "next_msg");
+  lua_pushboolean(L, lh_tuning.doze);
+  lua_setfield(L, -2, "doze");
+  lua_pushboolean(L, lh_tuning.fast_close);
+  lua_setfield(L, -2, "fast_close");
+  lua_pushboolean(L, lh_tuning.alloc_cache);
+  lua_setfield(L, -2, "alloc_cache");
+  return 1;
+}
+
 __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
+  lh_tuning_load();
   lh_state_open(L);
   lua_newtable(L);
   int mod = lua_gettop(L);
@@ -55,5 +76,7 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
   lh_client_open(L, mod);
   lua_pushcfunction(L, l_methods);
   lua_setfield(L, mod, "methods");
+  lua_pushcfunction(L, l_tuning);
+  lua_setfield(L, mod, "tuning");
   return 1;
 }

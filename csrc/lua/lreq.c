@@ -9,6 +9,7 @@
 
 #include "lheaders.h"
 #include "lstream.h"
+#include "tuning.h"
 
 #define REQ_MT "lhyper.req"
 
@@ -166,12 +167,16 @@ static int body_next(lua_State *L);
 
 static int body_next_k(lua_State *L, int status, lua_KContext ctx) { return body_next(L); }
 
-static int body_end(lua_State *L, lh_req_t *r, lh_conn_t *c) {
+/* trailers are copied out of the parser, which reuses them for the next message */
+static int body_end(lua_State *L, lh_req_t *r, const lh_disp_t *d) {
   r->body_done = 1;
-  lh_parser_t *p = &c->parser;
-  if (p->ntrailers) {
+  const lh_field_t *f;
+  const char *base;
+  size_t len;
+  uint32_t n = lh_disp_trailers(d, &f, &base, &len);
+  if (n) {
     lua_pushvalue(L, lua_upvalueindex(1));
-    lh_headers_copy(L, p->tbytes, p->tfields, p->ntrailers, p->tlen);
+    lh_headers_copy(L, base, f, n, len);
     lua_setiuservalue(L, -2, UV_TRAILERS);
     lua_pop(L, 1);
   }
@@ -190,7 +195,7 @@ static int body_next(lua_State *L) {
     lua_pushlstring(L, p, n);
     return 1;
   }
-  if (rc == 2) return body_end(L, r, &d->conn);
+  if (rc == 2) return body_end(L, r, d);
   if (rc == 0) {
     lh_task_t *t = lh_task_of(L);
     if (!t || t != &r->task) return luaL_error(L, "req:body() must be iterated in its handler's coroutine");
@@ -218,7 +223,7 @@ static int req_trailers(lua_State *L) {
 static int req_too_large(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
   r->too_large = 1;
-  if (r->sc) lh_conn_disable_keep_alive(&lh_sconn_disp(r->sc)->conn);
+  if (r->sc) lh_disp_disable_keep_alive(lh_sconn_disp(r->sc));
   return 0;
 }
 
@@ -229,12 +234,11 @@ static int req_upgrade(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
   if (!r->sc) return lh_push_fail(L, LH_ECLOSED, NULL);
   lh_disp_t *d = lh_sconn_disp(r->sc);
-  lh_conn_t *c = &d->conn;
-  if (!c->upgrade) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
-  if (c->writing != LH_WRITING_INIT) return luaL_error(L, "req:upgrade: a response was already sent");
-  if (c->reading != LH_READING_KEEPALIVE)
-    return luaL_error(L, "req:upgrade: read the request body first");
-  int e = lh_head_write(L, c, NULL, c->connect ? 200 : 101, 2, -1);
+  const lh_conn_t *c = lh_disp_conn(d);
+  if (!lh_conn_wants_upgrade(c)) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
+  if (!lh_conn_can_write_head(c)) return luaL_error(L, "req:upgrade: a response was already sent");
+  if (!lh_conn_is_read_done(c)) return luaL_error(L, "req:upgrade: read the request body first");
+  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, 2, -1);
   if (!e) e = lh_disp_upgrade(d);
   if (e) return lh_push_fail(L, e, NULL);
   r->upgraded = 1;
@@ -246,14 +250,6 @@ static int req_upgrade(lua_State *L) {
 
 /* --- answering --- */
 
-/* a complete response without a body, keeping the connection when it can */
-static void respond_empty(lh_conn_t *c, int status) {
-  if (lh_conn_head_begin(c, status) || lh_conn_head_end(c, 0) || lh_conn_write_end(c)) {
-    lh_conn_head_abort(c);
-    lh_conn_close(c);
-  }
-}
-
 /* writes the response from the handler's values status, headers, body at
  * S's indices si, si + 1, si + 2 (S: the running coroutine, or the handler's
  * finished one). returns 1 when a body iterator is to run, 0 when the
@@ -262,8 +258,9 @@ static void respond_empty(lh_conn_t *c, int status) {
 static int respond(lua_State *S, lh_req_t *r, int si) {
   if (r->upgraded) return 0;
   if (!r->sc) return 0;
-  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
-  if (c->writing != LH_WRITING_INIT) return LH_ECLOSED;
+  lh_disp_t *d = lh_sconn_disp(r->sc);
+  const lh_conn_t *c = lh_disp_conn(d);
+  if (!lh_conn_can_write_head(c)) return LH_ECLOSED;
   int isnum, hi = si + 1, bi = si + 2;
   lua_Integer status = lua_tointegerx(S, si, &isnum);
   int e = 0;
@@ -277,13 +274,13 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
     e = LH_EUSER_STATUS;
     why = status == 101 ? "status 101 is only sent by req:upgrade" : NULL;
   }
-  if (c->connect) {
+  if (lh_conn_is_connect(c)) {
     /* CONNECT is served only by a tunnel (req:upgrade): refused otherwise,
      * and what follows the head may be tunnel bytes, so the connection ends */
     e = 0;
     status = 501;
     hi = bi = 0;
-    lh_conn_disable_keep_alive(c);
+    lh_disp_disable_keep_alive(d);
   }
   int64_t len = 0;
   int bt = bi ? lua_type(S, bi) : LUA_TNIL;
@@ -295,23 +292,23 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
       why = "response body must be nil, a string or an iterator function";
     }
   }
-  if (!e) e = lh_head_write(S, c, &r->host->memo, (int)status, hi, len);
+  if (!e) e = lh_head_write(S, d, lh_tuning.kept_heads ? &r->host->memo : NULL, (int)status, hi, len);
   if (e) {
     report(r, e, why);
-    respond_empty(c, 500);
+    lh_disp_respond_empty(d, 500);
     return 0;
   }
   r->responded = 1;
   if (bt == LUA_TFUNCTION) {
-    if (c->enc.kind != LH_ENC_NONE) return 1;
-    lh_conn_write_end(c);
+    if (!lh_conn_is_bodyless(c)) return 1;
+    lh_disp_write_end(d);
     return 0;
   }
-  if (bt == LUA_TSTRING && len > 0) e = lh_conn_write_body(c, lua_tostring(S, bi), (size_t)len);
-  if (!e) e = lh_conn_write_end(c);
+  if (bt == LUA_TSTRING && len > 0) e = lh_disp_queue_body(d, lua_tostring(S, bi), (size_t)len);
+  if (!e) e = lh_disp_write_end(d);
   if (e) {
     report(r, e, NULL);
-    lh_conn_close(c);
+    lh_disp_close(d);
   }
   return 0;
 }
@@ -343,7 +340,7 @@ static void write_chunk(lua_State *L, lh_req_t *r, const char *p, size_t n, lua_
  * {name, value}; anything else: none) */
 static void finish_body(lua_State *L, lh_req_t *r, int ti) {
   if (!r->sc) lh_raise(L, LH_ECLOSED, "connection closed");
-  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
+  lh_disp_t *d = lh_sconn_disp(r->sc);
   int e = 0;
   if (lua_istable(L, ti)) {
     lua_pushnil(L);
@@ -353,7 +350,7 @@ static void finish_body(lua_State *L, lh_req_t *r, int ti) {
         const char *name = lua_tolstring(L, -2, &nl);
         lua_pushvalue(L, -1);
         const char *v = lua_tolstring(L, -1, &vl);
-        e = lh_conn_write_trailer(c, name, nl, v, vl);
+        e = lh_disp_write_trailer(d, name, nl, v, vl);
         lua_pop(L, 1);
       } else if (lua_istable(L, -1) && lua_type(L, -2) == LUA_TNUMBER) {
         lua_geti(L, -1, 1);
@@ -361,7 +358,7 @@ static void finish_body(lua_State *L, lh_req_t *r, int ti) {
         if (lua_type(L, -2) == LUA_TSTRING && lua_isstring(L, -1)) {
           const char *name = lua_tolstring(L, -2, &nl);
           const char *v = lua_tolstring(L, -1, &vl);
-          e = lh_conn_write_trailer(c, name, nl, v, vl);
+          e = lh_disp_write_trailer(d, name, nl, v, vl);
         } else {
           e = LH_EUSER_HEADER;
         }
@@ -373,7 +370,7 @@ static void finish_body(lua_State *L, lh_req_t *r, int ti) {
     }
     if (e) lua_pop(L, 1);
   }
-  if (!e) e = lh_conn_write_end(c);
+  if (!e) e = lh_disp_write_end(d);
   if (e) lh_raise(L, e, e == LH_EUSER_BODY ? "body shorter than its content-length" : NULL);
 }
 
@@ -448,13 +445,13 @@ static void fail(lua_State *L, lh_req_t *r, int i) {
     report(r, LH_EUSER_SERVICE, msg ? msg : "handler raised an error");
   }
   if (!r->sc || r->upgraded) return;
-  lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
-  lh_conn_head_abort(c); /* a head the error cut short */
-  if (c->writing == LH_WRITING_INIT && status) {
-    if (status != 500) lh_conn_disable_keep_alive(c);
-    respond_empty(c, status);
-  } else if (c->writing != LH_WRITING_KEEPALIVE) {
-    lh_conn_close(c);
+  lh_disp_t *d = lh_sconn_disp(r->sc);
+  lh_disp_head_abort(d); /* a head the error cut short */
+  if (lh_conn_can_write_head(lh_disp_conn(d)) && status) {
+    if (status != 500) lh_disp_disable_keep_alive(d);
+    lh_disp_respond_empty(d, status);
+  } else if (!lh_conn_is_write_done(lh_disp_conn(d))) {
+    lh_disp_close(d);
   }
 }
 
@@ -483,13 +480,13 @@ void lh_req_finish(lh_req_t *r) {
   if (r->sc && r->upgraded) {
     /* the stream goes on without the handler until closed or collected */
   } else if (r->sc) {
-    lh_conn_t *c = &lh_sconn_disp(r->sc)->conn;
-    if (c->writing == LH_WRITING_INIT) {
+    lh_disp_t *d = lh_sconn_disp(r->sc);
+    if (lh_conn_can_write_head(lh_disp_conn(d))) {
       /* the handler ended without answering */
-      respond_empty(c, r->too_large ? 413 : 500);
-    } else if (c->writing == LH_WRITING_BODY) {
+      lh_disp_respond_empty(d, r->too_large ? 413 : 500);
+    } else if (lh_conn_can_write_body(lh_disp_conn(d))) {
       /* a streamed body that did not end: the framing is broken */
-      lh_conn_close(c);
+      lh_disp_close(d);
     }
     lh_req_detach(r);
   }

@@ -54,7 +54,7 @@ static int stream_read(lua_State *L) {
     return 1;
   }
   if (rc == 2) {
-    if (d->io_error) return lh_push_fail(L, d->io_error, NULL);
+    if (lh_disp_io_error(d)) return lh_push_fail(L, lh_disp_io_error(d), NULL);
     return 0;
   }
   lh_sconn_defer_poll(r->sc); /* turns reading on */
@@ -91,7 +91,7 @@ static void stream_shut(lh_stream_t *s) {
   lh_req_t *r = s->r;
   if (r->sc) {
     lh_sconn_t *sc = r->sc;
-    lh_conn_close(&lh_sconn_disp(sc)->conn); /* queued bytes still go out */
+    lh_disp_close(lh_sconn_disp(sc)); /* queued bytes still go out */
     lh_req_detach(r);
     lh_sconn_defer_poll(sc);
   }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lreq.h"
+#include "tuning.h"
 
 #define SERVER_MT "lhyper.server"
 
@@ -102,7 +103,7 @@ static void unwait(lh_lsrv_t *s, lh_sconn_t *sc) {
 }
 
 static int svc_poll_ready(lh_disp_t *d) {
-  lh_lsrv_t *s = d->data;
+  lh_lsrv_t *s = lh_disp_data(d);
   if (!s->max_in_flight || s->in_flight < s->max_in_flight) return 1;
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   for (uint32_t i = 0; i < s->wlen; i++)
@@ -197,9 +198,9 @@ static int req_main(lua_State *co) {
      * connection waits for the slot this one frees. With nothing buffered
      * (one request per read, the keep-alive case) there is none, and the
      * task ends as usual */
-    if (r->upgraded || !r->sc || s->wlen) return 0;
+    if (!lh_tuning.next_msg || r->upgraded || !r->sc || s->wlen) return 0;
     lh_disp_t *d = lh_sconn_disp(x->sc);
-    if (lh_conn_buffered(&d->conn) == 0) return 0;
+    if (lh_disp_buffered(d) == 0) return 0;
     req_done(r);
     if (!lh_disp_next_msg(d, &x->h, &x->base)) return 0; /* the task ends as usual */
     /* the thread goes on with the next request: this one's task is over */
@@ -213,7 +214,7 @@ static int req_main(lua_State *co) {
  * under protection when the pool is empty) and everything else runs inside
  * lua_resume, which protects itself. */
 static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
-  lh_lsrv_t *s = d->data;
+  lh_lsrv_t *s = lh_disp_data(d);
   lh_lstate_t *st = s->st;
   recv_ctx x = {s, lh_sconn_from_disp(d), h, base, LUA_NOREF, NULL};
   if (lh_co_reserve(st)) return LH_ENOMEM;
@@ -244,7 +245,7 @@ static void svc_write_ready(lh_disp_t *d) {
 }
 
 static void svc_on_error(lh_disp_t *d, int err) {
-  lh_lsrv_t *s = d->data;
+  lh_lsrv_t *s = lh_disp_data(d);
   lh_req_t *r = conn_req(lh_sconn_from_disp(d));
   if (r) {
     /* a body cut short is the server's to report; a client that left
@@ -320,7 +321,7 @@ static int l_listen(lua_State *L) {
   o.conn.date_header = opt_bool(L, 1, "date_header", 1);
   o.backlog = (int)lh_opt_number(L, 1, "backlog", 511);
   o.reuseport = opt_bool(L, 1, "reuseport", 0);
-  o.pipeline_flush = opt_bool(L, 1, "pipeline_flush", 0);
+  o.conn.pipeline_flush = opt_bool(L, 1, "pipeline_flush", 0);
   o.max_connections = (uint32_t)lh_opt_number(L, 1, "max_connections", 0);
   o.header_read_timeout = lh_opt_number(L, 1, "header_read_timeout", 30);
   o.idle_timeout = lh_opt_number(L, 1, "idle_timeout", 60);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lalloc.h"
+#include "tuning.h"
 
 #define STATE_KEY "lhyper.state"
 #define ERROR_MT "lhyper.error"
@@ -60,7 +61,7 @@ void lh_state_open(lua_State *L) {
   st->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   *(lh_task_t **)lua_getextraspace(st->L) = NULL;
-  st->alloc = lh_alloc_attach(L);
+  st->alloc = lh_tuning.alloc_cache ? lh_alloc_attach(L) : NULL;
   lua_setfield(L, LUA_REGISTRYINDEX, STATE_KEY);
 }
 

@@ -126,7 +126,7 @@ static int io_flush(lh_disp_t *d) {
   return 0;
 }
 
-/* what io.c does on close: what is queued still goes out */
+/* what sconn.c does on close: what is queued still goes out */
 static void drain_queue(mock_t *m) {
   const char *p;
   size_t n;
@@ -338,18 +338,13 @@ void mock_complete_write(mock_t *m, int status) {
   m->flight = 0;
   m->flight_p = NULL;
   m->flight_n = 0;
-  if (m->d.closing) {
-    /* io.c write_cb while closing: finish the queue, no dispatcher call */
-    lh_wq_end_flight(&m->d.conn.wq);
-    if (status == 0) drain_queue(m);
-    return;
-  }
+  /* after io->close too, as sconn.c write_cb: the dispatcher drains the queue */
   lh_disp_write_done(&m->d, status);
 }
 
 int mock_run_deferred(mock_t *m) {
   if (!m->d.deferred) return 0;
-  m->d.deferred = 0; /* as io.c's defer_poll_cb */
+  lh_disp_defer_done(&m->d); /* as sconn.c's defer_poll_cb */
   lh_disp_poll(&m->d);
   return 1;
 }

@@ -849,6 +849,45 @@ static void dispatch_aborts_when_async_write_fails(void) {
   mock_free(&m);
 }
 
+/* bytes queued behind a write still in flight when the connection closes
+ * go out once it completes; a later failure is kept, with no service call */
+static void dispatch_drains_queue_after_close_as_writes_complete(void) {
+  for (int fail = 0; fail < 2; fail++) {
+    mock_t m;
+    lh_conn_opts_t o = mock_opts();
+    start(&m, &o, 0);
+    m.async = 1;
+    m.mode = MOCK_ANSWER_LATER;
+    mock_feed_str(&m, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 0);
+    CHECK_EQ(m.nrecv, 1);
+    CHECK_EQ(lh_disp_head_begin(&m.d, 200), 0);
+    CHECK_EQ(lh_disp_head_end(&m.d, -1), 0);
+    CHECK_EQ(lh_disp_queue_body(&m.d, "first", 5), 0);
+    lh_disp_poll(&m.d);
+    CHECK_EQ(m.flight, 1);
+    CHECK_EQ(lh_disp_queue_body(&m.d, "second", 6), 0);
+    CHECK_EQ(lh_disp_write_end(&m.d), 0);
+    lh_disp_poll(&m.d);
+    CHECK_EQ(m.close_calls, 1);
+    CHECK(lh_disp_is_closing(&m.d));
+    CHECK(lh_conn_pending(lh_disp_conn(&m.d)) > 0);
+    mock_complete_write(&m, 0); /* the queued rest goes out in a second write */
+    CHECK_EQ(m.flight, 1);
+    mock_complete_write(&m, fail ? -104 : 0);
+    CHECK_EQ(m.flight, 0);
+    CHECK_EQ(lh_disp_io_error(&m.d), fail ? -104 : 0);
+    CHECK_EQ(m.on_error_calls, 0);
+    mock_buf_t exp = {0};
+    const char *h = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n" DATE_LINE
+                    "\r\n5\r\nfirst\r\n";
+    mock_buf_add(&exp, h, strlen(h));
+    if (!fail) mock_buf_add(&exp, "6\r\nsecond\r\n0\r\n\r\n", 16);
+    CHECK_OUT(&m, &exp);
+    mock_buf_free(&exp);
+    mock_free(&m);
+  }
+}
+
 static void dispatch_flushes_partial_writes_until_done(void) {
   mock_t m;
   lh_conn_opts_t o = mock_opts();
@@ -923,6 +962,7 @@ int main(void) {
     TEST_CASE(dispatch_waits_for_write_ready_under_backpressure),
     TEST_CASE(dispatch_aborts_with_on_error_when_flush_fails),
     TEST_CASE(dispatch_aborts_when_async_write_fails),
+    TEST_CASE(dispatch_drains_queue_after_close_as_writes_complete),
     TEST_CASE(dispatch_flushes_partial_writes_until_done),
     TEST_CASE(dispatch_reads_on_after_an_upgrade_nobody_took),
   };

@@ -139,7 +139,7 @@ static void pool_put(lh_cconn_t *cc) {
   lh_host_t *h = cc->host;
   if (cc->pooled) return;
   if (cl->closing || h->nidle >= cl->opts.pool_max_idle_per_host ||
-      lh_conn_is_keep_alive_disabled(&cc->disp.conn)) {
+      lh_conn_is_keep_alive_disabled(lh_disp_conn(&cc->disp))) {
     cc_close(cc);
     return;
   }
@@ -154,8 +154,7 @@ static void pool_put(lh_cconn_t *cc) {
   cc->why = NULL;
   if (cl->opts.pool_idle_timeout > 0)
     cc->idle_deadline = lh_loop_now(cl->loop) + cl->opts.pool_idle_timeout;
-  lh_rbuf_trim(&cc->disp.conn.rbuf, 0);
-  lh_wq_trim(&cc->disp.conn.wq, 0);
+  lh_conn_trim(&cc->disp.conn);
   uv_unref((uv_handle_t *)&cc->tcp);
   uv_unref((uv_handle_t *)&cc->timer);
   cc_arm(cc);
@@ -165,9 +164,7 @@ static void pool_put(lh_cconn_t *cc) {
  * kernel holds no EOF or bytes the loop has not seen yet (hyper#3077: a
  * connection the server closed while idle must not take a request) */
 static int cc_alive(lh_cconn_t *cc) {
-  lh_conn_t *c = &cc->disp.conn;
-  if (!lh_conn_is_idle(c) || c->eof || lh_conn_buffered(c) || cc->disp.closing || c->error)
-    return 0;
+  if (!lh_disp_is_reusable(&cc->disp)) return 0;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&cc->tcp, &fd)) return 0;
   char b;
@@ -238,9 +235,9 @@ static void cc_fail(lh_cconn_t *cc, int err, const char *why) {
 /* after every poll: a connection nobody owns goes back to the pool when
  * it is idle and closes otherwise */
 static void cc_after(lh_cconn_t *cc) {
-  if (cc->closing || cc->disp.polling || cc->udata || cc->pooled) return;
-  if (cc->disp.closing) return;
-  if (cc->connected && lh_conn_is_idle(&cc->disp.conn) && !cc->disp.in_flight) {
+  if (cc->closing || lh_disp_is_polling(&cc->disp) || cc->udata || cc->pooled) return;
+  if (lh_disp_is_closing(&cc->disp)) return;
+  if (cc->connected && lh_disp_is_idle(&cc->disp)) {
     pool_put(cc);
     return;
   }
@@ -258,10 +255,7 @@ static void cc_poll(lh_cconn_t *cc) {
 /* --- deadlines --- */
 
 static int waiting_read(lh_cconn_t *cc) {
-  lh_disp_t *d = &cc->disp;
-  lh_conn_t *c = &d->conn;
-  return cc->connected && d->in_flight && c->writing != LH_WRITING_BODY &&
-         (c->reading == LH_READING_INIT || d->want_body);
+  return cc->connected && lh_disp_awaits_input(&cc->disp);
 }
 
 static void cc_timer_cb(uv_timer_t *t) {
@@ -290,7 +284,7 @@ static void cc_timer_cb(uv_timer_t *t) {
   }
   if (cc->cont_deadline && cc->cont_deadline <= now) {
     cc->cont_deadline = 0;
-    cc->disp.svc->write_ready(&cc->disp);
+    lh_disp_continue_expired(&cc->disp);
     cc_poll(cc);
   }
   cc_arm(cc);
@@ -375,7 +369,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   if (nread == UV_ENOBUFS) {
     /* read buffer at its bound: stop until the dispatcher consumes it */
     uv_read_stop(st);
-    cc->disp.reading_on = 0;
+    lh_disp_read_stopped(&cc->disp);
     cc_poll(cc);
     return;
   }
@@ -401,7 +395,7 @@ static int io_flush(lh_disp_t *d) {
   lh_cconn_t *cc = lh_cconn_from_disp(d);
   /* bytes queued while connecting go out once connected */
   if (!cc->connected || cc->writing || cc->closing) return 0;
-  lh_wq_t *q = &d->conn.wq;
+  lh_wq_t *q = lh_disp_out(d);
   const char *p;
   size_t n = lh_wq_peek(q, &p);
   if (n == 0) return 0;
@@ -430,7 +424,7 @@ static void io_read_start(lh_disp_t *d) {
   lh_cconn_t *cc = lh_cconn_from_disp(d);
   if (!cc->connected || cc->closing ||
       uv_read_start((uv_stream_t *)&cc->tcp, alloc_cb, read_cb))
-    d->reading_on = 0; /* set again once connected */
+    lh_disp_read_stopped(d); /* asked again once connected */
 }
 
 static void io_read_stop(lh_disp_t *d) {
@@ -442,7 +436,7 @@ static void io_close(lh_disp_t *d) { cc_close(lh_cconn_from_disp(d)); }
 
 static void defer_cb(lh_defer_t *df) {
   lh_cconn_t *cc = (lh_cconn_t *)((char *)df - offsetof(lh_cconn_t, defer));
-  cc->disp.deferred = 0;
+  lh_disp_defer_done(&cc->disp);
   cc_poll(cc);
 }
 
@@ -461,8 +455,7 @@ static const lh_io_t cconn_io = {
 
 void lh_cconn_kick(lh_cconn_t *cc) {
   if (cc->closing) return;
-  if (cc->disp.polling) cc->disp.repoll = 1;
-  else lh_loop_defer(cc->cl->loop, &cc->defer);
+  lh_disp_kick(&cc->disp);
 }
 
 void lh_cconn_release(lh_cconn_t *cc) {
@@ -475,18 +468,13 @@ void lh_cconn_release(lh_cconn_t *cc) {
     cc_close(cc);
     return;
   }
-  if (cc->disp.polling) {
+  if (lh_disp_is_polling(&cc->disp)) {
     /* inside this connection's own poll (the exchange's task runs from one
      * of its callbacks): when both messages are done it is idle now, so the
      * task's next request can take it; else the poll under way ends with
      * cc_after */
-    lh_conn_t *c = &cc->disp.conn;
-    if (c->reading == LH_READING_KEEPALIVE && c->writing == LH_WRITING_KEEPALIVE &&
-        lh_conn_try_keep_alive(c)) {
-      cc->disp.in_flight = 0;
-      pool_put(cc);
-    }
-    cc->disp.repoll = 1;
+    if (lh_disp_keep_alive(&cc->disp)) pool_put(cc);
+    lh_disp_kick(&cc->disp);
     return;
   }
   cc_poll(cc);

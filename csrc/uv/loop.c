@@ -3,6 +3,8 @@
  * calling the binding, and the text of error codes. */
 #include "uvloop.h"
 
+#include "tuning.h"
+
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +29,7 @@ static void defer_cb(uv_idle_t *h) {
 /* see sconn.c close_socket_early: only with the libuv whose internals it knows,
  * and the one it was built against; LHYPER_FAST_CLOSE=0 turns it off */
 static int fast_close_usable(void) {
-  const char *env = getenv("LHYPER_FAST_CLOSE");
-  if (env && strcmp(env, "0") == 0) return 0;
+  if (!lh_tuning.fast_close) return 0;
 #if defined(__linux__) && UV_VERSION_MAJOR == 1 && UV_VERSION_MINOR == 44
   return (uv_version() >> 8) == (UV_VERSION_HEX >> 8);
 #else

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tuning.h"
 #include "uvloop.h"
 
 #define LINGER_SECONDS 2.0 /* after our FIN, how long unread input is drained */
@@ -42,6 +43,14 @@ struct lh_sconn {
   unsigned reading_on : 1; /* d->reading_on kept while asleep */
 };
 
+/* a connection's message state, from a free list (see sconn_wake) */
+struct lh_sdisp {
+  lh_disp_t d; /* first: sc->d points here */
+  lh_sconn_t *sc;
+  lh_sdisp_t *prev, *next; /* the set's doze list */
+  unsigned dozing : 1;
+};
+
 static void sconn_deadline(lh_sconn_t *sc, int kind, double after);
 static void sconn_timer_update(lh_sconn_t *sc);
 static void sconn_doze(lh_sconn_t *sc, int idle);
@@ -49,7 +58,7 @@ static int sconn_wake(lh_sconn_t *sc);
 
 /* --- transport --- */
 
-lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d) { return d->io_data; }
+lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d) { return ((lh_sdisp_t *)d)->sc; }
 lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) { return sc->d; }
 void *lh_sconn_data(lh_sconn_t *sc) { return sc->set->data; }
 void **lh_sconn_udata(lh_sconn_t *sc) { return &sc->udata; }
@@ -152,7 +161,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   if (nread == UV_ENOBUFS) {
     /* read buffer at its bound: stop until the dispatcher consumes it */
     uv_read_stop(st);
-    sc->d->reading_on = 0;
+    lh_disp_read_stopped(sc->d);
     lh_sconn_poll(sc);
     return;
   }
@@ -170,20 +179,20 @@ static void linger_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) 
   lh_sconn_t *sc = (lh_sconn_t *)st;
   if (nread < 0) sconn_close_now(sc);
   /* input after our FIN is dropped: the buffer is reused */
-  else sc->d->conn.rbuf.off = sc->d->conn.rbuf.len;
+  else lh_conn_discard_input(&sc->d->conn);
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
   lh_sconn_t *sc = req->data;
   free(req);
   if (sc->handle_closing) return;
-  if (status < 0 || sc->d->conn.eof || sc->d->io_error) {
+  if (status < 0 || lh_conn_is_eof(&sc->d->conn) || lh_disp_io_error(sc->d)) {
     sconn_close_now(sc);
     return;
   }
   /* lingering close: read until the peer closes so unread input does not
    * turn our close into a reset that destroys the response in flight */
-  sc->d->conn.rbuf.off = sc->d->conn.rbuf.len;
+  lh_conn_discard_input(&sc->d->conn);
   if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, linger_read_cb)) {
     sconn_close_now(sc);
     return;
@@ -199,7 +208,7 @@ static void finish_close(lh_sconn_t *sc) {
   }
   /* with nothing left unread, close() sends the FIN after the queued bytes;
    * otherwise linger so the kernel does not answer unread input with RST */
-  if (sc->d->io_error || sc->d->conn.eof || !sc->d->conn.unread || sc->no_linger) {
+  if (lh_disp_io_error(sc->d) || !lh_conn_has_unread(&sc->d->conn) || sc->no_linger) {
     sconn_close_now(sc);
     return;
   }
@@ -222,10 +231,7 @@ static void write_cb(uv_write_t *req, int status) {
   sc->writing = 0;
   if (sc->handle_closing) return;
   if (sc->closing) {
-    lh_wq_end_flight(&sc->d->conn.wq);
-    if (status < 0) sc->d->io_error = status;
-    else if (lh_conn_pending(&sc->d->conn) && sc->d->io->flush(sc->d) < 0)
-      sc->d->io_error = -1;
+    lh_disp_write_done(sc->d, status); /* drains the rest: nothing is polled */
     finish_close(sc);
     return;
   }
@@ -276,7 +282,7 @@ static long sock_send(lh_sconn_t *sc, const struct iovec *iov, int n) {
 static int io_flush(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->writing || sc->handle_closing) return 0;
-  lh_wq_t *q = &d->conn.wq;
+  lh_wq_t *q = lh_disp_out(d);
   const char *p;
   size_t n = lh_wq_peek(q, &p);
   if (n == 0) return 0;
@@ -318,7 +324,7 @@ static long io_try_write(lh_disp_t *d, const struct iovec *iov, int n) {
 
 static void io_read_start(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
-  if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, read_cb)) d->reading_on = 0;
+  if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, read_cb)) lh_disp_read_stopped(d);
 }
 
 static void io_read_stop(lh_disp_t *d) {
@@ -331,14 +337,14 @@ static void io_close(lh_disp_t *d) {
   if (sc->closing) return;
   sc->closing = 1;
   sconn_deadline(sc, LH_DL_NONE, 0);
+  /* the poll flushed before it closed: what is left is in flight */
   uv_read_stop((uv_stream_t *)&sc->tcp);
-  if (!d->io_error && lh_conn_pending(&d->conn) && io_flush(d) < 0) d->io_error = -1;
   finish_close(sc);
 }
 
 static void defer_poll_cb(lh_defer_t *df) {
   lh_sconn_t *sc = (lh_sconn_t *)((char *)df - offsetof(lh_sconn_t, defer));
-  if (sc->d) sc->d->deferred = 0;
+  if (sc->d) lh_disp_defer_done(sc->d);
   lh_sconn_poll(sc);
 }
 
@@ -378,12 +384,6 @@ void lh_sconn_defer_poll(lh_sconn_t *sc) {
 #define DISP_POOL 64
 #define DOZE_MAX 64
 
-struct lh_sdisp {
-  lh_disp_t d; /* first: sc->d points here */
-  lh_sdisp_t *prev, *next;
-  unsigned dozing : 1;
-};
-
 static __thread struct {
   lh_sdisp_t *d[DISP_POOL];
   int n;
@@ -417,11 +417,9 @@ static int sconn_wake(lh_sconn_t *sc) {
   x->dozing = 0;
   lh_disp_t *d = &x->d;
   lh_disp_init(d, LH_ROLE_SERVER, &s->opts.conn, s->hooks.svc, &sconn_io, s->data);
-  d->io_data = sc;
-  d->pipeline_flush = s->opts.pipeline_flush ? 1 : 0;
-  d->served = sc->served;
-  d->reading_on = sc->reading_on;
-  if (s->closing) lh_conn_disable_keep_alive(&d->conn);
+  x->sc = sc;
+  lh_disp_carry(d, sc->served, sc->reading_on);
+  if (s->closing) lh_disp_disable_keep_alive(d);
   sc->d = d;
   return 1;
 }
@@ -429,13 +427,9 @@ static int sconn_wake(lh_sconn_t *sc) {
 /* an idle connection with nothing pending gives its message state back */
 static void sconn_sleep(lh_sconn_t *sc) {
   lh_disp_t *d = sc->d;
-  lh_conn_t *c = &d->conn;
-  if (sc->closing || sc->writing || sc->udata || d->polling || d->deferred || d->in_flight ||
-      d->want_body || d->want_write || d->held || d->raw || c->eof || d->io_error ||
-      !lh_conn_is_idle(c) || lh_conn_buffered(c) || lh_conn_pending(c))
-    return;
-  sc->served = d->served;
-  sc->reading_on = d->reading_on;
+  if (sc->closing || sc->writing || sc->udata || !lh_disp_is_quiet(d)) return;
+  sc->served = lh_disp_served(d);
+  sc->reading_on = lh_disp_is_reading(d);
   sc->d = NULL;
   disp_put(d);
 }
@@ -446,6 +440,10 @@ static void sconn_doze(lh_sconn_t *sc, int idle) {
   lh_sdisp_t *x = (lh_sdisp_t *)sc->d;
   if (!idle) {
     doze_remove(s, x);
+    return;
+  }
+  if (!lh_tuning.doze) {
+    sconn_sleep(sc); /* refused: it tries again after its next event */
     return;
   }
   if (x->dozing) return; /* idle since earlier: keeps its place */
@@ -488,17 +486,12 @@ static void sconn_timer_update(lh_sconn_t *sc) {
   double t = state == LH_DL_HEAD ? s->opts.header_read_timeout
            : state == LH_DL_IDLE ? s->opts.idle_timeout : 0;
   int kind = t > 0 ? state : LH_DL_NONE;
-  if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
-    /* between messages: hold no buffers */
-    lh_rbuf_trim(&c->rbuf, 0);
-    lh_wq_trim(&c->wq, 0);
-    lh_parser_trim(&c->parser);
-  }
+  if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) lh_conn_trim(c); /* between messages: hold no buffers */
   /* a head keeps the deadline it got when it began (slowloris); an idle
    * spell starts anew after each response, even when the whole exchange
    * happened between two updates */
-  if (!(kind == sc->dnode.kind && sc->armed_served == sc->d->served)) {
-    sc->armed_served = sc->d->served;
+  if (!(kind == sc->dnode.kind && sc->armed_served == lh_disp_served(sc->d))) {
+    sc->armed_served = lh_disp_served(sc->d);
     sconn_deadline(sc, kind, t);
   }
   sconn_doze(sc, state == LH_DL_IDLE);
@@ -558,15 +551,15 @@ void lh_sconn_set_close(lh_sconn_set_t *set, double grace) {
       sconn_close_now(sc); /* asleep: idle */
       continue;
     }
-    lh_conn_t *c = &sc->d->conn;
-    lh_conn_disable_keep_alive(c);
-    if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
-      if (sc->d->served == 0) {
+    lh_disp_t *d = sc->d;
+    lh_disp_disable_keep_alive(d);
+    if (lh_conn_can_read_head(lh_disp_conn(d)) && lh_disp_buffered(d) == 0) {
+      if (lh_disp_served(d) == 0) {
         /* opened but silent: a short window for a request already on its way */
         sconn_deadline(sc, LH_DL_GRACE, grace < 1.0 && grace >= 0 ? grace : 1.0);
         continue;
       }
-      lh_conn_close(c);
+      lh_disp_close(d);
     }
     lh_sconn_poll(sc);
   }

@@ -15,7 +15,6 @@ typedef struct {
   lh_conn_opts_t conn;
   int backlog;
   int reuseport;
-  int pipeline_flush;
   uint32_t max_connections;      /* 0: no limit */
   double header_read_timeout;    /* seconds, 0: off */
   double idle_timeout;           /* seconds, 0: off */
