@@ -422,11 +422,12 @@ void lh_req_answer(lua_State *co, lh_req_t *r, int si) {
 /* --- failing and finishing --- */
 
 /* the handler raised the value at L's index i: report it, and answer 500
- * (or the parse error's status) when nothing was sent yet */
+ * (or the error's status) when nothing was sent yet */
 static void fail(lua_State *L, lh_req_t *r, int i) {
   int status = 500;
   const char *msg = NULL;
   int code = LH_EUSER_SERVICE;
+  int framing = 0; /* the request's framing is broken: the connection cannot go on */
   i = lua_absindex(L, i);
   if (lua_istable(L, i)) {
     lua_getfield(L, i, "kind");
@@ -434,10 +435,22 @@ static void fail(lua_State *L, lh_req_t *r, int i) {
     const char *k = lua_tostring(L, -2);
     if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
     int reported = 0; /* body errors were reported where they happened */
-    if (k && !strcmp(k, "parse")) status = lh_error_status(code), reported = 1;
+    if (k && !strcmp(k, "parse") && code != LH_EUSER_SERVICE)
+      status = lh_error_status(code), reported = 1, framing = 1;
     if (k && (!strcmp(k, "closed") || !strcmp(k, "canceled") || !strcmp(k, "incomplete")))
       status = 0, reported = 1;
     lua_pop(L, 2);
+    /* err.status (400..599): the answer a helper chose for bad input, such
+     * as invalid JSON (400) or a body over its limit (413); the client's
+     * mistakes are not the server's errors to report */
+    lua_Integer given = 0;
+    if (lua_getfield(L, i, "status") == LUA_TNUMBER && lua_isinteger(L, -1))
+      given = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (status && given >= 400 && given <= 599) {
+      status = (int)given;
+      if (given < 500) reported = 1;
+    }
     if (luaL_callmeta(L, i, "__tostring")) msg = lua_tostring(L, -1);
     if (!reported) report(r, LH_EUSER_SERVICE, msg ? msg : "handler raised an error");
   } else {
@@ -448,7 +461,9 @@ static void fail(lua_State *L, lh_req_t *r, int i) {
   lh_disp_t *d = lh_sconn_disp(r->sc);
   lh_disp_head_abort(d); /* a head the error cut short */
   if (lh_conn_can_write_head(lh_disp_conn(d)) && status) {
-    if (status != 500) lh_disp_disable_keep_alive(d);
+    /* a body left unread past an error answer is not worth draining */
+    if (framing || (status != 500 && !lh_conn_is_read_done(lh_disp_conn(d))))
+      lh_disp_disable_keep_alive(d);
     lh_disp_respond_empty(d, status);
   } else if (!lh_conn_is_write_done(lh_disp_conn(d))) {
     lh_disp_close(d);

@@ -25,6 +25,7 @@ function M.read_all(msg, max, too_large)
     if max and n > max then
       too_large(msg)
       local err = core.error("user_body", "body too large")
+      err.status = 413 -- what a handler that raises it answers
       return nil, err, err.kind
     end
     parts[#parts + 1] = chunk

@@ -13,13 +13,13 @@ local client_option_types = {
   pool_max_idle_per_host = "number", pool_idle_timeout = "number|false",
   connect_timeout = "number|false", read_timeout = "number|false", timeout = "number|false",
   expect_timeout = "number", keep_alive = "boolean",
-  max_buf_size = "number", max_headers = "number",
+  max_buf_size = "number", max_headers = "number", follow_redirects = "number|false",
 }
 
 local request_option_types = {
   method = "string", url = "string", headers = "table", body = "string|function",
   timeout = "number|false", read_timeout = "number|false", connect_timeout = "number|false",
-  expect_continue = "boolean", expect_timeout = "number",
+  expect_continue = "boolean", expect_timeout = "number", follow_redirects = "number|false",
 }
 
 local function check(types, opts, who)
@@ -57,6 +57,7 @@ function M.new(opts)
     read_timeout = opts.read_timeout or 0,
     timeout = opts.timeout or 0,
     expect_timeout = opts.expect_timeout or 1,
+    follow_redirects = opts.follow_redirects or false,
   }
   return c
 end
@@ -234,6 +235,119 @@ local function attempt(client, d, opts, method, host, port, authority, target, f
   return r
 end
 
+-- one request and its response head, retried once on a fresh connection
+-- when the kept-alive one it took turned out dead
+local function exchange(client, d, opts, method, host, port, authority, target)
+  local fields, expect, length = flatten(opts.headers, authority)
+  if opts.expect_continue then
+    if not expect then add(fields, "expect", "100-continue") end
+    expect = true
+  end
+  local body = opts.body
+  if type(body) == "string" and length and tonumber(length) ~= #body then
+    error("lhyper.request: content-length header does not match the body", 3)
+  end
+  if expect and (body == nil or body == "") then expect = false end
+  local res, err, kind, failed = attempt(client, d, opts, method, host, port, authority, target, fields, expect)
+  if not res and failed and retryable(failed, method, body, err) then
+    res, err, kind = attempt(client, d, opts, method, host, port, authority, target, fields, expect)
+  end
+  if not res then return nil, err, kind end
+  return res
+end
+
+--- Redirects (opt-in: follow_redirects = N)
+
+local redirects = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
+-- RFC 3986 5.2.4: "." and ".." segments of an absolute path
+local function remove_dots(path)
+  local out, segs = {}, {}
+  for seg in (path:sub(2) .. "/"):gmatch("(.-)/") do segs[#segs + 1] = seg end
+  for i, seg in ipairs(segs) do
+    if seg == ".." then
+      out[#out] = nil
+      if i == #segs then out[#out + 1] = "" end
+    elseif seg == "." then
+      if i == #segs then out[#out + 1] = "" end
+    else
+      out[#out + 1] = seg
+    end
+  end
+  return "/" .. concat(out, "/")
+end
+
+-- a Location value resolved against the URL it answered (RFC 9110 10.2.2:
+-- it may be relative); nil when it is not http
+local function resolve(base, loc)
+  loc = loc:gsub("#.*$", "")
+  if loc:match("^%a[%w+.-]*:") then
+    return loc:match("^[hH][tT][tT][pP]://") and loc or nil
+  end
+  local authority, path = base:match("^%a[%w+.-]*://([^/?#]*)([^#]*)$")
+  if not authority then return nil end
+  if loc:sub(1, 2) == "//" then return "http:" .. loc end
+  local p, q = loc:match("^([^?]*)(.*)$")
+  if p == "" then -- only a query, or nothing
+    local bp = path:match("^[^?]*")
+    return "http://" .. authority .. (bp == "" and "/" or bp) .. (q ~= "" and q or path:match("%?.*$") or "")
+  end
+  if p:sub(1, 1) ~= "/" then
+    p = (path:match("^([^?]*/)") or "/") .. p
+  end
+  return "http://" .. authority .. remove_dots(p) .. q
+end
+M.resolve_ = resolve
+
+-- the caller's headers as pairs, less the names in drop (lower-case)
+local function headers_without(headers, drop)
+  local out = {}
+  if not headers then return out end
+  local function keep(name, value)
+    if type(name) ~= "string" or not drop[name:lower()] then out[#out + 1] = { name, value } end
+  end
+  if type(headers[1]) == "table" then
+    for _, pair in ipairs(headers) do keep(pair[1], pair[2]) end
+  else
+    for k, v in pairs(headers) do keep(k, v) end
+  end
+  return out
+end
+
+-- fields that describe a body, dropped with it (fetch's request-body-header names)
+local body_fields = { ["content-length"] = true, ["content-type"] = true, ["content-encoding"] = true,
+  ["content-language"] = true, ["content-location"] = true, ["transfer-encoding"] = true,
+  expect = true }
+-- credentials a redirect to another origin must not carry
+local credentials = { authorization = true, cookie = true, ["proxy-authorization"] = true }
+
+-- the options for following res (a redirect of the request opts made), or
+-- nil when it cannot be followed
+local function next_hop(opts, res, host, port)
+  local loc = res.headers.location
+  local url = loc and resolve(opts.url, loc)
+  if not url then return nil end
+  local ok, nhost, nport, _, _ = pcall(parse_url, url)
+  if not ok then return nil end
+  local method, body, drop = opts.method or "GET", opts.body, { host = true }
+  local status = res.status
+  if (status == 303 and method ~= "HEAD") or ((status == 301 or status == 302) and method == "POST") then
+    -- RFC 9110 15.4.4 and 15.4.2/15.4.3: the redirect is fetched with GET
+    method, body = "GET", nil
+    for k in pairs(body_fields) do drop[k] = true end
+  elseif type(body) == "function" then
+    return nil -- 301/302/307/308 keep the body, and an iterator cannot be sent twice
+  end
+  if nhost:lower() ~= host:lower() or nport ~= port then
+    for k in pairs(credentials) do drop[k] = true end
+  end
+  local n = {}
+  for k, v in pairs(opts) do n[k] = v end
+  n.url, n.method, n.body = url, method, body
+  n.headers = headers_without(opts.headers, drop)
+  return n, nhost, nport
+end
+
 --- client:request{ method, url, headers, body, timeout, ... } -> res | nil, err, kind
 local function request(client, opts)
   if not core.in_task() then
@@ -243,24 +357,28 @@ local function request(client, opts)
   if type(opts.url) ~= "string" then error("lhyper.request: option 'url' (a string) is required", 2) end
   local d = M.defaults_[client]
   if not d then error("lhyper.request: not a client made by lhyper.client", 2) end
-  local method = opts.method or "GET"
+  local follow = opts.follow_redirects
+  if follow == nil then follow = d.follow_redirects end
+  if follow and follow ~= math.floor(follow) then
+    error("lhyper.request: option 'follow_redirects' must be an integer or false", 2)
+  end
   local host, port, authority, target = parse_url_cached(opts.url)
-  local fields, expect, length = flatten(opts.headers, authority)
-  if opts.expect_continue then
-    if not expect then add(fields, "expect", "100-continue") end
-    expect = true
+  local hops = 0
+  while true do
+    local res, err, kind = exchange(client, d, opts, opts.method or "GET", host, port, authority, target)
+    if not res then return nil, err, kind end
+    if not follow or hops >= follow or not redirects[res.status] then return res end
+    local nopts, nhost, nport = next_hop(opts, res, host, port)
+    if not nopts then return res end
+    -- the redirect's own body is read (a little of it) so its connection
+    -- can serve the next hop
+    res:read_all(64 * 1024)
+    res:close()
+    hops = hops + 1
+    opts, host, port = nopts, nhost, nport
+    local _
+    _, _, authority, target = parse_url_cached(opts.url)
   end
-  local body = opts.body
-  if expect and (body == nil or body == "") then expect = false end
-  if type(body) == "string" and length and tonumber(length) ~= #body then
-    error("lhyper.request: content-length header does not match the body", 2)
-  end
-  local res, err, kind, failed = attempt(client, d, opts, method, host, port, authority, target, fields, expect)
-  if not res and failed and retryable(failed, method, body, err) then
-    res, err, kind = attempt(client, d, opts, method, host, port, authority, target, fields, expect)
-  end
-  if not res then return nil, err, kind end
-  return res
 end
 
 core.methods("client", { request = request })

@@ -81,4 +81,7 @@ end
 local client = require "lhyper.client"
 M.request, M.client = client.request, client.new
 
+-- query, form, multipart, cookies, JSON: methods of req and res
+require("lhyper.request").install(core.methods, M)
+
 return M
