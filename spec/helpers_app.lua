@@ -75,11 +75,12 @@ routes["/multipart"] = function(req)
   for k, v in q:gmatch("(max_[%a_]+)=(%d+)") do opts[k] = tonumber(v) end
   local parts = {}
   for part in assert(req:multipart(opts)) do
-    local n, head, small = 0, nil, {}
+    local n, head, small, tail = 0, nil, {}, ""
     if part.filename then
       for chunk in part:body() do
         if n < 64 then small[#small + 1] = chunk:sub(1, 64 - n) end
         n = n + #chunk
+        tail = (tail .. chunk:sub(-64)):sub(-64)
       end
       head = table.concat(small):sub(1, 64)
     else
@@ -87,7 +88,7 @@ routes["/multipart"] = function(req)
       n = #head
     end
     parts[#parts + 1] = { name = part.name, filename = part.filename or false,
-      content_type = part.content_type, size = n, head = head,
+      content_type = part.content_type, size = n, head = head, tail = part.filename and tail or nil,
       header_names = (function()
         local t = {}
         for k in pairs(part.headers) do t[#t + 1] = k end
