@@ -15,6 +15,7 @@ with sane defaults.
 }
 dependencies = {
   "lua >= 5.4, < 5.5",
+  "lua-cjson", -- lhyper.json, req:json(), res:json()
 }
 external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },

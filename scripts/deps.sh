@@ -2,9 +2,9 @@
 # Installs the Debian packages lhyper needs to build and test, when missing.
 # Idempotent and quiet when everything is there.
 set -e
-pkgs="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-busted lua-socket curl python3"
+pkgs="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-cjson lua-busted lua-socket curl python3"
 if ! pkg-config --exists llhttp 2>/dev/null; then pkgs="$pkgs node-llhttp"; fi
-if [ "${1:-}" = test ]; then pkgs="$pkgs valgrind nodejs nginx wrk"; fi
+if [ "${1:-}" = test ]; then pkgs="$pkgs valgrind nodejs nginx wrk python3-requests"; fi
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

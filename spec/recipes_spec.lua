@@ -1,0 +1,212 @@
+local h = require "helper"
+local cjson = require "cjson"
+local socket = require "socket"
+
+-- The README's recipes are the files in examples/: each one is quoted in
+-- README.md whole (after a "<!-- recipe: examples/x.lua -->" line) and run
+-- here as written, against curl, Python and Node.
+
+local PY = h.CLIENT_ENV .. "timeout -s KILL 30 /usr/bin/python3 "
+
+local function py(src)
+  local file = h.tmpname(".py")
+  h.write_file(file, src)
+  local out, code = h.run(PY .. file .. " 2>&1")
+  os.remove(file)
+  return out, code
+end
+
+-- the lua block after each recipe marker in README.md, by file name
+local function readme_recipes()
+  local text = assert(h.read_file(h.ROOT .. "/README.md"))
+  local t = {}
+  for file, code in text:gmatch("<!%-%- recipe: (%S+) %-%->\n```lua\n(.-)```\n") do t[file] = code end
+  return t
+end
+
+-- runs an example on a free port; waits until it accepts connections
+local function start(file, ...)
+  local port = h.free_port()
+  local args = { h.shell_quote(file), tostring(port) }
+  for _, a in ipairs { ... } do args[#args + 1] = h.shell_quote(a) end
+  local p = h.start_lua(table.concat(args, " "), 120)
+  local deadline = socket.gettime() + 10
+  repeat
+    local s = socket.tcp()
+    s:settimeout(0.2)
+    local ok = s:connect("127.0.0.1", port)
+    s:close()
+    if ok then p.port = port; return p end
+    socket.sleep(0.05)
+  until socket.gettime() > deadline
+  local log = p:log()
+  p:stop()
+  error(file .. " did not start: " .. log)
+end
+
+local function curl(fmt, ...) return h.curl(fmt:format(...)) end
+
+local function tmpdir()
+  local d = h.tmpname(".d")
+  assert(os.execute("mkdir -p " .. h.shell_quote(d)))
+  return d
+end
+
+local function rmdir(d) os.execute("rm -rf " .. h.shell_quote(d)) end
+
+describe("README recipes", function()
+  local recipes = readme_recipes()
+
+  for _, file in ipairs { "examples/json_api.lua", "examples/upload.lua", "examples/files.lua", "examples/jobs.lua" } do
+    it(file .. " is quoted in README.md as it is", function()
+      assert.is_not_nil(recipes[file], "no recipe block for " .. file)
+      assert.equal(h.read_file(h.ROOT .. "/" .. file), recipes[file])
+    end)
+  end
+
+  describe("JSON API (examples/json_api.lua)", function()
+    local app
+    setup(function() app = start("examples/json_api.lua") end)
+    teardown(function() if app then app:stop() end end)
+
+    it("creates, lists, reads and deletes with curl", function()
+      local out, code = curl("-si -H 'content-type: application/json' -d '{\"title\":\"milk\"}' http://127.0.0.1:%d/todos", app.port)
+      assert.equal(0, code, out)
+      assert.matches("^HTTP/1.1 201", out)
+      assert.matches("\r\nlocation: /todos/1\r\n", out)
+      assert.same({ id = 1, title = "milk", done = false }, cjson.decode(out:match("\r\n\r\n(.*)$")))
+      out = curl("-s http://127.0.0.1:%d/todos", app.port)
+      assert.same({ { id = 1, title = "milk", done = false } }, cjson.decode(out))
+      out = curl("-s -o /dev/null -w '%%{http_code}' -X DELETE http://127.0.0.1:%d/todos/1", app.port)
+      assert.equal("204", out)
+      out = curl("-s -w ' %%{http_code}' http://127.0.0.1:%d/todos/1", app.port)
+      assert.equal('{"error":"not found"} 404', out)
+    end)
+
+    it("answers bad bodies with 400, 415, 413 and 422 for Python's requests", function()
+      local out, code = py(([[
+import requests
+u = "http://127.0.0.1:%d/todos"
+print(requests.post(u, data="{nope", headers={"content-type": "application/json"}).status_code)
+print(requests.post(u, data="title=x").status_code)
+print(requests.post(u, json={"title": "x" * 70000}).status_code)
+print(requests.post(u, json={"name": "x"}).status_code)
+r = requests.post(u, json={"title": "bread"})
+print(r.status_code, r.json()["title"], r.headers["location"])
+]]):format(app.port))
+      assert.equal(0, code, out)
+      assert.equal("400\n415\n413\n422\n201 bread /todos/2\n", out)
+    end)
+  end)
+
+  describe("streaming upload (examples/upload.lua)", function()
+    local app, dir
+    setup(function()
+      dir = tmpdir()
+      app = start("examples/upload.lua", dir)
+    end)
+    teardown(function()
+      if app then app:stop() end
+      if dir then rmdir(dir) end
+    end)
+
+    it("stores a 64 MB PUT body in bounded memory", function()
+      local size = 64 * 1024 * 1024
+      local src = h.make_file(size)
+      local out, code = h.curl(("-s -T %s http://127.0.0.1:%d/files/big.bin"):format(src, app.port), 60)
+      assert.equal(0, code, out)
+      assert.equal(("stored big.bin (%d bytes)\n"):format(size), out)
+      local same = os.execute("cmp -s " .. h.shell_quote(src) .. " " .. h.shell_quote(dir .. "/big.bin"))
+      os.remove(src)
+      assert.is_true(same)
+      local _, peak = h.rss_kib(app.pid)
+      h.log("upload recipe 64 MB: peak RSS %d KiB", peak)
+      if not h.SANITIZED then assert.is_true(peak < 40 * 1024, "peak RSS " .. peak .. " KiB") end
+    end)
+
+    it("stores the files of a multipart form, and refuses bad names", function()
+      local a = h.tmpname(".txt")
+      h.write_file(a, "first file\n")
+      local out, code = curl("-s -F 'note=hi' -F 'f=@%s;filename=a.txt' -F 'g=@%s;filename=../evil' http://127.0.0.1:%d/upload", a, a, app.port)
+      os.remove(a)
+      assert.equal(0, code, out)
+      assert.same({ { name = "a.txt", bytes = 11 } }, cjson.decode(out))
+      assert.equal("first file\n", h.read_file(dir .. "/a.txt"))
+      out = curl("-s -w ' %%{http_code}' -T /dev/null http://127.0.0.1:%d/files/.hidden", app.port)
+      assert.equal("bad file name\n 400", out)
+    end)
+  end)
+
+  describe("file serving (examples/files.lua)", function()
+    local app, dir
+    setup(function()
+      dir = tmpdir()
+      os.execute("mkdir -p " .. h.shell_quote(dir .. "/sub"))
+      h.write_file(dir .. "/index.html", "<h1>home</h1>\n")
+      h.write_file(dir .. "/a b.txt", "spaced\n")
+      h.write_file(dir .. "/empty.txt", "")
+      h.write_file(dir .. "/.secret", "no\n")
+      local blob = {}
+      for i = 1, 20000 do blob[i] = ("%07d\n"):format(i) end
+      h.write_file(dir .. "/sub/data.bin", table.concat(blob)) -- 160,000 bytes
+      app = start("examples/files.lua", dir)
+    end)
+    teardown(function()
+      if app then app:stop() end
+      if dir then rmdir(dir) end
+    end)
+
+    it("serves files, index.html and HEAD", function()
+      assert.equal("<h1>home</h1>\n", (curl("-s http://127.0.0.1:%d/", app.port)))
+      assert.equal("spaced\n", (curl("-s 'http://127.0.0.1:%d/a%%20b.txt'", app.port)))
+      local out = curl("-sI http://127.0.0.1:%d/sub/data.bin", app.port)
+      assert.matches("^HTTP/1.1 200", out)
+      assert.matches("\r\ncontent%-length: 160000\r\n", out)
+      assert.matches("\r\ncontent%-type: application/octet%-stream\r\n", out)
+      out = curl("-s -w ' %%{http_code} %%{size_download}' http://127.0.0.1:%d/empty.txt", app.port)
+      assert.equal(" 200 0", out)
+    end)
+
+    it("streams a file to Node intact", function()
+      local out, code = h.node(([[
+(async () => {
+  const r = await fetch("http://127.0.0.1:%d/sub/data.bin");
+  const t = await r.text();
+  console.log(r.status, t.length, t.slice(0, 8) === "0000001\n", t.slice(-8) === "0020000\n");
+})();
+]]):format(app.port))
+      assert.equal(0, code, out)
+      assert.equal("200 160000 true true\n", out)
+    end)
+
+    it("refuses paths out of the root, hidden files and directories", function()
+      for _, t in ipairs { "/../etc/passwd", "/%2e%2e/etc/passwd", "/sub/..%2F..%2Fetc", "/.secret", "/sub", "/nope" } do
+        local res = assert(h.raw_request(app.port, h.req("GET", t)))
+        assert.is_true(res.status == 404 or res.status == 400, t .. " gave " .. res.status)
+      end
+      local res = assert(h.raw_request(app.port, h.req("DELETE", "/index.html")))
+      assert.equal(405, res.status)
+    end)
+  end)
+
+  describe("background jobs (examples/jobs.lua)", function()
+    local app
+    setup(function() app = start("examples/jobs.lua") end)
+    teardown(function() if app then app:stop() end end)
+
+    it("answers at once and finishes the job in a task", function()
+      local out, code = curl("-si -X POST 'http://127.0.0.1:%d/jobs?steps=3'", app.port)
+      assert.equal(0, code, out)
+      assert.matches("^HTTP/1.1 202", out)
+      assert.same({ id = 1, steps = 3, done = 0, state = "running" }, cjson.decode(out:match("\r\n\r\n(.*)$")))
+      local job
+      local deadline = socket.gettime() + 10
+      repeat
+        socket.sleep(0.1)
+        job = cjson.decode((curl("-s http://127.0.0.1:%d/jobs/1", app.port)))
+      until job.state == "finished" or socket.gettime() > deadline
+      assert.same({ id = 1, steps = 3, done = 3, state = "finished" }, job)
+      assert.equal('{"error":"no such job"}', (curl("-s http://127.0.0.1:%d/jobs/9", app.port)))
+    end)
+  end)
+end)
