@@ -33,6 +33,8 @@ local function handler(req)
     f:close()
     return 200, headers
   end
+  -- the iterator closes the file at its end; should the client leave
+  -- first, the garbage collector closes it
   return 200, headers, function()
     local chunk = f:read(64 * 1024)
     if not chunk then f:close() end
