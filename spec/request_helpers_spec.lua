@@ -179,6 +179,23 @@ print(r.status_code, json.dumps(r.json(), sort_keys=True, ensure_ascii=False))
     end)
   end)
 
+  describe("over one keep-alive connection of Python's http.client", function()
+    it("answers a form, bad JSON and good JSON in turn", function()
+      local out, code = py(([[
+import http.client, json, urllib.parse
+c = http.client.HTTPConnection("127.0.0.1", %d, timeout=10)
+c.request("POST", "/form", urllib.parse.urlencode({"a": "1 2", "b": "ä"}), {"content-type": "application/x-www-form-urlencoded"})
+r = c.getresponse(); print(r.status, json.loads(r.read()))
+c.request("POST", "/json", "[1,", {"content-type": "application/json"})
+r = c.getresponse(); r.read(); print(r.status)
+c.request("POST", "/json", json.dumps({"k": [True, None]}), {"content-type": "application/json"})
+r = c.getresponse(); print(r.status, r.read().decode())
+]]):format(app.port))
+      assert.equal(0, code, out)
+      assert.equal("200 {'a': '1 2', 'b': 'ä'}\n400\n201 {\"got\":{\"k\":[true,null]}}\n", out)
+    end)
+  end)
+
   describe("req:read_all() under assert", function()
     it("answers 413 when the body is over max (the error's status)", function()
       local res = post(app.port, "/readall?max=10", {}, string.rep("x", 50))
