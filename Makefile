@@ -167,9 +167,10 @@ test-sanitize: deps
 
 # used by `luarocks make rockspec/lhyper-scm-1.rockspec`
 install: all
-	mkdir -p $(INST_LIBDIR)/lhyper $(INST_LUADIR)/lhyper
+	mkdir -p $(INST_LIBDIR)/lhyper $(INST_LUADIR)/lhyper/layers
 	cp $(B)/lhyper/core.so $(INST_LIBDIR)/lhyper/core.so
 	cp lua/lhyper/*.lua $(INST_LUADIR)/lhyper/
+	cp lua/lhyper/layers/*.lua $(INST_LUADIR)/lhyper/layers/
 
 clean:
 	rm -rf build build-san

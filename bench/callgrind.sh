@@ -8,7 +8,8 @@
 #     Ir per request = (Ir(2N run) - Ir(N run)) / N.
 # Kernel work (syscalls) is not counted: callgrind sees user space only.
 #
-# Env knobs: N (2000), WARM (200), DEPTH (1), CLOSE (0), SERVERS ("ceiling lhyper nginx openresty").
+# Env knobs: N (2000), WARM (200), DEPTH (1), CLOSE (0), SERVERS ("ceiling lhyper nginx openresty"),
+# APP (hello; APP=layered SERVERS=lhyper: bench/layered.lua, router and layers).
 set -u
 . "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
@@ -30,7 +31,7 @@ total_ir() {
     IR=
     out=$WORK/callgrind-$s-$count.out
     rm -f "$out"
-    start_server "$s" "$port" hello valgrind --tool=callgrind --callgrind-out-file="$out" \
+    start_server "$s" "$port" "${APP:-hello}" valgrind --tool=callgrind --callgrind-out-file="$out" \
         --dump-line=no --dump-instr=no || return 1
     pid=$SERVER_PID
     local mode=(seq "$port" $((WARM + count)))

@@ -52,7 +52,7 @@ c_tests build
 specs build normal
 # every shortcut off (csrc/core/tuning.h): the plain paths pass the same specs
 LHYPER_FAST_HEAD=0 LHYPER_KEPT_HEADS=0 LHYPER_NEXT_MSG=0 LHYPER_DOZE=0 LHYPER_FAST_CLOSE=0 \
-LHYPER_ALLOC_CACHE=0 specs build "shortcuts off"
+LHYPER_ALLOC_CACHE=0 LHYPER_ROUTER_C=0 specs build "shortcuts off"
 
 if [ -f build-san/lhyper/core.so ] && [ "${SANITIZE:-1}" = 1 ]; then
   c_tests build-san
@@ -70,7 +70,8 @@ if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
     specs build valgrind spec/basics_spec.lua spec/pipelining_spec.lua spec/request_body_spec.lua \
       spec/malformed_spec.lua spec/smuggling_spec.lua spec/upgrade_spec.lua spec/errors_spec.lua \
       spec/expect_spec.lua spec/trailers_spec.lua spec/cancel_spec.lua spec/drain_spec.lua \
-      spec/response_spec.lua spec/http10_spec.lua spec/content_length_spec.lua
+      spec/response_spec.lua spec/http10_spec.lua spec/content_length_spec.lua \
+      spec/router_spec.lua spec/layers_spec.lua
 fi
 
 skipped=$(grep -c '^ok .*# *SKIP' "$out/all.tap")

@@ -118,6 +118,7 @@ print(table.concat(res, ","))
     local vars = {
       fast_head = "LHYPER_FAST_HEAD", kept_heads = "LHYPER_KEPT_HEADS", next_msg = "LHYPER_NEXT_MSG",
       doze = "LHYPER_DOZE", fast_close = "LHYPER_FAST_CLOSE", alloc_cache = "LHYPER_ALLOC_CACHE",
+      router_c = "LHYPER_ROUTER_C",
     }
     local file = h.tmpname(".lua")
     h.write_file(file, [[

@@ -123,12 +123,20 @@ Server.__index = Server
 -- object with .port, .pid (the Lua process), .pgid, :stop(), :log().
 -- `launch`, if given, is a command prefix for the server, e.g. "prlimit --nofile=48: --".
 function M.start_server(opts, launch)
+  return M.start_app("spec/app.lua", opts, launch)
+end
+
+-- The same for another app script (spec/<name>.lua) that follows app.lua's
+-- protocol: options as a Lua table literal in arg[1], "PORT p PID pid PGID g"
+-- on stdout once listening, GET /__quit stops it.
+function M.start_app(script, opts, launch)
   local logfile = M.tmpname(".log")
   local cmd = string.format(
-    "cd %s && LUA_PATH=%s LUA_CPATH=%s exec %s%stimeout -s KILL %d %s%s spec/app.lua %s 2>%s",
+    "cd %s && LUA_PATH=%s LUA_CPATH=%s exec %s%stimeout -s KILL %d %s%s %s %s 2>%s",
     shell_quote(M.ROOT),
     shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), M.CLIENT_ENV,
-    launch and launch .. " " or "", M.SERVER_LIFETIME, M.PRELOAD_ENV, M.WRAP .. M.LUA, shell_quote(serialize(opts or {})), shell_quote(logfile))
+    launch and launch .. " " or "", M.SERVER_LIFETIME, M.PRELOAD_ENV, M.WRAP .. M.LUA,
+    shell_quote(script), shell_quote(serialize(opts or {})), shell_quote(logfile))
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("l")
   local port, pid, pgid

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-lh_tuning_t lh_tuning = {1, 1, 1, 1, 1, 1};
+lh_tuning_t lh_tuning = {1, 1, 1, 1, 1, 1, 1};
 
 static unsigned on(const char *name) {
   const char *v = getenv(name);
@@ -21,4 +21,5 @@ void lh_tuning_load(void) {
   lh_tuning.doze = on("LHYPER_DOZE");
   lh_tuning.fast_close = on("LHYPER_FAST_CLOSE");
   lh_tuning.alloc_cache = on("LHYPER_ALLOC_CACHE");
+  lh_tuning.router_c = on("LHYPER_ROUTER_C");
 }

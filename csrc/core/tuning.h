@@ -12,6 +12,7 @@ typedef struct {
   unsigned doze : 1;        /* LHYPER_DOZE: idle connections keep their dispatcher a while (sconn.c) */
   unsigned fast_close : 1;  /* LHYPER_FAST_CLOSE: sockets closed without epoll_ctl DEL (sconn.c) */
   unsigned alloc_cache : 1; /* LHYPER_ALLOC_CACHE: free lists before Lua's allocator (lalloc.c) */
+  unsigned router_c : 1;    /* LHYPER_ROUTER_C: the router's trie walked in C (lroute.c) */
 } lh_tuning_t;
 
 /* all on until lh_tuning_load; tests may set fields directly */

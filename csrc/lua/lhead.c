@@ -107,9 +107,18 @@ static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_disp_t *d, int hi, int
   m->valid = 1;
 }
 
+/* name (nlen bytes, any case) is the extra field's (lower case) */
+static int is_extra(const lh_head_extra_t *x, const char *name, size_t n) {
+  if (!x || n != x->nlen) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]) != x->name[i]) return 0;
+  return 1;
+}
+
 int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int hi,
-                  int64_t body_len) {
+                  int64_t body_len, const lh_head_extra_t *x) {
   int e, is_map;
+  int seen_x = 0; /* the handler gave a field of the extra's name: it stays alone */
   if (hi && lua_istable(L, hi)) {
     hi = lua_absindex(L, hi);
   } else if (hi && lua_isnoneornil(L, hi)) {
@@ -119,7 +128,7 @@ int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int
     lh_disp_head_abort(d);
     return LH_EUSER_HEADER;
   }
-  if (status < 200) m = NULL;
+  if (status < 200 || x) m = NULL; /* the extra field differs each time */
   if (m) {
     /* an array of pairs never matches: its keys are numbers */
     if (m->valid && m->tpl.status == status && m->tpl.key == lh_disp_head_key(d, body_len) &&
@@ -145,6 +154,7 @@ int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int
         size_t nlen;
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
         e = name ? field_value(L, d, name, nlen, lua_gettop(L)) : LH_EUSER_HEADER;
+        if (name && is_extra(x, name, nlen)) seen_x = 1;
       }
       lua_settop(L, p - 1);
     }
@@ -156,11 +166,13 @@ int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int
       else {
         const char *name = lua_tolstring(L, -2, &nlen);
         e = field_value(L, d, name, nlen, lua_gettop(L));
+        if (is_extra(x, name, nlen)) seen_x = 1;
       }
       lua_pop(L, 1);
     }
     if (e) lua_pop(L, 1); /* the key lua_next left */
   }
+  if (!e && x && !seen_x) e = lh_disp_head_field(d, x->name, x->nlen, x->value, x->vlen);
   if (!e) e = lh_disp_head_end(d, body_len);
   if (e) {
     lh_disp_head_abort(d);

@@ -28,11 +28,19 @@ typedef struct {
 void lh_head_memo_init(lua_State *L, lh_head_memo_t *m);
 void lh_head_memo_free(lua_State *L, lh_head_memo_t *m);
 
+/* a field a layer adds after the handler's (request_id's), unless the
+ * handler gave one of that name; name lower case */
+typedef struct {
+  const char *name, *value;
+  size_t nlen, vlen;
+} lh_head_extra_t;
+
 /* writes the head for status with the headers at index hi (0: none) and a
  * body of body_len bytes (-1: streamed) through d. The header value is nil,
  * a map or an array of {name, value}, read raw. m (NULL: none) may serve
- * the head, or keep it. 0, or a negative code with nothing written */
+ * the head, or keep it; x (NULL: none) adds its field, and the head is
+ * then neither served nor kept. 0, or a negative code with nothing written */
 int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int hi,
-                  int64_t body_len);
+                  int64_t body_len, const lh_head_extra_t *x);
 
 #endif

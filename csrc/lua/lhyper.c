@@ -2,12 +2,16 @@
  * switches it reads once (tuning.h), and the one hook through which the
  * Lua side (lua/lhyper) adds methods written in Lua to lhyper's C objects.
  * Everything else lives with its object: ltask.c (state, tasks, errors),
- * lsvc.c (servers), lreq.c, lheaders.c, lstream.c, lclient.c. */
+ * lsvc.c (servers), lreq.c, lheaders.c, lstream.c, lclient.c, llayer.c
+ * (what layers need), llogw.c (log writers), lroute.c (the router's walk). */
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "lclient.h"
 #include "lheaders.h"
+#include "llayer.h"
+#include "llogw.h"
+#include "lroute.h"
 #include "lreq.h"
 #include "lstream.h"
 #include "lsvc.h"
@@ -47,7 +51,7 @@ static int l_methods(lua_State *L) {
 /* tuning() -> { fast_head = true, kept_heads = true, ... }: the switches
  * as read at load */
 static int l_tuning(lua_State *L) {
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
   lua_pushboolean(L, lh_tuning.fast_head);
   lua_setfield(L, -2, "fast_head");
   lua_pushboolean(L, lh_tuning.kept_heads);
@@ -60,6 +64,8 @@ static int l_tuning(lua_State *L) {
   lua_setfield(L, -2, "fast_close");
   lua_pushboolean(L, lh_tuning.alloc_cache);
   lua_setfield(L, -2, "alloc_cache");
+  lua_pushboolean(L, lh_tuning.router_c);
+  lua_setfield(L, -2, "router_c");
   return 1;
 }
 
@@ -74,6 +80,9 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
   lh_stream_open(L);
   lh_svc_open(L, mod);
   lh_client_open(L, mod);
+  lh_layer_open(L, mod);
+  lh_logw_open(L, mod);
+  lh_route_open(L, mod);
   lua_pushcfunction(L, l_methods);
   lua_setfield(L, mod, "methods");
   lua_pushcfunction(L, l_tuning);

@@ -14,9 +14,14 @@
 #define REQ_MT "lhyper.req"
 
 /* user values: the headers object and trailers (made when asked for), the
- * server (kept alive by its requests) and the peer's address (looked up
- * once, when asked for) */
-enum { UV_HEADERS = 1, UV_TRAILERS = 2, UV_SERVER = 3, UV_PEER = 4, REQ_NUV = 4 };
+ * server (kept alive by its requests), the peer's address (looked up
+ * once, when asked for), the fields Lua sets (made on the first), and
+ * slots of their own for what routers and layers set on every request:
+ * req.params, req.route, req.id, and what C keeps for layers (lh_req_keep) */
+enum {
+  UV_HEADERS = 1, UV_TRAILERS, UV_SERVER, UV_PEER, UV_FIELDS,
+  UV_PARAMS, UV_ROUTE, UV_ID, UV_XNAME, UV_LOG, REQ_NUV = UV_LOG
+};
 
 static void report(const lh_req_t *r, int code, const char *msg) {
   r->host->report(r->host, code, msg, r);
@@ -81,6 +86,27 @@ static void target_parts(const lh_req_t *r, lh_span_t *path, lh_span_t *query, i
   }
 }
 
+const char *lh_req_path(lua_State *L, lh_req_t *r, int idx, size_t *n) {
+  if (r->extra) {
+    lua_getiuservalue(L, idx, UV_FIELDS);
+    int t = lua_getfield(L, -1, "path");
+    const char *p = t == LUA_TSTRING ? lua_tolstring(L, -1, n) : NULL;
+    lua_pop(L, 2); /* the fields table keeps it */
+    if (p) return p;
+  }
+  lh_span_t path, query;
+  int has_q;
+  target_parts(r, &path, &query, &has_q);
+  if (path.len == 0 && r->target.len && r->bytes[r->target.off] != '*' &&
+      r->bytes[r->target.off] != '/' && memchr(r->bytes + r->target.off, '/', r->target.len)) {
+    *n = 1; /* http://host with no path */
+    return "/";
+  }
+  if (!path.len) path = r->target;
+  *n = path.len;
+  return r->bytes + path.off;
+}
+
 static int req_headers(lua_State *L, lh_req_t *r) {
   if (lua_getiuservalue(L, 1, UV_HEADERS) != LUA_TNIL) return 1;
   lua_pop(L, 1);
@@ -96,6 +122,12 @@ static int req_headers(lua_State *L, lh_req_t *r) {
 
 static int req_index(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
+  if (r->extra) {
+    lua_getiuservalue(L, 1, UV_FIELDS);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+    lua_pop(L, 2);
+  }
   size_t n;
   const char *k = lua_tolstring(L, 2, &n);
   if (!k) return 0;
@@ -113,7 +145,11 @@ static int req_index(lua_State *L) {
         return push_span(L, r, path.len || !r->target.len ? path : r->target);
       }
       break;
+    case 2:
+      if (!memcmp(k, "id", 2)) return lua_getiuservalue(L, 1, UV_ID), 1;
+      break;
     case 5:
+      if (!memcmp(k, "route", 5)) return lua_getiuservalue(L, 1, UV_ROUTE), 1;
       if (!memcmp(k, "query", 5)) {
         target_parts(r, &path, &query, &has_q);
         if (!has_q) return 0;
@@ -122,6 +158,7 @@ static int req_index(lua_State *L) {
       break;
     case 6:
       if (!memcmp(k, "method", 6)) return push_span(L, r, r->method);
+      if (!memcmp(k, "params", 6)) return lua_getiuservalue(L, 1, UV_PARAMS), 1;
       if (!memcmp(k, "target", 6)) return push_span(L, r, r->target);
       break;
     case 7:
@@ -133,17 +170,9 @@ static int req_index(lua_State *L) {
       break;
     case 11:
       if (!memcmp(k, "remote_addr", 11) || !memcmp(k, "remote_port", 11)) {
-        if (lua_getiuservalue(L, 1, UV_PEER) == LUA_TNIL) {
-          /* kept once known: the request may outlive its connection */
-          char peer[48];
-          int port = r->sc ? lh_sconn_peer(r->sc, peer, sizeof peer) : -1;
-          if (port < 0) return 0;
-          lua_pushstring(L, peer);
-          lua_pushvalue(L, -1);
-          lua_setiuservalue(L, 1, UV_PEER);
-          r->peer_port = port;
-        }
+        if (lh_req_peer(L, r, 1) < 0) return 0;
         if (k[7] == 'p') lua_pushinteger(L, r->peer_port);
+        else lua_getiuservalue(L, 1, UV_PEER);
         return 1;
       }
       break;
@@ -151,6 +180,90 @@ static int req_index(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
   return 1;
+}
+
+int lh_req_peer(lua_State *L, lh_req_t *r, int idx) {
+  if (r->peer) return 0;
+  /* kept once known: the request may outlive its connection */
+  char peer[48];
+  int port = r->sc ? lh_sconn_peer(r->sc, peer, sizeof peer) : -1;
+  if (port < 0) return -1;
+  idx = lua_absindex(L, idx);
+  size_t n;
+  lua_pushstring(L, peer);
+  r->peer = lua_tolstring(L, -1, &n);
+  r->peerlen = (uint32_t)n;
+  lua_setiuservalue(L, idx, UV_PEER);
+  r->peer_port = port;
+  return 0;
+}
+
+void lh_req_push_server(lua_State *L, int idx) { lua_getiuservalue(L, idx, UV_SERVER); }
+
+/* pushes the req's fields table (the req at idx), made when missing */
+static void fields(lua_State *L, lh_req_t *r, int idx) {
+  if (lua_getiuservalue(L, idx, UV_FIELDS) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, UV_FIELDS);
+  r->extra = 1;
+}
+
+/* the string on top, popped into slot uv of the req at idx; *p follows it */
+static void set_string(lua_State *L, int idx, int uv, const char **p, uint32_t *len) {
+  size_t n = 0;
+  *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  *len = (uint32_t)n;
+  lua_setiuservalue(L, idx, uv);
+}
+
+void lh_req_set_route(lua_State *L, int idx) {
+  lh_req_t *r = lua_touserdata(L, idx);
+  idx = lua_absindex(L, idx);
+  lua_setiuservalue(L, idx, UV_PARAMS);
+  set_string(L, idx, UV_ROUTE, &r->route, &r->routelen);
+}
+
+void lh_req_set_id(lua_State *L, int idx) {
+  lh_req_t *r = lua_touserdata(L, idx);
+  set_string(L, lua_absindex(L, idx), UV_ID, &r->id, &r->idlen);
+}
+
+void lh_req_keep(lua_State *L, int idx, int what) {
+  lh_req_t *r = lua_touserdata(L, idx);
+  idx = lua_absindex(L, idx);
+  if (what == LH_REQ_KEEP_XNAME) set_string(L, idx, UV_XNAME, &r->xname, &r->xnlen);
+  else lua_setiuservalue(L, idx, UV_LOG);
+}
+
+/* req.k = v: fields set from Lua live in a table of their own and come
+ * before the request's own (a router sets req.path for a nested
+ * service); req.k = nil takes one away. req.params, req.route and req.id
+ * have slots of their own, followed by the C side (r->route, r->id) */
+static int req_newindex(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  size_t kl;
+  const char *k = lua_tolstring(L, 2, &kl);
+  luaL_argexpected(L, lua_type(L, 2) == LUA_TSTRING, 2, "string");
+  lua_settop(L, 3);
+  if (kl == 2 && !memcmp(k, "id", 2)) {
+    lh_req_set_id(L, 1);
+    return 0;
+  }
+  if (kl == 5 && !memcmp(k, "route", 5)) {
+    set_string(L, 1, UV_ROUTE, &r->route, &r->routelen);
+    return 0;
+  }
+  if (kl == 6 && !memcmp(k, "params", 6)) {
+    lua_setiuservalue(L, 1, UV_PARAMS);
+    return 0;
+  }
+  if (lua_isnil(L, 3) && !r->extra) return 0;
+  fields(L, r, 1);
+  lua_insert(L, 2);
+  lua_rawset(L, 2);
+  return 0;
 }
 
 static int req_tostring(lua_State *L) {
@@ -238,7 +351,7 @@ static int req_upgrade(lua_State *L) {
   if (!lh_conn_wants_upgrade(c)) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
   if (!lh_conn_can_write_head(c)) return luaL_error(L, "req:upgrade: a response was already sent");
   if (!lh_conn_is_read_done(c)) return luaL_error(L, "req:upgrade: read the request body first");
-  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, 2, -1);
+  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, 2, -1, NULL);
   if (!e) e = lh_disp_upgrade(d);
   if (e) return lh_push_fail(L, e, NULL);
   r->upgraded = 1;
@@ -249,6 +362,13 @@ static int req_upgrade(lua_State *L) {
 }
 
 /* --- answering --- */
+
+/* a whole response without a body, the server's own; r notes how it went */
+static void answer_empty(lh_req_t *r, lh_disp_t *d, int status) {
+  lh_disp_respond_empty(d, status);
+  r->status = (uint16_t)status;
+  r->ended = lh_conn_is_write_done(lh_disp_conn(d));
+}
 
 /* writes the response from the handler's values status, headers, body at
  * S's indices si, si + 1, si + 2 (S: the running coroutine, or the handler's
@@ -292,20 +412,30 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
       why = "response body must be nil, a string or an iterator function";
     }
   }
-  if (!e) e = lh_head_write(S, d, lh_tuning.kept_heads ? &r->host->memo : NULL, (int)status, hi, len);
+  if (!e) {
+    /* request_id's field goes after the handler's (r->xname: its name, req.id its value) */
+    lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen};
+    e = lh_head_write(S, d, lh_tuning.kept_heads ? &r->host->memo : NULL, (int)status, hi, len,
+                      r->xname && r->id ? &x : NULL);
+  }
   if (e) {
     report(r, e, why);
-    lh_disp_respond_empty(d, 500);
+    answer_empty(r, d, 500);
     return 0;
   }
   r->responded = 1;
+  r->status = (uint16_t)status;
   if (bt == LUA_TFUNCTION) {
     if (!lh_conn_is_bodyless(c)) return 1;
-    lh_disp_write_end(d);
+    r->ended = !lh_disp_write_end(d);
     return 0;
   }
-  if (bt == LUA_TSTRING && len > 0) e = lh_disp_queue_body(d, lua_tostring(S, bi), (size_t)len);
+  if (bt == LUA_TSTRING && len > 0 && !lh_conn_is_bodyless(c)) {
+    e = lh_disp_queue_body(d, lua_tostring(S, bi), (size_t)len);
+    if (!e) r->sent = (uint64_t)len;
+  }
   if (!e) e = lh_disp_write_end(d);
+  r->ended = !e;
   if (e) {
     report(r, e, NULL);
     lh_disp_close(d);
@@ -324,6 +454,7 @@ static void write_chunk(lua_State *L, lh_req_t *r, const char *p, size_t n, lua_
   lh_disp_t *d = lh_sconn_disp(r->sc);
   int e = lh_disp_write_body(d, p, n);
   if (e) lh_raise(L, e, e == LH_EUSER_BODY ? "body longer than its content-length" : NULL);
+  r->sent += n;
   if (!lh_disp_can_write(d)) {
     r->burst = 0;
     lh_task_yield(L, LH_WAIT_WRITE, k);
@@ -372,6 +503,7 @@ static void finish_body(lua_State *L, lh_req_t *r, int ti) {
   }
   if (!e) e = lh_disp_write_end(d);
   if (e) lh_raise(L, e, e == LH_EUSER_BODY ? "body shorter than its content-length" : NULL);
+  r->ended = 1;
 }
 
 /* pump(req, body): calls body() until it returns nil (or nil, trailers),
@@ -464,7 +596,7 @@ static void fail(lua_State *L, lh_req_t *r, int i) {
     /* a body left unread past an error answer is not worth draining */
     if (framing || (status != 500 && !lh_conn_is_read_done(lh_disp_conn(d))))
       lh_disp_disable_keep_alive(d);
-    lh_disp_respond_empty(d, status);
+    answer_empty(r, d, status);
   } else if (!lh_conn_is_write_done(lh_disp_conn(d))) {
     lh_disp_close(d);
   }
@@ -498,7 +630,7 @@ void lh_req_finish(lh_req_t *r) {
     lh_disp_t *d = lh_sconn_disp(r->sc);
     if (lh_conn_can_write_head(lh_disp_conn(d))) {
       /* the handler ended without answering */
-      lh_disp_respond_empty(d, r->too_large ? 413 : 500);
+      answer_empty(r, d, r->too_large ? 413 : 500);
     } else if (lh_conn_can_write_body(lh_disp_conn(d))) {
       /* a streamed body that did not end: the framing is broken */
       lh_disp_close(d);
@@ -532,6 +664,8 @@ void lh_req_open(lua_State *L) {
     lua_setfield(L, -3, "__methods");
     lua_pushcclosure(L, req_index, 1);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, req_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, req_tostring);
     lua_setfield(L, -2, "__tostring");
   }

@@ -35,6 +35,23 @@ struct lh_req {
   unsigned counted : 1;     /* counted in its server's in_flight (lsvc.c sets and clears) */
   unsigned upgraded : 1;    /* the connection is a raw stream now (req:upgrade) */
   unsigned pumping : 1;     /* the handler returned: its body iterator runs */
+  unsigned extra : 1;       /* Lua set fields of its own (req.x = v): looked up first */
+  unsigned ended : 1;       /* the response's last byte went to the connection */
+  unsigned watched : 1;     /* end_ref holds req:on_end functions (llayer.c) */
+  uint16_t status;          /* status of the response head written; 0 before one */
+  int end_ref;              /* registry ref of { req, fn, ... } while watched */
+  uint64_t sent;            /* response body bytes handed to the connection */
+  /* the bytes of req.id, req.route and req.remote_addr once set (anchored
+   * by the req's user values, which these follow) */
+  const char *id, *route, *peer;
+  uint32_t idlen, routelen, peerlen;
+  /* the name of a field the response head gets, with req.id as its value,
+   * unless the handler gave one of that name (request_id); lower case */
+  const char *xname;
+  uint32_t xnlen;
+  struct lh_alog *alog;     /* the access log of this exchange (llayer.c), kept by the req */
+  uint64_t t0;              /* uv_hrtime when alog was set */
+  int64_t wall;             /* and the wall clock (seconds) */
   lh_task_t *waiter;        /* upgraded: the task waiting in stream:read/write */
   size_t burst;             /* body bytes written since the coroutine last yielded */
   int peer_port;            /* when the user value UV_PEER is set */
@@ -70,6 +87,24 @@ void lh_req_drop(lh_req_t *r);
 /* the dispatcher's body_ready / write_ready: resumes whoever waits on r
  * for `wait` (the handler, or a task using its stream) */
 void lh_req_wake(lh_req_t *r, int wait);
+
+/* --- for routers and layers (llayer.c, lroute.c) --- */
+/* req.path of the req at idx (a path Lua set comes first): its bytes and length */
+const char *lh_req_path(lua_State *L, lh_req_t *r, int idx, size_t *n);
+/* caches the peer's address (req.remote_addr, r->peer) of the req at idx:
+ * 0, or -1 when it cannot be known any more (the connection is gone) */
+int lh_req_peer(lua_State *L, lh_req_t *r, int idx);
+/* req.params and req.route of the req at idx: pops params (top), then route */
+void lh_req_set_route(lua_State *L, int idx);
+/* req.id of the req at idx: pops it */
+void lh_req_set_id(lua_State *L, int idx);
+/* pops the value on top into the req at idx, kept as long as the req:
+ * LH_REQ_KEEP_XNAME the name of the extra response field (r->xname
+ * follows it), LH_REQ_KEEP_LOG its access log */
+enum { LH_REQ_KEEP_XNAME, LH_REQ_KEEP_LOG };
+void lh_req_keep(lua_State *L, int idx, int what);
+/* pushes the server the req at idx came from */
+void lh_req_push_server(lua_State *L, int idx);
 
 /* the req lets go of its connection */
 static inline void lh_req_detach(lh_req_t *r) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llayer.h"
 #include "lreq.h"
 #include "tuning.h"
 
@@ -27,6 +28,7 @@ typedef struct lh_lsrv {
   uint32_t wcap, whead, wlen;
   int port;
   unsigned closed : 1;
+  uint64_t bytes_in, bytes_out; /* the server's totals once it is done */
 } lh_lsrv_t;
 
 static lh_req_t *conn_req(lh_sconn_t *sc) { return *lh_sconn_udata(sc); }
@@ -135,6 +137,7 @@ static void req_done(lh_req_t *r) {
     s->in_flight--;
     wake_waiting(s);
   }
+  if (r->watched || r->alog) lh_layer_ended(r); /* last: it may run Lua */
 }
 
 /* a request's task as the task runtime sees it */
@@ -278,6 +281,7 @@ static void conn_closed(lh_sconn_t *sc) {
 static void server_done(lh_server_t *srv) {
   lh_lsrv_t *s = lh_server_data(srv);
   lua_State *L = s->st->L;
+  lh_server_bytes(srv, &s->bytes_in, &s->bytes_out); /* kept for server.bytes_in/out */
   s->srv = NULL;
   s->closed = 1;
   free(s->waiting);
@@ -378,6 +382,11 @@ static int server_index(lua_State *L) {
   else if (!strcmp(k, "connections")) lua_pushinteger(L, s->srv ? (lua_Integer)lh_server_connections(s->srv) : 0);
   else if (!strcmp(k, "in_flight")) lua_pushinteger(L, s->in_flight);
   else if (!strcmp(k, "closed")) lua_pushboolean(L, s->closed);
+  else if (!strcmp(k, "bytes_in") || !strcmp(k, "bytes_out")) {
+    uint64_t in = s->bytes_in, out = s->bytes_out;
+    if (s->srv) lh_server_bytes(s->srv, &in, &out);
+    lua_pushinteger(L, (lua_Integer)(k[6] == 'i' ? in : out));
+  }
   else {
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1));

@@ -19,6 +19,7 @@ typedef struct lh_sconn_set {
   void *data;             /* the binding's, handed to the service */
   lh_sconn_t *conns;      /* every connection not yet freed */
   uint32_t nconns;
+  uint64_t bytes_in, bytes_out; /* socket bytes read, and sent or queued to libuv */
   lh_deadlines_t dl;      /* head, idle, linger and grace deadlines */
   lh_sdisp_t *doze_head, *doze_tail; /* idle connections still awake, oldest first */
   uint32_t ndozing;

@@ -294,6 +294,11 @@ int lh_server_port(const lh_server_t *s) { return s->port; }
 void *lh_server_data(const lh_server_t *s) { return s->set.data; }
 uint32_t lh_server_connections(const lh_server_t *s) { return s->set.nconns; }
 
+void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out) {
+  *in = s->set.bytes_in;
+  *out = s->set.bytes_out;
+}
+
 void lh_server_close(lh_server_t *s, double grace) {
   if (s->closing) return;
   s->closing = 1;

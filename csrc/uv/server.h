@@ -40,6 +40,8 @@ void *lh_server_data(const lh_server_t *s);
  * response; after grace seconds (< 0: never) the rest are closed */
 void lh_server_close(lh_server_t *s, double grace);
 uint32_t lh_server_connections(const lh_server_t *s);
+/* bytes read from and handed for writing to the server's connections so far */
+void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out);
 
 lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d);
 /* the connection's dispatcher; NULL never while a request is served */

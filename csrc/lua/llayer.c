@@ -1,0 +1,454 @@
+/* What layers (lua/lhyper/layers) need from the core: the end of a
+ * request's response (req:on_end), the access log's lines made in C,
+ * request ids, a request's server, a clock for durations and the HTTP
+ * status of an error code. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "llayer.h"
+
+#include "llogw.h"
+#include "logw.h"
+
+#define REQ_MT "lhyper.req"
+#define ALOG_MT "lhyper.access_log"
+
+/* A watched request's end table, anchored by r->end_ref until it ends:
+ * [END_REQ] the req, then the functions given to req:on_end. */
+enum { END_REQ = 1, END_FN };
+
+static lh_req_t *check_req(lua_State *L, int i) { return luaL_checkudata(L, i, REQ_MT); }
+
+/* pushes the end table of the req at idx, made on first use */
+static void end_table(lua_State *L, lh_req_t *r, int idx) {
+  if (r->finished) luaL_error(L, "the request is already over");
+  if (r->watched) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->end_ref);
+    return;
+  }
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, END_REQ);
+  lua_pushvalue(L, -1);
+  r->end_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  r->watched = 1;
+}
+
+/* core.req_on_end(req, fn): fn(req, complete, status, bytes) runs once,
+ * when the response was written to its end (complete) or given up
+ * (the client left, the handler raised mid-body). It runs outside the
+ * handler's coroutine, or at its very end: it must not yield. */
+static int l_req_on_end(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  end_table(L, r, 1);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* --- access log lines (the access_log layer's "combined" and "json") --- */
+
+enum { ALOG_COMBINED, ALOG_JSON };
+
+typedef struct lh_alog {
+  lh_llogw_t *out; /* the writer's box, anchored as user value 1 */
+  int fmt;
+} lh_alog_t;
+
+/* core.access_log(writer, format) -> a log for core.access_log_begin */
+static int l_access_log(lua_State *L) {
+  static const char *const fmts[] = {"combined", "json", NULL};
+  lh_llogw_t *w = luaL_checkudata(L, 1, LH_LOGW_MT);
+  int fmt = luaL_checkoption(L, 2, NULL, fmts);
+  lh_alog_t *a = lua_newuserdatauv(L, sizeof *a, 1);
+  a->out = w;
+  a->fmt = fmt;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, ALOG_MT);
+  return 1;
+}
+
+/* core.access_log_begin(log, req): the exchange gets a line in log when
+ * its response ends (lh_req_ended); its time and duration start now */
+static int l_access_log_begin(lua_State *L) {
+  lh_alog_t *a = luaL_checkudata(L, 1, ALOG_MT);
+  lh_req_t *r = check_req(L, 2);
+  if (r->finished) return luaL_error(L, "access_log: the request is already over");
+  lua_pushvalue(L, 1);
+  lh_req_keep(L, 2, LH_REQ_KEEP_LOG);
+  r->alog = a;
+  r->t0 = lh_hrtime();
+  r->wall = (int64_t)time(NULL);
+  lh_req_peer(L, r, 2); /* now: an exchange the client leaves has no connection at its end */
+  return 0;
+}
+
+/* the value of the request's first field `name` (lower case), or NULL */
+static const char *field(const lh_req_t *r, const char *name, size_t n, size_t *len) {
+  for (uint32_t i = 0; i < r->nfields; i++) {
+    const lh_field_t *f = &r->fields[i];
+    if (f->name.len == n && strncasecmp(r->bytes + f->name.off, name, n) == 0) {
+      *len = f->value.len;
+      return r->bytes + f->value.off;
+    }
+  }
+  return NULL;
+}
+
+static char *put(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
+}
+#define PUTS(p, lit) put(p, lit, sizeof lit - 1)
+
+static char *put_uint(char *p, uint64_t v) {
+  char d[24];
+  int k = sizeof d;
+  do {
+    d[--k] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return put(p, d + k, sizeof d - (size_t)k);
+}
+
+static const char HEX[] = "0123456789ABCDEF";
+
+/* combined: as nginx escapes, \" \\ and \xHH for bytes outside printable
+ * ASCII (at most 4 bytes out for one in) */
+static char *put_clf(char *p, const char *s, size_t n) {
+  if (!s) {
+    *p++ = '-';
+    return p;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      *p++ = '\\';
+      *p++ = (char)c;
+    } else if (c < 0x20 || c > 0x7e) {
+      *p++ = '\\';
+      *p++ = 'x';
+      *p++ = HEX[c >> 4];
+      *p++ = HEX[c & 15];
+    } else {
+      *p++ = (char)c;
+    }
+  }
+  return p;
+}
+
+/* the length of the UTF-8 sequence at s (at most n bytes), 0 if malformed */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  size_t k;
+  unsigned min;
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) k = 2, min = 0x80;
+  else if (c >= 0xe0 && c <= 0xef) k = 3, min = 0x800;
+  else if (c >= 0xf0 && c <= 0xf4) k = 4, min = 0x10000;
+  else return 0;
+  if (k > n) return 0;
+  unsigned v = c & (0x3f >> (k - 1));
+  for (size_t i = 1; i < k; i++) {
+    if ((s[i] & 0xc0) != 0x80) return 0;
+    v = (v << 6) | (s[i] & 0x3f);
+  }
+  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+  return k;
+}
+
+/* json: a string per RFC 8259; bytes that are not UTF-8 as \u00XX (at most
+ * 6 bytes out for one in, and 2 quotes) */
+static char *put_json(char *p, const char *s, size_t n) {
+  if (!s) return PUTS(p, "null");
+  *p++ = '"';
+  for (size_t i = 0; i < n;) {
+    unsigned char c = (unsigned char)s[i];
+    size_t k = utf8_len((const unsigned char *)s + i, n - i);
+    if (c == '"' || c == '\\') {
+      *p++ = '\\';
+      *p++ = (char)c;
+      i++;
+    } else if (c < 0x20 || k == 0) {
+      p = PUTS(p, "\\u00");
+      *p++ = HEX[c >> 4];
+      *p++ = HEX[c & 15];
+      i++;
+    } else {
+      p = put(p, s + i, k);
+      i += k;
+    }
+  }
+  *p++ = '"';
+  return p;
+}
+
+/* when as the combined format's date (10/Oct/2000:13:55:36 +0000) or, with
+ * iso, as 2000-10-10T13:55:36Z; the last one of each is kept */
+static const char *date_of(time_t when, int iso) {
+  static struct {
+    time_t t;
+    char s[32];
+  } kept[2] = {{-1, ""}, {-1, ""}};
+  static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  if (kept[iso].t != when) {
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    int y = (tm.tm_year + 1900) % 10000;
+    if (iso)
+      snprintf(kept[iso].s, sizeof kept[iso].s, "%04d-%02d-%02dT%02d:%02d:%02dZ", y,
+               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    else
+      snprintf(kept[iso].s, sizeof kept[iso].s, "%02d/%s/%04d:%02d:%02d:%02d +0000", tm.tm_mday,
+               mon[tm.tm_mon], y, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    kept[iso].t = when;
+  }
+  return kept[iso].s;
+}
+
+/* the exchange's line, made in place at the end of its log's buffer; no
+ * Lua runs. Dropped (and counted) when the buffer is full */
+static void log_line(lh_req_t *r) {
+  lh_alog_t *a = r->alog;
+  if (!a->out->w) return; /* the writer was closed */
+  size_t ualen = 0, reflen = 0;
+  const char *ua = field(r, "user-agent", 10, &ualen);
+  const char *ref = field(r, "referer", 7, &reflen);
+  const char *method = r->bytes + r->method.off, *target = r->bytes + r->target.off;
+  const char *version = r->minor == 0 ? "1.0" : "1.1";
+  uint64_t us = (lh_hrtime() - r->t0) / 1000;
+  int complete = r->ended || r->upgraded;
+  /* the most each part can take: escapes are 4 (combined) or 6 (json) a byte */
+  size_t esc = a->fmt == ALOG_JSON ? 6 : 4;
+  size_t max = 300 + r->peerlen + r->method.len +
+               esc * ((size_t)r->target.len + ualen + reflen + r->idlen + r->routelen);
+  char *p0 = lh_logw_reserve(a->out->w, max), *p = p0;
+  if (!p) return;
+  if (a->fmt == ALOG_COMBINED) {
+    p = r->peer ? put(p, r->peer, r->peerlen) : PUTS(p, "-");
+    p = PUTS(p, " - - [");
+    p = put(p, date_of((time_t)r->wall, 0), 26);
+    p = PUTS(p, "] \"");
+    p = put(p, method, r->method.len);
+    *p++ = ' ';
+    p = put_clf(p, target, r->target.len);
+    p = PUTS(p, " HTTP/");
+    p = put(p, version, 3);
+    p = PUTS(p, "\" ");
+    if (r->status) p = put_uint(p, r->status);
+    else *p++ = '-';
+    *p++ = ' ';
+    p = put_uint(p, r->sent);
+    p = PUTS(p, " \"");
+    p = put_clf(p, ref, reflen);
+    p = PUTS(p, "\" \"");
+    p = put_clf(p, ua, ualen);
+    p = PUTS(p, "\" ");
+    p = put_uint(p, us);
+    p = PUTS(p, " \"");
+    p = put_clf(p, r->id, r->idlen);
+    p = complete ? PUTS(p, "\" ok\n") : PUTS(p, "\" aborted\n");
+  } else {
+    p = PUTS(p, "{\"time\":\"");
+    p = put(p, date_of((time_t)r->wall, 1), 20);
+    p = PUTS(p, "\",\"peer\":");
+    p = put_json(p, r->peer, r->peerlen);
+    p = PUTS(p, ",\"method\":");
+    p = put_json(p, method, r->method.len);
+    p = PUTS(p, ",\"target\":");
+    p = put_json(p, target, r->target.len);
+    p = PUTS(p, ",\"version\":\"");
+    p = put(p, version, 3);
+    p = PUTS(p, "\",\"status\":");
+    p = r->status ? put_uint(p, r->status) : PUTS(p, "null");
+    p = PUTS(p, ",\"bytes\":");
+    p = put_uint(p, r->sent);
+    p = PUTS(p, ",\"duration_us\":");
+    p = put_uint(p, us);
+    p = PUTS(p, ",\"user_agent\":");
+    p = put_json(p, ua, ualen);
+    p = PUTS(p, ",\"referer\":");
+    p = put_json(p, ref, reflen);
+    p = PUTS(p, ",\"request_id\":");
+    p = put_json(p, r->id, r->idlen);
+    p = PUTS(p, ",\"route\":");
+    p = put_json(p, r->route, r->routelen);
+    p = complete ? PUTS(p, ",\"complete\":true}\n") : PUTS(p, ",\"complete\":false}\n");
+  }
+  lh_logw_commit(a->out->w, (size_t)(p - p0));
+}
+
+typedef struct {
+  lh_req_t *r;
+  int ref;
+} ended_ctx;
+
+/* the log line, then each function under its own protection: one that
+ * raises is reported and the others still run */
+static int ended_p(lua_State *L) {
+  ended_ctx *x = lua_touserdata(L, 1);
+  lh_req_t *r = x->r;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->ref);
+  int t = lua_gettop(L);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, t);
+  for (lua_Integer i = END_FN; i <= n; i++) {
+    lua_rawgeti(L, t, i);
+    lua_rawgeti(L, t, END_REQ);
+    lua_pushboolean(L, r->ended || r->upgraded);
+    if (r->status) lua_pushinteger(L, r->status);
+    else lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)r->sent);
+    if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
+      const char *m = lua_tostring(L, -1);
+      r->host->report(r->host, LH_EUSER_SERVICE, m ? m : "req:on_end function raised an error", r);
+      lua_settop(L, t);
+    }
+  }
+  return 0;
+}
+
+void lh_layer_ended(lh_req_t *r) {
+  if (r->alog) {
+    log_line(r);
+    r->alog = NULL;
+  }
+  if (!r->watched) return;
+  ended_ctx x = {r, r->end_ref};
+  r->watched = 0;
+  r->end_ref = LUA_NOREF;
+  /* the request's own thread when it ends inside it (pipelined requests
+   * answered in one run), else the main thread, from a loop callback */
+  lua_State *L = r->task.running && r->task.co ? r->task.co : r->task.st->L;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, ended_p);
+  lua_pushlightuserdata(L, &x);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+    fprintf(stderr, "lhyper: req:on_end: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+  lua_settop(L, top);
+  /* the table anchored the req until here; nothing touches r after */
+  luaL_unref(L, LUA_REGISTRYINDEX, x.ref);
+}
+
+/* --- request ids --- */
+
+/* xoshiro256** (Blackman and Vigna), seeded from getrandom in each
+ * process: a forked child seeds again before its first id */
+static struct {
+  uint64_t s[4];
+  int seeded;
+} rng;
+
+static void rng_forked(void) { rng.seeded = 0; }
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(void) {
+  if (!rng.seeded) {
+    if (getrandom(rng.s, sizeof rng.s, 0) != (ssize_t)sizeof rng.s) {
+      uint64_t t = lh_hrtime() ^ ((uint64_t)getpid() << 32);
+      for (int i = 0; i < 4; i++) rng.s[i] = t = t * 6364136223846793005ULL + 1442695040888963407ULL;
+    }
+    rng.seeded = 1;
+  }
+  uint64_t *s = rng.s;
+  uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return r;
+}
+
+static int id_char(unsigned char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' ||
+         c == '_' || c == '~' || c == ':' || c == '+' || c == '/' || c == '=' || c == '@' || c == '-';
+}
+
+/* req.id := the string at index i; the response's field `name` (the string
+ * at index 2) carries it */
+static void set_id(lua_State *L, lh_req_t *r, int i) {
+  lua_pushvalue(L, i);
+  lh_req_set_id(L, 1);
+  if (!r->xname) {
+    lua_pushvalue(L, 2);
+    lh_req_keep(L, 1, LH_REQ_KEEP_XNAME);
+  }
+}
+
+/* core.request_id(req, name, make) -> the request's id: its field `name`
+ * (lower case) when that is a valid id (1..128 of letters, digits and
+ * . _ ~ : + / = @ -), else with make a new one (32 hex digits); nil when
+ * neither. The id becomes req.id and the response's field `name` (unless
+ * the handler gives one). core.request_id(req, name, nil, id) sets id. */
+static int l_request_id(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  size_t n, vlen;
+  const char *name = luaL_checklstring(L, 2, &n);
+  if (r->finished) return luaL_error(L, "request_id: the request is already over");
+  lua_settop(L, 4);
+  if (lua_type(L, 4) == LUA_TSTRING) {
+    set_id(L, r, 4);
+    lua_pushvalue(L, 4);
+    return 1;
+  }
+  const char *v = field(r, name, n, &vlen);
+  int ok = v && vlen >= 1 && vlen <= 128;
+  for (size_t i = 0; ok && i < vlen; i++) ok = id_char((unsigned char)v[i]);
+  if (ok) {
+    lua_pushlstring(L, v, vlen);
+  } else if (lua_toboolean(L, 3)) {
+    char id[32];
+    uint64_t a = rng_next(), b = rng_next();
+    for (int i = 15; i >= 0; i--, a >>= 4) id[i] = "0123456789abcdef"[a & 15];
+    for (int i = 31; i >= 16; i--, b >>= 4) id[i] = "0123456789abcdef"[b & 15];
+    lua_pushlstring(L, id, sizeof id);
+  } else {
+    return 0;
+  }
+  set_id(L, r, 5);
+  return 1;
+}
+
+/* --- the rest --- */
+
+/* core.req_server(req) -> the server that received it */
+static int l_req_server(lua_State *L) {
+  check_req(L, 1);
+  lh_req_push_server(L, 1);
+  return 1;
+}
+
+/* core.hrtime() -> the monotonic clock in nanoseconds (an integer) */
+static int l_hrtime(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lh_hrtime());
+  return 1;
+}
+
+/* core.error_status(code) -> the status lhyper answers an error code with */
+static int l_error_status(lua_State *L) {
+  lua_pushinteger(L, lh_error_status((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"req_on_end", l_req_on_end},     {"access_log", l_access_log},
+  {"access_log_begin", l_access_log_begin}, {"request_id", l_request_id},
+  {"req_server", l_req_server},     {"hrtime", l_hrtime},
+  {"error_status", l_error_status}, {NULL, NULL}};
+
+void lh_layer_open(lua_State *L, int mod) {
+  if (luaL_newmetatable(L, ALOG_MT)) pthread_atfork(NULL, NULL, rng_forked);
+  lua_pop(L, 1);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, funcs, 0);
+  lua_pop(L, 1);
+}

@@ -1,0 +1,335 @@
+/* core.route_walk(root, path, empty): the router's trie walk and its
+ * parameters (lua/lhyper/router.lua `lua_route_walk`) in C, over the same
+ * Lua tables. In Lua each path segment costs a string.find and a
+ * string.sub, each a C call, and they are most of the time a request
+ * spends in the router; here a segment is a memchr, one interned string
+ * and one raw table read. LHYPER_ROUTER_C=0 makes the router use its Lua
+ * walk instead. */
+#include <string.h>
+
+#include "lroute.h"
+
+#include <lauxlib.h>
+
+#include "lreq.h"
+
+/* a node's slots (router.lua S, P, C, T, EP, PAT) */
+enum { N_S = 1, N_P = 2, N_C = 3, N_T = 4, N_EP = 5, N_PAT = 6 };
+
+#define ROUTE_CAPS 34 /* router.lua allows 32 parameters a pattern; a nest's rest */
+
+typedef struct {
+  lua_State *L;
+  const char *path;
+  size_t len;
+  int depth; /* nested walks: one at each node where a branch may fail */
+  struct {
+    size_t off, len;
+  } cap[ROUTE_CAPS + 1]; /* captured segments by position, 1-based */
+} walk_t;
+
+#define WALK_DEPTH_MAX 1000
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c |= 0x20;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* pushes seg percent-decoded (router.lua decode); 0 when malformed */
+static int push_decoded(lua_State *L, const char *p, size_t n) {
+  if (!memchr(p, '%', n)) {
+    lua_pushlstring(L, p, n);
+    return 1;
+  }
+  luaL_Buffer b;
+  char *d = luaL_buffinitsize(L, &b, n);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != '%') {
+      d[k++] = p[i];
+      continue;
+    }
+    if (i + 2 >= n) {
+      luaL_pushresultsize(&b, 0);
+      lua_pop(L, 1);
+      return 0;
+    }
+    int a = hexval((unsigned char)p[i + 1]), c = hexval((unsigned char)p[i + 2]);
+    if (a < 0 || c < 0) {
+      luaL_pushresultsize(&b, 0);
+      lua_pop(L, 1);
+      return 0;
+    }
+    d[k++] = (char)(a * 16 + c);
+    i += 2;
+  }
+  luaL_pushresultsize(&b, k);
+  return 1;
+}
+
+/* 1 when the constrained node at index c accepts segment p..n: its Lua
+ * pattern (string.find at the upvalue) matches the decoded segment */
+static int accepts(walk_t *w, int c, const char *p, size_t n) {
+  lua_State *L = w->L;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  if (!push_decoded(L, p, n)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawgeti(L, c, N_PAT);
+  lua_call(L, 2, 1);
+  int ok = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  return ok;
+}
+
+/* 0 when there is no room (a trie deeper in parameters than patterns may be) */
+static int capture(walk_t *w, int nc, const char *p, size_t n) {
+  if (nc > ROUTE_CAPS) return 0;
+  w->cap[nc].off = (size_t)(p - w->path);
+  w->cap[nc].len = n;
+  return 1;
+}
+
+/* the node's slot at index node pushed; its type */
+static int slot(lua_State *L, int node, int i) { return lua_rawgeti(L, node, i); }
+
+static int walk(walk_t *w, int node, size_t pos, int nc);
+
+/* Walks from the node at stack index `node`, the segment starting at
+ * pos. On a match pushes the endpoint and returns the number of captures;
+ * else pushes nothing and returns -1. The stack above `node` on entry is
+ * left as it was found. */
+static int walk_at(walk_t *w, int node, size_t pos, int nc) {
+  lua_State *L = w->L;
+  if (++w->depth > WALK_DEPTH_MAX) luaL_error(L, "router: path too deep");
+  luaL_checkstack(L, 12, "router: path too deep");
+  int base = lua_gettop(L);
+  lua_pushvalue(L, node);
+  node = base + 1; /* a slot of our own: the loop moves it down the trie */
+  for (;;) {
+    const char *p = w->path + pos;
+    size_t rem = w->len - pos;
+    const char *slash = memchr(p, '/', rem);
+    size_t n = slash ? (size_t)(slash - p) : rem;
+    size_t next = pos + n + 1; /* valid when slash */
+    int top = node;
+    int t = top + 1, s = top + 2, c = top + 3, pp = top + 4, child = top + 5;
+    int has_t = slot(L, node, N_T) == LUA_TTABLE;
+    int has_s = slot(L, node, N_S) == LUA_TTABLE;
+    int has_c = slot(L, node, N_C) == LUA_TTABLE;
+    int has_p = slot(L, node, N_P) == LUA_TTABLE;
+    int has_child = 0;
+    if (has_s) {
+      lua_pushlstring(L, p, n);
+      has_child = lua_rawget(L, s) == LUA_TTABLE;
+    } else {
+      lua_pushnil(L);
+    }
+    if (has_child) {
+      if (!(has_t || (n && (has_c || has_p)))) {
+        if (!slash) {
+          if (slot(L, child, N_EP) != LUA_TTABLE) break;
+          lua_replace(L, base + 1);
+          lua_settop(L, base + 1);
+          return nc;
+        }
+        lua_replace(L, node);
+        lua_settop(L, node);
+        pos = next;
+        continue;
+      }
+      if (slash) {
+        int k = walk(w, child, next, nc);
+        if (k >= 0) {
+          lua_replace(L, base + 1);
+          lua_settop(L, base + 1);
+          return k;
+        }
+      } else if (slot(L, child, N_EP) == LUA_TTABLE) {
+        lua_replace(L, base + 1);
+        lua_settop(L, base + 1);
+        return nc;
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+    if (n) {
+      if (has_c && accepts(w, c, p, n) && capture(w, nc + 1, p, n)) {
+        if (slash) {
+          int k = walk(w, c, next, nc + 1);
+          if (k >= 0) {
+            lua_replace(L, base + 1);
+            lua_settop(L, base + 1);
+            return k;
+          }
+        } else if (slot(L, c, N_EP) == LUA_TTABLE) {
+          lua_replace(L, base + 1);
+          lua_settop(L, base + 1);
+          return nc + 1;
+        } else {
+          lua_pop(L, 1);
+        }
+      }
+      if (has_p && capture(w, nc + 1, p, n)) {
+        if (!has_t) {
+          if (!slash) {
+            if (slot(L, pp, N_EP) != LUA_TTABLE) break;
+            lua_replace(L, base + 1);
+            lua_settop(L, base + 1);
+            return nc + 1;
+          }
+          lua_pushvalue(L, pp);
+          lua_replace(L, node);
+          lua_settop(L, node);
+          pos = next;
+          nc++;
+          continue;
+        }
+        if (slash) {
+          int k = walk(w, pp, next, nc + 1);
+          if (k >= 0) {
+            lua_replace(L, base + 1);
+            lua_settop(L, base + 1);
+            return k;
+          }
+        } else if (slot(L, pp, N_EP) == LUA_TTABLE) {
+          lua_replace(L, base + 1);
+          lua_settop(L, base + 1);
+          return nc + 1;
+        } else {
+          lua_pop(L, 1);
+        }
+      }
+    }
+    if (has_t) {
+      int nest = pos < w->len;
+      if (!nest) {
+        lua_getfield(L, t, "nest");
+        nest = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+      }
+      if (nest && capture(w, nc + 1, p, rem)) {
+        lua_pushvalue(L, t);
+        lua_replace(L, base + 1);
+        lua_settop(L, base + 1);
+        return nc + 1;
+      }
+    }
+    break;
+  }
+  lua_settop(L, base);
+  return -1;
+}
+
+static int walk(walk_t *w, int node, size_t pos, int nc) {
+  int k = walk_at(w, node, pos, nc);
+  w->depth--;
+  return k;
+}
+
+/* Pushes params for the endpoint at ep (the walk's k captures) and, for a
+ * nest, its rest (else nil): 2 values; or false and nil when a parameter
+ * is badly percent-encoded */
+static void push_params(walk_t *w, int ep, int k, int empty) {
+  lua_State *L = w->L;
+  lua_getfield(L, ep, "names");
+  int names = lua_gettop(L);
+  int n = lua_istable(L, names) ? (int)lua_rawlen(L, names) : 0;
+  if (n > k) n = k;
+  if (n == 0) {
+    lua_pushvalue(L, empty);
+  } else {
+    lua_createtable(L, 0, n);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, names, i);
+      if (!push_decoded(L, w->path + w->cap[i].off, w->cap[i].len)) {
+        lua_settop(L, names - 1);
+        lua_pushboolean(L, 0);
+        lua_pushnil(L);
+        return;
+      }
+      lua_rawset(L, -3);
+    }
+  }
+  if (k > n) lua_pushlstring(L, w->path + w->cap[k].off, w->cap[k].len);
+  else lua_pushnil(L);
+  lua_remove(L, names);
+}
+
+/* route_walk(root, path, empty) -> endpoint, params, rest; nil when no
+ * route matches; endpoint, false when a parameter is badly
+ * percent-encoded. params maps the endpoint's names to the decoded
+ * captures (empty when it has none); rest is a nest's raw remainder. */
+static int l_route_walk(lua_State *L) {
+  walk_t w;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  w.path = luaL_checklstring(L, 2, &w.len);
+  w.L = L;
+  w.depth = 0;
+  lua_settop(L, 3);
+  if (w.len == 0 || w.path[0] != '/') return 0;
+  int k = walk(&w, 1, 1, 0);
+  if (k < 0) return 0;
+  push_params(&w, 4, k, 3);
+  return 3;
+}
+
+/* route_req(req, root, static, empty, ignore) -> endpoint, params, rest,
+ * path, method: a router's dispatch of a request it does not see nested. The
+ * path is req.path (without a trailing slash with ignore); the endpoint
+ * comes from static (whole paths) or the walk. On a match req.params and
+ * req.route are set, unless the endpoint is a nest. nil, path when
+ * nothing matches; endpoint, false when a parameter is badly encoded. */
+static int l_route_req(lua_State *L) {
+  lh_req_t *r = luaL_checkudata(L, 1, "lhyper.req");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int ignore = lua_toboolean(L, 5);
+  lua_settop(L, 4);
+  walk_t w;
+  w.L = L;
+  w.depth = 0;
+  w.path = lh_req_path(L, r, 1, &w.len);
+  if (ignore && w.len > 1 && w.path[w.len - 1] == '/') w.len--;
+  lua_pushlstring(L, w.path, w.len); /* 5: the path */
+  int k = 0;
+  if (lua_rawget(L, 3) == LUA_TTABLE) {
+    lua_pushvalue(L, 4); /* params: none */
+    lua_pushnil(L);
+  } else {
+    lua_pop(L, 1);
+    if (w.len == 0 || w.path[0] != '/' || (k = walk(&w, 2, 1, 0)) < 0) {
+      lua_pushnil(L);
+      lua_pushlstring(L, w.path, w.len);
+      return 2;
+    }
+    push_params(&w, 5, k, 4);
+  }
+  /* 5 endpoint, 6 params (or false), 7 rest, 8 path, 9 method */
+  lua_pushlstring(L, w.path, w.len);
+  lua_pushlstring(L, r->bytes + r->method.off, r->method.len);
+  if (lua_toboolean(L, 6) && lua_getfield(L, 5, "nest") == LUA_TNIL) {
+    lua_getfield(L, 5, "route");
+    lua_pushvalue(L, 6);
+    lh_req_set_route(L, 1);
+  }
+  lua_settop(L, 9);
+  return 5;
+}
+
+void lh_route_open(lua_State *L, int mod) {
+  /* string.find for constrained parameters */
+  if (lua_getglobal(L, "string") != LUA_TTABLE || lua_getfield(L, -1, "find") != LUA_TFUNCTION) {
+    lua_pop(L, 2); /* no string library: the router walks in Lua */
+    return;
+  }
+  lua_remove(L, -2);
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, l_route_walk, 1);
+  lua_setfield(L, mod, "route_walk");
+  lua_pushcclosure(L, l_route_req, 1);
+  lua_setfield(L, mod, "route_req");
+}

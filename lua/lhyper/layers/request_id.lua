@@ -1,0 +1,41 @@
+--- request_id{ header = "x-request-id", generate = function(req) end }:
+-- keeps a valid incoming id (1..128 characters of letters, digits and
+-- . _ ~ : + / = @ -) or makes one (32 hex digits, 128 random bits; or
+-- generate(req)'s), puts it in req.id and in the response's header.
+local core = require "lhyper.core"
+
+local type, error, find, lower = type, error, string.find, string.lower
+local request_id = core.request_id
+
+return function(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("request_id: options table expected", 2) end
+  opts = opts or {}
+  local name = opts.header or "x-request-id"
+  if type(name) ~= "string" or not find(name, "^[%w!#$%%&'*+.^_`|~-]+$") then
+    error("request_id: header must be a field name", 2)
+  end
+  name = lower(name)
+  local gen = opts.generate
+  if gen ~= nil and type(gen) ~= "function" then error("request_id: generate must be a function(req)", 2) end
+  local own = gen == nil
+  -- req.id and the response's field are set in C (csrc/lua/llayer.c): the
+  -- handler's header table is neither copied nor changed
+  if own then
+    return function(inner)
+      return function(req)
+        request_id(req, name, true)
+        return inner(req)
+      end
+    end
+  end
+  return function(inner)
+    return function(req)
+      if not request_id(req, name, false) then
+        local id = gen(req)
+        if type(id) ~= "string" then error("request_id: generate returned a " .. type(id), 0) end
+        request_id(req, name, nil, id)
+      end
+      return inner(req)
+    end
+  end
+end
