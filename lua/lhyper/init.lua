@@ -25,6 +25,9 @@ local function too_large(req) req:_too_large() end
 core.methods("req", {
   --- req:read_all(max_bytes) -> body string, or nil, err, kind
   read_all = function(req, max) return read_all(req, max, too_large) end,
+  --- req:on_end(function(req, complete, status, bytes) ... end): runs once
+  -- the response was written to its end or given up (csrc/lua/llayer.c)
+  on_end = core.req_on_end,
 })
 
 local option_types = {
@@ -72,11 +75,26 @@ local function check_options(opts)
   end
 end
 
+local service = require "lhyper.service"
+
 --- lhyper.server(opts) -> server, or nil, err, kind
 function M.server(opts)
+  if type(opts) == "table" and opts.handler ~= nil and type(opts.handler) ~= "function" then
+    -- a router or another callable service: its function
+    local copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+    copy.handler = service.of(opts.handler, "lhyper.server: option 'handler'")
+    opts = copy
+  end
   check_options(opts)
   return core.listen(opts)
 end
+
+M.stack = service.stack
+M.error_status = service.error_status
+M.router = require("lhyper.router").new
+M.layers = require "lhyper.layers"
+M.log_writer = core.log_writer
 
 local client = require "lhyper.client"
 M.request, M.client = client.request, client.new

@@ -200,7 +200,7 @@ local function lua_route_walk(root, path, empty)
   return ep, params, k > n and caps[k] or nil
 end
 
-local route_walk = os.getenv("LHYPER_ROUTER_C") ~= "0" and core.route_walk or lua_route_walk
+local route_walk = core.tuning().router_c and core.route_walk or lua_route_walk
 M.lua_route_walk = lua_route_walk
 
 --- the router -----------------------------------------------------------------
@@ -292,7 +292,7 @@ end
 
 local BAD_PARAM = { ["content-type"] = "text/plain" }
 
-local route_req = os.getenv("LHYPER_ROUTER_C") ~= "0" and core.route_req or nil
+local route_req = core.tuning().router_c and core.route_req or nil
 
 local function no_match(self, req, path, info)
   if self.redirect_ and #path > 1 then
