@@ -3,7 +3,7 @@
 -- router is a service too. A layer is a function(inner) -> service.
 local core = require "lhyper.core"
 
-local type, error, rawget, getmetatable, tostring = type, error, rawget, getmetatable, tostring
+local type, error, rawget, getmetatable = type, error, rawget, getmetatable
 local mtype = math.type
 
 local M = {}
@@ -44,8 +44,8 @@ function M.stack(list)
 end
 
 --- lhyper.error_status(err) -> the status a raised value answers with, as
--- the server would give it: an error object's `status` field (400..599),
--- a parse error's status, 413 for a body over its limit, else 500.
+-- the server gives it (csrc/lua/lreq.c fail): an error object's `status`
+-- field (400..599), a framing parse error's status, else 500.
 function M.error_status(err)
   if type(err) == "table" then
     local st = rawget(err, "status")
@@ -53,7 +53,6 @@ function M.error_status(err)
     local kind = rawget(err, "kind")
     local code = rawget(err, "code")
     if kind == "parse" and mtype(code) == "integer" then return core.error_status(code) end
-    if kind == "user_body" and tostring(rawget(err, "message")) == "body too large" then return 413 end
   end
   return 500
 end
