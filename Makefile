@@ -34,7 +34,10 @@ endif
 
 B ?= build
 WARN := -Wall -Wextra -Wno-unused-parameter
-ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN)
+# `make test` builds our own sources with WERROR=-Werror; a plain `make`
+# (luarocks) does not, so a new compiler's new warning never breaks an install
+WERROR ?=
+ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(WERROR)
 
 # Three layers, each a folder, each compiled with the include paths of the
 # layers below it and no others (core <- uv <- lua):
@@ -59,7 +62,7 @@ UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)
 LBIND_O := $(LBIND:%=$(B)/obj/lua/%.o)
 LLHTTP_O := $(if $(LLHTTP_SRC),$(B)/obj/llhttp_llhttp.o $(B)/obj/llhttp_api.o $(B)/obj/llhttp_http.o)
 
-.PHONY: all deps run test test-quick tests test-sanitize install clean
+.PHONY: all deps run test test-quick tests test-sanitize check-layers fuzz-smoke install clean
 
 all: $(B)/lhyper/core.so
 
@@ -70,12 +73,17 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(B)/?.so;;' $(LUA) serve.lua
 
-# every suite: normal build, ASan/UBSan build, valgrind; one total at the end
-test: deps
+# every suite: the layer check, normal build, ASan/UBSan build, valgrind,
+# a fuzz smoke run; one total at the end
+test: deps check-layers
 	@sh scripts/deps.sh test
-	@$(MAKE) --no-print-directory all tests
-	@$(MAKE) --no-print-directory B=build-san SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' all tests
-	@VALGRIND=1 sh scripts/test.sh
+	@$(MAKE) --no-print-directory WERROR=-Werror all tests
+	@$(MAKE) --no-print-directory B=build-san SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' WERROR=-Werror all tests
+	@VALGRIND=1 FUZZ_SMOKE=1 sh scripts/test.sh
+
+# core <- uv <- lua: no include runs upward (csrc/README.md)
+check-layers:
+	@sh scripts/check-layers.sh
 
 # the normal build alone
 test-quick: all tests
@@ -109,7 +117,8 @@ $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) $(LLH
 $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 	mkdir -p $@
 
-# libFuzzer targets (clang), not part of `make test`:
+# libFuzzer targets (clang); `make test` runs each for FUZZ_SMOKE_SECONDS
+# (fuzz-smoke, skipped with a note where clang has no libFuzzer):
 #   make fuzz FUZZ_SECONDS=60          server role (Dispatcher and Conn alone)
 #   make fuzz-client FUZZ_SECONDS=60   client role
 #   make fuzz-head FUZZ_SECONDS=60     fast request-head path against llhttp
@@ -158,6 +167,25 @@ fuzz-run-%: $(FB)/fuzz_%
 fuzz: fuzz-run-conn
 fuzz-client: fuzz-run-client
 fuzz-head: fuzz-run-head
+
+# every fuzzer a few seconds, so that none rots: one TAP line each
+FUZZERS := $(basename $(notdir $(wildcard csrc/tests/fuzz_*.c)))
+FUZZ_SMOKE_SECONDS ?= 10
+fuzz-smoke:
+	@if ! printf 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }\n' | \
+	    $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1; then \
+	  echo "ok - fuzz smoke # SKIP $(FUZZ_CC) with libFuzzer not found (scripts/deps.sh test installs it)"; \
+	  exit 0; \
+	fi; \
+	mkdir -p $(FB); \
+	for f in $(FUZZERS); do \
+	  n=$${f#fuzz_}; \
+	  if $(MAKE) --no-print-directory fuzz-run-$$n FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) > $(FB)/smoke-$$n.log 2>&1; then \
+	    echo "ok - $$f ran $(FUZZ_SMOKE_SECONDS) s: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(FB)/smoke-$$n.log | grep -o '[0-9]*$$') runs"; \
+	  else \
+	    echo "not ok - $$f (log: $(FB)/smoke-$$n.log)"; tail -30 $(FB)/smoke-$$n.log | sed 's/^/# /'; \
+	  fi; \
+	done
 
 # ASan + UBSan build of the module and the C tests, then every suite
 test-sanitize: deps

@@ -4,7 +4,8 @@
 #   C unit tests and busted specs against build/ (the normal build), the
 #   specs again with every shortcut switched off,
 #   the same against build-san/ (ASan + UBSan), when it was built,
-#   server specs under valgrind memcheck, when VALGRIND=1.
+#   server specs under valgrind memcheck, when VALGRIND=1,
+#   every libFuzzer target for a few seconds, when FUZZ_SMOKE=1.
 LUA=${LUA:-lua5.4}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -72,6 +73,14 @@ if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
       spec/expect_spec.lua spec/trailers_spec.lua spec/cancel_spec.lua spec/drain_spec.lua \
       spec/response_spec.lua spec/http10_spec.lua spec/content_length_spec.lua \
       spec/router_spec.lua spec/layers_spec.lua
+fi
+
+if [ "${FUZZ_SMOKE:-0}" = 1 ]; then
+  # each fuzzer for a few seconds (about 30 s in all), so that none rots
+  echo "== fuzz smoke"
+  make --no-print-directory fuzz-smoke > "$out/f.tap" 2>&1 || status=1
+  cat "$out/f.tap"
+  cat "$out/f.tap" >> "$out/all.tap"
 fi
 
 skipped=$(grep -c '^ok .*# *SKIP' "$out/all.tap")

@@ -58,6 +58,12 @@ describe("request smuggling defences", function()
     rejects("POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400)
   end)
 
+  it("rejects a Content-Length of 2^64 - 1 followed by body bytes, and keeps running", function()
+    rejects("POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\nabc", 400)
+    local res = assert(h.raw_request(srv.port, h.req("GET", "/hello")))
+    assert.equal(200, res.status)
+  end)
+
   it("rejects a chunk size written as 0x5", function()
     rejects(h.req("POST", "/sink", { ["transfer-encoding"] = "chunked" }, "0x5\r\nhello\r\n0\r\n\r\n"), 400)
   end)

@@ -1,3 +1,5 @@
+/* The read buffer (grows to a bound, compacts) and the two-block write
+ * queue whose one block may be in flight while the other fills (buf.h). */
 #include "buf.h"
 
 #include <stdlib.h>

@@ -1,3 +1,6 @@
+/* Conn, the state machine of one HTTP/1 connection (conn.h): reading
+ * heads and bodies through the parser, writing heads and bodies through
+ * the encoder, keep-alive, kept heads. Start reading here. */
 #include "conn.h"
 
 #include <assert.h>

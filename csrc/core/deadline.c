@@ -1,3 +1,4 @@
+/* Deadline lists, one per kind of timeout (deadline.h). */
 #include "deadline.h"
 
 #include <stddef.h>

@@ -1,3 +1,5 @@
+/* The error table (LH_ERRNO_MAP in lh.h): message, kind, detail and name
+ * of each of lhyper's codes. */
 #include "lh.h"
 
 #include <stddef.h>

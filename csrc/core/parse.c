@@ -292,6 +292,11 @@ static int head_rules(lh_parser_t *p, const lh_framing_t *fr) {
   const char *b = p->base;
   int conn = 0, hosts = 0, te = 0, upgrade_hdr = 0;
   int chunked_last = 0, nchunked = 0, other = 0, te_items = 0;
+  if (fr->has_length && fr->length > INT64_MAX) {
+    /* past any body we could count (and 2^64 - 1 would read as no length) */
+    p->err = LH_EPARSE_CONTENT_LENGTH;
+    return -1;
+  }
 
   for (uint32_t i = 0; i < hd->nfields; i++) {
     lh_field_t *f = &hd->fields[i];

@@ -221,30 +221,55 @@ static int write_fields(lua_State *L, int idx, lh_disp_t *d, int trailers) {
   return r;
 }
 
-/* send(client, method, host, port, target, fields, body, timeout,
- *      read_timeout, connect_timeout, expect) -> res | nil, err, kind
- * Queues the request head, and a string body unless expect is set. The
- * connection may still be connecting; nothing here yields. body: nil, a
- * string, or true for a body the caller streams with res:_write. */
+/* a request as client.lua hands it over: the fields of its spec table */
+typedef struct {
+  const char *method, *host, *target;
+  size_t ml, tl;
+  int port;
+  int expect;            /* Expect: 100-continue: the body waits for res:_continue */
+  double timeout, read_timeout, connect_timeout; /* seconds, 0: none */
+} send_spec_t;
+
+/* the spec table at 2 into s; leaves its fields table at 3, its body at 4
+ * and the strings s points to above them */
+static void send_spec(lua_State *L, send_spec_t *s) {
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_getfield(L, 2, "fields");
+  luaL_argcheck(L, lua_istable(L, 3), 2, "fields: table expected");
+  lua_getfield(L, 2, "body");
+  lua_getfield(L, 2, "method");
+  s->method = luaL_checklstring(L, -1, &s->ml);
+  lua_getfield(L, 2, "host");
+  s->host = luaL_checkstring(L, -1);
+  lua_getfield(L, 2, "target");
+  s->target = luaL_checklstring(L, -1, &s->tl);
+  lua_getfield(L, 2, "port");
+  s->port = (int)luaL_checkinteger(L, -1);
+  s->timeout = lh_opt_number(L, 2, "timeout", 0);
+  s->read_timeout = lh_opt_number(L, 2, "read_timeout", 0);
+  s->connect_timeout = lh_opt_number(L, 2, "connect_timeout", 0);
+  lua_getfield(L, 2, "expect");
+  s->expect = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+}
+
+/* send(client, spec) -> res | nil, err, kind. spec: method, host, port,
+ * target, fields (a flat array name, value, ...), body (nil, a string, or
+ * true for a body the caller streams with res:_write), expect, timeout,
+ * read_timeout, connect_timeout. Queues the request head, and a string
+ * body unless expect is set. The connection may still be connecting;
+ * nothing here yields. */
 static int l_send(lua_State *L) {
   lh_lclient_t *lc = check_client(L, 1);
-  size_t ml, tl;
-  const char *method = luaL_checklstring(L, 2, &ml);
-  const char *host = luaL_checkstring(L, 3);
-  int port = (int)luaL_checkinteger(L, 4);
-  const char *target = luaL_checklstring(L, 5, &tl);
-  luaL_checktype(L, 6, LUA_TTABLE);
-  int bt = lua_type(L, 7);
-  double timeout = luaL_optnumber(L, 8, 0);
-  double read_timeout = luaL_optnumber(L, 9, 0);
-  double connect_timeout = luaL_optnumber(L, 10, 0);
-  int expect = lua_toboolean(L, 11);
+  send_spec_t s;
+  send_spec(L, &s);
+  int bt = lua_type(L, 4);
   lh_task_t *t = lh_task_of(L);
   if (!t || !t->running)
     return luaL_error(L, "lhyper.request: not inside an lhyper handler or task "
                          "(start one with lhyper.spawn and run the loop)");
   if (!lc->cl) return luaL_error(L, "lhyper.request: attempt to use a closed client");
-  lua_settop(L, 11);
   lh_ex_t *ex = lua_newuserdatauv(L, sizeof *ex, EX_NUV);
   memset(ex, 0, sizeof *ex);
   luaL_setmetatable(L, RES_MT);
@@ -252,14 +277,14 @@ static int l_send(lua_State *L) {
   lua_setiuservalue(L, -2, UV_CLIENT);
   lh_cconn_t *cc;
   int reused;
-  int r = lh_client_checkout(lc->cl, host, port, connect_timeout, ex, &cc, &reused);
+  int r = lh_client_checkout(lc->cl, s.host, s.port, s.connect_timeout, ex, &cc, &reused);
   if (r) return lh_push_fail(L, r, NULL);
   ex->cc = cc;
   ex->reused = reused ? 1 : 0;
   lh_disp_t *d = lh_cconn_disp(cc);
-  int64_t blen = bt == LUA_TSTRING ? (int64_t)lua_rawlen(L, 7) : bt == LUA_TNIL ? 0 : -1;
-  r = lh_disp_req_begin(d, method, ml, target, tl);
-  if (!r) r = write_fields(L, 6, d, 0);
+  int64_t blen = bt == LUA_TSTRING ? (int64_t)lua_rawlen(L, 4) : bt == LUA_TNIL ? 0 : -1;
+  r = lh_disp_req_begin(d, s.method, s.ml, s.target, s.tl);
+  if (!r) r = write_fields(L, 3, d, 0);
   if (!r) r = lh_disp_head_end(d, blen); /* the request is in flight */
   if (r) {
     lh_disp_head_abort(d);
@@ -268,8 +293,8 @@ static int l_send(lua_State *L) {
     return lh_raise(L, r, "lhyper.request: invalid request line or header field "
                           "(a method that is not a token, or CR, LF or NUL in the target or a field)");
   }
-  if (bt != LUA_TBOOLEAN && !expect) {
-    if (blen > 0) r = lh_disp_queue_body(d, lua_tostring(L, 7), (size_t)blen);
+  if (bt != LUA_TBOOLEAN && !s.expect) {
+    if (blen > 0) r = lh_disp_queue_body(d, lua_tostring(L, 4), (size_t)blen);
     if (!r) r = lh_disp_write_end(d);
     if (r) {
       ex_fail(ex, r, NULL);
@@ -277,7 +302,8 @@ static int l_send(lua_State *L) {
     }
     ex->req_done = 1;
   }
-  lh_cconn_set_timeouts(cc, timeout > 0 ? lh_loop_now(lc->st->loop) + timeout : 0, read_timeout);
+  lh_cconn_set_timeouts(cc, s.timeout > 0 ? lh_loop_now(lc->st->loop) + s.timeout : 0,
+                        s.read_timeout);
   lh_cconn_kick(cc);
   return 1;
 }

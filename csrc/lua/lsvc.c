@@ -15,7 +15,7 @@
 #define SERVER_MT "lhyper.server"
 
 typedef struct lh_lsrv {
-  lh_req_host_t host;    /* what its requests need of it: kept head, report */
+  lh_req_host_t host;    /* first: what its requests need of it (kept head, report) */
   lh_server_t *srv;      /* NULL once closed and done */
   lh_lstate_t *st;
   int self_ref;          /* anchors the server userdata while it runs */

@@ -1,3 +1,5 @@
+/* The mock transport and scripted service of mock_io.h, and the guard
+ * page the tests end their inputs at. */
 #include "mock_io.h"
 
 #include <stdio.h>

@@ -355,7 +355,6 @@ int lh_cconn_local_port(lh_cconn_t *cc) {
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
   lh_cconn_t *cc = (lh_cconn_t *)h;
   char *p = NULL;
   long n = lh_conn_read_space(&cc->disp.conn, &p);
@@ -363,7 +362,6 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
   lh_cconn_t *cc = (lh_cconn_t *)st;
   if (nread == 0 || cc->closing) return;
   if (nread == UV_ENOBUFS) {

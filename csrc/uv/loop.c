@@ -101,7 +101,6 @@ void lh_loop_undefer(lh_loop_t *l, lh_defer_t *d) {
 }
 
 static void walk_close_cb(uv_handle_t *h, void *arg) {
-  (void)arg;
   if (!uv_is_closing(h)) {
     /* connections and servers free themselves in their close callbacks */
     if ((h->type == UV_TCP || h->type == UV_POLL) && h->data) {

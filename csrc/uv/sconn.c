@@ -156,7 +156,6 @@ static void sconn_close_now(lh_sconn_t *sc) {
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
   lh_sconn_t *sc = (lh_sconn_t *)h;
   char *p = NULL;
   if (!sc->d && !sconn_wake(sc)) {
@@ -168,7 +167,6 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
   lh_sconn_t *sc = (lh_sconn_t *)st;
   if (nread == 0) return;
   if (!sc->d && !sconn_wake(sc)) {
@@ -193,7 +191,6 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 }
 
 static void linger_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
   lh_sconn_t *sc = (lh_sconn_t *)st;
   if (nread < 0) sconn_close_now(sc);
   /* input after our FIN is dropped: the buffer is reused */

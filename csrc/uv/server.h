@@ -44,7 +44,7 @@ uint32_t lh_server_connections(const lh_server_t *s);
 void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out);
 
 lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d);
-/* the connection's dispatcher; NULL never while a request is served */
+/* the connection's dispatcher; NULL while it sleeps (never while a request is attached) */
 lh_disp_t *lh_sconn_disp(lh_sconn_t *sc);
 /* the data given to lh_server_listen */
 void *lh_sconn_data(lh_sconn_t *sc);

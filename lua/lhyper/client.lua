@@ -22,23 +22,7 @@ local request_option_types = {
   expect_continue = "boolean", expect_timeout = "number", follow_redirects = "number|false",
 }
 
-local function check(types, opts, who)
-  if type(opts) ~= "table" then error(who .. ": options table expected", 3) end
-  for k, v in pairs(opts) do
-    local want = types[k]
-    if not want then error(who .. ": unknown option '" .. tostring(k) .. "'", 3) end
-    local t = type(v)
-    local okay = want:find(t, 1, true) ~= nil
-    if t == "boolean" and v == false and want:find("false", 1, true) then okay = true end
-    if t == "boolean" and v == true and not want:find("boolean", 1, true) then okay = false end
-    if not okay then
-      error(("%s: option '%s' must be %s, got %s"):format(who, k, want:gsub("|", " or "), t), 3)
-    end
-    if t == "number" and (v < 0 or v ~= v) then
-      error(("%s: option '%s' must not be negative"):format(who, k), 3)
-    end
-  end
-end
+local check = require("lhyper.options").check
 
 --- lhyper.client(opts) -> client
 -- Options (defaults): pool_max_idle_per_host (32), pool_idle_timeout (90 s,
@@ -47,7 +31,7 @@ end
 -- largest response head), max_headers (100).
 function M.new(opts)
   opts = opts or {}
-  check(client_option_types, opts, "lhyper.client")
+  check(client_option_types, opts, "lhyper.client", true)
   local n = opts.pool_max_idle_per_host
   if n and n ~= math.floor(n) then error("lhyper.client: option 'pool_max_idle_per_host' must be an integer", 2) end
   local c = assert(core.client_new(opts))
@@ -198,12 +182,12 @@ local function opt(opts, d, k)
   return v or 0
 end
 
-local function attempt(client, d, opts, method, host, port, authority, target, fields, expect)
+-- one try of the request: spec is what send (lclient.c) writes it from
+local function attempt(client, d, opts, spec)
   local body = opts.body
-  local streamed = type(body) == "function"
-  local res, err, kind = send(client, method, host, port, target, fields,
-    streamed or body, opt(opts, d, "timeout"), opt(opts, d, "read_timeout"),
-    opt(opts, d, "connect_timeout"), expect)
+  local streamed = spec.body == true
+  local expect = spec.expect
+  local res, err, kind = send(client, spec)
   if not res then return nil, err, kind end
   if expect then
     local go
@@ -248,9 +232,15 @@ local function exchange(client, d, opts, method, host, port, authority, target)
     error("lhyper.request: content-length header does not match the body", 3)
   end
   if expect and (body == nil or body == "") then expect = false end
-  local res, err, kind, failed = attempt(client, d, opts, method, host, port, authority, target, fields, expect)
+  local spec = {
+    method = method, host = host, port = port, target = target, fields = fields,
+    body = type(body) == "function" or body, expect = expect,
+    timeout = opt(opts, d, "timeout"), read_timeout = opt(opts, d, "read_timeout"),
+    connect_timeout = opt(opts, d, "connect_timeout"),
+  }
+  local res, err, kind, failed = attempt(client, d, opts, spec)
   if not res and failed and retryable(failed, method, body, err) then
-    res, err, kind = attempt(client, d, opts, method, host, port, authority, target, fields, expect)
+    res, err, kind = attempt(client, d, opts, spec)
   end
   if not res then return nil, err, kind end
   return res
@@ -353,7 +343,7 @@ local function request(client, opts)
   if not core.in_task() then
     error("lhyper.request: not inside an lhyper handler or task (start one with lhyper.spawn and run the loop)", 2)
   end
-  check(request_option_types, opts, "lhyper.request")
+  check(request_option_types, opts, "lhyper.request", true)
   if type(opts.url) ~= "string" then error("lhyper.request: option 'url' (a string) is required", 2) end
   local d = M.defaults_[client]
   if not d then error("lhyper.request: not a client made by lhyper.client", 2) end

@@ -14,7 +14,7 @@ local M = {
   on_signal = core.on_signal,
 }
 
-local type, tostring = type, tostring
+local type = type
 
 -- The core runs each handler in its own coroutine, answers with what it
 -- returns and pumps a body iterator in the same coroutine. Methods written
@@ -40,19 +40,10 @@ local option_types = {
   reuseport = "boolean", backlog = "number", on_error = "function|false",
 }
 
+local check = require("lhyper.options").check
+
 local function check_options(opts)
-  if type(opts) ~= "table" then error("lhyper.server: options table expected", 3) end
-  for k, v in pairs(opts) do
-    local want = option_types[k]
-    if not want then error("lhyper.server: unknown option '" .. tostring(k) .. "'", 3) end
-    local t = type(v)
-    local okay = want:find(t, 1, true) ~= nil
-    if t == "boolean" and v == false and want:find("false", 1, true) then okay = true end
-    if t == "boolean" and v == true and not want:find("boolean", 1, true) then okay = false end
-    if not okay then
-      error(("lhyper.server: option '%s' must be %s, got %s"):format(k, want:gsub("|", " or "), t), 3)
-    end
-  end
+  check(option_types, opts, "lhyper.server")
   if type(opts.handler) ~= "function" then error("lhyper.server: option 'handler' (a function) is required", 3) end
   local port = opts.port
   if port ~= nil and (port ~= math.floor(port) or port < 0 or port > 65535) then
