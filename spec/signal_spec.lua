@@ -59,11 +59,17 @@ describe("lhyper.on_signal", function()
       local wa
       wa = lhyper.on_signal("SIGUSR1", function() a = a + 1; wa:stop(); wa:stop() end)
       local wb = lhyper.on_signal("SIGUSR1", function() b = b + 1 end)
+      -- each delivery is awaited (up to 5 s: a loaded machine is slow to deliver)
+      local function until_b(n)
+        local t = lhyper.now() + 5
+        while b < n and lhyper.now() < t do lhyper.sleep(0.01) end
+      end
       lhyper.spawn(function()
         kill("USR1")
-        lhyper.sleep(0.1)
+        until_b(1)
         kill("USR1")
-        lhyper.sleep(0.1)
+        until_b(2)
+        lhyper.sleep(0.1) -- time for a second delivery to wa, which must not come
         say("counts", a, b)
         wb:stop()
       end)

@@ -49,6 +49,17 @@ function M.free_port()
   return tonumber(port)
 end
 
+-- A port where connections are refused for as long as the returned socket
+-- stays open: bound and not listening, so no other bind to port 0 (another
+-- test's server, or the server under test itself) can be given it.
+-- Close the socket when done.
+function M.dead_port()
+  local s = assert(socket.tcp())
+  assert(s:bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  return tonumber(port), s
+end
+
 local Proc = {}
 Proc.__index = Proc
 local live = {}
