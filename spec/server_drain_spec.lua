@@ -40,9 +40,17 @@ sig:stop()
 local function start(opts)
   local file = h.tmpname(".lua")
   h.write_file(file, APP)
-  local p = h.start_lua(file .. " " .. h.shell_quote(h.serialize(opts or {})), 60)
-  assert(p:wait_log("PORT ", 10), p:log())
-  p.port = tonumber(p:log():match("PORT (%d+)"))
+  local saved = h.LUA
+  h.LUA = h.WRAP .. h.LUA -- under LHYPER_SPEC_WRAP (valgrind), in the tool
+  local ok, p = pcall(h.start_lua, file .. " " .. h.shell_quote(h.serialize(opts or {})), 60)
+  h.LUA = saved
+  if not ok then error(p, 2) end
+  local deadline = h.now() + 15
+  repeat
+    p.port = tonumber(p:log():match("PORT (%d+)\n"))
+    if not p.port then h.sleep(0.02) end
+  until p.port or h.now() > deadline
+  assert(p.port, p:log())
   p.file = file
   return p
 end
@@ -87,20 +95,20 @@ describe("server:drain", function()
   end)
 
   it("keeps accepting for drain_delay, with Connection: close, then refuses, and lhyper.run() returns", function()
-    p = start({ drain_delay = 0.8, grace = 5 })
+    p = start({ drain_delay = 1.5, grace = 5 })
     local t0 = h.now()
     drain(p)
     local res = assert(h.raw_request(p.port, h.req("GET", "/")))
     assert.equal(200, res.status)
     assert.equal("close", res.headers.get("connection"))
-    assert.is_true(h.now() - t0 < 0.7, "too slow to check the delay")
+    assert.is_true(h.now() - t0 < 1.4, "too slow to check the delay")
     local refused = false
     repeat
       local sock = h.connect(p.port)
       if sock then sock:close(); h.sleep(0.03) else refused = true end
-    until refused or h.now() - t0 > 4
+    until refused or h.now() - t0 > 6
     assert.is_true(refused)
-    assert.is_true(h.now() - t0 > 0.7, "refused before drain_delay")
+    assert.is_true(h.now() - t0 > 1.4, "refused before drain_delay")
     assert.equal(0, p:exit_code(3), p:log())
     assert.truthy(p:log():find("RUN true true", 1, true), p:log())
   end)
@@ -165,7 +173,7 @@ describe("server:drain", function()
     assert.equal("closed", how)
     assert.equal("", data)
     local took = h.now() - t0
-    assert.is_true(took > 1.2 and took < 3.5, ("the hard deadline came after %.2f s"):format(took))
+    assert.is_true(took > 1.2 and took < 4.5, ("the hard deadline came after %.2f s"):format(took))
     assert.equal(0, p:exit_code(3), p:log())
   end)
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <linux/filter.h>
 #include <sys/signalfd.h>
 #endif
 
@@ -114,6 +115,9 @@ typedef struct {
   double reload_deadline;
   int reload_again;    /* SIGHUP during a reload: another one after it */
   int stopping;        /* 0; 1 draining; 2 stopping at once */
+  int can_steer;       /* reuseport groups of our own making: their order is the slots' */
+  int steering;        /* a program steers new connections to the slots in `steered` */
+  unsigned char *steered; /* per slot: 1 when a worker serves it */
   pid_t me;
 } master_t;
 
@@ -152,9 +156,11 @@ static void master_free(master_t *m) {
   free(m->w);
   free(m->restart_at);
   free(m->backoff);
+  free(m->steered);
   m->socks = NULL;
   m->w = NULL;
   m->restart_at = m->backoff = NULL;
+  m->steered = NULL;
 }
 
 /* every fd of the master's that a worker must not keep: the others'
@@ -340,11 +346,62 @@ static void reload_abort(master_t *m, const char *why) {
 static int slot_has(master_t *m, int slot, int gen, int serving) {
   for (int i = 0; i < m->nw; i++) {
     wproc_t *w = &m->w[i];
-    if (w->slot == slot && w->gen == gen && (serving ? w->state == W_SERVING
+    if (w->slot == slot && (gen < 0 || w->gen == gen) && (serving ? w->state == W_SERVING
                                                      : (w->state == W_STARTING || w->state == W_SERVING)))
       return 1;
   }
   return 0;
+}
+
+/* Steering (reuseport): while a slot has no worker serving (dead, waiting
+ * for its restart, still starting), new connections go to the slots that
+ * have one, through a classic BPF program on the SO_REUSEPORT group: a
+ * random pick among them, returned as the socket's index in the group,
+ * which is the slot (the master made the sockets in slot order and holds
+ * them all, so none leaves the group before shutdown). With every slot
+ * served, or none, the program goes and the kernel hashes as usual.
+ * Connections already waiting in a slot's backlog stay for its next worker. */
+static void steer(master_t *m) {
+  if (!m->can_steer) return;
+  int n = m->o.n, nlive = 0, changed = 0;
+  for (int slot = 0; slot < n; slot++) {
+    unsigned char live = !m->stopping && slot_has(m, slot, -1, 1);
+    if (live != m->steered[slot]) changed = 1;
+    m->steered[slot] = live;
+    nlive += live;
+  }
+  if (!changed && m->steering == (nlive > 0 && nlive < n)) return;
+  if (nlive == 0 || nlive == n) {
+    if (!m->steering) return;
+    /* an index past the group's end makes the kernel hash as usual,
+     * where SO_DETACH_REUSEPORT_BPF (Linux 5.3) is missing */
+    struct sock_filter none[] = {BPF_STMT(BPF_RET | BPF_K, 0xffffffffu)};
+    struct sock_fprog fallback = {1, none};
+    int zero = 0;
+    for (int s = 0; s < m->nsrv; s++) {
+      int fd = m->socks[s * m->nsocks];
+      if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof zero) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fallback, sizeof fallback);
+    }
+    m->steering = 0;
+    return;
+  }
+  struct sock_filter code[2 * n + 3];
+  int k = 0;
+  code[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM));
+  code[k++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)nlive);
+  for (int slot = 0, i = 0; slot < n; slot++) {
+    if (!m->steered[slot]) continue;
+    code[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)i++, 0, 1);
+    code[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (uint32_t)slot);
+  }
+  code[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
+  struct sock_fprog prog = {(unsigned short)k, code};
+  for (int s = 0; s < m->nsrv; s++) {
+    int fd = m->socks[s * m->nsocks];
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
+  }
+  m->steering = 1;
 }
 
 static int reload_start(master_t *m, lh_worker_info_t *info) {
@@ -442,8 +499,12 @@ static void reap(master_t *m) {
 
 static void shutdown_start(master_t *m, int at_once) {
   double now = mono_now();
-  if (!m->stopping) close_socks(m); /* the workers hold the listeners from here */
+  int first = !m->stopping;
   m->stopping = at_once ? 2 : 1;
+  if (first) {
+    steer(m); /* the kernel's own choice while the listeners go */
+    close_socks(m); /* the workers hold the listeners from here */
+  }
   for (int slot = 0; slot < m->o.n; slot++) m->restart_at[slot] = 0;
   for (int i = 0; i < m->nw; i++) {
     wproc_t *w = &m->w[i];
@@ -563,6 +624,7 @@ static int supervise(master_t *m, lh_worker_info_t *info) {
       child = 1;
       break;
     }
+    steer(m);
     if (m->nw + 1 > cap) {
       cap = (m->nw + 1) * 2;
       struct pollfd *p = realloc(pf, (size_t)cap * sizeof *p);
@@ -609,6 +671,15 @@ static int supervise(master_t *m, lh_worker_info_t *info) {
  * listeners only through these copies (closed at shutdown) */
 static int master_socks(master_t *m) {
   m->nsocks = m->o.shared ? 1 : m->o.n;
+  /* a listener that had SO_REUSEPORT before may share its group with
+   * other processes: their sockets' places in it are unknown */
+  m->can_steer = m->nsocks > 1;
+  for (int s = 0; s < m->nsrv; s++) {
+    int on = 0;
+    socklen_t len = sizeof on;
+    if (getsockopt(lh_server_fd(m->srv[s]), SOL_SOCKET, SO_REUSEPORT, &on, &len) != 0 || on)
+      m->can_steer = 0;
+  }
   m->socks = malloc((size_t)(m->nsrv * m->nsocks + 1) * sizeof *m->socks);
   if (!m->socks) return UV_ENOMEM;
   for (int i = 0; i < m->nsrv * m->nsocks; i++) m->socks[i] = -1;
@@ -646,7 +717,8 @@ int lh_workers_run(lh_loop_t *l, lh_server_t *const *srv, int nsrv, const lh_wor
   m.sfd = -1;
   m.restart_at = calloc((size_t)o->n, sizeof *m.restart_at);
   m.backoff = calloc((size_t)o->n, sizeof *m.backoff);
-  int r = m.restart_at && m.backoff ? 0 : UV_ENOMEM;
+  m.steered = calloc((size_t)o->n, 1);
+  int r = m.restart_at && m.backoff && m.steered ? 0 : UV_ENOMEM;
   /* signals wait in the signalfd from here, also those that come while
    * the sockets are made */
   sigset_t mask;
