@@ -484,8 +484,11 @@ static void on_exit_of(master_t *m, wproc_t *w, int status) {
   if (lived >= STABLE_AFTER) *b = 0;
   else *b = *b == 0 ? BACKOFF_FIRST : (*b * 2 > BACKOFF_MAX ? BACKOFF_MAX : *b * 2);
   m->restart_at[dead.slot] = now + *b;
-  say(m, "worker %d (pid %d) %s after %.1f s; restarting %s%.1f s", dead.slot + 1, (int)dead.pid, how,
-      lived, *b ? "in " : "now, ", *b);
+  if (*b)
+    say(m, "worker %d (pid %d) %s after %.1f s; restarting in %.1f s", dead.slot + 1, (int)dead.pid,
+        how, lived, *b);
+  else
+    say(m, "worker %d (pid %d) %s after %.1f s; restarting now", dead.slot + 1, (int)dead.pid, how, lived);
 }
 
 static void reap(master_t *m) {

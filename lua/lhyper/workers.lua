@@ -94,6 +94,12 @@ function M.new(lhyper)
     local id, gen, ctl = core.worker_env()
     if not id then
       local list = lhyper._servers()
+      for _, s in ipairs(list) do
+        if s.connections > 0 then
+          started = false
+          error("lhyper.workers: a server already has connections (call it before lhyper.run)", 2)
+        end
+      end
       id, gen, ctl = core.workers_run(o, list, command_line())
       if id == nil then
         started = false
