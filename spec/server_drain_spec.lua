@@ -10,10 +10,21 @@ local APP = [[
 local lhyper = require "lhyper"
 local O = assert(load("return " .. (arg[1] or "{}"), "=opts", "t", {}))()
 local function q(req, k) return (req.query or ""):match(k .. "=([^&]*)") end
+local streams = {}
 local opts = { host = "127.0.0.1", port = 0, ready_path = "/ready", handler = function(req)
   if req.path == "/slow" then
     lhyper.sleep(tonumber(q(req, "s")) or 1)
     return 200, nil, "slow done"
+  elseif req.path == "/upgrade" then
+    local stream = req:upgrade({ upgrade = "test" })
+    streams[stream] = true
+    while true do
+      local data = stream:read()
+      if not data then break end
+      stream:write(data)
+    end
+    streams[stream] = nil
+    return
   elseif req.path == "/stream" then
     local n = 0
     return 200, nil, function()
@@ -27,6 +38,14 @@ local opts = { host = "127.0.0.1", port = 0, ready_path = "/ready", handler = fu
 end }
 for k, v in pairs(O) do if k ~= "grace" then opts[k] = v end end
 local server = assert(lhyper.server(opts))
+-- upgraded connections are the program's to end: say goodbye
+server:on_drain(function(s)
+  io.stderr:write("ON_DRAIN ", tostring(s == server), "\n")
+  for stream in pairs(streams) do
+    stream:write("going away")
+    stream:close()
+  end
+end)
 local sig = lhyper.on_signal("SIGUSR1", function()
   io.stderr:write("DRAIN\n")
   server:drain(O.grace or 5)
@@ -175,6 +194,37 @@ describe("server:drain", function()
     local took = h.now() - t0
     assert.is_true(took > 1.2 and took < 4.5, ("the hard deadline came after %.2f s"):format(took))
     assert.equal(0, p:exit_code(3), p:log())
+  end)
+
+  it("runs on_drain functions as tasks when it begins: an upgraded connection is ended by the program", function()
+    p = start({ grace = 10 })
+    local sock, r = assert(h.connect(p.port))
+    finally(function() sock:close() end)
+    assert(sock:send("GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n"))
+    assert.equal(101, assert(r:response()).status)
+    assert(sock:send("ping"))
+    assert.equal("ping", r:bytes(4))
+    local t0 = h.now()
+    drain(p)
+    assert.is_true(p:wait_log("ON_DRAIN true", 3), p:log())
+    local rest, how = r:rest(3)
+    assert.equal("going away", rest)
+    assert.equal("closed", how)
+    assert.is_true(h.now() - t0 < 2, "waited for the hard deadline")
+    assert.equal(0, p:exit_code(3), p:log())
+  end)
+
+  it("checks its arguments", function()
+    local out = h.lua([[
+      local lhyper = require "lhyper"
+      local s = assert(lhyper.server { port = 0, handler = function() end })
+      print(pcall(s.drain, s, "soon"))
+      print(pcall(s.on_drain, s, 42))
+      s:close(0)
+      lhyper.run()
+    ]])
+    assert.truthy(out:find("false\t.-grace must be a number"), out)
+    assert.truthy(out:find("false\t.-on_drain: function expected"), out)
   end)
 
   it("takes the connections waiting in the listener's backlog before closing it", function()

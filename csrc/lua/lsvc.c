@@ -394,8 +394,9 @@ static int server_close(lua_State *L) {
   return 0;
 }
 
-/* server:drain(grace): not ready at once, the listener closes after
- * drain_delay, keep-alive ends gently, everything ends after grace */
+/* server:_drain(grace) (server:drain in init.lua): not ready at once, the
+ * listener closes after drain_delay, keep-alive ends gently, everything
+ * ends after grace */
 static int server_drain(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   double grace = luaL_optnumber(L, 2, 10);
@@ -453,7 +454,7 @@ static int server_tostring(lua_State *L) {
 }
 
 static const luaL_Reg server_methods[] = {
-  {"close", server_close}, {"drain", server_drain}, {"_retire", server_retire}, {NULL, NULL}};
+  {"close", server_close}, {"_drain", server_drain}, {"_retire", server_retire}, {NULL, NULL}};
 
 void lh_svc_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, SERVER_MT)) {

@@ -122,6 +122,39 @@ function M.server(opts)
   return server
 end
 
+-- server:drain(grace), server:on_drain(fn): the drain itself is the C
+-- core's (_drain, and _retire for workers.lua); functions given to on_drain run
+-- as tasks when it begins, so what the server cannot end gently by itself
+-- (an upgraded connection: a WebSocket's 1001 Going Away) can be ended by
+-- the program
+local drain_hooks = setmetatable({}, { __mode = "k" })
+
+local function run_drain_hooks(server)
+  local hooks = drain_hooks[server]
+  if not hooks or hooks.ran then return end
+  hooks.ran = true
+  for _, fn in ipairs(hooks) do core.spawn(fn, server) end
+end
+
+core.methods("server", {
+  drain = function(server, grace)
+    if grace ~= nil and type(grace) ~= "number" then error("server:drain: grace must be a number", 2) end
+    run_drain_hooks(server)
+    server:_drain(grace)
+  end,
+  on_drain = function(server, fn)
+    if type(fn) ~= "function" then error("server:on_drain: function expected", 2) end
+    local hooks = drain_hooks[server]
+    if not hooks then
+      hooks = {}
+      drain_hooks[server] = hooks
+    end
+    hooks[#hooks + 1] = fn
+  end,
+})
+
+M._run_drain_hooks = run_drain_hooks
+
 -- the servers still open, in the order they were made
 function M._servers()
   local list = {}

@@ -70,7 +70,12 @@ local function serve_commands(lhyper, ctl, grace)
     ending = true
     local list = lhyper._servers()
     for _, s in ipairs(list) do
-      if cmd == "drain" then s:drain(grace) else s:_retire(grace) end
+      if cmd == "drain" then
+        s:drain(grace)
+      else
+        lhyper._run_drain_hooks(s)
+        s:_retire(grace)
+      end
     end
     local deadline = core.now() + grace + 0.5
     repeat
