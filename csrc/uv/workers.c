@@ -284,7 +284,7 @@ static int spawn(master_t *m, int slot, int gen, lh_worker_info_t *info) {
     free(env.envp);
     return -errno;
   }
-  fflush(stderr);
+  fflush(NULL); /* or the child writes what the program had buffered again */
   pid_t pid = fork();
   if (pid < 0) {
     int e = -errno;
@@ -640,10 +640,12 @@ static int supervise(master_t *m, lh_worker_info_t *info) {
     int np = 0;
     pf[np++] = (struct pollfd){.fd = m->sfd, .events = POLLIN};
     for (int i = 0; i < m->nw; i++) pf[np++] = (struct pollfd){.fd = m->w[i].ctl, .events = POLLIN};
-    int ms = -1;
+    /* at least once a second: an exit whose SIGCHLD another thread took
+     * is reaped all the same */
+    int ms = 1000;
     if (next) {
       double d = next - mono_now();
-      ms = d <= 0 ? 0 : (int)(d * 1000.0 + 1);
+      ms = d <= 0 ? 0 : d < 1.0 ? (int)(d * 1000.0 + 1) : 1000;
     }
     if (poll(pf, (nfds_t)np, ms) < 0 && errno != EINTR) {
       sleep(1);
@@ -663,6 +665,7 @@ static int supervise(master_t *m, lh_worker_info_t *info) {
         }
     }
     if (child) break;
+    reap(m);
   }
   free(pf);
   return child;
@@ -723,7 +726,9 @@ int lh_workers_run(lh_loop_t *l, lh_server_t *const *srv, int nsrv, const lh_wor
   m.steered = calloc((size_t)o->n, 1);
   int r = m.restart_at && m.backoff && m.steered ? 0 : UV_ENOMEM;
   /* signals wait in the signalfd from here, also those that come while
-   * the sockets are made */
+   * the sockets are made. Only this thread's mask changes: a program that
+   * started libuv's thread pool before (a DNS look-up) may see a signal
+   * taken by one of its threads */
   sigset_t mask;
   sigemptyset(&mask);
   int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2};
