@@ -23,7 +23,7 @@ local port, dir = tonumber(arg[1]), arg[2]
 local ids, ids_pid
 local function mypid() return io.open("/proc/self/stat"):read("l"):match("^(%d+)") end
 local server = assert(lhyper.server { host = "127.0.0.1", port = port, ready_path = "/ready",
-  drain_delay = 0.6, drain_idle = 0.5, backlog = 1024,
+  drain_delay = 0.8, drain_idle = 0.5, backlog = 1024,
   handler = function(req)
     if req.path == "/post" then
       local body = assert(req:read_all(1e6))
@@ -74,7 +74,7 @@ function response(status, headers, body)
   responses = responses + 1
   if status < 200 or status > 299 then
     non2xx = non2xx + 1
-    io.stderr:write("non-2xx ", status, " ", tostring(body):sub(1, 200), "\n")
+    if non2xx <= 5 then io.stderr:write("non-2xx ", status, " ", tostring(body):sub(1, 200), "\n") end
     return
   end
   local id = body:match("^P(%d+):")
@@ -200,7 +200,7 @@ end
 
 -- runs wrk against url while `work()` runs, then stops it; checks the result
 local CONNECTIONS = 8
-local function load_while(url, dir, work)
+local function load_while(url, dir, work, lb_log)
   local script = dir .. "/load.lua"
   h.write_file(script, WRK)
   local wrk = spawn(string.format("env LB_DIR=%s wrk -t2 -c%d -d300s --timeout 10s -s %s %s",
@@ -218,6 +218,7 @@ local function load_while(url, dir, work)
   os.execute(string.format("kill -KILL -%d 2>/dev/null", wrk.pgid))
   os.remove(wrk.logfile)
   assert(ok, err)
+  if lb_log then wlog = wlog .. "\nload balancer log:\n" .. lb_log() end
   local r = {}
   local line = out:match("WRK [^\n]+")
   assert(line, "wrk said:\n" .. out .. wlog)
@@ -321,7 +322,7 @@ http {
     assert(wait_port(port), lb:log() .. (h.read_file(dir .. "/nginx-error.log") or ""))
     load_while("http://127.0.0.1:" .. port .. "/", dir, function()
       rounds(function(be) assert(wait_port(be.port)) end)
-    end)
+    end, function() return h.read_file(dir .. "/nginx-error.log") or "" end)
   end)
 
   it("HAProxy (httpchk on /ready, http-reuse safe): no error, every POST once", function()
@@ -335,6 +336,7 @@ defaults
   timeout connect 2s
   timeout client 30s
   timeout server 30s
+  timeout check 1s
   retries 3
   option redispatch
 listen stats
@@ -387,7 +389,8 @@ backend be
     end
     healthy(a)
     healthy(b)
-    load_while("http://127.0.0.1:" .. port .. "/", dir, function() rounds(healthy) end)
+    load_while("http://127.0.0.1:" .. port .. "/", dir, function() rounds(healthy) end,
+      function() return lb:log() end)
   end)
 end)
 

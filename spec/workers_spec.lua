@@ -321,7 +321,7 @@ describe("lhyper.workers", function()
     local deadline, exited = h.now() + 6, 0
     repeat
       h.sleep(0.05)
-      _, exited = app:log():gsub("generation 0%) exited with status 0", "")
+      exited = select(2, app:log():gsub("generation 0%) exited with status 0", ""))
     until exited == 2 or h.now() > deadline
     assert.equal(2, exited, app:log())
     assert.equal(2, #app:workers())
@@ -511,5 +511,40 @@ lhyper.run()
     assert.truthy(out:find("nil\tlistener fd 0: ", 1, true), out)
     assert.truthy(out:find("false\t.-option 'fd' must be"), out)
     assert.truthy(out:find("nil\tlistener fd 987: bad file descriptor", 1, true), out)
+  end)
+end)
+
+describe("serve.lua --workers", function()
+  it("serves from 2 workers, reloads on SIGHUP and drains on SIGTERM", function()
+    local port = h.free_port()
+    local saved = h.LUA
+    h.LUA = h.WRAP .. h.LUA
+    local ok, p = pcall(h.start_lua, "serve.lua " .. port .. " --workers 2 --grace 3", 60)
+    h.LUA = saved
+    assert(ok, p)
+    finally(function()
+      p:stop()
+      os.execute(string.format("kill -KILL -%d 2>/dev/null", p.pgid))
+    end)
+    local deadline = h.now() + 15
+    local n = 0
+    repeat
+      h.sleep(0.05)
+      n = select(2, p:log():gsub("serving http://", ""))
+    until n >= 2 or h.now() > deadline
+    assert.equal(2, n, p:log())
+    local res = assert(get(port, "/"))
+    assert.equal("Hello, World!", res.body)
+    assert.equal(200, assert(get(port, "/ready")).status)
+    assert(p:kill("HUP"))
+    assert.is_true(p:wait_log("generation 1 serves", 15), p:log())
+    assert.truthy(p:log():find("lhyper worker 1 (generation 1) serving", 1, true), p:log())
+    assert.equal("Hello, World!", assert(get(port, "/")).body)
+    assert(p:kill("TERM"))
+    assert.equal(0, p:exit_code(8), p:log())
+    local log = p:log()
+    assert.truthy(log:find("all workers exited", 1, true), log)
+    assert.truthy(log:find("lhyper: closed", 1, true), log)
+    assert.is_nil((h.connect(port)))
   end)
 end)

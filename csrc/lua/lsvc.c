@@ -401,7 +401,7 @@ static int server_drain(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   double grace = luaL_optnumber(L, 2, 10);
   s->not_ready = 1;
-  if (s->srv) lh_server_drain(s->srv, s->drain_delay, s->drain_idle, grace);
+  if (s->srv) lh_server_drain(s->srv, s->drain_delay, s->drain_idle, grace, 0);
   return 0;
 }
 
@@ -410,7 +410,7 @@ static int server_drain(lua_State *L) {
 static int server_retire(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   double grace = luaL_optnumber(L, 2, 10);
-  if (s->srv) lh_server_drain(s->srv, 0, s->drain_idle, grace);
+  if (s->srv) lh_server_drain(s->srv, 0, s->drain_idle, grace, 1);
   return 0;
 }
 

@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +26,12 @@ struct lh_server {
   uv_timer_t timer;        /* earliest of the connections' deadlines, grace and accept_resume */
   double grace_deadline;   /* when closing: force-close time, 0 none */
   double accept_resume;    /* accepting paused after an error: when to try again, 0 none */
-  double listener_close_at;/* draining: when the listener closes, 0 none */
+  double listener_close_at;/* draining: when the listener closes (or stops taking SYNs), 0 none */
   unsigned closing : 1;    /* the listener is closed or closing: no more accepts */
   unsigned close_called : 1; /* lh_server_close ran */
   unsigned held : 1;       /* lh_server_hold: the listener is not polled at all */
+  unsigned handover : 1;   /* draining, and the socket lives on in another process */
+  unsigned syn_blocked : 1;/* draining: new handshakes are refused, those begun complete */
   unsigned accept_pending : 1; /* a connection waits in the backlog (max_connections) */
   unsigned accept_paused : 1;  /* the listener is not polled (max_connections, or an error) */
   unsigned listener_closed : 1;
@@ -40,6 +45,7 @@ struct lh_server {
 
 static void accept_restart(lh_server_t *s);
 static void listener_stop(lh_server_t *s);
+static void listener_end(lh_server_t *s);
 static void timer_cb(uv_timer_t *t);
 
 static void server_arm(lh_server_t *s) {
@@ -68,7 +74,7 @@ static void timer_cb(uv_timer_t *t) {
   if (s->accept_resume && s->accept_resume <= now) accept_restart(s);
   if (s->listener_close_at && s->listener_close_at <= now) {
     s->listener_close_at = 0;
-    listener_stop(s);
+    listener_end(s);
   }
   if (s->grace_deadline && s->grace_deadline <= now) {
     s->grace_deadline = 0;
@@ -385,6 +391,44 @@ static void listener_stop(lh_server_t *s) {
   uv_close((uv_handle_t *)&s->poll, listener_close_cb);
 }
 
+/* A draining listener that is the last of its socket closes in two steps,
+ * because one close cannot be timed against a handshake: a connection
+ * completed between the last accept and close(2) is reset, and a balancer
+ * that sent a POST on it reports a 502. First a socket filter drops new
+ * SYNs (their senders try again a second later and find the port closed,
+ * or another listener of the SO_REUSEPORT group), while handshakes already
+ * begun complete and are accepted as usual; LISTEN_LINGER seconds later
+ * the listener takes its backlog and closes. */
+#define LISTEN_LINGER 0.25
+static int block_syns(lh_server_t *s) {
+#ifdef __linux__
+  struct sock_filter code[] = {
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),          /* the TCP header's flags */
+    BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),       /* SYN | ACK */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1), /* a SYN alone: */
+    BPF_STMT(BPF_RET | BPF_K, 0),                    /* dropped */
+    BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+  };
+  struct sock_fprog prog = {sizeof code / sizeof *code, code};
+  return setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0;
+#else
+  (void)s;
+  return 0;
+#endif
+}
+
+/* the drain's delay is over: the listener goes, gently when it may */
+static void listener_end(lh_server_t *s) {
+  if (s->closing) return;
+  if (!s->handover && !s->syn_blocked && !s->held && block_syns(s)) {
+    s->syn_blocked = 1;
+    s->listener_close_at = lh_loop_now(s->set.loop) + LISTEN_LINGER;
+    server_arm(s);
+    return;
+  }
+  listener_stop(s);
+}
+
 static void set_grace(lh_server_t *s, double grace) {
   if (grace < 0) return;
   double at = lh_loop_now(s->set.loop) + grace;
@@ -405,12 +449,13 @@ void lh_server_close(lh_server_t *s, double grace) {
   server_arm(s);
 }
 
-void lh_server_drain(lh_server_t *s, double delay, double idle, double grace) {
+void lh_server_drain(lh_server_t *s, double delay, double idle, double grace, int handover) {
   if (s->close_called || s->set.draining) return;
+  s->handover = handover ? 1 : 0;
   lh_sconn_set_drain(&s->set, idle);
   set_grace(s, grace);
   if (grace >= 0 && delay > grace) delay = grace;
   if (delay > 0 && !s->closing) s->listener_close_at = lh_loop_now(s->set.loop) + delay;
-  else listener_stop(s);
+  else listener_end(s);
   server_arm(s);
 }

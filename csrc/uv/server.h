@@ -51,9 +51,12 @@ void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out);
 /* the server drains, gently enough for a load balancer: keep-alive ends
  * (responses not yet begun say Connection: close; idle connections close
  * after `idle` seconds idle), the listener closes after `delay` seconds,
- * having taken what waits in its backlog, and after grace seconds (< 0:
- * never) the rest are closed. Done as lh_server_close is */
-void lh_server_drain(lh_server_t *s, double delay, double idle, double grace);
+ * having taken what waits in its backlog (and, unless handover, having
+ * refused new handshakes for a moment first), and after grace seconds
+ * (< 0: never) the rest are closed. Done as lh_server_close is.
+ * handover: another process goes on serving the listening socket (a
+ * worker's successor): it is closed here at once and left as it is */
+void lh_server_drain(lh_server_t *s, double delay, double idle, double grace, int handover);
 
 /* --- for workers.c: sharing a listener between processes --- */
 /* the listening socket, -1 once the listener closes */
