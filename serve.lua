@@ -1,20 +1,51 @@
--- The bundled server: `lua5.4 serve.lua [port] [host]`, a small app built
--- with lhyper.router and a few layers.
+-- The bundled server: `lua5.4 serve.lua [port] [host] [options]`, a small
+-- app built with lhyper.router and a few layers.
 --   GET  /              Hello, World!  (also /hello)
 --   POST /echo          the request body back (16 MiB at most)
 --   GET  /headers       the request head as text
 --   GET  /stream?n=10   n lines, streamed as they are made
 --   GET  /users/{id}    a JSON document from the path's number
---   GET  /metrics       Prometheus metrics
+--   GET  /metrics       Prometheus metrics (each worker's own)
+--   GET  /ready         200, or 503 while draining (a load balancer's check)
 -- Every exchange is logged on stderr (ACCESS_LOG=off: not at all, or a
--- file path). SIGINT or SIGTERM closes it gracefully (running requests
--- finish, 10 s at most); a second signal stops it at once.
+-- file path).
+-- Options:
+--   --workers N|auto      worker processes (auto: one per CPU this process may
+--                         use); without it this process serves alone
+--   --mode reuseport|shared   a listener per worker (default) or one for all
+--   --grace S             seconds a draining server has (default 10)
+--   --drain-delay S       seconds /ready says 503 before the listener closes (0)
+-- SIGINT or SIGTERM drains (/ready turns 503, the listener closes after the
+-- drain delay, running requests finish with Connection: close); a second
+-- signal stops it at once. With workers the master takes the signals, and
+-- SIGHUP starts workers with this file loaded anew, then drains the old ones.
 local lhyper = require "lhyper"
 local L = lhyper.layers
 
-local port = tonumber(arg[1] or os.getenv("PORT") or 8080)
-local host = arg[2] or os.getenv("HOST") or "127.0.0.1"
-local GRACE = 10
+local opts = { port = os.getenv("PORT") or 8080, host = os.getenv("HOST") or "127.0.0.1",
+  grace = 10, drain_delay = 0, mode = "reuseport" }
+do
+  local positional, i = 0, 1
+  while arg[i] do
+    local a = arg[i]
+    local name = a:match("^%-%-([%w-]+)$")
+    if name then
+      local v = arg[i + 1]
+      if v == nil then error("serve.lua: " .. a .. " needs a value") end
+      if name == "workers" then opts.workers = v == "auto" and "auto" or assert(tonumber(v), "--workers: a number or auto")
+      elseif name == "mode" then opts.mode = v
+      elseif name == "grace" then opts.grace = assert(tonumber(v), "--grace: seconds")
+      elseif name == "drain-delay" then opts.drain_delay = assert(tonumber(v), "--drain-delay: seconds")
+      else error("serve.lua: unknown option " .. a) end
+      i = i + 2
+    else
+      positional = positional + 1
+      if positional == 1 then opts.port = a elseif positional == 2 then opts.host = a end
+      i = i + 1
+    end
+  end
+end
+local host, port = opts.host, assert(tonumber(opts.port), "port: a number")
 
 local TEXT = { ["content-type"] = "text/plain" }
 local JSON = { ["content-type"] = "application/json" }
@@ -61,7 +92,21 @@ if log ~= "off" then layers[#layers + 1] = L.access_log { out = log or io.stderr
 layers[#layers + 1] = L.metrics { path = "/metrics" }
 layers[#layers + 1] = app
 
-local server = assert(lhyper.server { host = host, port = port, handler = lhyper.stack(layers) })
+local server = assert(lhyper.server { host = host, port = port, handler = lhyper.stack(layers),
+  ready_path = "/ready", drain_delay = opts.drain_delay })
+
+if opts.workers then
+  local id, gen = lhyper.workers { n = opts.workers, mode = opts.mode, grace = opts.grace }
+  if id then
+    io.stderr:write(("lhyper worker %d (generation %d) serving http://%s:%d/\n"):format(id, gen, host, server.port))
+  elseif gen then
+    error("serve.lua: workers did not start: " .. tostring(gen))
+  end
+  lhyper.run()
+  if not id then io.stderr:write("lhyper: closed\n") end
+  return
+end
+
 io.stderr:write(("lhyper listening on http://%s:%d/\n"):format(host, server.port))
 
 local closing = false
@@ -72,8 +117,8 @@ local function on_signal(signum)
     return
   end
   closing = true
-  io.stderr:write(("lhyper: signal %d, closing (grace %d s)\n"):format(signum, GRACE))
-  server:close(GRACE)
+  io.stderr:write(("lhyper: signal %d, closing: draining (grace %g s)\n"):format(signum, opts.grace))
+  server:drain(opts.grace)
 end
 local sigint = lhyper.on_signal("SIGINT", on_signal)
 local sigterm = lhyper.on_signal("SIGTERM", on_signal)

@@ -3,7 +3,8 @@
  * Lua side (lua/lhyper) adds methods written in Lua to lhyper's C objects.
  * Everything else lives with its object: ltask.c (state, tasks, errors),
  * lsvc.c (servers), lreq.c, lheaders.c, lstream.c, lclient.c, llayer.c
- * (what layers need), llogw.c (log writers), lroute.c (the router's walk). */
+ * (what layers need), llogw.c (log writers), lroute.c (the router's walk), lworkers.c
+ * (worker processes). */
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -17,6 +18,7 @@
 #include "lsvc.h"
 #include "ltask.h"
 #include "tuning.h"
+#include "lworkers.h"
 
 /* methods(type, t): adds the functions of t to the methods of the object
  * type "lhyper.<type>" (req, res, client, server, stream, headers, ...);
@@ -83,6 +85,7 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
   lh_layer_open(L, mod);
   lh_logw_open(L, mod);
   lh_route_open(L, mod);
+  lh_workers_open(L, mod);
   lua_pushcfunction(L, l_methods);
   lua_setfield(L, mod, "methods");
   lua_pushcfunction(L, l_tuning);

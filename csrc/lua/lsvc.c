@@ -4,6 +4,7 @@
  * dispatcher's events to the request (lreq.c). */
 #include "lsvc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "llayer.h"
 #include "lreq.h"
 #include "tuning.h"
+#include "workers.h"
 
 #define SERVER_MT "lhyper.server"
 
@@ -27,8 +29,11 @@ typedef struct lh_lsrv {
   lh_sconn_t **waiting;  /* connections held back by max_in_flight (FIFO ring) */
   uint32_t wcap, whead, wlen;
   int port;
+  double drain_delay;    /* server:drain: seconds between not ready and the listener closing */
+  double drain_idle;     /* draining: an idle connection's last window */
   unsigned closed : 1;
   uint64_t bytes_in, bytes_out; /* the server's totals once it is done */
+  unsigned not_ready : 1;/* server:drain was called: ready_path answers 503 */
 } lh_lsrv_t;
 
 static lh_req_t *conn_req(lh_sconn_t *sc) { return *lh_sconn_udata(sc); }
@@ -352,9 +357,23 @@ static int l_listen(lua_State *L) {
     if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) s->on_error_ref = LUA_REFNIL;
     lua_pop(L, 1);
   }
+  s->drain_delay = lh_opt_number(L, 1, "drain_delay", 0);
+  s->drain_idle = lh_opt_number(L, 1, "drain_idle", 1);
+  /* a listener given (fd), or handed over (LISTEN_FDS, in order), or ours */
+  int fd = -1, inherited = 0;
+  if (lua_getfield(L, 1, "fd") == LUA_TNUMBER) fd = (int)lua_tointeger(L, -1);
+  else inherited = (fd = lh_inherited_next()) >= 0;
+  lua_pop(L, 1);
   lh_server_t *srv;
-  int r = lh_server_listen(st->loop, host, port, &o, &hooks, s, &srv);
-  if (r) return lh_push_fail(L, r, NULL);
+  int r = fd >= 0 ? lh_server_adopt(st->loop, fd, &o, &hooks, s, &srv)
+                  : lh_server_listen(st->loop, host, port, &o, &hooks, s, &srv);
+  if (r) return lh_push_fail(L, r, fd >= 0 ? lua_pushfstring(L, "listener fd %d: %s", fd, lh_strerror(r)) : NULL);
+  if (inherited && port != 0 && lh_server_port(srv) != port) {
+    int got = lh_server_port(srv);
+    lh_server_close(srv, 0);
+    return lh_push_fail(L, -EINVAL, lua_pushfstring(L, "the inherited listener (fd %d) is on port %d, not %d",
+                                                      fd, got, port));
+  }
   s->srv = srv;
   s->closed = 0;
   s->port = lh_server_port(srv);
@@ -375,6 +394,28 @@ static int server_close(lua_State *L) {
   return 0;
 }
 
+/* server:_drain(grace) (server:drain in init.lua): not ready at once, the
+ * listener closes after drain_delay, keep-alive ends gently, everything
+ * ends after grace */
+static int server_drain(lua_State *L) {
+  lh_lsrv_t *s = check_server(L, 1);
+  double grace = luaL_optnumber(L, 2, 10);
+  s->not_ready = 1;
+  if (s->srv) lh_server_drain(s->srv, s->drain_delay, s->drain_idle, grace, 0);
+  return 0;
+}
+
+/* server:_retire(grace) (workers): a new generation took over the
+ * listener: stop accepting now, end the rest as drain does */
+static int server_retire(lua_State *L) {
+  lh_lsrv_t *s = check_server(L, 1);
+  double grace = luaL_optnumber(L, 2, 10);
+  if (s->srv) lh_server_drain(s->srv, 0, s->drain_idle, grace, 1);
+  return 0;
+}
+
+lh_server_t *lh_svc_server(lua_State *L, int i) { return check_server(L, i)->srv; }
+
 static int server_index(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   const char *k = luaL_checkstring(L, 2);
@@ -387,6 +428,7 @@ static int server_index(lua_State *L) {
     if (s->srv) lh_server_bytes(s->srv, &in, &out);
     lua_pushinteger(L, (lua_Integer)(k[6] == 'i' ? in : out));
   }
+  else if (!strcmp(k, "ready")) lua_pushboolean(L, !s->closed && !s->not_ready);
   else {
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1));
@@ -411,7 +453,8 @@ static int server_tostring(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg server_methods[] = {{"close", server_close}, {NULL, NULL}};
+static const luaL_Reg server_methods[] = {
+  {"close", server_close}, {"_drain", server_drain}, {"_retire", server_retire}, {NULL, NULL}};
 
 void lh_svc_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, SERVER_MT)) {

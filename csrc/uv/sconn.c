@@ -504,6 +504,13 @@ static void sconn_timer_update(lh_sconn_t *sc) {
   int state = lh_disp_timer_kind(sc->d);
   double t = state == LH_DL_HEAD ? s->opts.header_read_timeout
            : state == LH_DL_IDLE ? s->opts.idle_timeout : 0;
+  if (state == LH_DL_IDLE && s->draining) {
+    /* a keep-alive response went out while draining: its next response
+     * closes, or it goes after a short idle spell (lh_sconn_set_drain) */
+    lh_conn_disable_keep_alive(c);
+    state = LH_DL_GRACE;
+    t = s->drain_idle > 0 ? s->drain_idle : 0.001;
+  }
   int kind = t > 0 ? state : LH_DL_NONE;
   if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) lh_conn_trim(c); /* between messages: hold no buffers */
   /* a head keeps the deadline it got when it began (slowloris); an idle
@@ -581,6 +588,30 @@ void lh_sconn_set_close(lh_sconn_set_t *set, double grace) {
       lh_disp_close(d);
     }
     lh_sconn_poll(sc);
+  }
+}
+
+void lh_sconn_set_drain(lh_sconn_set_t *set, double idle) {
+  set->closing = 1;
+  set->draining = 1;
+  set->drain_idle = idle;
+  for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
+    next = sc->next;
+    if (sc->closing) continue;
+    if (!sc->d) {
+      /* asleep: idle. A request that wakes it is answered with Connection: close */
+      sc->armed_served = sc->served;
+      sconn_deadline(sc, LH_DL_GRACE, idle > 0 ? idle : 0.001);
+      continue;
+    }
+    lh_conn_t *c = &sc->d->conn;
+    /* a response whose head is out keeps what it promised: the connection
+     * turns idle after it and gets its window then */
+    if (lh_conn_can_write_head(c)) lh_conn_disable_keep_alive(c);
+    if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) {
+      sc->armed_served = sc->d->served;
+      sconn_deadline(sc, LH_DL_GRACE, idle > 0 ? idle : 0.001);
+    }
   }
 }
 

@@ -23,7 +23,9 @@ typedef struct lh_sconn_set {
   lh_deadlines_t dl;      /* head, idle, linger and grace deadlines */
   lh_sdisp_t *doze_head, *doze_tail; /* idle connections still awake, oldest first */
   uint32_t ndozing;
-  unsigned closing : 1;   /* the server is closing: no keep-alive from now on */
+  unsigned closing : 1;   /* the server is closing or draining: no keep-alive from now on */
+  unsigned draining : 1;  /* lh_sconn_set_drain: idle connections get drain_idle, not idle_timeout */
+  double drain_idle;      /* set with draining */
   /* a deadline went first on its list: the timer may have to run sooner */
   void (*arm)(struct lh_sconn_set *set);
   /* a connection was freed (also while the loop is torn down) */
@@ -38,6 +40,11 @@ void lh_sconn_set_expire(lh_sconn_set_t *set, double now);
 /* the server closes: idle connections close now, busy ones after their
  * response, one that never sent a byte gets a short window (at most grace) */
 void lh_sconn_set_close(lh_sconn_set_t *set, double grace);
+/* the server drains: no connection is kept alive after a response whose
+ * head is not out yet (it says Connection: close), and a connection that
+ * is idle now, or becomes idle after a response that promised keep-alive,
+ * is closed once idle for `idle` seconds. Busy connections are not touched */
+void lh_sconn_set_drain(lh_sconn_set_t *set, double idle);
 /* the grace period is over: every connection is closed now */
 void lh_sconn_set_abort(lh_sconn_set_t *set);
 

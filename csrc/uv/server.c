@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +26,12 @@ struct lh_server {
   uv_timer_t timer;        /* earliest of the connections' deadlines, grace and accept_resume */
   double grace_deadline;   /* when closing: force-close time, 0 none */
   double accept_resume;    /* accepting paused after an error: when to try again, 0 none */
-  unsigned closing : 1;
+  double listener_close_at;/* draining: when the listener closes (or stops taking SYNs), 0 none */
+  unsigned closing : 1;    /* the listener is closed or closing: no more accepts */
+  unsigned close_called : 1; /* lh_server_close ran */
+  unsigned held : 1;       /* lh_server_hold: the listener is not polled at all */
+  unsigned handover : 1;   /* draining, and the socket lives on in another process */
+  unsigned syn_blocked : 1;/* draining: new handshakes are refused, those begun complete */
   unsigned accept_pending : 1; /* a connection waits in the backlog (max_connections) */
   unsigned accept_paused : 1;  /* the listener is not polled (max_connections, or an error) */
   unsigned listener_closed : 1;
@@ -36,6 +44,8 @@ struct lh_server {
 /* --- the timer: one uv_timer per server for all its deadlines --- */
 
 static void accept_restart(lh_server_t *s);
+static void listener_stop(lh_server_t *s);
+static void listener_end(lh_server_t *s);
 static void timer_cb(uv_timer_t *t);
 
 static void server_arm(lh_server_t *s) {
@@ -43,6 +53,7 @@ static void server_arm(lh_server_t *s) {
   double next = lh_dl_next(&s->set.dl);
   if (s->grace_deadline && (next == 0 || s->grace_deadline < next)) next = s->grace_deadline;
   if (s->accept_resume && (next == 0 || s->accept_resume < next)) next = s->accept_resume;
+  if (s->listener_close_at && (next == 0 || s->listener_close_at < next)) next = s->listener_close_at;
   if (next == 0) {
     uv_timer_stop(&s->timer);
     return;
@@ -61,6 +72,10 @@ static void timer_cb(uv_timer_t *t) {
   double now = lh_loop_now(s->set.loop) + 0.0005;
   lh_sconn_set_expire(&s->set, now);
   if (s->accept_resume && s->accept_resume <= now) accept_restart(s);
+  if (s->listener_close_at && s->listener_close_at <= now) {
+    s->listener_close_at = 0;
+    listener_end(s);
+  }
   if (s->grace_deadline && s->grace_deadline <= now) {
     s->grace_deadline = 0;
     lh_sconn_set_abort(&s->set);
@@ -86,7 +101,7 @@ static void accept_ready(uv_poll_t *p, int status, int events);
  * server is open if nothing else kept the loop alive (every connection
  * parked, say, at max_connections) */
 static void accept_pause(lh_server_t *s, double after) {
-  if (!s->accept_paused) {
+  if (!s->accept_paused && !s->held) {
     s->accept_paused = 1;
     if (uv_poll_start(&s->poll, UV_PRIORITIZED, accept_ready)) uv_poll_stop(&s->poll);
   }
@@ -98,7 +113,7 @@ static void accept_pause(lh_server_t *s, double after) {
 
 static void accept_restart(lh_server_t *s) {
   s->accept_resume = 0;
-  if (!s->accept_paused || s->closing || s->set.loop->closing ||
+  if (!s->accept_paused || s->closing || s->held || s->set.loop->closing ||
       uv_is_closing((uv_handle_t *)&s->poll))
     return;
   s->accept_paused = 0;
@@ -221,7 +236,7 @@ static void listener_close_cb(uv_handle_t *h) {
 }
 
 /* a non-blocking listening socket bound to addr; -errno on failure */
-static int listen_socket(const struct sockaddr *sa, socklen_t salen, const lh_server_opts_t *o) {
+static int listen_socket(const struct sockaddr *sa, socklen_t salen, int reuseport, int backlog) {
   int fd = fd_setup(socket(sa->sa_family, SOCK_STREAM | NEW_FD_FLAGS, 0), 1);
   if (fd < 0) return -errno;
   int one = 1, zero = 0;
@@ -229,8 +244,8 @@ static int listen_socket(const struct sockaddr *sa, socklen_t salen, const lh_se
       /* "::" takes IPv4 clients too, whatever the system default */
       (sa->sa_family == AF_INET6 &&
        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) ||
-      (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
-      bind(fd, sa, salen) != 0 || listen(fd, o->backlog > 0 ? o->backlog : 511) != 0) {
+      (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+      bind(fd, sa, salen) != 0 || listen(fd, backlog > 0 ? backlog : 511) != 0) {
     int e = -errno;
     close(fd);
     return e;
@@ -238,24 +253,23 @@ static int listen_socket(const struct sockaddr *sa, socklen_t salen, const lh_se
   return fd;
 }
 
-int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
-                     const lh_server_hooks_t *hooks, void *data, lh_server_t **out) {
-  union {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-    struct sockaddr_storage ss;
-  } addr;
-  int r;
-  if (strchr(host, ':')) r = uv_ip6_addr(host, port, &addr.in6);
-  else r = uv_ip4_addr(host, port, &addr.in4);
-  if (r) return r;
-  socklen_t alen = addr.sa.sa_family == AF_INET6 ? sizeof addr.in6 : sizeof addr.in4;
-  int fd = listen_socket(&addr.sa, alen, o);
-  if (fd < 0) return fd;
-  alen = sizeof addr;
+typedef union {
+  struct sockaddr sa;
+  struct sockaddr_in in4;
+  struct sockaddr_in6 in6;
+  struct sockaddr_storage ss;
+} server_addr;
+
+/* a server over the listening socket fd, which it owns from here on (closed
+ * on failure too) */
+static int server_start(lh_loop_t *l, int fd, const lh_server_opts_t *o,
+                        const lh_server_hooks_t *hooks, void *data, lh_server_t **out) {
+  server_addr addr;
+  socklen_t alen = sizeof addr;
   lh_server_t *s = NULL;
+  int r = 0;
   if (getsockname(fd, &addr.sa, &alen) != 0) r = -errno;
+  else if (addr.sa.sa_family != AF_INET && addr.sa.sa_family != AF_INET6) r = UV_EAFNOSUPPORT;
   else if (!(s = calloc(1, sizeof *s))) r = UV_ENOMEM;
   if (r) {
     close(fd);
@@ -280,7 +294,7 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
   s->timer.data = (void *)timer_close_cb;
   r = uv_poll_start(&s->poll, UV_READABLE, accept_ready);
   if (r) {
-    s->closing = 1;
+    s->closing = s->close_called = 1;
     s->done = 1;
     uv_close((uv_handle_t *)&s->poll, listener_close_cb);
     uv_close((uv_handle_t *)&s->timer, timer_close_cb);
@@ -290,9 +304,136 @@ int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_o
   return 0;
 }
 
+int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
+                     const lh_server_hooks_t *hooks, void *data, lh_server_t **out) {
+  server_addr addr;
+  int r;
+  if (strchr(host, ':')) r = uv_ip6_addr(host, port, &addr.in6);
+  else r = uv_ip4_addr(host, port, &addr.in4);
+  if (r) return r;
+  socklen_t alen = addr.sa.sa_family == AF_INET6 ? sizeof addr.in6 : sizeof addr.in4;
+  int fd = listen_socket(&addr.sa, alen, o->reuseport, o->backlog);
+  if (fd < 0) return fd;
+  return server_start(l, fd, o, hooks, data, out);
+}
+
+int lh_server_adopt(lh_loop_t *l, int fd, const lh_server_opts_t *o,
+                    const lh_server_hooks_t *hooks, void *data, lh_server_t **out) {
+  int v = 0;
+  socklen_t vlen = sizeof v;
+  if (fd < 0 || fcntl(fd, F_GETFD) < 0) return UV_EBADF;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vlen) != 0) return -errno;
+  if (v != SOCK_STREAM) return UV_EINVAL;
+  vlen = sizeof v;
+#ifdef SO_ACCEPTCONN
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vlen) != 0) return -errno;
+  if (!v) return UV_EINVAL; /* not listening */
+#endif
+  /* inherited descriptors may come blocking and without close-on-exec */
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+  fl = fcntl(fd, F_GETFD);
+  if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) return -errno;
+  server_addr addr;
+  socklen_t alen = sizeof addr;
+  if (getsockname(fd, &addr.sa, &alen) != 0) return -errno;
+  if (addr.sa.sa_family != AF_INET && addr.sa.sa_family != AF_INET6) return UV_EAFNOSUPPORT;
+  return server_start(l, fd, o, hooks, data, out);
+}
+
 int lh_server_port(const lh_server_t *s) { return s->port; }
 void *lh_server_data(const lh_server_t *s) { return s->set.data; }
 uint32_t lh_server_connections(const lh_server_t *s) { return s->set.nconns; }
+int lh_server_fd(const lh_server_t *s) { return s->closing ? -1 : s->fd; }
+
+int lh_server_reuseport_peer(lh_server_t *s) {
+  if (s->closing) return UV_EINVAL;
+  int one = 1;
+  server_addr addr;
+  socklen_t alen = sizeof addr;
+  if (getsockname(s->fd, &addr.sa, &alen) != 0) return -errno;
+  /* the server's socket joins the group the first peer makes (Linux puts
+   * a listener in a SO_REUSEPORT group when a second one binds next to it) */
+  if (setsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) return -errno;
+  return listen_socket(&addr.sa, alen, 1, s->set.opts.backlog);
+}
+
+void lh_server_hold(lh_server_t *s, int hold) {
+  if (s->closing || uv_is_closing((uv_handle_t *)&s->poll)) return;
+  if (hold) {
+    s->held = 1;
+    uv_poll_stop(&s->poll);
+    return;
+  }
+  if (!s->held) return;
+  s->held = 0;
+  s->accept_paused = 1; /* accept_restart polls it again */
+  accept_restart(s);
+}
+
+/* The listener closes: what already waits in the backlog is taken first
+ * (the kernel completed those handshakes, and closing the socket would
+ * reset them), as many as the backlog may hold. Then the poll handle goes,
+ * and its close callback closes the socket. */
+#define BACKLOG_TAKE_MAX 65536
+static void listener_stop(lh_server_t *s) {
+  s->closing = 1;
+  s->listener_close_at = 0;
+  if (uv_is_closing((uv_handle_t *)&s->poll)) return;
+  for (int i = 0; !s->held && i < BACKLOG_TAKE_MAX; i++) {
+    int fd = fd_setup(accept_fd(s->fd), 0);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+      break; /* EAGAIN: the backlog is empty; anything else: give up on it */
+    }
+    if (lh_sconn_accept(&s->set, fd) == LH_ENOMEM) break;
+  }
+  uv_close((uv_handle_t *)&s->poll, listener_close_cb);
+}
+
+/* A draining listener that is the last of its socket closes in two steps,
+ * because one close cannot be timed against a handshake: a connection
+ * completed between the last accept and close(2) is reset, and a balancer
+ * that sent a POST on it reports a 502. First a socket filter drops new
+ * SYNs (their senders try again a second later and find the port closed,
+ * or another listener of the SO_REUSEPORT group), while handshakes already
+ * begun complete and are accepted as usual; LISTEN_LINGER seconds later
+ * the listener takes its backlog and closes. */
+#define LISTEN_LINGER 0.25
+static int block_syns(lh_server_t *s) {
+#ifdef __linux__
+  struct sock_filter code[] = {
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),          /* the TCP header's flags */
+    BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),       /* SYN | ACK */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1), /* a SYN alone: */
+    BPF_STMT(BPF_RET | BPF_K, 0),                    /* dropped */
+    BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+  };
+  struct sock_fprog prog = {sizeof code / sizeof *code, code};
+  return setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0;
+#else
+  (void)s;
+  return 0;
+#endif
+}
+
+/* the drain's delay is over: the listener goes, gently when it may */
+static void listener_end(lh_server_t *s) {
+  if (s->closing) return;
+  if (!s->handover && !s->syn_blocked && !s->held && block_syns(s)) {
+    s->syn_blocked = 1;
+    s->listener_close_at = lh_loop_now(s->set.loop) + LISTEN_LINGER;
+    server_arm(s);
+    return;
+  }
+  listener_stop(s);
+}
+
+static void set_grace(lh_server_t *s, double grace) {
+  if (grace < 0) return;
+  double at = lh_loop_now(s->set.loop) + grace;
+  if (!s->grace_deadline || at < s->grace_deadline) s->grace_deadline = at;
+}
 
 void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out) {
   *in = s->set.bytes_in;
@@ -300,11 +441,21 @@ void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out) {
 }
 
 void lh_server_close(lh_server_t *s, double grace) {
-  if (s->closing) return;
-  s->closing = 1;
-  if (!uv_is_closing((uv_handle_t *)&s->poll)) uv_close((uv_handle_t *)&s->poll, listener_close_cb);
-  double now = lh_loop_now(s->set.loop);
+  if (s->close_called) return;
+  s->close_called = 1;
+  listener_stop(s);
   lh_sconn_set_close(&s->set, grace);
-  if (grace >= 0) s->grace_deadline = now + grace;
+  set_grace(s, grace);
+  server_arm(s);
+}
+
+void lh_server_drain(lh_server_t *s, double delay, double idle, double grace, int handover) {
+  if (s->close_called || s->set.draining) return;
+  s->handover = handover ? 1 : 0;
+  lh_sconn_set_drain(&s->set, idle);
+  set_grace(s, grace);
+  if (grace >= 0 && delay > grace) delay = grace;
+  if (delay > 0 && !s->closing) s->listener_close_at = lh_loop_now(s->set.loop) + delay;
+  else listener_end(s);
   server_arm(s);
 }

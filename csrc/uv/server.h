@@ -34,14 +34,39 @@ typedef struct {
  * disp->data. 0 or a negative code */
 int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
                      const lh_server_hooks_t *hooks, void *data, lh_server_t **out);
+/* the same over a listening socket of someone else's making (inherited,
+ * systemd, a supervisor): the server owns fd from here on, and closes it
+ * even when this fails. UV_EINVAL: not a listening stream socket */
+int lh_server_adopt(lh_loop_t *l, int fd, const lh_server_opts_t *o,
+                    const lh_server_hooks_t *hooks, void *data, lh_server_t **out);
 int lh_server_port(const lh_server_t *s);
 void *lh_server_data(const lh_server_t *s);
-/* stops accepting; idle connections close now, busy ones after their
- * response; after grace seconds (< 0: never) the rest are closed */
+/* stops accepting (after taking what waits in the backlog); idle
+ * connections close now, busy ones after their response; after grace
+ * seconds (< 0: never) the rest are closed */
 void lh_server_close(lh_server_t *s, double grace);
 uint32_t lh_server_connections(const lh_server_t *s);
 /* bytes read from and handed for writing to the server's connections so far */
 void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out);
+/* the server drains, gently enough for a load balancer: keep-alive ends
+ * (responses not yet begun say Connection: close; idle connections close
+ * after `idle` seconds idle), the listener closes after `delay` seconds,
+ * having taken what waits in its backlog (and, unless handover, having
+ * refused new handshakes for a moment first), and after grace seconds
+ * (< 0: never) the rest are closed. Done as lh_server_close is.
+ * handover: another process goes on serving the listening socket (a
+ * worker's successor): it is closed here at once and left as it is */
+void lh_server_drain(lh_server_t *s, double delay, double idle, double grace, int handover);
+
+/* --- for workers.c: sharing a listener between processes --- */
+/* the listening socket, -1 once the listener closes */
+int lh_server_fd(const lh_server_t *s);
+/* 1: the listener is not polled (connections wait in the backlog); 0: it
+ * is again */
+void lh_server_hold(lh_server_t *s, int hold);
+/* a new listening socket on the server's address in one SO_REUSEPORT
+ * group with the server's own (which joins it); the fd or a negative code */
+int lh_server_reuseport_peer(lh_server_t *s);
 
 lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d);
 /* the connection's dispatcher; NULL while it sleeps (never while a request is attached) */

@@ -38,6 +38,7 @@ local option_types = {
   max_connections = "number|false", max_in_flight = "number|false",
   pipeline_flush = "boolean", title_case_headers = "boolean", date_header = "boolean",
   reuseport = "boolean", backlog = "number", on_error = "function|false",
+  fd = "number", ready_path = "string", drain_delay = "number", drain_idle = "number",
 }
 
 local check = require("lhyper.options").check
@@ -61,12 +62,45 @@ local function check_options(opts)
       error(("lhyper.server: option '%s' must be positive (or false for none)"):format(k), 3)
     end
   end
+  if opts.fd ~= nil and (opts.fd ~= math.floor(opts.fd) or opts.fd < 0) then
+    error("lhyper.server: option 'fd' must be a descriptor number (an integer >= 0)", 3)
+  end
+  if opts.ready_path ~= nil and opts.ready_path:sub(1, 1) ~= "/" then
+    error("lhyper.server: option 'ready_path' must be a path starting with '/'", 3)
+  end
+  if opts.drain_delay ~= nil and opts.drain_delay < 0 then
+    error("lhyper.server: option 'drain_delay' must be >= 0", 3)
+  end
+  if opts.drain_idle ~= nil and opts.drain_idle <= 0 then
+    error("lhyper.server: option 'drain_idle' must be positive", 3)
+  end
   if type(opts.max_buf_size) == "number" and opts.max_buf_size < 8192 then
     error("lhyper.server: option 'max_buf_size' must be at least 8192", 3)
   end
 end
 
 local service = require "lhyper.service"
+
+-- Servers in the order they were made (weak: a closed, forgotten one goes):
+-- lhyper.workers shares their listeners with the workers.
+local servers, nservers = setmetatable({}, { __mode = "v" }), 0
+
+local READY_HEADERS = { ["content-type"] = "text/plain", ["cache-control"] = "no-store" }
+
+-- ready_path: answered before the handler, 200 until server:drain, then 503
+local function with_readiness(opts)
+  local copy = {}
+  for k, v in pairs(opts) do copy[k] = v end
+  local inner, path, server = opts.handler, opts.ready_path, nil
+  copy.handler = function(req)
+    if req.path == path then
+      if server.ready then return 200, READY_HEADERS, "ready\n" end
+      return 503, READY_HEADERS, "draining\n"
+    end
+    return inner(req)
+  end
+  return copy, function(s) server = s end
+end
 
 --- lhyper.server(opts) -> server, or nil, err, kind
 function M.server(opts)
@@ -78,7 +112,57 @@ function M.server(opts)
     opts = copy
   end
   check_options(opts)
-  return core.listen(opts)
+  local set_server
+  if opts.ready_path then opts, set_server = with_readiness(opts) end
+  local server, err, kind = core.listen(opts)
+  if not server then return nil, err, kind end
+  if set_server then set_server(server) end
+  nservers = nservers + 1
+  servers[nservers] = server
+  return server
+end
+
+-- server:drain(grace), server:on_drain(fn): the drain itself is the C
+-- core's (_drain, and _retire for workers.lua); functions given to on_drain run
+-- as tasks when it begins, so what the server cannot end gently by itself
+-- (an upgraded connection: a WebSocket's 1001 Going Away) can be ended by
+-- the program
+local drain_hooks = setmetatable({}, { __mode = "k" })
+
+local function run_drain_hooks(server)
+  local hooks = drain_hooks[server]
+  if not hooks or hooks.ran then return end
+  hooks.ran = true
+  for _, fn in ipairs(hooks) do core.spawn(fn, server) end
+end
+
+core.methods("server", {
+  drain = function(server, grace)
+    if grace ~= nil and type(grace) ~= "number" then error("server:drain: grace must be a number", 2) end
+    run_drain_hooks(server)
+    server:_drain(grace)
+  end,
+  on_drain = function(server, fn)
+    if type(fn) ~= "function" then error("server:on_drain: function expected", 2) end
+    local hooks = drain_hooks[server]
+    if not hooks then
+      hooks = {}
+      drain_hooks[server] = hooks
+    end
+    hooks[#hooks + 1] = fn
+  end,
+})
+
+M._run_drain_hooks = run_drain_hooks
+
+-- the servers still open, in the order they were made
+function M._servers()
+  local list = {}
+  for i = 1, nservers do
+    local s = servers[i]
+    if s and not s.closed then list[#list + 1] = s end
+  end
+  return list
 end
 
 M.stack = service.stack
@@ -92,5 +176,7 @@ M.request, M.client = client.request, client.new
 
 -- query, form, multipart, cookies, JSON: methods of req and res
 require("lhyper.request").install(core.methods, M)
+
+M.workers = require("lhyper.workers").new(M)
 
 return M
