@@ -35,7 +35,8 @@ if not id then
 end
 ID, GEN = id, gen
 if O.crash_flag and io.open(O.crash_flag .. id) then os.exit(3) end
-local usr1 = lhyper.on_signal("SIGUSR1", function() io.stderr:write("USR1 in worker ", id, "\n") end)
+-- one write: two workers print at once
+local usr1 = lhyper.on_signal("SIGUSR1", function() io.stderr:write("USR1 in worker " .. id .. "\n") end)
 io.stderr:write(("READY %d %d %s %s\n"):format(id, gen, mypid(), VERSION))
 lhyper.run()
 usr1:stop()
