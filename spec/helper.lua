@@ -628,14 +628,15 @@ function M.node(src, args, limit)
 end
 
 -- Run a Lua 5.4 snippet with the module paths set (for API misuse checks
--- that must not run inside the busted process).
-function M.lua(src, limit)
+-- that must not run inside the busted process). `env`: more variables for
+-- it, "NAME=value ..." (e.g. "LHYPER_ROUTER_C=0").
+function M.lua(src, limit, env)
   local file = M.tmpname(".lua")
   M.write_file(file, src)
   local out, code = M.run(string.format(
-    "cd %s && LUA_PATH=%s LUA_CPATH=%s %stimeout -s KILL %d %s%s %s 2>&1",
+    "cd %s && LUA_PATH=%s LUA_CPATH=%s %stimeout -s KILL %d %s%s%s %s 2>&1",
     shell_quote(M.ROOT), shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), M.CLIENT_ENV,
-    limit or 10, M.PRELOAD_ENV, M.LUA, file))
+    limit or 10, M.PRELOAD_ENV, env and "env " .. env .. " " or "", M.LUA, file))
   os.remove(file)
   return out, code
 end

@@ -249,6 +249,36 @@ describe("lhyper.router trailing_slash", function()
     assert.equal("user-put", info(out).tag, out)
   end)
 
+  it("redirect: never to another host (a location starting // or /\\), in C and in Lua", function()
+    -- browsers read "/\evil.example" as "//evil.example": another host
+    local src = [[
+local lhyper = require "lhyper"
+local app = lhyper.router { trailing_slash = "redirect" }
+app:get("/{name}", function(req) return 200, nil, "name " .. req.params.name end)
+local api = lhyper.router { trailing_slash = "redirect" }
+api:get("/items", function() return 200, nil, "items" end)
+app:nest("/t/{tenant}", api)
+app:nest("/{tenant}/api", api)
+local srv = assert(lhyper.server { port = 0, handler = app })
+lhyper.spawn(function()
+  for _, p in ipairs { "/\\evil.example/", "/\\evil.example/api/items/", "/ok/", "/t/x/items/" } do
+    local res = assert(lhyper.request { url = ("http://127.0.0.1:%d%s"):format(srv.port, p) })
+    print(p, res.status, res.headers.location)
+  end
+  srv:close()
+end)
+lhyper.run()
+]]
+    for _, env in ipairs { "LHYPER_ROUTER_C=1", "LHYPER_ROUTER_C=0" } do
+      local out, code = h.lua(src, 20, env)
+      assert.equal(0, code, out)
+      assert.equal(table.concat({
+        "/\\evil.example/\t404\tnil", "/\\evil.example/api/items/\t404\tnil",
+        "/ok/\t308\t/ok", "/t/x/items/\t308\t/t/x/items", "",
+      }, "\n"), out)
+    end
+  end)
+
   it("ignore: a trailing slash makes no difference", function()
     local srv = h.start_app("spec/router_app.lua", { trailing_slash = "ignore" })
     finally(function() srv:stop() end)

@@ -284,9 +284,9 @@ local function compile(self)
   self.dirty_ = false
 end
 
-local function redirect(req, base, path)
+local function redirect(req, loc)
   local q = req.query
-  local loc = (base or "") .. path .. (q and "?" .. q or "")
+  if q then loc = loc .. "?" .. q end
   return 308, { location = loc, ["content-type"] = "text/plain" }, "see " .. loc .. "\n"
 end
 
@@ -297,7 +297,11 @@ local route_req = core.tuning().router_c and core.route_req or nil
 local function no_match(self, req, path, info)
   if self.redirect_ and #path > 1 then
     local alt = byte(path, -1) == 47 and sub(path, 1, -2) or path .. "/"
-    if self:match(alt) then return redirect(req, info and info.prefix, alt) end
+    if self:match(alt) then
+      local loc = (info and info.prefix or "") .. alt
+      -- never "//host" or "/\host": a browser goes to another host for both
+      if not find(loc, "^/[/\\]") then return redirect(req, loc) end
+    end
   end
   return self.fallback_svc_(req)
 end
