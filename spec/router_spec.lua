@@ -372,6 +372,38 @@ print(a)
     }, "\n") .. "\n", out)
   end)
 
+  it("dispatches on req.method as a layer set it, in C and in Lua", function()
+    -- a method override layer (X-HTTP-Method-Override) in front of a router
+    local src = [[
+local lhyper = require "lhyper"
+local app = lhyper.router()
+app:post("/x", function(req) return 200, nil, "post" end)
+app:delete("/x", function(req) return 200, nil, "delete " .. req.method end)
+local function override(inner)
+  return function(req)
+    local m = req.headers["x-http-method-override"]
+    if m then req.method = m end
+    return inner(req)
+  end
+end
+local srv = assert(lhyper.server { port = 0, handler = lhyper.stack { override, app } })
+lhyper.spawn(function()
+  for _, m in ipairs { "DELETE", "PUT" } do
+    local res = assert(lhyper.request { method = "POST", url = ("http://127.0.0.1:%d/x"):format(srv.port),
+      headers = { ["x-http-method-override"] = m } })
+    print(res.status, res:read_all())
+  end
+  srv:close()
+end)
+lhyper.run()
+]]
+    for _, env in ipairs { "LHYPER_ROUTER_C=1", "LHYPER_ROUTER_C=0" } do
+      local out, code = h.lua(src, 20, env)
+      assert.equal(0, code, out)
+      assert.equal("200\tdelete DELETE\n405\tmethod not allowed\n\n", out, env)
+    end
+  end)
+
   it("walks the same in C and in Lua (LHYPER_ROUTER_C=0) over many paths", function()
     local out = lua([[
 local router = require "lhyper.router"

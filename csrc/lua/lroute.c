@@ -279,7 +279,8 @@ static int l_route_walk(lua_State *L) {
 
 /* route_req(req, root, static, empty, ignore) -> endpoint, params, rest,
  * path, method: a router's dispatch of a request it does not see nested. The
- * path is req.path (without a trailing slash with ignore); the endpoint
+ * path is req.path (without a trailing slash with ignore), the method
+ * req.method (both as Lua may have set them); the endpoint
  * comes from static (whole paths) or the walk. On a match req.params and
  * req.route are set, unless the endpoint is a nest. nil, path when
  * nothing matches; endpoint, false when a parameter is badly encoded. */
@@ -310,7 +311,10 @@ static int l_route_req(lua_State *L) {
   }
   /* 5 endpoint, 6 params (or false), 7 rest, 8 path, 9 method */
   lua_pushlstring(L, w.path, w.len);
-  lua_pushlstring(L, r->bytes + r->method.off, r->method.len);
+  if (r->extra) /* req.method = m of a layer's comes first, as for the path */
+    lua_getfield(L, 1, "method");
+  else
+    lua_pushlstring(L, r->bytes + r->method.off, r->method.len);
   if (lua_toboolean(L, 6) && lua_getfield(L, 5, "nest") == LUA_TNIL) {
     lua_getfield(L, 5, "route");
     lua_pushvalue(L, 6);
