@@ -336,6 +336,34 @@ print(pcall(function() lhyper.router():nest("/x/", print) end))
     for i = 10, 12 do assert.truthy(lines[i]:find("^false"), lines[i]) end
   end)
 
+  it("raises when added on a Lua pattern that string.find rejects only once a match reaches its fault", function()
+    -- string.find("", "%d+[") succeeds: the fault is past where the match stops
+    local out = lua([==[
+for _, p in ipairs { "%d+[", "a[%d", "[^]", "%d%", "a(%d", "a%d)", "%1a", "(a)%2", "(a%1)", "a%f", "a%fx",
+    "a%b", "a%bx", "(a", "()%d)" } do
+  local ok, err = pcall(function() lhyper.router():get("/c/{x:" .. p .. "}", print) end)
+  print(p, ok and "accepted" or (err:find("bad Lua pattern", 1, true) and "raised" or err))
+end
+local r = lhyper.router()
+for _, p in ipairs { "[%w_-]+", "%x%x?", "%d%d%d%d%-%d%d", "()%a+", "(a)%1", "[]]", "[^%]]+", "%f[%a]%a+",
+    "%b()", "%.%d", "a%]" } do
+  r:get("/" .. #r.eps_ .. "/{x:" .. p .. "}", print)
+end
+for _, path in ipairs { "/0/a_b", "/1/f", "/2/2026-12", "/3/abc", "/4/aa", "/5/]", "/6/ab", "/7/word", "/8/(x)",
+    "/9/.5", "/9/x5", "/10/a]" } do
+  print(path, (r:match(path)))
+end
+]==])
+    assert.equal(table.concat({
+      "%d+[\traised", "a[%d\traised", "[^]\traised", "%d%\traised", "a(%d\traised", "a%d)\traised",
+      "%1a\traised", "(a)%2\traised", "(a%1)\traised", "a%f\traised", "a%fx\traised", "a%b\traised",
+      "a%bx\traised", "(a\traised", "()%d)\traised",
+      "/0/a_b\t/0/{x:[%w_-]+}", "/1/f\t/1/{x:%x%x?}", "/2/2026-12\t/2/{x:%d%d%d%d%-%d%d}",
+      "/3/abc\t/3/{x:()%a+}", "/4/aa\t/4/{x:(a)%1}", "/5/]\t/5/{x:[]]}", "/6/ab\t/6/{x:[^%]]+}",
+      "/7/word\t/7/{x:%f[%a]%a+}", "/8/(x)\t/8/{x:%b()}", "/9/.5\t/9/{x:%.%d}", "/9/x5\tnil", "/10/a]\t/10/{x:a%]}", "",
+    }, "\n"), out)
+  end)
+
   it("matches the same whatever the order routes were added in", function()
     local out = lua([[
 local routes = { "/a", "/a/b", "/a/{x}", "/a/{x}/c", "/a/{n:%d+}", "/a/{*rest}", "/{top}", "/{top}/b",

@@ -31,6 +31,68 @@ M.decode = decode
 
 --- patterns -----------------------------------------------------------------
 
+-- the index of the "]" closing the set that opens at p[i] ("["), or nil
+-- (lstrlib.c classEnd: a "]" right after "[" or "[^" is a member)
+local function set_end(p, i)
+  local j = i + 1
+  if byte(p, j) == 94 then j = j + 1 end -- ^
+  repeat
+    if j > #p then return nil end
+    local c = byte(p, j)
+    j = j + 1
+    if c == 37 and j <= #p then j = j + 1 end -- %x inside a set
+  until byte(p, j) == 93 -- ]
+  return j
+end
+
+-- nil when the Lua pattern p is well formed, else what is wrong with it.
+-- string.find reads a pattern only as far as a match gets, so a fault
+-- past that point would raise later, on a request that reaches it.
+local function pattern_fault(p)
+  local i, n = 1, #p
+  local ncap, open, closed = 0, {}, {}
+  while i <= n do
+    local c = byte(p, i)
+    if c == 37 then -- %
+      local d = sub(p, i + 1, i + 1)
+      if d == "" then return "ends with '%'" end
+      if d == "b" then
+        if i + 3 > n then return "missing arguments to '%b'" end
+        i = i + 4
+      elseif d == "f" then
+        if byte(p, i + 2) ~= 91 then return "missing '[' after '%f'" end
+        local e = set_end(p, i + 2)
+        if not e then return "missing ']'" end
+        i = e + 1
+      elseif find(d, "^%d$") then
+        local k = tonumber(d)
+        if not closed[k] then return "invalid capture index %" .. d end
+        i = i + 2
+      else
+        i = i + 2
+      end
+    elseif c == 91 then -- [
+      local e = set_end(p, i)
+      if not e then return "missing ']'" end
+      i = e + 1
+    elseif c == 40 then -- (
+      ncap = ncap + 1
+      if ncap > 32 then return "too many captures" end
+      if byte(p, i + 1) == 41 then closed[ncap] = true; i = i + 2 -- () a position
+      else open[#open + 1] = ncap; i = i + 1 end
+    elseif c == 41 then -- )
+      if #open == 0 then return "invalid pattern capture" end
+      closed[open[#open]] = true
+      open[#open] = nil
+      i = i + 1
+    else
+      i = i + 1
+    end
+  end
+  if #open > 0 then return "unfinished capture" end
+  return nil
+end
+
 -- The segments of a pattern, parsed: { kind = "static" | "param" | "tail",
 -- text | name, pat }. Raises on a malformed pattern.
 local function parse(pattern, what, level)
@@ -63,8 +125,9 @@ local function parse(pattern, what, level)
         s = { kind = "tail", name = name }
       else
         if pat then
-          if pat == "" or not pcall(find, "", pat) then
-            error(("%s: bad Lua pattern '%s' in %q"):format(what, pat, pattern), level)
+          local fault = pat == "" and "empty" or pattern_fault(pat)
+          if fault then
+            error(("%s: bad Lua pattern '%s' in %q (%s)"):format(what, pat, pattern, fault), level)
           end
           pat = "^" .. pat .. "$"
         end
