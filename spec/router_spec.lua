@@ -364,6 +364,33 @@ end
     }, "\n"), out)
   end)
 
+  it("names the caller's line in what it raises", function()
+    local out = lua([[
+local r = lhyper.router()
+r:get("/s", print)
+r:any("/a", print)
+local function line(f)
+  local ok, err = pcall(f)
+  local file, n = tostring(err):match("^([^:]*):(%d+): ")
+  print(ok and "accepted" or (file == arg[0] and n or "elsewhere: " .. tostring(err)))
+end
+line(function() r:get("/s", print) end) -- 10
+line(function() r:any("/a", print) end) -- 11
+line(function() r:get("/b/{x}", print); r:get("/b/{y}", print) end) -- 12
+line(function() r:get("s", print) end) -- 13
+line(function() r:get("/x", 42) end) -- 14
+line(function() r:route("/y", { get = 42 }) end) -- 15
+line(function() r:route("/s", { get = print }) end) -- 16
+line(function() r:route("/z", { any = print }); r:route("/z", { any = print }) end) -- 17
+line(function() r:route("/{x:%d+[}", { get = print }) end) -- 18
+line(function() r:nest("/s", print) end) -- 19
+line(function() r:nest("/n", 42) end) -- 20
+line(function() r:fallback(42) end) -- 21
+line(function() r:match(42) end) -- 22
+]])
+    assert.equal("10\n11\n12\n13\n14\n15\n16\n17\n18\n19\n20\n21\n22\n", out)
+  end)
+
   it("matches the same whatever the order routes were added in", function()
     local out = lua([[
 local routes = { "/a", "/a/b", "/a/{x}", "/a/{x}/c", "/a/{n:%d+}", "/a/{*rest}", "/{top}", "/{top}/b",

@@ -511,15 +511,16 @@ local function endpoint(self, node, slot, pattern, names, what, level, nest)
   return ep
 end
 
+-- level: the caller's, as seen from add (direct errors); the helpers
+-- called from here are one deeper
 local function add(self, method, pattern, svc, what, level)
-  level = level + 1
-  svc = service.of(svc, what)
+  svc = service.of(svc, what, level + 1)
   if self.ignore_ and type(pattern) == "string" and #pattern > 1 and byte(pattern, -1) == 47 then
     pattern = sub(pattern, 1, -2)
   end
-  local segs, names = parse(pattern, what, level)
-  local node, slot = place(self, segs, pattern, what, level)
-  local ep = endpoint(self, node, slot, pattern, names, what, level)
+  local segs, names = parse(pattern, what, level + 1)
+  local node, slot = place(self, segs, pattern, what, level + 1)
+  local ep = endpoint(self, node, slot, pattern, names, what, level + 1)
   if method == nil then
     if ep.any then error(("%s: %q conflicts with %q (any method, twice)"):format(what, pattern, ep.route), level) end
     ep.any = svc
@@ -532,7 +533,6 @@ local function add(self, method, pattern, svc, what, level)
   if #names == 0 then self.static_[pattern] = ep end
   self.nroutes_ = self.nroutes_ + 1
   self.dirty_ = true
-  return self
 end
 
 local function method_name(m, what)
@@ -545,11 +545,18 @@ end
 for _, m in ipairs { "get", "post", "put", "patch", "delete", "options", "head" } do
   local M_ = upper(m)
   local what = "router:" .. m
-  Router[m] = function(self, pattern, svc) return add(self, M_, pattern, svc, what, 2) end
+  -- not a tail call, so that the caller is at level 3 from add
+  Router[m] = function(self, pattern, svc)
+    add(self, M_, pattern, svc, what, 3)
+    return self
+  end
 end
 
 --- router:any(pattern, service): every method without a route of its own
-function Router:any(pattern, svc) return add(self, nil, pattern, svc, "router:any", 2) end
+function Router:any(pattern, svc)
+  add(self, nil, pattern, svc, "router:any", 3)
+  return self
+end
 
 --- router:route(pattern, { get = f, post = g, any = h, ... })
 function Router:route(pattern, t)
@@ -559,8 +566,8 @@ function Router:route(pattern, t)
   if #keys == 0 then error("router:route: no methods given", 2) end
   sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   for _, k in ipairs(keys) do
-    if k == "any" then add(self, nil, pattern, t[k], "router:route", 2)
-    else add(self, method_name(k, "router:route"), pattern, t[k], "router:route", 2) end
+    if k == "any" then add(self, nil, pattern, t[k], "router:route", 3)
+    else add(self, method_name(k, "router:route"), pattern, t[k], "router:route", 3) end
   end
   return self
 end
@@ -611,6 +618,7 @@ end
 --- router:match(path) -> route pattern, params; or nil. No method check.
 -- What dispatch does before calling a route's service.
 function Router:match(path)
+  if type(path) ~= "string" then error("bad argument #1 to 'match' (string expected, got " .. type(path) .. ")", 2) end
   if self.ignore_ and #path > 1 and byte(path, -1) == 47 then path = sub(path, 1, -2) end
   local ep = self.static_[path]
   if ep then return ep.route, EMPTY end

@@ -8,10 +8,11 @@ local mtype = math.type
 
 local M = {}
 
---- service.of(s, what) -> a function(req) for the service s: a function,
--- a router (its dispatch function) or a table with a __call metamethod.
--- Raises naming `what` for anything else.
-function M.of(s, what)
+--- service.of(s, what[, level]) -> a function(req) for the service s: a
+-- function, a router (its dispatch function) or a table with a __call
+-- metamethod. Raises naming `what` for anything else, at `level` (default
+-- 3: the caller of of's caller).
+function M.of(s, what, level)
   local t = type(s)
   if t == "function" then return s end
   if t == "table" then
@@ -20,7 +21,7 @@ function M.of(s, what)
     local mt = getmetatable(s)
     if type(mt) == "table" and mt.__call then return function(req) return s(req) end end
   end
-  error(("%s: a service (function(req) or router) expected, got %s"):format(what or "service", t), 3)
+  error(("%s: a service (function(req) or router) expected, got %s"):format(what or "service", t), level or 3)
 end
 
 --- lhyper.stack{ a, b, c, service } -> service: a(b(c(service))), so `a` is
