@@ -323,6 +323,46 @@ print(n, ok)
     end)
   end)
 
+  describe("several access logs in one stack", function()
+    it("each writes its line, whatever its format and out", function()
+      local a, b = h.tmpname(".log"), h.tmpname(".log")
+      finally(function() os.remove(a); os.remove(b) end)
+      local out, code = h.lua(string.format([[
+local lhyper = require "lhyper"
+local L = lhyper.layers
+local lines = {}
+local srv = assert(lhyper.server { port = 0, handler = lhyper.stack {
+  L.access_log { out = %q },
+  L.request_id(),
+  L.access_log { out = %q, format = "json" },
+  L.access_log { out = function(line) lines[#lines + 1] = line end },
+  function(req) return 200, nil, "hello" end,
+} })
+lhyper.spawn(function()
+  for i = 1, 3 do
+    local res = assert(lhyper.request { url = ("http://127.0.0.1:%%d/n/%%d"):format(srv.port, i) })
+    res:read_all()
+  end
+  srv:close()
+end)
+lhyper.run()
+io.write(table.concat(lines))
+]], a, b), 20)
+      assert.equal(0, code, out)
+      for _, text in ipairs { h.read_file(a), h.read_file(b), out } do
+        local n = 0
+        for i in text:gmatch('/n/(%d)') do n = n + 1; assert.equal(tostring(n), i, text) end
+        assert.equal(3, n, text)
+      end
+      local ids = {}
+      for id in h.read_file(b):gmatch('"request_id":"(%x+)"') do ids[#ids + 1] = id end
+      assert.equal(3, #ids)
+      local k = 0
+      for id in h.read_file(a):gmatch('" %d+ "(%x+)" ok') do k = k + 1; assert.equal(ids[k], id) end
+      assert.equal(3, k)
+    end)
+  end)
+
   describe("access_log to a pipe nobody reads", function()
     it("does not keep the server from exiting (what it cannot write is dropped after 2 s)", function()
       local fifo = h.tmpname(".fifo")

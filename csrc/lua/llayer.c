@@ -74,19 +74,23 @@ static int l_access_log(lua_State *L) {
   return 1;
 }
 
-/* core.access_log_begin(log, req): the exchange gets a line in log when
- * its response ends (lh_req_ended); its time and duration start now */
+/* core.access_log_begin(log, req) -> true: the exchange gets a line in
+ * log when its response ends (lh_req_ended); its time and duration start
+ * now. false when the request has a log already (a request holds one: a
+ * second access_log layer writes its line from req:on_end) */
 static int l_access_log_begin(lua_State *L) {
   lh_alog_t *a = luaL_checkudata(L, 1, ALOG_MT);
   lh_req_t *r = check_req(L, 2);
   if (r->finished) return luaL_error(L, "access_log: the request is already over");
+  lua_pushboolean(L, r->alog == NULL);
+  if (r->alog) return 1;
   lua_pushvalue(L, 1);
   lh_req_keep(L, 2, LH_REQ_KEEP_LOG);
   r->alog = a;
   r->t0 = lh_hrtime();
   r->wall = (int64_t)time(NULL);
   lh_req_peer(L, r, 2); /* now: an exchange the client leaves has no connection at its end */
-  return 0;
+  return 1;
 }
 
 /* the value of the request's first field `name` (lower case), or NULL */

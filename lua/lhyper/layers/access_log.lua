@@ -100,20 +100,10 @@ return function(opts)
     end
   end
 
-  if writer and type(fmt) == "string" then
-    -- the built-in formats are made and written in C when the response ends
-    local log, begin = core.access_log(writer, fmt), core.access_log_begin
-    return function(inner)
-      return function(req)
-        begin(log, req)
-        return inner(req)
-      end
-    end
-  end
-
   local emit = out
   if writer then emit = function(s) writer:write(s) end end
-  return function(inner)
+  -- the line made in Lua, from req:on_end
+  local function layer(inner)
     return function(req)
       local t0, time, peer = hrtime(), os_time(), req.remote_addr
       req:on_end(function(r, complete, status, bytes)
@@ -130,6 +120,18 @@ return function(opts)
         end
       end)
       return inner(req)
+    end
+  end
+  if not (writer and type(fmt) == "string") then return layer end
+
+  -- the built-in formats are made and written in C when the response ends;
+  -- a request holds one such log, so the line of a second is made in Lua
+  local log, begin = core.access_log(writer, fmt), core.access_log_begin
+  return function(inner)
+    local second = layer(inner)
+    return function(req)
+      if begin(log, req) then return inner(req) end
+      return second(req)
     end
   end
 end
