@@ -180,6 +180,31 @@ describe("lhyper.layers", function()
       assert.equal(200, get(srv, "/rl", a).status)
       assert.equal(429, get(srv, "/rl", a).status)
     end)
+
+    it("does a bounded amount of work for a new key once max_keys buckets are held", function()
+      -- a flood of new keys (many peers, or a key taken from a header) must
+      -- not cost a walk over every bucket each: Lua instructions counted
+      local out, code = h.lua([[
+local lhyper = require "lhyper"
+local function run(n, max_keys)
+  local rl = lhyper.layers.rate_limit { rate = 1, burst = 1, max_keys = max_keys,
+    key = function(req) return req.k end }
+  local svc = rl(function() return 200 end)
+  local count, ok = 0, 0
+  debug.sethook(function() count = count + 1 end, "", 1000)
+  for i = 1, n do if svc({ k = i }) == 200 then ok = ok + 1 end end
+  debug.sethook()
+  assert(ok == n, "a new key was refused")
+  local again = svc({ k = n }) -- the newest key's bucket is kept: empty
+  return count, again
+end
+local small, again = run(4000, 100000) -- never full
+local full = run(4000, 1000)           -- full after the first 1000
+print(again, full < 3 * small and "bounded" or ("full: " .. full .. "k instructions, not full: " .. small .. "k"))
+]], 60)
+      assert.equal(0, code, out)
+      assert.equal("429\tbounded\n", out)
+    end)
   end)
 
   describe("request_id", function()

@@ -3,8 +3,9 @@
 -- `burst` (default: rate, at least 1); a request takes one token or gets
 -- 429 with Retry-After (whole seconds until a token is back). `key(req)`
 -- names the bucket (default: the peer address; nil: not limited). At most
--- `max_keys` buckets (default 10000) are kept: full ones are dropped first,
--- then any (a dropped bucket starts full again).
+-- `max_keys` buckets (default 10000) are kept: when a new key finds them
+-- all taken, full ones are dropped first, then any, down to 7/8 of
+-- max_keys (a dropped bucket starts full again).
 local core = require "lhyper.core"
 
 local type, error, next, ceil, tostring = type, error, next, math.ceil, tostring
@@ -32,7 +33,13 @@ return function(opts)
   end
   local tokens, last = {}, {} -- per key: tokens left when last taken, and when
   local nkeys = 0
+  -- what a prune leaves at most: an eighth of the room is made at once, so
+  -- that a flood of new keys costs one walk per max_keys / 8 of them, not
+  -- a walk over every bucket each
+  local keep = max_keys - (max_keys + 7) // 8
 
+  -- a new key found max_keys buckets: full ones go first (they are as good
+  -- as new), then any
   local function prune(t)
     for k, left in next, tokens do
       if left + (t - last[k]) * rate >= burst then
@@ -40,10 +47,11 @@ return function(opts)
         nkeys = nkeys - 1
       end
     end
-    while nkeys >= max_keys do
-      local k = next(tokens)
+    if nkeys <= keep then return end
+    for k in next, tokens do
       tokens[k], last[k] = nil, nil
       nkeys = nkeys - 1
+      if nkeys <= keep then return end
     end
   end
 
