@@ -23,31 +23,41 @@ local function codec()
   return cj
 end
 
--- lua-cjson 2.1.0 decodes every number as a float: whole ones become
--- integers again, as a Lua 5.4 program would have written them
+local huge = math.huge
+local OUT_OF_RANGE = "number out of range (past a double's largest)"
+
+-- a number as a Lua 5.4 program would have written it: lua-cjson 2.1.0
+-- decodes every number as a float, and one past a double's range (1e400)
+-- as inf, which no JSON could carry back: that raises
+local function number(x)
+  if x == huge or x == -huge then error(OUT_OF_RANGE, 0) end
+  return tointeger(x) or x
+end
+
 local function integers(v)
   if type(v) == "table" then
     for k, x in pairs(v) do
       if mtype(x) == "float" then
-        local i = tointeger(x)
-        if i then v[k] = i end
+        v[k] = number(x)
       elseif type(x) == "table" then
         integers(x)
       end
     end
     return v
   end
-  if mtype(v) == "float" then return tointeger(v) or v end
+  if mtype(v) == "float" then return number(v) end
   return v
 end
 
+local function decode(s) return integers(codec().decode(s)) end
+
 --- decode(s) -> value, or nil, err, kind (a parse error whose status is 400)
 function M.decode(s)
-  local ok, v = pcall(codec().decode, s)
+  local ok, v = pcall(decode, s)
   if not ok then
     return errors.fail("parse", 400, "json", "invalid JSON: " .. tostring(v):gsub("^.-: ", ""))
   end
-  return integers(v)
+  return v
 end
 
 --- encode(value) -> string; raises on what JSON cannot hold (a function,
