@@ -596,6 +596,55 @@ const ask = (method, path, headers) => new Promise((ok, fail) => {
   end)
 end)
 
+describe("layer options", function()
+  it("raise on an unknown option or one of the wrong type, naming it and the caller's line", function()
+    local out, code = h.lua([[
+local lhyper = require "lhyper"
+local L = lhyper.layers
+local function try(f)
+  local ok, err = pcall(f)
+  local file, msg = tostring(err):match("^([^:]*):%d+: (.*)$")
+  print(ok and "accepted" or (file == arg[0] and msg or "elsewhere: " .. tostring(err)))
+end
+try(function() L.rate_limit { rate = 1, brust = 5 } end)
+try(function() L.request_id { heder = "x-id" } end)
+try(function() L.access_log { fromat = "json" } end)
+try(function() L.access_log { format = "json", buffer = "big" } end)
+try(function() L.metrics { pth = "/m" } end)
+try(function() L.metrics { buckets = "1,2" } end)
+try(function() L.cors { origin = "https://a.example" } end)
+try(function() L.cors { credentials = "yes" } end)
+try(function() L.set_headers({ a = "b" }, { overide = true }) end)
+try(function() L.normalize_path { collapse = true } end)
+try(function()
+  L.rate_limit { rate = 1, burst = 2, key = print, max_keys = 5 }
+  L.request_id { header = "x-id", generate = print }
+  L.access_log { out = function() end, format = "json" }
+  L.access_log { out = io.stderr, format = function() end, buffer = 4096, flush = 0.5 }
+  L.metrics { path = "/m", buckets = { 1, 2 }, server = nil }
+  L.cors { origins = { "https://a.example" }, methods = "GET", headers = { "x-a" }, expose = "x-b", max_age = 5, credentials = true }
+  L.cors { origins = function() return true end }
+  L.set_headers({ a = "b" }, { override = true })
+  L.normalize_path()
+end)
+]])
+    assert.equal(0, code, out)
+    assert.equal(table.concat({
+      "rate_limit: unknown option 'brust'",
+      "request_id: unknown option 'heder'",
+      "access_log: unknown option 'fromat'",
+      "access_log: option 'buffer' must be number, got string",
+      "metrics: unknown option 'pth'",
+      "metrics: option 'buckets' must be table, got string",
+      "cors: unknown option 'origin'",
+      "cors: option 'credentials' must be boolean, got string",
+      "set_headers: unknown option 'overide'",
+      "normalize_path: unknown option 'collapse'",
+      "accepted", "",
+    }, "\n"), out)
+  end)
+end)
+
 describe("normalize_path", function()
   local srv
   setup(function() srv = h.start_app("spec/router_app.lua", { normalize = true }) end)

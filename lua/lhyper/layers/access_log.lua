@@ -18,6 +18,7 @@
 -- bytes (body bytes sent), duration_us, peer, user_agent, referer,
 -- request_id, route, complete (false: aborted).
 local core = require "lhyper.core"
+local check = require("lhyper.options").check
 
 local type, error, tostring, getmetatable, format, gsub, byte, find, concat =
   type, error, tostring, getmetatable, string.format, string.gsub, string.byte,
@@ -75,6 +76,9 @@ local function json(e)
   }
 end
 
+local OPTIONS = { format = "string|function", out = "string|number|userdata|function",
+  buffer = "number", flush = "number" }
+
 local function is_writer(v)
   local mt = getmetatable(v)
   return type(mt) == "table" and mt.__name == "lhyper.log_writer"
@@ -83,6 +87,7 @@ end
 return function(opts)
   if opts ~= nil and type(opts) ~= "table" then error("access_log: options table expected", 2) end
   opts = opts or {}
+  check(OPTIONS, opts, "access_log")
   local fmt = opts.format or "combined"
   local line
   if fmt == "combined" then line = combined

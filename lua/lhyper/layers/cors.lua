@@ -12,10 +12,14 @@
 -- not allowed gets no CORS fields (the browser then refuses). Other
 -- requests with an Origin get Access-Control-Allow-Origin and friends.
 local headers = require "lhyper.layers.headers"
+local check = require("lhyper.options").check
 
 local type, error, ipairs, concat, tostring, lower, find =
   type, error, ipairs, table.concat, tostring, string.lower, string.find
 local mtype = math.type
+
+local OPTIONS = { origins = "string|table|function", methods = "string|table", headers = "string|table",
+  expose = "string|table", max_age = "number", credentials = "boolean" }
 
 local function list_of(v, what)
   if type(v) == "string" then return { v } end
@@ -44,6 +48,7 @@ end
 return function(opts)
   if opts ~= nil and type(opts) ~= "table" then error("cors: options table expected", 2) end
   opts = opts or {}
+  check(OPTIONS, opts, "cors")
   local origins = opts.origins or "*"
   local any_origin = origins == "*"
   local allowed -- origin -> true, when a list

@@ -12,12 +12,14 @@
 -- matched. The connection and byte figures are the server's that answered
 -- the scrape, or `server`'s. Scrapes themselves are not counted.
 local core = require "lhyper.core"
+local check = require("lhyper.options").check
 
 local type, error, ipairs, pairs, tostring, format, gsub, concat, sort =
   type, error, ipairs, pairs, tostring, string.format, string.gsub, table.concat, table.sort
 local hrtime = core.hrtime
 
 local DEFAULT_BUCKETS = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+local OPTIONS = { path = "string", buckets = "table", server = "userdata" }
 local CONTENT = { ["content-type"] = "text/plain; version=0.0.4; charset=utf-8" }
 
 local function label(v)
@@ -34,6 +36,7 @@ end
 return function(opts)
   if opts ~= nil and type(opts) ~= "table" then error("metrics: options table expected", 2) end
   opts = opts or {}
+  check(OPTIONS, opts, "metrics")
   local path = opts.path or "/metrics"
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" then error("metrics: path must start with '/'", 2) end
   local buckets = opts.buckets or DEFAULT_BUCKETS

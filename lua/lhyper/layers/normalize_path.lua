@@ -4,6 +4,8 @@
 -- trailing slash stays, and a path ending in `.` or `..` gets one.
 local type, find, sub, lower, concat = type, string.find, string.sub, string.lower, table.concat
 
+local check = require("lhyper.options").check
+
 local H400 = { ["content-type"] = "text/plain" }
 
 local function dot(seg)
@@ -51,6 +53,7 @@ end
 
 return function(opts)
   if opts ~= nil and type(opts) ~= "table" then error("normalize_path: options table expected", 2) end
+  if opts then check({}, opts, "normalize_path") end
   return function(inner)
     return function(req)
       local path = req.path

@@ -7,6 +7,7 @@
 -- all taken, full ones are dropped first, then any, down to 7/8 of
 -- max_keys (a dropped bucket starts full again).
 local core = require "lhyper.core"
+local check = require("lhyper.options").check
 
 local type, error, next, ceil, tostring = type, error, next, math.ceil, tostring
 local now = core.now
@@ -20,8 +21,11 @@ end
 
 local function by_peer(req) return req.remote_addr end
 
+local OPTIONS = { rate = "number", burst = "number", key = "function", max_keys = "number" }
+
 return function(opts)
   if type(opts) ~= "table" then error("rate_limit: options table { rate = n, ... } expected", 2) end
+  check(OPTIONS, opts, "rate_limit")
   local rate = positive(opts.rate, "rate")
   local burst = opts.burst and positive(opts.burst, "burst") or (rate > 1 and rate or 1)
   if burst < 1 then error("rate_limit: burst must be at least 1", 2) end

@@ -3,13 +3,17 @@
 -- . _ ~ : + / = @ -) or makes one (32 hex digits, 128 random bits; or
 -- generate(req)'s), puts it in req.id and in the response's header.
 local core = require "lhyper.core"
+local check = require("lhyper.options").check
 
 local type, error, find, lower = type, error, string.find, string.lower
 local request_id = core.request_id
 
+local OPTIONS = { header = "string", generate = "function" }
+
 return function(opts)
   if opts ~= nil and type(opts) ~= "table" then error("request_id: options table expected", 2) end
   opts = opts or {}
+  check(OPTIONS, opts, "request_id")
   local name = opts.header or "x-request-id"
   if type(name) ~= "string" or not find(name, "^[%w!#$%%&'*+.^_`|~-]+$") then
     error("request_id: header must be a field name", 2)

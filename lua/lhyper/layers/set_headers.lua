@@ -2,12 +2,14 @@
 -- string, number or list of values) to every response; a field the
 -- response already has stays, unless override.
 local headers = require "lhyper.layers.headers"
+local check = require("lhyper.options").check
 
 local type, error, pairs, lower, find, sort = type, error, pairs, string.lower, string.find, table.sort
 
 return function(t, opts)
   if type(t) ~= "table" then error("set_headers: a table { name = value } expected", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("set_headers: options table expected", 2) end
+  if opts then check({ override = "boolean" }, opts, "set_headers") end
   local keep = not (opts and opts.override)
   local fields = {}
   for name, v in pairs(t) do
