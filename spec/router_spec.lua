@@ -79,6 +79,16 @@ describe("lhyper.router", function()
     assert.equal(400, res.status)
   end)
 
+  it("answers 400 for %00 in a parameter, as req:path_decoded does", function()
+    -- a NUL would cut the value short in C: io.open(dir .. "/" .. name)
+    -- with name "secret%00.png" opens "secret"
+    for _, p in ipairs { "/users/secret%00.png", "/files/a/b%00", "/n/%00", "/users/7/posts/x%00y" } do
+      local res = get(srv, p)
+      assert.equal(400, res.status, p)
+    end
+    assert.equal("a\1b", info(get(srv, "/users/a%01b").body)["param.id"])
+  end)
+
   it("answers 404 for no match, empty segments and a trailing slash (strict)", function()
     for _, p in ipairs { "/nope", "/users/", "/users//posts/x", "/slash", "/noslash/", "/files/" } do
       local res = get(srv, p)

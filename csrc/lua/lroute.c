@@ -37,7 +37,8 @@ static int hexval(int c) {
   return -1;
 }
 
-/* pushes seg percent-decoded (router.lua decode); 0 when malformed */
+/* pushes seg percent-decoded (router.lua decode); 0 when an escape is
+ * malformed or %00 */
 static int push_decoded(lua_State *L, const char *p, size_t n) {
   if (!memchr(p, '%', n)) {
     lua_pushlstring(L, p, n);
@@ -57,7 +58,7 @@ static int push_decoded(lua_State *L, const char *p, size_t n) {
       return 0;
     }
     int a = hexval((unsigned char)p[i + 1]), c = hexval((unsigned char)p[i + 2]);
-    if (a < 0 || c < 0) {
+    if (a < 0 || c < 0 || (a | c) == 0) {
       luaL_pushresultsize(&b, 0);
       lua_pop(L, 1);
       return 0;

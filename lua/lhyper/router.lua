@@ -5,12 +5,12 @@
 -- paths. Matching cost does not grow with the number of routes.
 local core = require "lhyper.core"
 local service = require "lhyper.service"
+local url = require "lhyper.url"
 
 local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, load, assert =
   type, error, pairs, ipairs, tostring, setmetatable, pcall, next, load, assert
-local find, sub, byte, char, format, gsub, upper, concat, sort =
-  string.find, string.sub, string.byte, string.char, string.format, string.gsub,
-  string.upper, table.concat, table.sort
+local find, sub, byte, format, upper, concat, sort =
+  string.find, string.sub, string.byte, string.format, string.upper, table.concat, table.sort
 local tonumber = tonumber
 
 local M = {}
@@ -19,13 +19,13 @@ local TEXT = { ["content-type"] = "text/plain" }
 
 --- percent-decoding --------------------------------------------------------
 
-local function hex(h) return char(tonumber(h, 16)) end
-
--- s with its %XX escapes decoded; nil when an escape is malformed
+-- s with its %XX escapes decoded; nil when an escape is malformed or is
+-- %00 (C, fopen for one, would cut the value at a NUL; csrc/lua/lroute.c
+-- push_decoded decodes the same)
 local function decode(s)
   if not find(s, "%", 1, true) then return s end
-  if find(s, "%%%X") or find(s, "%%%x%X") or find(s, "%%%x?$") then return nil end
-  return (gsub(s, "%%(%x%x)", hex))
+  if find(s, "%00", 1, true) then return nil end
+  return (url.decode(s))
 end
 M.decode = decode
 
