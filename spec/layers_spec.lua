@@ -388,6 +388,47 @@ io.write(table.concat(lines))
     end)
   end)
 
+  describe("access_log near its buffer's limit", function()
+    it("keeps every line that fits and counts the bytes of those it drops", function()
+      local path = h.tmpname(".log")
+      finally(function() os.remove(path) end)
+      -- a 1000-byte buffer written only at close: lines of about 120 bytes
+      local out, code = h.lua(string.format([[
+local lhyper = require "lhyper"
+local w = assert(lhyper.log_writer(%q, 1000, 60))
+local srv = assert(lhyper.server { port = 0, handler = lhyper.stack {
+  lhyper.layers.access_log { out = w }, function() return 200, nil, "hello" end } })
+lhyper.spawn(function()
+  for i = 1, 12 do
+    local res = assert(lhyper.request { url = ("http://127.0.0.1:%%d/n/%%02d"):format(srv.port, i),
+      headers = { ["user-agent"] = "spec" } })
+    res:read_all()
+  end
+  lhyper.sleep(0.1)
+  local st = w:stats()
+  print(st.pending, st.dropped)
+  w:close()
+  srv:close()
+end)
+lhyper.run()
+]], path), 20)
+      assert.equal(0, code, out)
+      local pending, dropped = out:match("^(%d+)\t(%d+)\n$")
+      assert.truthy(pending, out)
+      local text = h.read_file(path)
+      local lines, longest = 0, 0
+      for l in text:gmatch("[^\n]*\n") do lines = lines + 1; longest = math.max(longest, #l) end
+      assert.equal(#text, tonumber(pending))
+      -- every line that had room is there: one more (their lengths differ
+      -- by the digits of the duration) would not have fitted
+      assert.truthy(lines < 12 and #text + longest - 4 > 1000, ("%d lines, %d bytes"):format(lines, #text))
+      -- dropped: the bytes of the lines left out, no more
+      assert.truthy(tonumber(dropped) <= (12 - lines) * longest, ("dropped %s of %d lines of %d bytes at most"):format(
+        dropped, 12 - lines, longest))
+      assert.truthy(tonumber(dropped) >= (12 - lines) * (longest - 4), dropped)
+    end)
+  end)
+
   describe("access_log to a pipe nobody reads", function()
     it("does not keep the server from exiting (what it cannot write is dropped after 2 s)", function()
       local fifo = h.tmpname(".fifo")

@@ -4,6 +4,7 @@
  * status of an error code. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -217,25 +218,20 @@ static const char *date_of(time_t when, int iso) {
   return kept[iso].s;
 }
 
-/* the exchange's line, made in place at the end of its log's buffer; no
- * Lua runs. Dropped (and counted) when the buffer is full */
-static void log_line(lh_req_t *r) {
-  lh_alog_t *a = r->alog;
-  if (!a->out->w) return; /* the writer was closed */
-  size_t ualen = 0, reflen = 0;
-  const char *ua = field(r, "user-agent", 10, &ualen);
-  const char *ref = field(r, "referer", 7, &reflen);
+/* what a line holds besides the request's own fields */
+typedef struct {
+  const char *ua, *ref; /* user agent and referer, or NULL */
+  size_t ualen, reflen;
+  uint64_t us; /* duration */
+  int complete;
+} line_t;
+
+/* writes r's line in format fmt at p, which has room for the longest it
+ * can be (log_line's max); returns its end */
+static char *put_line(char *p, const lh_req_t *r, int fmt, const line_t *x) {
   const char *method = r->bytes + r->method.off, *target = r->bytes + r->target.off;
   const char *version = r->minor == 0 ? "1.0" : "1.1";
-  uint64_t us = (lh_hrtime() - r->t0) / 1000;
-  int complete = r->ended || r->upgraded;
-  /* the most each part can take: escapes are 4 (combined) or 6 (json) a byte */
-  size_t esc = a->fmt == ALOG_JSON ? 6 : 4;
-  size_t max = 300 + r->peerlen + r->method.len +
-               esc * ((size_t)r->target.len + ualen + reflen + r->idlen + r->routelen);
-  char *p0 = lh_logw_reserve(a->out->w, max), *p = p0;
-  if (!p) return;
-  if (a->fmt == ALOG_COMBINED) {
+  if (fmt == ALOG_COMBINED) {
     p = r->peer ? put(p, r->peer, r->peerlen) : PUTS(p, "-");
     p = PUTS(p, " - - [");
     p = put(p, date_of((time_t)r->wall, 0), 26);
@@ -251,42 +247,66 @@ static void log_line(lh_req_t *r) {
     *p++ = ' ';
     p = put_uint(p, r->sent);
     p = PUTS(p, " \"");
-    p = put_clf(p, ref, reflen);
+    p = put_clf(p, x->ref, x->reflen);
     p = PUTS(p, "\" \"");
-    p = put_clf(p, ua, ualen);
+    p = put_clf(p, x->ua, x->ualen);
     p = PUTS(p, "\" ");
-    p = put_uint(p, us);
+    p = put_uint(p, x->us);
     p = PUTS(p, " \"");
     p = put_clf(p, r->id, r->idlen);
-    p = complete ? PUTS(p, "\" ok\n") : PUTS(p, "\" aborted\n");
-  } else {
-    p = PUTS(p, "{\"time\":\"");
-    p = put(p, date_of((time_t)r->wall, 1), 20);
-    p = PUTS(p, "\",\"peer\":");
-    p = put_json(p, r->peer, r->peerlen);
-    p = PUTS(p, ",\"method\":");
-    p = put_json(p, method, r->method.len);
-    p = PUTS(p, ",\"target\":");
-    p = put_json(p, target, r->target.len);
-    p = PUTS(p, ",\"version\":\"");
-    p = put(p, version, 3);
-    p = PUTS(p, "\",\"status\":");
-    p = r->status ? put_uint(p, r->status) : PUTS(p, "null");
-    p = PUTS(p, ",\"bytes\":");
-    p = put_uint(p, r->sent);
-    p = PUTS(p, ",\"duration_us\":");
-    p = put_uint(p, us);
-    p = PUTS(p, ",\"user_agent\":");
-    p = put_json(p, ua, ualen);
-    p = PUTS(p, ",\"referer\":");
-    p = put_json(p, ref, reflen);
-    p = PUTS(p, ",\"request_id\":");
-    p = put_json(p, r->id, r->idlen);
-    p = PUTS(p, ",\"route\":");
-    p = put_json(p, r->route, r->routelen);
-    p = complete ? PUTS(p, ",\"complete\":true}\n") : PUTS(p, ",\"complete\":false}\n");
+    return x->complete ? PUTS(p, "\" ok\n") : PUTS(p, "\" aborted\n");
   }
-  lh_logw_commit(a->out->w, (size_t)(p - p0));
+  p = PUTS(p, "{\"time\":\"");
+  p = put(p, date_of((time_t)r->wall, 1), 20);
+  p = PUTS(p, "\",\"peer\":");
+  p = put_json(p, r->peer, r->peerlen);
+  p = PUTS(p, ",\"method\":");
+  p = put_json(p, method, r->method.len);
+  p = PUTS(p, ",\"target\":");
+  p = put_json(p, target, r->target.len);
+  p = PUTS(p, ",\"version\":\"");
+  p = put(p, version, 3);
+  p = PUTS(p, "\",\"status\":");
+  p = r->status ? put_uint(p, r->status) : PUTS(p, "null");
+  p = PUTS(p, ",\"bytes\":");
+  p = put_uint(p, r->sent);
+  p = PUTS(p, ",\"duration_us\":");
+  p = put_uint(p, x->us);
+  p = PUTS(p, ",\"user_agent\":");
+  p = put_json(p, x->ua, x->ualen);
+  p = PUTS(p, ",\"referer\":");
+  p = put_json(p, x->ref, x->reflen);
+  p = PUTS(p, ",\"request_id\":");
+  p = put_json(p, r->id, r->idlen);
+  p = PUTS(p, ",\"route\":");
+  p = put_json(p, r->route, r->routelen);
+  return x->complete ? PUTS(p, ",\"complete\":true}\n") : PUTS(p, ",\"complete\":false}\n");
+}
+
+/* the exchange's line, made in place at the end of its log's buffer; no
+ * Lua runs. Dropped (and its bytes counted) when the buffer is full */
+static void log_line(lh_req_t *r) {
+  lh_alog_t *a = r->alog;
+  lh_logw_t *w = a->out->w;
+  if (!w) return; /* the writer was closed */
+  line_t x = {NULL, NULL, 0, 0, (lh_hrtime() - r->t0) / 1000, r->ended || r->upgraded};
+  x.ua = field(r, "user-agent", 10, &x.ualen);
+  x.ref = field(r, "referer", 7, &x.reflen);
+  /* the most each part can take: escapes are 4 (combined) or 6 (json) a byte */
+  size_t esc = a->fmt == ALOG_JSON ? 6 : 4;
+  size_t max = 300 + r->peerlen + r->method.len +
+               esc * ((size_t)r->target.len + x.ualen + x.reflen + r->idlen + r->routelen);
+  char *p = lh_logw_reserve(w, max);
+  if (p) {
+    lh_logw_commit(w, (size_t)(put_line(p, r, a->fmt, &x) - p));
+    return;
+  }
+  /* no room for the longest it could be: made aside, the line goes in if
+   * it fits as it is, else lh_logw_write counts its bytes as dropped */
+  char *tmp = malloc(max);
+  if (!tmp) return;
+  lh_logw_write(w, tmp, (size_t)(put_line(tmp, r, a->fmt, &x) - tmp));
+  free(tmp);
 }
 
 typedef struct {

@@ -170,10 +170,7 @@ static int reserve(char **b, size_t *cap, size_t need) {
 
 char *lh_logw_reserve(lh_logw_t *w, size_t n) {
   if (w->closing) return NULL;
-  if (w->len + (w->olen - w->off) + n > w->limit || reserve(&w->buf, &w->cap, w->len + n)) {
-    w->st.dropped += n;
-    return NULL;
-  }
+  if (w->len + (w->olen - w->off) + n > w->limit || reserve(&w->buf, &w->cap, w->len + n)) return NULL;
   return w->buf + w->len;
 }
 
@@ -190,7 +187,10 @@ int lh_logw_write(lh_logw_t *w, const char *p, size_t n) {
   if (w->closing) return LH_ECLOSED;
   if (n == 0) return 0;
   char *d = lh_logw_reserve(w, n);
-  if (!d) return LH_ENOMEM;
+  if (!d) {
+    w->st.dropped += n;
+    return LH_ENOMEM;
+  }
   memcpy(d, p, n);
   lh_logw_commit(w, n);
   return 0;

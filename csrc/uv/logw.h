@@ -25,10 +25,12 @@ typedef struct {
  * limit bytes; what it holds is written within interval seconds, or at
  * once past 64 KiB. NULL when out of memory */
 lh_logw_t *lh_logw_start(lh_loop_t *l, int fd, int own, size_t limit, double interval);
-/* appends n bytes, whole or not at all: 0, or LH_ENOMEM when over the limit */
+/* appends n bytes, whole or not at all: 0, or LH_ENOMEM when over the
+ * limit (the n bytes count as dropped) */
 int lh_logw_write(lh_logw_t *w, const char *p, size_t n);
-/* room for at most n bytes at the end of the buffer, or NULL (then they
- * count as dropped); lh_logw_commit(w, k) appends the first k <= n */
+/* room for at most n bytes at the end of the buffer, or NULL (nothing is
+ * counted: a line that does not get room may still go in whole through
+ * lh_logw_write); lh_logw_commit(w, k) appends the first k <= n */
 char *lh_logw_reserve(lh_logw_t *w, size_t n);
 void lh_logw_commit(lh_logw_t *w, size_t k);
 /* starts writing what is buffered now */
