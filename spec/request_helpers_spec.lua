@@ -216,6 +216,38 @@ r = c.getresponse(); print(r.status, r.read().decode())
     end)
   end)
 
+  describe("read_all with a bad max", function()
+    it("raises naming the caller's line: req, res and multipart part", function()
+      local out, code = h.lua([[
+local lhyper = require "lhyper"
+local function line(f)
+  local ok, err = pcall(f)
+  local file, n = tostring(err):match("^([^:]*):(%d+): bad argument")
+  return ok and "accepted" or (file == arg[0] and n or "elsewhere: " .. tostring(err))
+end
+local srv = assert(lhyper.server { port = 0, on_error = false, handler = function(req)
+  local a = line(function() local x = req:read_all(-1) return x end) -- 8
+  local b = "no part"
+  for part in assert(req:multipart()) do
+    b = line(function() local x = part:read_all("big") return x end) -- 11
+  end
+  return 200, nil, a .. "," .. b
+end })
+lhyper.spawn(function()
+  local res = assert(lhyper.request { method = "POST", url = ("http://127.0.0.1:%d/"):format(srv.port),
+    headers = { ["content-type"] = "multipart/form-data; boundary=b" },
+    body = '--b\r\ncontent-disposition: form-data; name="f"\r\n\r\nv\r\n--b--\r\n' })
+  local c = line(function() local x = res:read_all(-5) return x end) -- 19
+  print(res:read_all() .. "," .. c)
+  srv:close()
+end)
+lhyper.run()
+]], 20)
+      assert.equal(0, code, out)
+      assert.equal("8,11,19\n", out)
+    end)
+  end)
+
   describe("cookies", function()
     it("reads the Cookie field curl sends", function()
       local out, code = h.curl(("-b 'sid=s1; theme=\"dark\"; empty=; sid=second; junk' http://127.0.0.1:%d/cookies"):format(app.port))

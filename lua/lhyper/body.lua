@@ -6,11 +6,14 @@ local type, pcall, error, concat = type, pcall, error, table.concat
 local M = {}
 
 --- read_all(msg, max, too_large) -> body string, or nil, err, kind.
--- msg:body() gives the chunks; too_large(msg) runs when max is passed.
+-- msg:body() gives the chunks; past max, too_large(msg, max) runs and may
+-- return the error object to give (else "body too large", status 413).
 -- A failed connection is an ordinary failure here: nil, err, kind.
+-- A bad max raises at level 2: the read_all methods tail-call this, so
+-- that is their caller.
 function M.read_all(msg, max, too_large)
-  if max ~= nil and (type(max) ~= "number" or max < 0) then
-    error("bad argument #1 to 'read_all' (non-negative number expected)", 3)
+  if max ~= nil and (type(max) ~= "number" or not (max >= 0)) then
+    error("bad argument #1 to 'read_all' (non-negative number expected)", 2)
   end
   local parts, n = {}, 0
   local next_chunk = msg:body()
@@ -23,9 +26,11 @@ function M.read_all(msg, max, too_large)
     if chunk == nil then break end
     n = n + #chunk
     if max and n > max then
-      too_large(msg)
-      local err = core.error("user_body", "body too large")
-      err.status = 413 -- what a handler that raises it answers
+      local err = too_large(msg, max)
+      if not err then
+        err = core.error("user_body", "body too large")
+        err.status = 413 -- what a handler that raises it answers
+      end
       return nil, err, err.kind
     end
     parts[#parts + 1] = chunk

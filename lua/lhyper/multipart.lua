@@ -5,9 +5,10 @@
 -- size passes through in bounded memory.
 local errors = require "lhyper.errors"
 local url = require "lhyper.url"
+local read_all = require("lhyper.body").read_all
 
 local find, sub, byte, lower, match, gmatch = string.find, string.sub, string.byte, string.lower, string.match, string.gmatch
-local type, setmetatable, error, pcall, tostring, concat = type, setmetatable, error, pcall, tostring, table.concat
+local setmetatable, error, tostring, concat = setmetatable, error, tostring, table.concat
 
 local M = {}
 
@@ -133,7 +134,7 @@ function M.new(next_chunk, boundary, opts)
     local limit = max_field
     if part.filename then limit = max_file end
     if limit and n > limit then
-      fail(too_large, ("part '%s' is larger than %d bytes"):format(part.name, limit))
+      fail(too_large, ("part '%s' is larger than %.0f bytes"):format(part.name, limit))
     end
     return data
   end
@@ -283,27 +284,14 @@ function part_methods.body(part)
   end
 end
 
+local function part_too_large(part, max)
+  local _, err = errors.fail("user_body", 413, "too_large", ("part '%s' is larger than %.0f bytes"):format(part.name, max))
+  return err
+end
+
 --- part:read_all(max) -> the part's body, or nil, err, kind
 function part_methods.read_all(part, max)
-  if max ~= nil and (type(max) ~= "number" or max < 0) then
-    error("bad argument #1 to 'read_all' (non-negative number expected)", 2)
-  end
-  local out, n = {}, 0
-  local next_chunk = part:body()
-  while true do
-    local ok, chunk = pcall(next_chunk)
-    if not ok then
-      if type(chunk) == "table" and chunk.kind then return nil, chunk, chunk.kind end
-      error(chunk, 0)
-    end
-    if chunk == nil then break end
-    n = n + #chunk
-    if max and n > max then
-      return errors.fail("user_body", 413, "too_large", ("part '%s' is larger than %d bytes"):format(part.name, max))
-    end
-    out[#out + 1] = chunk
-  end
-  return concat(out)
+  return read_all(part, max, part_too_large)
 end
 
 return M
