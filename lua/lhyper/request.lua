@@ -50,8 +50,8 @@ function M.path_decoded(req, slash)
   end
   local p = req.path
   if not find(p, "%", 1, true) then return p end
-  local ok, bad = url.decode(p)
-  if not ok then return errors.fail("parse", 400, "path", "invalid percent-escape '" .. bad .. "' in the path") end
+  local bad = url.bad_escape(p)
+  if bad then return errors.fail("parse", 400, "path", "invalid percent-escape '" .. bad .. "' in the path") end
   local why
   local out = gsub(p, "%%(%x%x)", function(h)
     local b = tonumber(h, 16)

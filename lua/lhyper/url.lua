@@ -7,14 +7,21 @@ local M = {}
 
 local function hex(h) return char(tonumber(h, 16)) end
 
+--- bad_escape(s) -> the first "%" of s not followed by two hex digits,
+-- with what follows it (at most 3 bytes), or nil when there is none
+function M.bad_escape(s)
+  local bad = find(s, "%%%X") or find(s, "%%%x%X") or find(s, "%%%x?$")
+  return bad and sub(s, bad, bad + 2)
+end
+
 --- decode(s, plus) -> decoded string, or nil and the offending escape.
 -- Every %XX becomes its byte; a % not followed by two hex digits makes the
 -- whole string invalid. plus: "+" stands for a space (form encoding).
 function M.decode(s, plus)
   if plus and find(s, "+", 1, true) then s = gsub(s, "%+", " ") end
   if not find(s, "%", 1, true) then return s end
-  local bad = find(s, "%%%X") or find(s, "%%%x%X") or find(s, "%%%x?$")
-  if bad then return nil, sub(s, bad, bad + 2) end
+  local bad = M.bad_escape(s)
+  if bad then return nil, bad end
   return (gsub(s, "%%(%x%x)", hex))
 end
 
