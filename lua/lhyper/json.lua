@@ -61,7 +61,7 @@ function M.decode(s)
 end
 
 --- encode(value) -> string; raises on what JSON cannot hold (a function,
--- NaN, a sparse array, a cycle)
+-- NaN or inf, a cycle, an array with more holes than values past index 10)
 function M.encode(v)
   local ok, s = pcall(codec().encode, v)
   if not ok then error("lhyper.json: cannot encode: " .. tostring(s), 3) end

@@ -50,7 +50,7 @@ end
 -- json: strings escaped per RFC 8259; bytes that are not UTF-8 as \u00XX
 local JSON_ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-local function json_byte(c) return JSON_ESC[c] or format("\\u%04x", byte(c)) end
+local function json_byte(c) return JSON_ESC[c] or format("\\u%04X", byte(c)) end -- as llayer.c
 local function jstr(s)
   if s == nil then return "null" end
   s = tostring(s)
