@@ -205,6 +205,34 @@ sys.stdout.buffer.write(r.content)
     assert.truthy(app:log():find("was passed before it was read", 1, true), app:log())
   end)
 
+  it("answers while a client still sends an epilogue that does not end", function()
+    -- the parts are over at the closing delimiter; the epilogue is dropped,
+    -- and past 64 KiB of it the handler no longer waits for its end
+    local out, code = py(string.format([[
+import socket, time
+s = socket.create_connection(("127.0.0.1", %d))
+s.sendall(b"POST /multipart/names HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+          b"Content-Type: multipart/form-data; boundary=XyZ\r\n\r\n")
+body = b'--XyZ\r\ncontent-disposition: form-data; name="a"\r\n\r\nv\r\n--XyZ--\r\n'
+s.sendall(b"%%x\r\n%%s\r\n" %% (len(body), body))
+s.setblocking(False)
+got, t0 = b"", time.time()
+while time.time() - t0 < 8 and b"\r\n\r\n" not in got:
+    try:
+        s.sendall(b"400\r\n" + b"e" * 1024 + b"\r\n")
+    except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+        pass
+    try:
+        got += s.recv(4096)
+    except BlockingIOError:
+        pass
+    time.sleep(0.005)
+print(got.split(b"\r\n")[0].decode(), "while sending" if time.time() - t0 < 8 else "never")
+]], app.port))
+    assert.equal(0, code, out)
+    assert.equal("HTTP/1.1 200 OK while sending\n", out)
+  end)
+
   it("keeps the connection for the next request", function()
     local sock, r = h.connect(app.port)
     local body = body_of("XyZ", { { 'Content-Disposition: form-data; name="a"', "v" } }, { epilogue = "tail" })

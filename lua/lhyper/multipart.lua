@@ -12,6 +12,8 @@ local setmetatable, error, tostring, concat = setmetatable, error, tostring, tab
 
 local M = {}
 
+local EPILOGUE_MAX = 64 * 1024 -- bytes after the closing delimiter read at most
+
 local function malformed(msg) errors.raise("parse", 400, "multipart", "malformed multipart body: " .. msg) end
 local function too_large(msg) errors.raise("user_body", 413, "too_large", msg) end
 
@@ -173,8 +175,15 @@ function M.new(next_chunk, boundary, opts)
     end
     if sub(buf, pos, pos + 1) == "--" then
       state = "done"
-      -- the epilogue is read and dropped, so the connection can go on
-      while next_chunk() do end
+      -- the epilogue is read and dropped, so that the connection can go
+      -- on; past EPILOGUE_MAX of it the rest is left unread (the server
+      -- closes the connection after the response) rather than waited for
+      local n = #buf - pos + 1
+      while n <= EPILOGUE_MAX do
+        local chunk = next_chunk()
+        if not chunk then break end
+        n = n + #chunk
+      end
       eof = true
       buf, pos = "", 1
       return false
