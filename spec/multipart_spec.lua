@@ -233,6 +233,32 @@ print(got.split(b"\r\n")[0].decode(), "while sending" if time.time() - t0 < 8 el
     assert.equal("HTTP/1.1 200 OK while sending\n", out)
   end)
 
+  it("answers 400 while a client still sends a preamble that does not end", function()
+    -- no part can come before the first delimiter: past 64 KiB of preamble
+    -- the body is malformed, and the limits of the parts stay the only ones
+    local out, code = py(string.format([[
+import socket, time
+s = socket.create_connection(("127.0.0.1", %d))
+s.sendall(b"POST /multipart/names HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+          b"Content-Type: multipart/form-data; boundary=XyZ\r\n\r\n")
+s.setblocking(False)
+got, t0 = b"", time.time()
+while time.time() - t0 < 8 and b"\r\n\r\n" not in got:
+    try:
+        s.sendall(b"400\r\n" + b"p" * 1024 + b"\r\n")
+    except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+        pass
+    try:
+        got += s.recv(4096)
+    except BlockingIOError:
+        pass
+    time.sleep(0.005)
+print(got.split(b"\r\n")[0].decode(), "while sending" if time.time() - t0 < 8 else "never")
+]], app.port))
+    assert.equal(0, code, out)
+    assert.equal("HTTP/1.1 400 Bad Request while sending\n", out)
+  end)
+
   it("keeps the connection for the next request", function()
     local sock, r = h.connect(app.port)
     local body = body_of("XyZ", { { 'Content-Disposition: form-data; name="a"', "v" } }, { epilogue = "tail" })

@@ -12,7 +12,9 @@ local setmetatable, error, tostring, concat = setmetatable, error, tostring, tab
 
 local M = {}
 
-local EPILOGUE_MAX = 64 * 1024 -- bytes after the closing delimiter read at most
+-- bytes of preamble (before the first delimiter) and of epilogue (after the
+-- last) read at most: neither holds a part, so neither may cost more
+local EDGE_MAX = 64 * 1024
 
 local function malformed(msg) errors.raise("parse", 400, "multipart", "malformed multipart body: " .. msg) end
 local function too_large(msg) errors.raise("user_body", 413, "too_large", msg) end
@@ -176,10 +178,10 @@ function M.new(next_chunk, boundary, opts)
     if sub(buf, pos, pos + 1) == "--" then
       state = "done"
       -- the epilogue is read and dropped, so that the connection can go
-      -- on; past EPILOGUE_MAX of it the rest is left unread (the server
+      -- on; past EDGE_MAX of it the rest is left unread (the server
       -- closes the connection after the response) rather than waited for
       local n = #buf - pos + 1
-      while n <= EPILOGUE_MAX do
+      while n <= EDGE_MAX do
         local chunk = next_chunk()
         if not chunk then break end
         n = n + #chunk
@@ -237,10 +239,13 @@ function M.new(next_chunk, boundary, opts)
       current.skipped_ = true
     end
     if state == "preamble" then
+      local dropped = 0
       while true do
         local i = find(buf, delim, pos, true)
         if i then pos = i + dlen; break end
-        pos = #buf - dlen + 2 > pos and #buf - dlen + 2 or pos -- drop the preamble
+        local keep = #buf - dlen + 2 -- bytes from here may begin a delimiter
+        if keep > pos then dropped, pos = dropped + keep - pos, keep end
+        if dropped > EDGE_MAX then fail(malformed, "no boundary in the first 64 KiB") end
         if not fill() then fail(malformed, "no boundary found") end
       end
       state = "boundary"
