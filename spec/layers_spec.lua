@@ -638,6 +638,11 @@ const ask = (method, path, headers) => new Promise((ok, fail) => {
 end)
 
 describe("layer options", function()
+  -- any site could read what a logged-in user's browser gets: tower-http's
+  -- CorsLayer refuses the same
+  local CREDS = 'cors: credentials = true needs the origins named (a list, or a function): ' ..
+    'with "*" every site could read answers made with the user\'s cookies'
+
   it("raise on an unknown option or one of the wrong type, naming it and the caller's line", function()
     local out, code = h.lua([[
 local lhyper = require "lhyper"
@@ -655,6 +660,8 @@ try(function() L.metrics { pth = "/m" } end)
 try(function() L.metrics { buckets = "1,2" } end)
 try(function() L.cors { origin = "https://a.example" } end)
 try(function() L.cors { credentials = "yes" } end)
+try(function() L.cors { credentials = true } end)
+try(function() L.cors { origins = "*", credentials = true } end)
 try(function() L.set_headers({ a = "b" }, { overide = true }) end)
 try(function() L.normalize_path { collapse = true } end)
 try(function()
@@ -679,6 +686,7 @@ end)
       "metrics: option 'buckets' must be table, got string",
       "cors: unknown option 'origin'",
       "cors: option 'credentials' must be boolean, got string",
+      CREDS, CREDS,
       "set_headers: unknown option 'overide'",
       "normalize_path: unknown option 'collapse'",
       "accepted", "",

@@ -6,7 +6,7 @@
 --   expose       response headers scripts may read
 --   max_age      seconds a browser may cache a preflight
 --   credentials  true: Access-Control-Allow-Credentials (the origin is then
---                always named, never "*")
+--                always named, never "*"); needs origins other than "*"
 -- A preflight (OPTIONS with Origin and Access-Control-Request-Method) is
 -- answered here with 204 and does not reach the inner service; an origin
 -- not allowed gets no CORS fields (the browser then refuses). Other
@@ -60,6 +60,10 @@ return function(opts)
     for _, o in ipairs(list_of(origins, "origins")) do allowed[o] = true end
   end
   local credentials = opts.credentials == true
+  if credentials and any_origin then
+    error('cors: credentials = true needs the origins named (a list, or a function): ' ..
+      'with "*" every site could read answers made with the user\'s cookies', 2)
+  end
   local methods = concat(list_of(opts.methods or { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE" }, "methods"), ", ")
   local allow_headers = opts.headers and concat(list_of(opts.headers, "headers"), ", ")
   local expose = opts.expose and concat(list_of(opts.expose, "expose"), ", ")
@@ -68,10 +72,10 @@ return function(opts)
     error("cors: max_age must be a whole number of seconds", 2)
   end
   -- the Allow-Origin value depends on the request's Origin
-  local varies = not any_origin or credentials
+  local varies = not any_origin
 
   local function allow_origin(origin, req)
-    if any_origin then return credentials and origin or "*" end
+    if any_origin then return "*" end
     if allowed then return allowed[origin] and origin or nil end
     return check(origin, req) and origin or nil
   end
