@@ -17,7 +17,7 @@ local DEFAULT_MAX = 1024 * 1024 -- form and JSON bodies read whole
 
 local function check_max(max, who)
   if max == nil then return DEFAULT_MAX end
-  if type(max) ~= "number" or max < 0 then
+  if type(max) ~= "number" or not (max >= 0) then
     error("bad argument #1 to '" .. who .. "' (non-negative number expected)", 3)
   end
   return max
