@@ -113,7 +113,7 @@ function M.multipart(req, opts)
   for k, d in pairs(multipart_defaults) do
     local v = opts and opts[k]
     if v == nil then v = d end
-    if v ~= false and (type(v) ~= "number" or v < 0) then
+    if v ~= false and (type(v) ~= "number" or not (v >= 0)) then
       error("req:multipart: option '" .. k .. "' must be a non-negative number" .. (d == false and " or false" or ""), 2)
     end
     o[k] = v
