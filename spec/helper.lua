@@ -197,10 +197,22 @@ local function ask_quit(srv, t)
   return srv:wait_exit(t)
 end
 
--- Lines a sanitizer (ASan/UBSan/LSan) writes; such a log is always shown.
+-- An error valgrind reports. Under -q (as the valgrind pass runs it)
+-- valgrind prints errors only, without the ERROR or LEAK SUMMARY, each
+-- headed by a line "==pid== <what>": any such line but a warning is one.
+local function valgrind_report(text)
+  for what in text:gmatch("==%d+== (%u[^\n]*)") do
+    if not what:find("^Warning") then return true end
+  end
+  return false
+end
+M.valgrind_report = valgrind_report
+
+-- Lines a sanitizer (ASan/UBSan/LSan) or valgrind writes; such a log is always shown.
 local function sanitizer_report(text)
   return text:find("Sanitizer", 1, true) or text:find("runtime error:", 1, true)
     or text:find("ERROR SUMMARY: [1-9]") or text:find("definitely lost: [1-9]")
+    or valgrind_report(text)
 end
 
 -- Stop the server: a clean quit first, then TERM, then KILL to the whole

@@ -409,7 +409,10 @@ static int block_syns(lh_server_t *s) {
     BPF_STMT(BPF_RET | BPF_K, 0),                    /* dropped */
     BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
   };
-  struct sock_fprog prog = {sizeof code / sizeof *code, code};
+  struct sock_fprog prog;
+  memset(&prog, 0, sizeof prog); /* the padding goes to the kernel too */
+  prog.len = sizeof code / sizeof *code;
+  prog.filter = code;
   return setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0;
 #else
   (void)s;

@@ -377,7 +377,10 @@ static void steer(master_t *m) {
     /* an index past the group's end makes the kernel hash as usual,
      * where SO_DETACH_REUSEPORT_BPF (Linux 5.3) is missing */
     struct sock_filter none[] = {BPF_STMT(BPF_RET | BPF_K, 0xffffffffu)};
-    struct sock_fprog fallback = {1, none};
+    struct sock_fprog fallback;
+    memset(&fallback, 0, sizeof fallback); /* the padding goes to the kernel too */
+    fallback.len = 1;
+    fallback.filter = none;
     int zero = 0;
     for (int s = 0; s < m->nsrv; s++) {
       int fd = m->socks[s * m->nsocks];
@@ -397,7 +400,10 @@ static void steer(master_t *m) {
     code[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (uint32_t)slot);
   }
   code[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
-  struct sock_fprog prog = {(unsigned short)k, code};
+  struct sock_fprog prog;
+  memset(&prog, 0, sizeof prog); /* the padding goes to the kernel too */
+  prog.len = (unsigned short)k;
+  prog.filter = code;
   for (int s = 0; s < m->nsrv; s++) {
     int fd = m->socks[s * m->nsocks];
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
