@@ -23,10 +23,19 @@ local server = assert(lhyper.server { host = "127.0.0.1", port = O.port or 0, re
       return 200, { ["x-pid"] = mypid() }, "slow done " .. mypid()
     elseif p == "/echo" then
       return 200, { ["x-pid"] = mypid() }, assert(req:read_all(1e6))
+    elseif p == "/spin" then
+      -- holds this worker's loop (no yield) until the file f exists, at most 30 s
+      io.stderr:write("SPINNING ", mypid(), "\n")
+      local f, t0 = q(req, "f"), os.time()
+      local found
+      repeat found = io.open(f) until found or os.time() - t0 > 30
+      if found then found:close() end
+      return 200, { ["x-pid"] = mypid() }, "spun " .. mypid()
     end
     return 404, nil, "no"
   end })
 io.stderr:write("PORT ", server.port, "\n")
+server:on_drain(function() io.stderr:write(("DRAINING %d %d %s\n"):format(ID, GEN, mypid())) end)
 local id, gen = lhyper.workers { n = O.n or 2, mode = O.mode, grace = O.grace or 3 }
 if not id then
   if gen then io.stderr:write("WORKERS FAILED ", tostring(gen), "\n") end
@@ -304,6 +313,10 @@ describe("lhyper.workers", function()
     write_app(app.file, "2")
     assert(app:kill("HUP"))
     assert.is_true(app.p:wait_log("generation 1 serves; generation 0 drains", 15), app:log())
+    -- each old worker reports (on_drain) once it has stopped accepting;
+    -- until then a new connection may still reach it
+    assert.is_true(app.p:wait_log("DRAINING 1 0", 10), app:log())
+    assert.is_true(app.p:wait_log("DRAINING 2 0", 10), app:log())
     -- new connections: the new code
     local pids, failed = spread(app.port, 10)
     assert.same({}, failed)
@@ -328,6 +341,43 @@ describe("lhyper.workers", function()
     assert.equal(2, #app:workers())
     assert.equal(0, app:zombies())
   end)
+
+  -- The master's command reaches a worker as one byte on its control
+  -- socket. A request read after it must be answered as the command says:
+  -- the worker's loop is held (a handler that does not yield) while the
+  -- command and then a request on an idle keep-alive connection arrive, so
+  -- both are read in the same loop turn, the command first.
+  for _, case in ipairs {
+    { what = "retire (SIGHUP)", sig = "HUP", line = "generation 1 serves; generation 0 drains" },
+    { what = "drain (SIGTERM)", sig = "TERM", line = "Terminated: draining" },
+  } do
+    it("answers a request read after the master's " .. case.what .. " with Connection: close", function()
+      app = start_app({ n = 1, drain_idle = 3, grace = 20 }, "1")
+      local flag = h.tmpname("-spin")
+      finally(function() os.remove(flag) end)
+      local ka, kr = assert(h.connect(app.port))
+      finally(function() ka:close() end)
+      assert(ka:send(h.req("GET", "/pid")))
+      local first = assert(kr:final_response())
+      assert.is_nil(first.headers.get("connection"))
+      local spin, sr = assert(h.connect(app.port))
+      finally(function() spin:close() end)
+      assert(spin:send(h.req("GET", "/spin?f=" .. flag)))
+      assert.is_true(app.p:wait_log("SPINNING " .. info(first).pid, 10), app:log())
+      write_app(app.file, "2")
+      assert(app:kill(case.sig))
+      -- the master writes this line after it told the worker
+      assert.is_true(app.p:wait_log(case.line, 20), app:log())
+      assert(ka:send(h.req("GET", "/pid")))
+      h.sleep(0.1)
+      h.write_file(flag, "")
+      assert.equal(200, assert(sr:final_response({ timeout = 10 })).status)
+      local again = assert(kr:final_response({ timeout = 10 }))
+      assert.equal(info(first).pid, info(again).pid)
+      assert.equal("close", again.headers.get("connection"), app:log())
+      assert.is_true(kr:expect_close(2))
+    end)
+  end
 
   it("keeps the old workers when the new code does not start", function()
     app = start_app({ n = 2 }, "1")

@@ -558,19 +558,21 @@ static int on_signal(master_t *m, int sig, lh_worker_info_t *info) {
     case SIGHUP:
       if (m->stopping) return 0;
       return reload_start(m, info);
+    /* each line is written once the workers were told */
     case SIGTERM:
     case SIGINT:
       if (m->stopping) {
-        if (m->stopping == 1) say(m, "%s again: stopping now", strsignal(sig));
+        int again = m->stopping == 1;
         shutdown_start(m, 1);
+        if (again) say(m, "%s again: stopping now", strsignal(sig));
       } else {
-        say(m, "%s: draining (grace %g s)", strsignal(sig), m->o.grace);
         shutdown_start(m, 0);
+        say(m, "%s: draining (grace %g s)", strsignal(sig), m->o.grace);
       }
       return 0;
     case SIGQUIT:
-      say(m, "%s: stopping now", strsignal(sig));
       shutdown_start(m, 1);
+      say(m, "%s: stopping now", strsignal(sig));
       return 0;
     default: /* SIGUSR1, SIGUSR2 */
       for (int i = 0; i < m->nw; i++) kill(m->w[i].pid, sig);

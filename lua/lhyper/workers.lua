@@ -58,10 +58,24 @@ end
 
 -- In a worker: the master's commands (and the worker's own SIGTERM,
 -- SIGQUIT) end the process: drain or retire every server, then stop the
--- loop once they are closed (tasks of the program must not keep it).
+-- loop once they are closed (tasks of the program must not keep it). The
+-- command takes effect in the callback that reads it, not in a task a loop
+-- turn later: a request read after the command (in the same turn) is
+-- answered with Connection: close, and a timer due meanwhile cannot send a
+-- response head that still promises keep-alive.
 local function serve_commands(lhyper, ctl, grace)
   local ending = false
-  local function finish(cmd)
+  local function wait_closed(list)
+    local deadline = core.now() + grace + 0.5
+    repeat
+      local open = false
+      for _, s in ipairs(list) do open = open or not s.closed end
+      if not open then break end
+      core.sleep(0.02)
+    until core.now() > deadline
+    lhyper.stop()
+  end
+  local function on_command(cmd)
     if cmd == "quit" then
       lhyper.stop()
       return
@@ -77,16 +91,9 @@ local function serve_commands(lhyper, ctl, grace)
         s:_retire(grace)
       end
     end
-    local deadline = core.now() + grace + 0.5
-    repeat
-      local open = false
-      for _, s in ipairs(list) do open = open or not s.closed end
-      if not open then break end
-      core.sleep(0.02)
-    until core.now() > deadline
-    lhyper.stop()
+    core.spawn(wait_closed, list)
   end
-  assert(core.worker_control(ctl, function(cmd) core.spawn(finish, cmd) end))
+  assert(core.worker_control(ctl, on_command))
 end
 
 function M.new(lhyper)
