@@ -388,6 +388,47 @@ describe("lhyper.workers", function()
     end)
   end
 
+  it("leaves the connections waiting in the accept queue it shares to the new generation when it retires", function()
+    app = start_app({ n = 1, drain_idle = 3, grace = 20 }, "1")
+    local flag0, flag1 = h.tmpname("-spin0"), h.tmpname("-spin1")
+    finally(function() os.remove(flag0); os.remove(flag1) end)
+    local old = app:log():match("READY 1 0 (%d+)")
+    -- the old worker is held, the new one starts and is told nothing yet
+    -- but to serve: the old one is told to retire
+    local s0, r0 = assert(h.connect(app.port))
+    finally(function() s0:close() end)
+    assert(s0:send(h.req("GET", "/spin?f=" .. flag0)))
+    assert.is_true(app.p:wait_log("SPINNING " .. old, 10), app:log())
+    write_app(app.file, "2")
+    assert(app:kill("HUP"))
+    assert.is_true(app.p:wait_log("generation 1 serves; generation 0 drains", 20), app:log())
+    local new = app:log():match("READY 1 1 (%d+)")
+    -- the new worker is held too (it alone takes connections now), and
+    -- three connections wait in the queue
+    local s1, r1 = assert(h.connect(app.port))
+    finally(function() s1:close() end)
+    assert(s1:send(h.req("GET", "/spin?f=" .. flag1)))
+    assert.is_true(app.p:wait_log("SPINNING " .. new, 10), app:log())
+    local waiting = {}
+    for i = 1, 3 do
+      local sock, r = assert(h.connect(app.port))
+      assert(sock:send(h.req("GET", "/pid")))
+      waiting[i] = { sock, r }
+    end
+    finally(function() for _, w in ipairs(waiting) do w[1]:close() end end)
+    -- the old worker goes on: it reads its command and stops accepting
+    h.write_file(flag0, "")
+    assert.equal(200, assert(r0:final_response({ timeout = 10 })).status)
+    assert.is_true(app.p:wait_log("DRAINING 1 0", 10), app:log())
+    h.write_file(flag1, "")
+    assert.equal(200, assert(r1:final_response({ timeout = 10 })).status)
+    for i = 1, 3 do
+      local res = assert(waiting[i][2]:final_response({ timeout = 10 }))
+      assert.equal(new, info(res).pid, "answered by the retiring worker")
+      assert.equal("2", info(res).v)
+    end
+  end)
+
   it("keeps the old workers when the new code does not start", function()
     app = start_app({ n = 2 }, "1")
     h.write_file(app.file, "error('broken on purpose')\n")

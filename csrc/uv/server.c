@@ -373,14 +373,15 @@ void lh_server_hold(lh_server_t *s, int hold) {
 
 /* The listener closes: what already waits in the backlog is taken first
  * (the kernel completed those handshakes, and closing the socket would
- * reset them), as many as the backlog may hold. Then the poll handle goes,
- * and its close callback closes the socket. */
+ * reset them), as many as the backlog may hold, unless another process
+ * goes on serving the socket (held, handover): the backlog is its. Then
+ * the poll handle goes, and its close callback closes the descriptor. */
 #define BACKLOG_TAKE_MAX 65536
 static void listener_stop(lh_server_t *s) {
   s->closing = 1;
   s->listener_close_at = 0;
   if (uv_is_closing((uv_handle_t *)&s->poll)) return;
-  for (int i = 0; !s->held && i < BACKLOG_TAKE_MAX; i++) {
+  for (int i = 0; !s->held && !s->handover && i < BACKLOG_TAKE_MAX; i++) {
     int fd = fd_setup(accept_fd(s->fd), 0);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
