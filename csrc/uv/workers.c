@@ -85,6 +85,24 @@ int lh_workers_run(lh_loop_t *l, lh_server_t *const *srv, int nsrv, const lh_wor
 
 /* --- the master --- */
 
+/* The signals the master waits for, in its signalfd: blocked in the
+ * master's thread. Another thread of the process (libuv's thread pool,
+ * started by a log write or a DNS look-up before lhyper.workers) may have
+ * them unblocked, and the kernel hands a process' signal to any thread
+ * that does not block it: SIGHUP's or SIGTERM's default action would end
+ * the master, a program's handler would take it from the signalfd. While
+ * the master supervises, their action sends them on to the master's
+ * thread, where they wait for the signalfd. */
+static const int master_sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2};
+#define NSIGS (sizeof master_sigs / sizeof *master_sigs)
+static pid_t master_pid, master_tid; /* set while a master supervises */
+
+static void forward_cb(int sig) {
+  int e = errno;
+  syscall(SYS_tgkill, master_pid, master_tid, sig); /* async-signal-safe */
+  errno = e;
+}
+
 enum { W_STARTING, W_SERVING, W_RETIRING, W_STOPPING };
 
 typedef struct {
@@ -106,6 +124,8 @@ typedef struct {
   int nsocks;          /* per server: n, or 1 when shared */
   int sfd;             /* signalfd */
   sigset_t oldmask;    /* the mask before; workers get it back */
+  int signals_taken;   /* signals_take ran: the forwarding actions are in place */
+  struct sigaction oldact[NSIGS]; /* the actions before, for master_sigs; the same */
   wproc_t *w;          /* live workers (not reaped yet) */
   int nw, capw;
   double *restart_at;  /* per slot: a restart is due then, 0 none */
@@ -121,6 +141,47 @@ typedef struct {
   unsigned char *steered; /* per slot: 1 when a worker serves it */
   pid_t me;
 } master_t;
+
+/* the actions the program had for master_sigs; async-signal-safe */
+static void actions_restore(master_t *m) {
+  for (size_t i = 0; i < NSIGS; i++) sigaction(master_sigs[i], &m->oldact[i], NULL);
+}
+
+/* while the master supervises, master_sigs come to its thread's signalfd */
+static int signals_take(master_t *m) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (size_t i = 0; i < NSIGS; i++) sigaddset(&mask, master_sigs[i]);
+  if (sigprocmask(SIG_BLOCK, &mask, &m->oldmask) != 0) return -errno;
+  m->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (m->sfd < 0) {
+    int e = -errno;
+    sigprocmask(SIG_SETMASK, &m->oldmask, NULL);
+    return e;
+  }
+  master_pid = getpid();
+  master_tid = (pid_t)syscall(SYS_gettid);
+  struct sigaction fwd;
+  memset(&fwd, 0, sizeof fwd);
+  fwd.sa_handler = forward_cb;
+  fwd.sa_flags = SA_RESTART;
+  sigfillset(&fwd.sa_mask);
+  for (size_t i = 0; i < NSIGS; i++) sigaction(master_sigs[i], &fwd, &m->oldact[i]);
+  m->signals_taken = 1;
+  return 0;
+}
+
+/* the program's actions and mask again: what was blocked and not read
+ * stays pending, taken by the program's own handlers, or by the default
+ * action, once unblocked */
+static void signals_give_back(master_t *m) {
+  if (!m->signals_taken) return;
+  m->signals_taken = 0;
+  close(m->sfd);
+  m->sfd = -1;
+  actions_restore(m);
+  sigprocmask(SIG_SETMASK, &m->oldmask, NULL);
+}
 
 static double mono_now(void) {
   struct timespec ts;
@@ -177,6 +238,7 @@ static void child_close_master_fds(master_t *m) {
  * HUP go to the master (which tells the workers), USR1 and USR2 are
  * forwarded and harmless unless the program watches them */
 static void child_signals(master_t *m) {
+  actions_restore(m);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGUSR1, SIG_IGN);
@@ -735,23 +797,15 @@ int lh_workers_run(lh_loop_t *l, lh_server_t *const *srv, int nsrv, const lh_wor
   m.steered = calloc((size_t)o->n, 1);
   int r = m.restart_at && m.backoff && m.steered ? 0 : UV_ENOMEM;
   /* signals wait in the signalfd from here, also those that come while
-   * the sockets are made. Only this thread's mask changes: a program that
-   * started libuv's thread pool before (a DNS look-up) may see a signal
-   * taken by one of its threads */
-  sigset_t mask;
-  sigemptyset(&mask);
-  int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2};
-  for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&mask, sigs[i]);
-  if (!r && sigprocmask(SIG_BLOCK, &mask, &m.oldmask) != 0) r = -errno;
-  else if (!r && (m.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) r = -errno;
+   * the sockets are made */
+  if (!r) r = signals_take(&m);
   for (int s = 0; !r && s < nsrv; s++)
     if (lh_server_connections(srv[s]) > 0 || lh_server_fd(srv[s]) < 0) r = UV_EINVAL;
   if (!r) r = master_socks(&m);
   if (r) {
     /* nothing started: the servers are left as they were */
     close_socks(&m);
-    if (m.sfd >= 0) close(m.sfd);
-    sigprocmask(SIG_SETMASK, &m.oldmask, NULL);
+    signals_give_back(&m);
     master_free(&m);
     return r;
   }
@@ -770,10 +824,7 @@ int lh_workers_run(lh_loop_t *l, lh_server_t *const *srv, int nsrv, const lh_wor
   if (child) return 1; /* child_become freed the master's state */
   say(&m, "all workers exited");
   close_socks(&m);
-  close(m.sfd);
-  /* what was blocked and not read stays pending: taken by the program's
-   * own handlers, or by the default action, once unblocked */
-  sigprocmask(SIG_SETMASK, &m.oldmask, NULL);
+  signals_give_back(&m);
   master_free(&m);
   return 0;
 }
