@@ -118,7 +118,7 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
     }
     return 0;
   }
-  const char *data = lh_rbuf_data(&c->rbuf);
+  char *data = c->rbuf.base + c->rbuf.off;
   int r = lh_parser_head(&c->parser, data, avail);
   if (r == 0) {
     if (c->eof) r = LH_EINCOMPLETE;
@@ -151,9 +151,9 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
   }
   if (c->role == LH_ROLE_SERVER) {
     c->minor = h->minor;
-    c->head_method = h->method_id == HTTP_HEAD;
+    c->head_method = h->method_id == LH_METHOD_HEAD;
     c->upgrade = h->upgrade;
-    c->connect = h->method_id == HTTP_CONNECT;
+    c->connect = h->method_id == LH_METHOD_CONNECT;
     if (h->keep_alive) ka_busy(c);
     else lh_conn_disable_keep_alive(c);
     if (c->parser.state == LH_PARSE_DONE) {

@@ -361,8 +361,8 @@ static req_t *add_req(fz_t *f, lh_head_t *h, const char *base) {
   r->tgt = malloc(r->tlen);
   if (!r->tgt) abort();
   memcpy(r->tgt, base + h->target.off, r->tlen);
-  r->head = h->method_id == HTTP_HEAD;
-  r->connect = h->method_id == HTTP_CONNECT;
+  r->head = h->method_id == LH_METHOD_HEAD;
+  r->connect = h->method_id == LH_METHOD_CONNECT;
   r->upgrade = h->upgrade;
   r->minor = h->minor;
   r->expect = h->expect_continue;
