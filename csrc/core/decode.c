@@ -152,35 +152,71 @@ static int chunked_step(lh_decoder_t *d, unsigned char c) {
   return 0;
 }
 
+/* hex digit values plus one; 0 for other bytes */
+static const uint8_t hex1[256] = {
+  ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+  ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
+  ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+/* the usual size line whole at data + i: up to 16 digits and CRLF, no
+ * extension. Returns the bytes it took (the size in *size), 0 when the
+ * line is not such a one or not whole: then it goes byte by byte */
+static inline size_t plain_size_line(const char *data, size_t i, size_t len, uint64_t *size) {
+  const unsigned char *u = (const unsigned char *)data;
+  uint64_t v = 0;
+  size_t j = i, end = len - i > 16 ? i + 16 : len;
+  unsigned h;
+  while (j < end && (h = hex1[u[j]])) {
+    v = v << 4 | (h - 1);
+    j++;
+  }
+  if (j == i || j + 2 > len || u[j] != '\r' || u[j + 1] != '\n') return 0;
+  *size = v;
+  return j + 2 - i;
+}
+
 static int chunked_decode(lh_decoder_t *d, char *data, size_t len, size_t *consumed,
                           size_t *body_len) {
-  size_t i = 0, w = 0;
+  size_t i = 0, w = 0, k;
+  int r = 0;
   while (i < len) {
+    /* the usual chunk: data, CRLF, a plain size line, without a trip
+     * through the byte machine */
     if (d->state == CS_DATA) {
-      size_t k = len - i;
+      k = len - i;
       if (k > d->remaining) k = (size_t)d->remaining;
       if (w != i) memmove(data + w, data + i, k);
       w += k;
       i += k;
       d->remaining -= k;
-      if (d->remaining == 0) d->state = CS_DATA_CR;
-      continue;
+      if (d->remaining) break;
+      d->state = CS_DATA_CR;
     }
-    int r = chunked_step(d, (unsigned char)data[i++]);
-    if (r < 0) {
-      *consumed = i;
-      *body_len = w;
-      return r;
+    if (d->state == CS_DATA_CR && i + 2 <= len && data[i] == '\r' && data[i + 1] == '\n') {
+      i += 2;
+      d->state = CS_SIZE0;
     }
+    if (d->state == CS_SIZE0 && (k = plain_size_line(data, i, len, &d->remaining))) {
+      i += k;
+      if (d->remaining) {
+        d->state = CS_DATA;
+        continue;
+      }
+      d->state = CS_TRAILERS;
+      r = LH_DEC_TRAILERS;
+      break;
+    }
+    if (i == len) break;
+    if ((r = chunked_step(d, (unsigned char)data[i++])) < 0) break;
     if (d->state == CS_TRAILERS) {
-      *consumed = i;
-      *body_len = w;
-      return LH_DEC_TRAILERS;
+      r = LH_DEC_TRAILERS;
+      break;
     }
   }
   *consumed = i;
   *body_len = w;
-  return 0;
+  return r;
 }
 
 int lh_decoder_decode(lh_decoder_t *d, char *data, size_t len, size_t *consumed,

@@ -180,7 +180,7 @@ static int ipvfuture_ok(const char *s, size_t n) {
   return 1;
 }
 
-int lh_host_ok(const char *v, size_t n, int need_port) {
+static int host_ok_slow(const char *v, size_t n, int need_port) {
   size_t i = 0;
   if (n && v[0] == '[') {
     const char *e = memchr(v, ']', n);
@@ -201,6 +201,25 @@ int lh_host_ok(const char *v, size_t n, int need_port) {
   for (; i < n; i++)
     if (!is_digit(v[i])) return 0;
   return 1;
+}
+
+/* the first byte from i on that is not in the table t, four at a time */
+static inline size_t run_of(const char *t, const char *v, size_t i, size_t n) {
+  const unsigned char *u = (const unsigned char *)v;
+  while (i + 4 <= n && (t[u[i]] & t[u[i + 1]] & t[u[i + 2]] & t[u[i + 3]])) i += 4;
+  while (i < n && t[u[i]]) i++;
+  return i;
+}
+
+static const char digit_char[256] = {['0' ... '9'] = 1};
+
+int lh_host_ok(const char *v, size_t n, int need_port) {
+  /* the usual name or IPv4 address and port, in one short walk */
+  size_t i = run_of(regname_char, v, 0, n);
+  if (i < n && v[i] != ':') return host_ok_slow(v, n, need_port);
+  if (need_port && (i == 0 || i + 1 >= n)) return 0;
+  if (i < n) i++;
+  return run_of(digit_char, v, i, n) == n;
 }
 
 /* --- field arrays --- */
@@ -268,7 +287,7 @@ static inline int name_is(const char *s, size_t n, const char *lname) {
 
 /* the fields whose meaning the parser needs */
 enum { FF_OTHER, FF_HOST, FF_EXPECT, FF_UPGRADE, FF_CONNECTION, FF_CONTENT_LENGTH, FF_TE };
-static int field_kind(const char *s, size_t n) {
+static inline __attribute__((always_inline)) int field_kind(const char *s, size_t n) {
   switch (n) {
     case 4: return name_is(s, n, "host") ? FF_HOST : FF_OTHER;
     case 6: return name_is(s, n, "expect") ? FF_EXPECT : FF_OTHER;
@@ -317,25 +336,28 @@ static void note_te(lh_notes_t *nt, const char *v, size_t n) {
   }
 }
 
-static void note_field(lh_notes_t *nt, int kind, const char *v, size_t n) {
+static inline void note_field(lh_notes_t *nt, int kind, const char *v, size_t n) {
   switch (kind) {
     case FF_HOST:
       nt->hosts++;
       nt->host_bad |= !lh_host_ok(v, n, 0);
+      nt->framing |= nt->host_bad;
       break;
     case FF_EXPECT:
       nt->expect |= expects_continue(v, n);
       break;
     case FF_UPGRADE:
-      nt->upgrade = 1;
+      nt->upgrade = nt->framing = 1;
       break;
     case FF_CONNECTION:
       nt->conn |= (uint8_t)connection_field(v, n);
       break;
     case FF_CONTENT_LENGTH:
+      nt->framing = 1;
       note_length(nt, v, n);
       break;
     case FF_TE:
+      nt->framing = 1;
       note_te(nt, v, n);
       break;
   }
@@ -379,8 +401,8 @@ static int head_finish(lh_parser_t *p) {
     /* RFC 9112 6.3: chunked not last leaves the length to the close */
     chunked = nt->te && nt->te_last_chunked;
   }
-  hd->keep_alive = keeps_alive(hd->minor, nt->conn);
-  hd->chunked = (unsigned)chunked;
+  hd->keep_alive = (uint8_t)keeps_alive(hd->minor, nt->conn);
+  hd->chunked = (uint8_t)chunked;
   hd->content_length = nt->cl && !nt->te ? nt->length : LH_NO_LENGTH;
   hd->upgrade = (p->role == LH_ROLE_SERVER && hd->method_id == LH_METHOD_CONNECT) ||
                 ((nt->conn & CONN_UPGRADE) && nt->upgrade);
@@ -466,6 +488,32 @@ static size_t value_span(const char *d, size_t i, size_t n) {
 
 enum { FAST_NO = 0, FAST_OK = 1 };
 
+/* the n bytes at a (at most 24) equal those at b (24 bytes readable) */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+  if (n < 8) {
+    int d = 0;
+    for (size_t i = 0; i < n; i++) d |= a[i] ^ b[i];
+    return d == 0;
+  }
+  uint64_t x = (load8(a) ^ load8(b)) | (load8(a + n - 8) ^ load8(b + n - 8));
+  if (n > 16) x |= load8(a + 8) ^ load8(b + 8);
+  return x == 0;
+}
+
+/* a Host field: the requests on one connection name the same host, so a
+ * value equal to the last one found valid is taken as it is */
+static inline void fast_host(lh_parser_t *p, const char *v, size_t n) {
+  if (n && n == p->host_len && same_bytes(v, p->host, n)) {
+    p->notes.hosts++;
+    return;
+  }
+  note_field(&p->notes, FF_HOST, v, n);
+  if (!p->notes.host_bad && n <= sizeof p->host) {
+    memcpy(p->host, v, n);
+    p->host_len = (uint8_t)n;
+  }
+}
+
 static int fast_method(const char *d, size_t n, int *id, size_t *ml) {
   if (n < 8) return FAST_NO;
   switch (d[0]) {
@@ -527,7 +575,8 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
     fl->value.off = ve > vs ? (uint32_t)vs : 0;
     fl->value.len = (uint32_t)(ve - vs);
     int kind = field_kind(d + ns, nl);
-    if (kind != FF_OTHER) note_field(&p->notes, kind, d + vs, ve - vs);
+    if (kind == FF_HOST) fast_host(p, d + vs, ve - vs);
+    else if (kind != FF_OTHER) note_field(&p->notes, kind, d + vs, ve - vs);
   }
   if (i > p->limits.max_head) return FAST_NO;
 
@@ -540,6 +589,15 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
   hd->minor = (uint8_t)minor;
   hd->method_id = method;
   hd->len = (uint32_t)i;
+  const lh_notes_t *nt = &p->notes;
+  if (!nt->framing && nt->hosts == (minor >= 1)) {
+    /* what head_finish makes of a head without framing fields: no body
+     * (the fast methods leave CONNECT out) */
+    hd->keep_alive = (uint8_t)keeps_alive(minor, nt->conn);
+    hd->expect_continue = minor >= 1 && nt->expect;
+    p->state = LH_PARSE_DONE;
+    return FAST_OK;
+  }
   /* an error is the line parser's to report */
   return head_finish(p) == 0 ? FAST_OK : FAST_NO;
 }
@@ -853,7 +911,8 @@ int lh_parser_head(lh_parser_t *p, char *data, size_t len) {
   /* nothing past the largest head is looked at: what it holds cannot
    * change the outcome, however the bytes arrived */
   if (len > p->limits.max_head) len = p->limits.max_head;
-  if (!p->start_done && p->fed == 0 && p->scan == 0) {
+  if (p->scan == 0) {
+    /* nothing of this head was looked at yet (the start line sets scan) */
     if (len == 0) return 0;
     message_begin(p);
     if (p->role == LH_ROLE_SERVER && !p->slow_only) {

@@ -44,12 +44,12 @@ typedef struct {
   uint64_t content_length; /* LH_NO_LENGTH when absent */
   lh_field_t *fields;
   uint32_t nfields;
-  unsigned keep_alive : 1;      /* version and Connection allow reuse */
-  unsigned expect_continue : 1; /* Expect: 100-continue on a request */
-  unsigned chunked : 1;
-  unsigned upgrade : 1;         /* Connection: upgrade + Upgrade, or CONNECT */
-  unsigned has_body : 1;        /* a body follows (length > 0, chunked, or close-delimited) */
-  unsigned close_delimited : 1; /* response body runs to EOF */
+  uint8_t keep_alive;      /* version and Connection allow reuse */
+  uint8_t expect_continue; /* Expect: 100-continue on a request */
+  uint8_t chunked;
+  uint8_t upgrade;         /* Connection: upgrade + Upgrade, or CONNECT */
+  uint8_t has_body;        /* a body follows (length > 0, chunked, or close-delimited) */
+  uint8_t close_delimited; /* response body runs to EOF */
 } lh_head_t;
 
 typedef struct {
@@ -78,6 +78,7 @@ typedef struct {
   uint8_t upgrade;       /* an Upgrade field */
   uint8_t cl;            /* Content-Length field lines */
   uint8_t cl_bad;        /* one that is not 1*DIGIT, or differs from another */
+  uint8_t framing;       /* Content-Length, Transfer-Encoding or Upgrade, or a bad Host */
   uint64_t length;       /* their value */
 } lh_notes_t;
 
@@ -99,6 +100,8 @@ typedef struct {
   int slow_only;           /* every head through the line parser, no fast path
                             * (LHYPER_FAST_HEAD=0, tests) */
   int fast;                /* the last head was taken by the fast path (tests) */
+  uint8_t host_len;        /* fast path: the last Host value found valid, to */
+  char host[24];           /* take the next one alike without a walk; 0: none */
   lh_decoder_t dec;        /* the body's framing, set when a head with a body ends */
   int in_trailers;         /* the last chunk was read: trailer lines follow */
   /* trailers, copied out of the read buffer as they arrive (the body
