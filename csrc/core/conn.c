@@ -184,7 +184,7 @@ int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
   if (c->reading != LH_READING_BODY) return LH_ECLOSED;
   for (;;) {
     size_t avail = lh_rbuf_avail(&c->rbuf), used, blen;
-    char *data = c->rbuf.base + c->rbuf.off;
+    char *data = c->rbuf.base + c->rbuf.off, *body;
     if (avail == 0) {
       if (!c->eof) return 0;
       int r = lh_parser_eof(&c->parser);
@@ -197,7 +197,7 @@ int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
       lh_conn_close_read(c);
       return r;
     }
-    int r = lh_parser_body(&c->parser, data, avail, &used, &blen);
+    int r = lh_parser_body(&c->parser, data, avail, &used, &body, &blen);
     if (r < 0) {
       c->error = r;
       lh_conn_close_read(c);
@@ -210,7 +210,7 @@ int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
       lh_parser_next(&c->parser);
     }
     if (blen > 0) {
-      *p = data;
+      *p = body;
       *n = blen;
       return 1;
     }

@@ -176,14 +176,25 @@ static inline size_t plain_size_line(const char *data, size_t i, size_t len, uin
   return j + 2 - i;
 }
 
+/* Chunk data stays where it is; the data of the chunks after it is moved
+ * up behind it, until the run is DEC_RUN bytes long: the rest is handed
+ * out in later calls, as moving more costs more than another piece */
+#define DEC_RUN (8 * 1024)
+
 static int chunked_decode(lh_decoder_t *d, char *data, size_t len, size_t *consumed,
-                          size_t *body_len) {
-  size_t i = 0, w = 0, k;
-  int r = 0;
+                          size_t *body_off, size_t *body_len) {
+  size_t i = 0, w = 0, start = 0, k;
+  int r = 0, run = 0;
   while (i < len) {
     /* the usual chunk: data, CRLF, a plain size line, without a trip
      * through the byte machine */
     if (d->state == CS_DATA) {
+      if (!run) {
+        run = 1;
+        start = w = i;
+      } else if (w != i && w - start >= DEC_RUN) {
+        break;
+      }
       k = len - i;
       if (k > d->remaining) k = (size_t)d->remaining;
       if (w != i) memmove(data + w, data + i, k);
@@ -215,12 +226,14 @@ static int chunked_decode(lh_decoder_t *d, char *data, size_t len, size_t *consu
     }
   }
   *consumed = i;
-  *body_len = w;
+  *body_off = start;
+  *body_len = w - start;
   return r;
 }
 
 int lh_decoder_decode(lh_decoder_t *d, char *data, size_t len, size_t *consumed,
-                      size_t *body_len) {
+                      size_t *body_off, size_t *body_len) {
+  *body_off = 0;
   switch (d->kind) {
     case LH_DEC_LENGTH: {
       size_t k = len;
@@ -237,7 +250,7 @@ int lh_decoder_decode(lh_decoder_t *d, char *data, size_t len, size_t *consumed,
         *consumed = *body_len = 0;
         return LH_DEC_TRAILERS;
       }
-      return chunked_decode(d, data, len, consumed, body_len);
+      return chunked_decode(d, data, len, consumed, body_off, body_len);
   }
   return LH_EPARSE_INTERNAL;
 }

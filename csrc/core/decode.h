@@ -1,6 +1,6 @@
 /* Body decoders, after hyper's proto/h1/decode.rs: Content-Length, chunked
  * (RFC 9112 7.1) and close-delimited. Bodies are decoded in place: the data
- * of the chunks found in a buffer is moved to its front. The trailer section
+ * of the chunks found in a buffer is moved together. The trailer section
  * of a chunked body is not read here: the decoder stops after the last
  * chunk and parse.c reads the trailer fields with the grammar of head fields. */
 #ifndef LH_DECODE_H
@@ -35,14 +35,15 @@ void lh_decoder_length(lh_decoder_t *d, uint64_t n);
 void lh_decoder_chunked(lh_decoder_t *d);
 void lh_decoder_eof(lh_decoder_t *d);
 
-/* decodes data[0..len) in place: the body bytes found are moved to
- * data[0..*body_len) and *consumed input bytes were used. returns
+/* decodes data[0..len) in place: the body bytes found are
+ * data[*body_off..*body_off + *body_len) (chunk data moved together) and
+ * *consumed input bytes were used. returns
  * LH_DEC_DONE at the end of a length body, LH_DEC_TRAILERS after the last
  * chunk's line (the trailer section starts at data + *consumed), 0 when all
  * input was used and more is needed, or a negative code: LH_EPARSE_CHUNK for
  * broken framing, LH_EPARSE_CHUNK_EXT past LH_CHUNK_EXT_MAX. A close-delimited
  * body never ends here (the connection's end ends it). */
 int lh_decoder_decode(lh_decoder_t *d, char *data, size_t len, size_t *consumed,
-                      size_t *body_len);
+                      size_t *body_off, size_t *body_len);
 
 #endif

@@ -927,20 +927,23 @@ int lh_parser_head(lh_parser_t *p, char *data, size_t len) {
   return r;
 }
 
-int lh_parser_body(lh_parser_t *p, char *data, size_t len, size_t *consumed,
+int lh_parser_body(lh_parser_t *p, char *data, size_t len, size_t *consumed, char **body,
                    size_t *body_len) {
-  size_t used = 0, blen = 0, tused = 0;
+  size_t used = 0, boff = 0, blen = 0, tused = 0;
   *consumed = *body_len = 0;
+  *body = data;
   if (p->state == LH_PARSE_DONE) return 1;
   if (p->state != LH_PARSE_BODY) return LH_EPARSE_INTERNAL;
   if (len == 0) return 0;
-  int r = p->in_trailers ? LH_DEC_TRAILERS : lh_decoder_decode(&p->dec, data, len, &used, &blen);
+  int r = p->in_trailers ? LH_DEC_TRAILERS
+                         : lh_decoder_decode(&p->dec, data, len, &used, &boff, &blen);
   if (r == LH_DEC_TRAILERS) {
     p->in_trailers = 1;
     r = trailers_read(p, data + used, len - used, &tused);
     used += tused;
   }
   *consumed = used;
+  *body = data + boff;
   *body_len = blen;
   if (r == 1) p->state = LH_PARSE_DONE;
   return r;

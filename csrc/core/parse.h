@@ -123,10 +123,10 @@ void lh_parser_free(lh_parser_t *p);
 int lh_parser_head(lh_parser_t *p, char *data, size_t len);
 
 /* decodes body bytes of data[0..len) in place: on return the body bytes are
- * data[0..*body_len) and *consumed input bytes were used. returns 1 when the
- * message is complete (trailers, if any, are then in p->tfields), 0 when more
- * input is needed, or a negative LH_E* code */
-int lh_parser_body(lh_parser_t *p, char *data, size_t len, size_t *consumed,
+ * at *body, *body_len of them, and *consumed input bytes were used. returns
+ * 1 when the message is complete (trailers, if any, are then in p->tfields),
+ * 0 when more input is needed, or a negative LH_E* code */
+int lh_parser_body(lh_parser_t *p, char *data, size_t len, size_t *consumed, char **body,
                    size_t *body_len);
 
 /* the peer closed: ends a close-delimited body (1) or reports EINCOMPLETE */
