@@ -43,7 +43,7 @@ LUAL_H := $(UVL_H) $(wildcard csrc/lua/*.h)
 CORE := $(basename $(notdir $(wildcard csrc/core/*.c)))
 UVIO := $(basename $(notdir $(wildcard csrc/uv/*.c)))
 LBIND := $(basename $(notdir $(wildcard csrc/lua/*.c)))
-TESTS := test_conn test_dispatch test_timeout test_client test_lalloc
+TESTS := test_parse test_conn test_dispatch test_timeout test_client test_lalloc
 
 CORE_O := $(CORE:%=$(B)/obj/core/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)

@@ -125,7 +125,8 @@ static int chunked_step(lh_decoder_t *d, unsigned char c) {
          * extension bytes */
         if (d->remaining > (UINT64_MAX >> 4)) return LH_EPARSE_CHUNK;
         d->remaining = d->remaining << 4 | (uint64_t)v;
-        if (++d->digits > 16 && ++d->ext > LH_CHUNK_EXT_MAX) return LH_EPARSE_CHUNK_EXT;
+        if ((d->digits > 16 || ++d->digits > 16) && ++d->ext > LH_CHUNK_EXT_MAX)
+          return LH_EPARSE_CHUNK_EXT;
         d->state = CS_SIZE;
         return 0;
       }

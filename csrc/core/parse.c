@@ -309,11 +309,12 @@ static void note_length(lh_notes_t *nt, const char *v, size_t n) {
     uint64_t x = 0;
     size_t st = i;
     for (; i < n && is_digit(v[i]); i++) {
-      if (x > (INT64_MAX - 9) / 10) {
+      uint64_t dig = (uint64_t)(v[i] - '0');
+      if (x > (INT64_MAX - dig) / 10) {
         nt->cl_bad = 1;
         return;
       }
-      x = x * 10 + (uint64_t)(v[i] - '0');
+      x = x * 10 + dig;
     }
     while (i < n && is_ws(v[i])) i++;
     if (i == st || (i < n && v[i] != ',') || (nt->cl++ && x != nt->length)) {
@@ -615,22 +616,15 @@ static int method_lookup(const char *s, size_t n) {
   return LH_METHOD_NONE;
 }
 
-/* absolute-URI (RFC 3986 4.3) as a request-target: scheme ":" and the
- * rest; an http or https one needs "//" and an authority that is a host
- * with an optional port (no userinfo, RFC 9110 4.2.4; no empty host, 4.2.1) */
-static inline int is_alpha(char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
-
+/* absolute-form (RFC 9112 3.2.2) for the schemes served here: "http" or
+ * "https" (any case), "://", an authority that is a host with an optional
+ * port (no userinfo, RFC 9110 4.2.4; no empty host, 4.2.1), then the path
+ * and query */
 static int absolute_ok(const char *t, size_t n) {
-  size_t i = 0;
-  /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
-  if (n == 0 || !is_alpha(t[0])) return 0;
-  while (i < n && (is_alpha(t[i]) || is_digit(t[i]) || t[i] == '+' || t[i] == '-' || t[i] == '.'))
-    i++;
-  if (i == n || t[i] != ':') return 0;
-  if (!token_is(t, i, "http", 4) && !token_is(t, i, "https", 5)) return 1;
-  i++;
-  if (n - i < 3 || t[i] != '/' || t[i + 1] != '/') return 0;
-  i += 2;
+  size_t i;
+  if (n > 7 && token_is(t, 7, "http://", 7)) i = 7;
+  else if (n > 8 && token_is(t, 8, "https://", 8)) i = 8;
+  else return 0;
   size_t a = i;
   while (i < n && t[i] != '/' && t[i] != '?') i++;
   return i > a && t[a] != ':' && lh_host_ok(t + a, i - a, 0);
