@@ -174,6 +174,21 @@ int lh_conn_write_continue(lh_conn_t *c) {
   return lh_wq_append(&c->wq, cont, sizeof cont - 1) ? LH_ENOMEM : 0;
 }
 
+/* a request body whose framing broke (or passed a size limit) is the
+ * client's fault: when no response head went out, the answer is ours
+ * (400, 413 for the chunk extension limit, 431 for trailers), with
+ * Connection: close; whatever the service answers after it is refused */
+static void body_failed(lh_conn_t *c, int err) {
+  c->error = err;
+  lh_conn_close_read(c);
+  if (c->role != LH_ROLE_SERVER || c->writing != LH_WRITING_INIT || err == LH_EINCOMPLETE) return;
+  if (lh_conn_head_begin(c, lh_error_status(err)) || lh_conn_head_end(c, 0) ||
+      lh_conn_write_end(c)) {
+    lh_conn_head_abort(c);
+    lh_conn_close(c);
+  }
+}
+
 int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
   *n = 0;
   if (c->reading == LH_READING_KEEPALIVE) return 2;
@@ -199,8 +214,7 @@ int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
     }
     int r = lh_parser_body(&c->parser, data, avail, &used, &body, &blen);
     if (r < 0) {
-      c->error = r;
-      lh_conn_close_read(c);
+      body_failed(c, r);
       return r;
     }
     c->rbuf.off += used;

@@ -824,6 +824,62 @@ static void conn_rejects_bad_chunk_size(void) {
     }
 }
 
+/* a broken request body is answered by the conn itself when no head went
+ * out (400, 413 past the extension limit), with Connection: close; the
+ * service's answer after it is refused, and no answer comes after its own */
+static void conn_answers_broken_request_bodies_itself(void) {
+  static char ext[LH_CHUNK_EXT_MAX + 200];
+  int k = sprintf(ext, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;");
+  memset(ext + k, 'e', LH_CHUNK_EXT_MAX + 10);
+  strcpy(ext + k + LH_CHUNK_EXT_MAX + 10, "\r\nhello\r\n0\r\n\r\n");
+  static const struct { const char *in; int status; const char *line; } cases[] = {
+    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400,
+     "HTTP/1.1 400 Bad Request\r\n"},
+    {ext, 413, "HTTP/1.1 413 Content Too Large\r\n"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    for (int mode = 0; mode < 2; mode++) {
+      tc_t t;
+      lh_head_t *h;
+      const char *b;
+      size_t on;
+      tc_init(&t, cases[i].in, mode);
+      REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+      mock_buf_t body = {0};
+      int r = tc_body(&t, &body);
+      CHECK_EQ(lh_error_status(r), cases[i].status);
+      const char *out = conn_take(&t.c, &on);
+      char want[256];
+      snprintf(want, sizeof want, "%scontent-length: 0\r\nconnection: close\r\n" DATE_LINE "\r\n",
+               cases[i].line);
+      CHECK_MEM(out, on, want);
+      CHECK_EQ(lh_conn_head_begin(&t.c, 200), LH_ECLOSED);
+      CHECK_EQ(lh_conn_try_keep_alive(&t.c), 0);
+      CHECK(lh_conn_is_closed(&t.c));
+      mock_buf_free(&body);
+      tc_free(&t);
+    }
+  /* a response already begun: nothing more is written, the conn closes */
+  for (int mode = 0; mode < 2; mode++) {
+    tc_t t;
+    lh_head_t *h;
+    const char *b;
+    size_t on;
+    tc_init(&t, cases[0].in, mode);
+    REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+    CHECK_EQ(lh_conn_head_begin(&t.c, 200), 0);
+    CHECK_EQ(lh_conn_head_end(&t.c, -1), 0);
+    conn_take(&t.c, &on);
+    mock_buf_t body = {0};
+    CHECK(tc_body(&t, &body) < 0);
+    conn_take(&t.c, &on);
+    CHECK_EQ(on, 0);
+    CHECK(lh_conn_is_read_closed(&t.c));
+    mock_buf_free(&body);
+    tc_free(&t);
+  }
+}
+
 static void conn_maps_error_codes_to_statuses(void) {
   static const struct { int err, status; } cases[] = {
     {LH_EPARSE_METHOD, 400}, {LH_EPARSE_METHOD_UNKNOWN, 501}, {LH_EPARSE_URI, 400},
@@ -1482,6 +1538,7 @@ int main(void) {
     TEST_CASE(conn_answers_unknown_methods_with_501),
     TEST_CASE(conn_accepts_head_exactly_under_limits),
     TEST_CASE(conn_rejects_bad_chunk_size),
+    TEST_CASE(conn_answers_broken_request_bodies_itself),
     TEST_CASE(conn_maps_error_codes_to_statuses),
     TEST_CASE(conn_writes_content_length_from_known_body_length),
     TEST_CASE(conn_writes_user_content_length_once),
