@@ -242,6 +242,47 @@ describe("parser: invalid input it refuses", function()
   end)
 end)
 
+describe("parser: a broken request body is the client's fault", function()
+  local srv
+  setup(function() srv = h.start_server() end)
+  teardown(function() if srv then srv:stop() end end)
+
+  it("answers 400 itself; the handler that caught the error and answered is not written", function()
+    local res = rejects(srv, h.req("POST", "/bodyerr", CHUNKED, "5\r\nhelloXX0\r\n\r\n"), 400)
+    assert.is_nil(res.headers.get("x-kind"))
+  end)
+
+  it("answers 413 itself past the extension limit, whatever the handler answers", function()
+    local res = rejects(srv, h.req("POST", "/readall?max=100", CHUNKED, "5;" .. string.rep("x", 17000)
+      .. "\r\nhello\r\n0\r\n\r\n"), 413)
+    assert.is_nil(res.headers.get("x-kind"))
+  end)
+
+  it("gives a handler that raises the error of read_all over max a 413, not a 500", function()
+    local res = rejects(srv, h.req("POST", "/readall?mode=assert&max=10", nil, string.rep("b", 100)), 413)
+    assert.equal("0", res.headers.get("content-length"))
+  end)
+
+  it("gives a handler that raises its broken body's error a 400, not a 500", function()
+    rejects(srv, h.req("POST", "/readall?mode=assert&max=100", CHUNKED, "5\r\nhello\r\nzz\r\n"), 400)
+  end)
+
+  it("still answers 500 to a plain Lua error", function()
+    local res = assert(h.raw_request(srv.port, h.req("GET", "/error")))
+    assert.equal(500, res.status)
+  end)
+
+  it("sends no error status for a body the client stopped sending", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    assert(sock:send(h.req("POST", "/bodyerr", CHUNKED, "5\r\nhel")))
+    sock:shutdown("send")
+    local rest, how = r:rest()
+    assert.equal("closed", how)
+    assert.falsy(rest:find("^HTTP/1%.1 4"), rest)
+  end)
+end)
+
 describe("parser: no HTTP library underneath", function()
   it("links no llhttp into lhyper.core", function()
     local dir = h.LUA_CPATH:match("([^;]*)/%?%.so") or "build"
