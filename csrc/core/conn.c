@@ -154,6 +154,7 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
     c->head_method = h->method_id == LH_METHOD_HEAD;
     c->upgrade = h->upgrade;
     c->connect = h->method_id == LH_METHOD_CONNECT;
+    c->te_trailers = h->te_trailers;
     if (h->keep_alive) ka_busy(c);
     else lh_conn_disable_keep_alive(c);
     if (c->parser.state == LH_PARSE_DONE) {
@@ -603,6 +604,7 @@ int lh_conn_write_trailer(lh_conn_t *c, const char *name, size_t nlen, const cha
   if (c->writing != LH_WRITING_BODY) return LH_ECLOSED;
   if (!lh_field_ok(name, nlen, value, vlen)) return LH_EUSER_HEADER;
   if (c->enc.kind != LH_ENC_CHUNKED || trailer_forbidden(name, nlen)) return 0;
+  if (c->role == LH_ROLE_SERVER && !c->te_trailers) return 0;
   int r;
   if (!c->enc.trailers) {
     if ((r = put(c, "0\r\n", 3))) return r;

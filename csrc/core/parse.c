@@ -285,10 +285,12 @@ static inline int name_is(const char *s, size_t n, const char *lname) {
   return eq;
 }
 
-/* the fields whose meaning the parser needs */
-enum { FF_OTHER, FF_HOST, FF_EXPECT, FF_UPGRADE, FF_CONNECTION, FF_CONTENT_LENGTH, FF_TE };
+/* the fields whose meaning the parser needs (FF_TE is Transfer-Encoding,
+ * FF_TE_REQ the TE request field) */
+enum { FF_OTHER, FF_HOST, FF_EXPECT, FF_UPGRADE, FF_CONNECTION, FF_CONTENT_LENGTH, FF_TE, FF_TE_REQ };
 static inline __attribute__((always_inline)) int field_kind(const char *s, size_t n) {
   switch (n) {
+    case 2: return ((s[0] | 0x20) == 't') & ((s[1] | 0x20) == 'e') ? FF_TE_REQ : FF_OTHER;
     case 4: return name_is(s, n, "host") ? FF_HOST : FF_OTHER;
     case 6: return name_is(s, n, "expect") ? FF_EXPECT : FF_OTHER;
     case 7: return name_is(s, n, "upgrade") ? FF_UPGRADE : FF_OTHER;
@@ -361,6 +363,10 @@ static inline void note_field(lh_notes_t *nt, int kind, const char *v, size_t n)
       nt->framing = 1;
       note_te(nt, v, n);
       break;
+    case FF_TE_REQ:
+      /* RFC 9110 10.1.4: TE = #t-codings; "trailers" says they are welcome */
+      nt->te_trailers |= lh_list_has(v, n, "trailers");
+      break;
   }
 }
 
@@ -403,6 +409,7 @@ static int head_finish(lh_parser_t *p) {
     chunked = nt->te && nt->te_last_chunked;
   }
   hd->keep_alive = (uint8_t)keeps_alive(hd->minor, nt->conn);
+  hd->te_trailers = nt->te_trailers;
   hd->chunked = (uint8_t)chunked;
   hd->content_length = nt->cl && !nt->te ? nt->length : LH_NO_LENGTH;
   hd->upgrade = (p->role == LH_ROLE_SERVER && hd->method_id == LH_METHOD_CONNECT) ||
@@ -596,6 +603,7 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
      * (the fast methods leave CONNECT out) */
     hd->keep_alive = (uint8_t)keeps_alive(minor, nt->conn);
     hd->expect_continue = minor >= 1 && nt->expect;
+    hd->te_trailers = nt->te_trailers;
     p->state = LH_PARSE_DONE;
     return FAST_OK;
   }

@@ -50,6 +50,7 @@ typedef struct {
   uint8_t upgrade;         /* Connection: upgrade + Upgrade, or CONNECT */
   uint8_t has_body;        /* a body follows (length > 0, chunked, or close-delimited) */
   uint8_t close_delimited; /* response body runs to EOF */
+  uint8_t te_trailers;     /* request: TE lists "trailers" (trailers may be sent) */
 } lh_head_t;
 
 typedef struct {
@@ -79,6 +80,7 @@ typedef struct {
   uint8_t cl;            /* Content-Length field lines */
   uint8_t cl_bad;        /* one that is not 1*DIGIT, or differs from another */
   uint8_t framing;       /* Content-Length, Transfer-Encoding or Upgrade, or a bad Host */
+  uint8_t te_trailers;   /* a TE field lists "trailers" */
   uint64_t length;       /* their value */
 } lh_notes_t;
 

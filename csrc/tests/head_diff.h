@@ -52,6 +52,7 @@ static const char *head_diff(const char *in, size_t size, const lh_limits_t *lim
       SAME(len); SAME(method.off); SAME(method.len); SAME(target.off); SAME(target.len);
       SAME(major); SAME(minor); SAME(method_id); SAME(content_length); SAME(nfields);
       SAME(keep_alive); SAME(expect_continue); SAME(chunked); SAME(upgrade); SAME(has_body);
+      SAME(te_trailers);
       for (uint32_t i = 0; i < x->nfields; i++) {
         SAME(fields[i].name.off); SAME(fields[i].name.len); SAME(fields[i].value.len);
         SAME(fields[i].value.off);

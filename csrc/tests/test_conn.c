@@ -1105,7 +1105,7 @@ static void conn_writes_trailers_only_when_chunked(void) {
   lh_conn_opts_t o = opts();
   tc_t t;
   size_t on;
-  REQUIRE_EQ(conn_with_request(&t, &o, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 1);
+  REQUIRE_EQ(conn_with_request(&t, &o, "GET / HTTP/1.1\r\nHost: x\r\nTE: gzip;q=0.5, Trailers\r\n\r\n"), 1);
   CHECK_EQ(lh_conn_head_begin(&t.c, 200), 0);
   CHECK_EQ(lh_conn_head_end(&t.c, -1), 0);
   CHECK_EQ(lh_conn_write_body(&t.c, "abc", 3), 0);
@@ -1131,6 +1131,24 @@ static void conn_writes_trailers_only_when_chunked(void) {
   out = conn_take(&t.c, &on);
   CHECK_MEM(out, on, "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n" DATE_LINE "\r\nabc");
   tc_free(&t);
+
+  /* RFC 9110 6.5.1 and hyper: only a request that said TE: trailers gets them */
+  static const char *const no_te[] = {
+    "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\nTE: gzip\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\nX-TE: trailers\r\n\r\n",
+  };
+  for (int i = 0; i < 3; i++) {
+    REQUIRE_EQ(conn_with_request(&t, &o, no_te[i]), 1);
+    CHECK_EQ(lh_conn_head_begin(&t.c, 200), 0);
+    CHECK_EQ(lh_conn_head_end(&t.c, -1), 0);
+    CHECK_EQ(lh_conn_write_body(&t.c, "abc", 3), 0);
+    CHECK_EQ(lh_conn_write_trailer(&t.c, "x-checksum", 10, "abc", 3), 0);
+    CHECK_EQ(lh_conn_write_end(&t.c), 0);
+    out = conn_take(&t.c, &on);
+    CHECK_MEM(out, on,
+              "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n" DATE_LINE "\r\n3\r\nabc\r\n0\r\n\r\n");
+    tc_free(&t);
+  }
 }
 
 static void conn_refuses_header_values_with_cr_lf_nul(void) {

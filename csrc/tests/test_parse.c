@@ -370,16 +370,19 @@ static void parse_applies_transfer_encoding_rules(void) {
   check_heads(bad, sizeof bad / sizeof *bad, LH_ROLE_SERVER);
 }
 
-static void parse_reads_connection_expect_and_upgrade(void) {
-  struct { const char *in; int ka, expect, upgrade; } c[] = {
-    {"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 0, 0, 0},
-    {"GET / HTTP/1.1\r\nHost: x\r\nConnection: x,\t, CLOSE \r\n\r\n", 0, 0, 0},
-    {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 1, 0, 0},
-    {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", 0, 0, 0},
-    {"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n\r\n", 1, 1, 0},
-    {"GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", 0, 0, 0},
-    {"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 1, 0, 1},
-    {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", 1, 0, 0},
+static void parse_reads_connection_expect_upgrade_and_te(void) {
+  struct { const char *in; int ka, expect, upgrade, te_trailers; } c[] = {
+    {"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n", 1, 0, 0, 1},
+    {"GET / HTTP/1.1\r\nHost: x\r\nte: deflate;q=0.5, TRAILERS\r\n\r\n", 1, 0, 0, 1},
+    {"GET / HTTP/1.1\r\nHost: x\r\nTE: deflate\r\n\r\n", 1, 0, 0, 0},
+    {"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 0, 0, 0, 0},
+    {"GET / HTTP/1.1\r\nHost: x\r\nConnection: x,\t, CLOSE \r\n\r\n", 0, 0, 0, 0},
+    {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 1, 0, 0, 0},
+    {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", 0, 0, 0, 0},
+    {"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n\r\n", 1, 1, 0, 0},
+    {"GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", 0, 0, 0, 0},
+    {"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 1, 0, 1, 0},
+    {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", 1, 0, 0, 0},
   };
   for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
     const char *in = c[k].in;
@@ -388,6 +391,7 @@ static void parse_reads_connection_expect_and_upgrade(void) {
       CHECK_EQ(p.head.keep_alive, c[k].ka);
       CHECK_EQ(p.head.expect_continue, c[k].expect);
       CHECK_EQ(p.head.upgrade, c[k].upgrade);
+      CHECK_EQ(p.head.te_trailers, c[k].te_trailers);
       DONE_MSG();
     }
   }
@@ -690,7 +694,7 @@ int main(void) {
     TEST_CASE(parse_checks_host),
     TEST_CASE(parse_reads_content_length),
     TEST_CASE(parse_applies_transfer_encoding_rules),
-    TEST_CASE(parse_reads_connection_expect_and_upgrade),
+    TEST_CASE(parse_reads_connection_expect_upgrade_and_te),
     TEST_CASE(parse_applies_limits),
     TEST_CASE(parse_reads_status_lines),
     TEST_CASE(parse_joins_obs_fold_in_responses),
