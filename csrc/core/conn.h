@@ -64,12 +64,14 @@ typedef struct {
   } enc;
   uint8_t minor;            /* HTTP minor version of the message being answered */
   unsigned eof : 1;         /* the peer shut down its write side */
-  unsigned head_method : 1; /* answering a HEAD request */
-  unsigned upgrade : 1;     /* the current request asks for an upgrade */
-  unsigned connect : 1;     /* the current request is CONNECT */
-  unsigned te_trailers : 1; /* the current request said TE: trailers: a server's
-                             * trailer fields go out only then (as hyper's) */
   unsigned unread : 1;      /* the read side closed with input possibly left unread */
+  /* what the current request is, set when its head is read (bytes, not
+   * bits: each head stores them) */
+  uint8_t head_method;      /* answering a HEAD request */
+  uint8_t upgrade;          /* the current request asks for an upgrade */
+  uint8_t connect;          /* the current request is CONNECT */
+  uint8_t te_trailers;      /* it said TE: trailers: a server's trailer fields go
+                             * out only then (as hyper's) */
   int error;                /* first fatal error, 0 if none */
 } lh_conn_t;
 

@@ -434,17 +434,14 @@ static int head_finish(lh_parser_t *p) {
   return 0;
 }
 
-/* a new message: an empty head (its field array kept), no trailers */
+/* a new message: an empty head (its field array kept), no trailers; the
+ * place in the head is at its start already (scan is 0) */
 static void message_begin(lh_parser_t *p) {
   lh_field_t *f = p->head.fields;
   memset(&p->head, 0, sizeof p->head);
   p->head.fields = f;
   p->head.content_length = LH_NO_LENGTH;
   memset(&p->notes, 0, sizeof p->notes);
-  p->fed = p->scan = p->rl_mark = 0;
-  p->rl_phase = 0;
-  p->start_done = 0;
-  p->unknown_method = 0;
   p->in_trailers = 0;
   p->ntrailers = 0;
   p->tlen = p->tline = 0;
@@ -563,7 +560,7 @@ static int fast_head(lh_parser_t *p, const char *d, size_t n) {
       break;
     }
     size_t ns = i;
-    while (i < n && lh_tchar[(unsigned char)d[i]]) i++;
+    i = run_of(lh_tchar, d, i, n);
     if (i == ns || i == n || d[i] != ':') return FAST_NO;
     size_t nl = i - ns;
     i++;
@@ -910,20 +907,20 @@ void lh_parser_free(lh_parser_t *p) {
 
 int lh_parser_head(lh_parser_t *p, char *data, size_t len) {
   if (p->state != LH_PARSE_HEAD) return LH_EPARSE_INTERNAL;
-  /* nothing past the largest head is looked at: what it holds cannot
-   * change the outcome, however the bytes arrived */
-  if (len > p->limits.max_head) len = p->limits.max_head;
   if (p->scan == 0) {
     /* nothing of this head was looked at yet (the start line sets scan) */
     if (len == 0) return 0;
     message_begin(p);
     if (p->role == LH_ROLE_SERVER && !p->slow_only) {
+      /* it takes no head longer than max_head */
       if ((p->fast = fast_head(p, data, len))) return 1;
       message_begin(p);
     }
-  } else if (len <= p->scan) {
-    return 0;
   }
+  /* nothing past the largest head is looked at: what it holds cannot
+   * change the outcome, however the bytes arrived */
+  if (len > p->limits.max_head) len = p->limits.max_head;
+  if (len <= p->scan) return 0;
   int r = slow_head(p, data, len);
   if (r == 0 && len >= p->limits.max_head) return LH_EPARSE_TOO_LARGE;
   return r;

@@ -90,13 +90,12 @@ typedef struct {
   lh_limits_t limits;
   lh_head_t head;
   uint32_t fields_cap;
-  /* the head being read: set by lh_parser_head, cleared by lh_parser_next */
+  /* the head being read: set by lh_parser_head, cleared by lh_parser_next;
+   * scan is 0 until the head's first byte was looked at, and all four are 0 then */
   uint32_t fed;            /* bytes of whole lines parsed (the next line starts here) */
-  uint32_t scan;           /* bytes of the line at fed checked so far */
-  uint32_t rl_mark;        /* request line: end of the method, then of the target */
+  uint32_t scan;           /* bytes of the head checked so far (the line at fed is partial) */
   uint8_t rl_phase;        /* request line: which part the scan is in (parse.c RL_*) */
   uint8_t start_done;      /* the start line was parsed */
-  int unknown_method;      /* a well-formed token that is not in LH_METHOD_MAP */
   lh_notes_t notes;
   int skip_body;           /* client: the response to HEAD has none; set per request */
   int slow_only;           /* every head through the line parser, no fast path
