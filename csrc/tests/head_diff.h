@@ -1,10 +1,10 @@
-/* Checks that the two readers of parse.c agree, and that the line parser
- * does not depend on how the bytes arrive: the same bytes go to a parser
- * that may take the fast path, to one that sends every head through the
- * line parser (slow_only), both with all the bytes at once, and to a
- * slow_only one given one more byte per call; head after head as a
- * pipelined stream. Used by test_conn (fixed cases and their mutations)
- * and fuzz_head. */
+/* Checks that the two readers of parse.c agree, that the line parser does
+ * not depend on how the bytes arrive, and that both give what the reference
+ * reader of ref_head.h gives: the same bytes go to a parser that may take
+ * the fast path, to one that sends every head through the line parser
+ * (slow_only), both with all the bytes at once, to a slow_only one given
+ * one more byte per call, and to ref_head; head after head as a pipelined
+ * stream. Used by test_conn (fixed cases and their mutations) and fuzz_head. */
 #ifndef LH_HEAD_DIFF_H
 #define LH_HEAD_DIFF_H
 
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "parse.h"
+#include "ref_head.h"
 
 /* the head in p from `data` on, given one more byte per call */
 static int head_by_bytes(lh_parser_t *p, char *data, size_t size) {
@@ -42,6 +43,11 @@ static const char *head_diff(const char *in, size_t size, const lh_limits_t *lim
     int rc = head_by_bytes(&c, data + off, size - off);
     if (ra != rb) DIFF("head %d at %zu: fast %d, slow %d", k, off, ra, rb);
     if (rb != rc) DIFF("head %d at %zu: slow %d, byte by byte %d", k, off, rb, rc);
+    static ref_head_t ref;
+    ref_head(data + off, size - off, lim, &ref);
+    int st = rb < 0 ? lh_error_status(rb) : rb;
+    if (st != ref.r) DIFF("head %d at %zu: slow %d (%s), reference %d", k, off, st,
+                          rb < 0 ? lh_err_name(rb) : "", ref.r);
     if (ra != 1) break;
     (*nheads)++;
     for (int pass = 0; pass < 2; pass++) {
@@ -58,6 +64,22 @@ static const char *head_diff(const char *in, size_t size, const lh_limits_t *lim
         SAME(fields[i].value.off);
       }
 #undef SAME
+    }
+    {
+      const lh_head_t *y = &b.head;
+#define REF(f, g) if ((long long)(f) != (long long)(g)) DIFF("head %d: %s slow %lld, reference %lld", \
+                                                             k, #f, (long long)(f), (long long)(g))
+      REF(y->len, ref.len); REF(y->method.off, ref.method.off); REF(y->method.len, ref.method.len);
+      REF(y->target.off, ref.target.off); REF(y->target.len, ref.target.len);
+      REF(y->minor, ref.minor); REF(y->nfields, ref.nfields); REF(y->keep_alive, ref.keep_alive);
+      REF(y->expect_continue, ref.expect); REF(y->chunked, ref.chunked); REF(y->upgrade, ref.upgrade);
+      REF(y->has_body, ref.has_body); REF(y->te_trailers, ref.te_trailers);
+      REF(y->content_length, ref.length);
+      for (uint32_t i = 0; i < y->nfields && i < ref.nfields; i++) {
+        REF(y->fields[i].name.off, ref.name[i].off); REF(y->fields[i].name.len, ref.name[i].len);
+        REF(y->fields[i].value.off, ref.value[i].off); REF(y->fields[i].value.len, ref.value[i].len);
+      }
+#undef REF
     }
     if (a.state != b.state || b.state != c.state)
       DIFF("head %d: state fast %d, slow %d, bytes %d", k, a.state, b.state, c.state);

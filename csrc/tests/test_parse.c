@@ -6,6 +6,7 @@
 
 #include "msg_feed.h"
 #include "ref_chunked.h"
+#include "ref_head.h"
 #include "test.h"
 
 static const char *const MODES[3] = {"whole", "whole, line parser", "bytes"};
@@ -36,9 +37,17 @@ typedef struct {
 
 static void check_heads(const head_case_t *cases, size_t n, lh_role_t role) {
   char ctx[160];
-  for (size_t i = 0; i < n; i++)
+  static ref_head_t ref;
+  for (size_t i = 0; i < n; i++) {
+    const head_case_t *c = &cases[i];
+    if (role == LH_ROLE_SERVER) {
+      /* the reference reader says the same */
+      snprintf(ctx, sizeof ctx, "%s, reference", c->name);
+      t_ctx = ctx;
+      ref_head(c->in, strlen(c->in), c->lim.max_head ? &c->lim : &LIM, &ref);
+      CHECK_EQ(ref.r, c->err < 0 ? lh_error_status(c->err) : c->err);
+    }
     for (int mode = 0; mode < 3; mode++) {
-      const head_case_t *c = &cases[i];
       lh_parser_t p;
       feed_t f;
       snprintf(ctx, sizeof ctx, "%s, %s", c->name, MODES[mode]);
@@ -48,6 +57,7 @@ static void check_heads(const head_case_t *cases, size_t n, lh_role_t role) {
       mock_buf_free(&f.body);
       lh_parser_free(&p);
     }
+  }
   t_ctx = NULL;
 }
 
