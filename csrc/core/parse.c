@@ -508,7 +508,7 @@ static inline int same_bytes(const char *a, const char *b, size_t n) {
 /* a Host field: the requests on one connection name the same host, so a
  * value equal to the last one found valid is taken as it is */
 static inline void fast_host(lh_parser_t *p, const char *v, size_t n) {
-  if (n && n == p->host_len && same_bytes(v, p->host, n)) {
+  if (n == p->host_len && same_bytes(v, p->host, n)) { /* "" (none yet) is valid too */
     p->notes.hosts++;
     return;
   }
@@ -966,7 +966,7 @@ void lh_parser_next(lh_parser_t *p) {
 }
 
 void lh_parser_trim(lh_parser_t *p) {
-  if (p->state != LH_PARSE_HEAD || p->fed || p->scan) return;
+  if (p->state != LH_PARSE_HEAD || p->scan) return; /* scan 0: fed 0 too */
   if (p->fields_cap != FIELDS_STD || p->tfields || p->tbytes) {
     /* a usual array stays for the next head (it goes with the dispatcher) */
     lh_parser_free(p);

@@ -101,8 +101,8 @@ typedef struct {
   int slow_only;           /* every head through the line parser, no fast path
                             * (LHYPER_FAST_HEAD=0, tests) */
   int fast;                /* the last head was taken by the fast path (tests) */
-  uint8_t host_len;        /* fast path: the last Host value found valid, to */
-  char host[24];           /* take the next one alike without a walk; 0: none */
+  uint8_t host_len;        /* fast path: the last Host value found valid, to take */
+  char host[24];           /* the next one alike without a walk (0: "", valid too) */
   lh_decoder_t dec;        /* the body's framing, set when a head with a body ends */
   int in_trailers;         /* the last chunk was read: trailer lines follow */
   /* trailers, copied out of the read buffer as they arrive (the body
