@@ -290,7 +290,7 @@ static inline int name_is(const char *s, size_t n, const char *lname) {
 enum { FF_OTHER, FF_HOST, FF_EXPECT, FF_UPGRADE, FF_CONNECTION, FF_CONTENT_LENGTH, FF_TE, FF_TE_REQ };
 static inline __attribute__((always_inline)) int field_kind(const char *s, size_t n) {
   switch (n) {
-    case 2: return ((s[0] | 0x20) == 't') & ((s[1] | 0x20) == 'e') ? FF_TE_REQ : FF_OTHER;
+    case 2: return (s[0] | 0x20) == 't' && (s[1] | 0x20) == 'e' ? FF_TE_REQ : FF_OTHER;
     case 4: return name_is(s, n, "host") ? FF_HOST : FF_OTHER;
     case 6: return name_is(s, n, "expect") ? FF_EXPECT : FF_OTHER;
     case 7: return name_is(s, n, "upgrade") ? FF_UPGRADE : FF_OTHER;
