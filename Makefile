@@ -20,18 +20,6 @@ endif
 
 LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
-# llhttp: the system library when there is one, else Debian 12's sources
-ifeq ($(shell pkg-config --exists llhttp 2>/dev/null && echo y),y)
-LLHTTP_CFLAGS := $(shell pkg-config --cflags llhttp)
-LLHTTP_LIBS := $(shell pkg-config --libs llhttp)
-LLHTTP_SRC :=
-else
-LLHTTP_DIR ?= /usr/share/llhttp
-LLHTTP_CFLAGS := -I/usr/share/include/llhttp
-LLHTTP_LIBS :=
-LLHTTP_SRC := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
-endif
-
 B ?= build
 WARN := -Wall -Wextra -Wno-unused-parameter
 # `make test` builds our own sources with WERROR=-Werror; a plain `make`
@@ -45,7 +33,7 @@ ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(WE
 #              build from these alone
 #   csrc/uv    libuv glue
 #   csrc/lua   the Lua binding
-CORE_CFLAGS := -Icsrc/core $(LLHTTP_CFLAGS)
+CORE_CFLAGS := -Icsrc/core
 UVL_CFLAGS := $(CORE_CFLAGS) -Icsrc/uv $(UV_CFLAGS)
 LUAL_CFLAGS := $(UVL_CFLAGS) -Icsrc/lua $(LUA_CFLAGS)
 CORE_H := $(wildcard csrc/core/*.h)
@@ -55,12 +43,11 @@ LUAL_H := $(UVL_H) $(wildcard csrc/lua/*.h)
 CORE := $(basename $(notdir $(wildcard csrc/core/*.c)))
 UVIO := $(basename $(notdir $(wildcard csrc/uv/*.c)))
 LBIND := $(basename $(notdir $(wildcard csrc/lua/*.c)))
-TESTS := test_conn test_dispatch test_timeout test_client test_lalloc
+TESTS := test_parse test_conn test_dispatch test_timeout test_client test_lalloc
 
 CORE_O := $(CORE:%=$(B)/obj/core/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)
 LBIND_O := $(LBIND:%=$(B)/obj/lua/%.o)
-LLHTTP_O := $(if $(LLHTTP_SRC),$(B)/obj/llhttp_llhttp.o $(B)/obj/llhttp_api.o $(B)/obj/llhttp_http.o)
 
 .PHONY: all deps run test test-quick tests test-sanitize check-layers fuzz-smoke install clean
 
@@ -100,19 +87,16 @@ $(B)/obj/uv/%.o: csrc/uv/%.c $(UVL_H) | $(B)/obj/uv
 $(B)/obj/lua/%.o: csrc/lua/%.c $(LUAL_H) | $(B)/obj/lua
 	$(CC) $(ALL_CFLAGS) $(LUAL_CFLAGS) -c $< -o $@
 
-$(B)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(B)/obj
-	$(CC) $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden -w $(LLHTTP_CFLAGS) -c $< -o $@
-
-$(B)/lhyper/core.so: $(CORE_O) $(UVIO_O) $(LBIND_O) $(LLHTTP_O) | $(B)/lhyper
-	$(CC) -shared $(SAN) -o $@ $^ $(LLHTTP_LIBS) $(UV_LIBS)
+$(B)/lhyper/core.so: $(CORE_O) $(UVIO_O) $(LBIND_O) | $(B)/lhyper
+	$(CC) -shared $(SAN) -o $@ $^ $(UV_LIBS)
 
 # the allocator cache runs over a real lua_State
 $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/tests/test.h | $(B)/tests
 	$(CC) $(ALL_CFLAGS) $(LUAL_CFLAGS) -Icsrc/tests -o $@ $< $(B)/obj/lua/lalloc.o $(LUA_LIBS)
 
 # the core's tests build with neither libuv nor Lua
-$(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) $(LLHTTP_O) | $(B)/tests
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(LLHTTP_O) $(LLHTTP_LIBS)
+$(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) | $(B)/tests
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O)
 
 $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 	mkdir -p $@
@@ -121,25 +105,23 @@ $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 # (fuzz-smoke, skipped with a note where clang has no libFuzzer):
 #   make fuzz FUZZ_SECONDS=60          server role (Dispatcher and Conn alone)
 #   make fuzz-client FUZZ_SECONDS=60   client role
-#   make fuzz-head FUZZ_SECONDS=60     fast request-head path against llhttp
+#   make fuzz-head FUZZ_SECONDS=60     request heads: fast path, line parser and
+#                                      the line parser fed byte by byte agree
+#   make fuzz-chunked FUZZ_SECONDS=60  chunked bodies against a reference decoder
 # corpora, dictionary and crash artifacts live under build-fuzz/; a crash
 # replays with build-fuzz/fuzz_conn build-fuzz/crash-<sha1>
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS ?=
 FB := build-fuzz
-# UBSan is fatal except NULL + 0 / memcpy(NULL, _, 0), printed once and
-# passed over (parse.c trailer_add with an empty first trailer name)
-FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow,nonnull-attribute \
-  -fno-omit-frame-pointer
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 $(CORE_CFLAGS) -Icsrc/tests
-FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o \
-  $(if $(LLHTTP_SRC),$(FB)/obj/llhttp_llhttp.o $(FB)/obj/llhttp_api.o $(FB)/obj/llhttp_http.o)
+FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o
 
-.PHONY: fuzz fuzz-client fuzz-head fuzz-build
-.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
+.PHONY: fuzz fuzz-client fuzz-head fuzz-chunked fuzz-build
+.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked
 
-fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
+fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked
 
 $(FB)/obj/%.o: csrc/core/%.c $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
@@ -147,11 +129,8 @@ $(FB)/obj/%.o: csrc/core/%.c $(CORE_H) | $(FB)/obj
 $(FB)/obj/mock_io.o: csrc/tests/mock_io.c csrc/tests/*.h $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
 
-$(FB)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(FB)/obj
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -c $< -o $@
-
 $(FB)/fuzz_%: csrc/tests/fuzz_%.c $(FUZZ_O) $(CORE_H) csrc/tests/*.h
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(LLHTTP_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)
 
 $(FB)/obj:
 	mkdir -p $@
@@ -167,6 +146,7 @@ fuzz-run-%: $(FB)/fuzz_%
 fuzz: fuzz-run-conn
 fuzz-client: fuzz-run-client
 fuzz-head: fuzz-run-head
+fuzz-chunked: fuzz-run-chunked
 
 # every fuzzer a few seconds, so that none rots: one TAP line each
 FUZZERS := $(basename $(notdir $(wildcard csrc/tests/fuzz_*.c)))

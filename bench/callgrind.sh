@@ -3,13 +3,16 @@
 # Each server runs twice under callgrind: WARM + N and WARM + 2N keep-alive requests
 # over one connection (bench/hclient.c, one request at a time, or DEPTH requests
 # written at once when DEPTH > 1: the pipelined path), or with CLOSE=1 as many
-# connections, one after another, each with one "Connection: close" request.  Startup, warm-up
+# connections, one after another, each with one "Connection: close" request, or with
+# UPLOAD=SIZE as many "POST /up" requests with a chunked body of SIZE bytes in chunks
+# of CHUNK bytes (bench/stream.lua reads the body with req:body()).  Startup, warm-up
 # and shutdown cost the same in both runs, so
 #     Ir per request = (Ir(2N run) - Ir(N run)) / N.
 # Kernel work (syscalls) is not counted: callgrind sees user space only.
 #
 # Env knobs: N (2000), WARM (200), DEPTH (1), CLOSE (0), SERVERS ("ceiling lhyper nginx openresty"),
-# APP (hello; APP=layered SERVERS=lhyper: bench/layered.lua, router and layers).
+# APP (hello; APP=layered SERVERS=lhyper: bench/layered.lua, router and layers),
+# UPLOAD (unset), CHUNK (16384): UPLOAD sets APP=stream and SERVERS=lhyper.
 set -u
 . "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
@@ -19,6 +22,13 @@ N=${N:-2000}
 WARM=${WARM:-200}
 DEPTH=${DEPTH:-1}
 CLOSE=${CLOSE:-0}
+UPLOAD=${UPLOAD:-}
+CHUNK=${CHUNK:-16384}
+APP=${APP:-hello}
+if [ -n "$UPLOAD" ]; then
+    APP=stream
+    SERVERS=${SERVERS:-lhyper}
+fi
 SERVERS=${SERVERS:-"ceiling lhyper nginx openresty"}
 command -v valgrind >/dev/null || { note "valgrind not installed (apt-get install valgrind)"; exit 1; }
 build_tools || { note "cannot build bench tools"; exit 1; }
@@ -31,12 +41,13 @@ total_ir() {
     IR=
     out=$WORK/callgrind-$s-$count.out
     rm -f "$out"
-    start_server "$s" "$port" "${APP:-hello}" valgrind --tool=callgrind --callgrind-out-file="$out" \
+    start_server "$s" "$port" "$APP" valgrind --tool=callgrind --callgrind-out-file="$out" \
         --dump-line=no --dump-instr=no || return 1
     pid=$SERVER_PID
     local mode=(seq "$port" $((WARM + count)))
     [ "$DEPTH" -gt 1 ] && mode=(pipe "$port" $((WARM + count)) "$DEPTH")
     [ "$CLOSE" = 1 ] && mode=(close "$port" $((WARM + count)))
+    [ -n "$UPLOAD" ] && mode=(upload "$port" $((WARM + count)) "$UPLOAD" "$CHUNK")
     if ! taskset -c "$CLIENT_CPU" timeout 120 "$WORK/hclient" "${mode[@]}" >/dev/null; then
         note "  $s: client failed"; stop_server "$pid"; return 1
     fi
@@ -63,6 +74,7 @@ echo
 what="keep-alive GET / over one connection, one at a time"
 [ "$DEPTH" -gt 1 ] && what="keep-alive GET / over one connection, $DEPTH pipelined per write"
 [ "$CLOSE" = 1 ] && what="GET / with Connection: close, one connection each"
+[ -n "$UPLOAD" ] && what="POST /up with a $UPLOAD-byte chunked body in $CHUNK-byte chunks, keep-alive"
 echo "callgrind, $what: $(date -u +%Y-%m-%dT%H:%MZ), warm-up $WARM, N=$N"
 printf '%-10s %16s %16s %14s\n' server "Ir (warm+N)" "Ir (warm+2N)" "Ir / request"
 printf '%s\n' "${rows[@]}"

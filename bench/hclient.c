@@ -10,6 +10,13 @@
  *   hclient close PORT N            N connections one after another, each sending
  *                                   one request with "Connection: close" and reading
  *                                   its response until the server closes.
+ *   hclient upload PORT N SIZE [CHUNK]
+ *                                   one keep-alive connection, N requests
+ *                                   "POST /up" one after another, each with a
+ *                                   chunked body of SIZE bytes in chunks of
+ *                                   CHUNK bytes (default 16384), written at
+ *                                   once; each response must be 200 with the
+ *                                   byte count as its body (bench/stream.lua).
  *   hclient idle PORT N [HOLD_S]    open N connections (at most 256 connecting at a
  *                                   time); each sends one request and reads the full
  *                                   response, then stays open and idle.  Prints
@@ -131,6 +138,65 @@ static int run_seq(int port, long n, long depth) {
     return 0;
 }
 
+/* POST /up with a chunked body of size bytes in chunks of chunk bytes, the
+ * same bytes for every request, written with one write() each */
+static int run_upload(int port, long n, long size, long chunk) {
+    if (size < 0 || chunk < 1) { fprintf(stderr, "bad size or chunk\n"); return 2; }
+    size_t cap = (size_t)size + ((size_t)size / (size_t)chunk + 1) * 24 + 256;
+    char *msg = malloc(cap);
+    if (!msg) return 1;
+    size_t len = (size_t)snprintf(msg, cap, "POST /up HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n", port);
+    for (long left = size; left > 0;) {
+        long k = left < chunk ? left : chunk;
+        len += (size_t)snprintf(msg + len, cap - len, "%lx\r\n", k);
+        memset(msg + len, 'x', (size_t)k);
+        len += (size_t)k;
+        memcpy(msg + len, "\r\n", 2);
+        len += 2;
+        left -= k;
+    }
+    memcpy(msg + len, "0\r\n\r\n", 5);
+    len += 5;
+    int fd = connect_to(port, 0);
+    if (fd < 0) { perror("connect"); return 1; }
+    static char buf[1 << 16];
+    char want[32];
+    snprintf(want, sizeof want, "%ld", size);
+    size_t have = 0;
+    for (long i = 0; i < n; i++) {
+        for (size_t off = 0; off < len;) {
+            ssize_t w = write(fd, msg + off, len - off);
+            if (w <= 0) { perror("write"); return 1; }
+            off += (size_t)w;
+        }
+        for (;;) {
+            int status = 0;
+            long r = response_complete(buf, have, &status);
+            if (r < 0) { fprintf(stderr, "malformed response\n"); return 1; }
+            if (r > 0) {
+                const char *body = memmem(buf, (size_t)r, "\r\n\r\n", 4) + 4;
+                if (status != 200 || (size_t)(buf + r - body) != strlen(want) ||
+                    memcmp(body, want, strlen(want)) != 0) {
+                    fprintf(stderr, "request %ld: status %d or wrong count\n", i, status);
+                    return 1;
+                }
+                memmove(buf, buf + r, have - (size_t)r);
+                have -= (size_t)r;
+                break;
+            }
+            if (have == sizeof buf) { fprintf(stderr, "response too big\n"); return 1; }
+            ssize_t k = read(fd, buf + have, sizeof buf - have);
+            if (k <= 0) { fprintf(stderr, "read: connection closed after %ld responses\n", i); return 1; }
+            have += (size_t)k;
+        }
+    }
+    close(fd);
+    free(msg);
+    printf("%ld\n", n);
+    return 0;
+}
+
 static int run_close(int port, long n) {
     static char buf[4096];
     for (long i = 0; i < n; i++) {
@@ -215,7 +281,8 @@ static int run_idle(int port, long n, int hold) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: hclient seq PORT N [PATH] | hclient pipe PORT N DEPTH | hclient close PORT N | hclient idle PORT N [HOLD_S]\n");
+        fprintf(stderr, "usage: hclient seq PORT N [PATH] | hclient pipe PORT N DEPTH | hclient close PORT N |"
+                        " hclient upload PORT N SIZE [CHUNK] | hclient idle PORT N [HOLD_S]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -228,6 +295,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "seq") == 0) return run_seq(port, n, 1);
     if (strcmp(argv[1], "pipe") == 0) return run_seq(port, n, argc > 4 ? atol(argv[4]) : 16);
     if (strcmp(argv[1], "close") == 0) return run_close(port, n);
+    if (strcmp(argv[1], "upload") == 0)
+        return run_upload(port, n, argc > 4 ? atol(argv[4]) : 65536, argc > 5 ? atol(argv[5]) : 16384);
     if (strcmp(argv[1], "idle") == 0) return run_idle(port, n, argc > 4 ? atoi(argv[4]) : 60);
     fprintf(stderr, "unknown mode %s\n", argv[1]);
     return 2;

@@ -8,8 +8,8 @@ description = {
   detailed = [[
 lhyper runs each request's handler in its own coroutine over a C core on
 libuv: a connection state machine kept apart from its dispatcher, as in
-Rust's hyper, with llhttp for tokens, backpressure both ways and limits
-with sane defaults.
+Rust's hyper, its own HTTP/1.1 parser (RFC 9112), backpressure both ways
+and limits with sane defaults.
 ]],
   license = "MIT",
 }
@@ -20,8 +20,8 @@ dependencies = {
 external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },
 }
--- The Makefile finds llhttp: the system library through pkg-config, or the
--- C sources Debian 12 ships in node-llhttp (/usr/share/llhttp).
+-- Lua 5.4 and libuv are all the module needs (liblua5.4-dev, libuv1-dev):
+-- the HTTP/1 parser is lhyper's own.
 build = {
   type = "make",
   build_target = "all",

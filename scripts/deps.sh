@@ -3,7 +3,6 @@
 # Idempotent and quiet when everything is there.
 set -e
 pkgs="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-cjson lua-busted lua-socket curl python3"
-if ! pkg-config --exists llhttp 2>/dev/null; then pkgs="$pkgs node-llhttp"; fi
 # clang and its runtime (libFuzzer) for the fuzz smoke run of `make test`
 if [ "${1:-}" = test ]; then pkgs="$pkgs valgrind nodejs nginx wrk python3-requests prometheus python3-prometheus-client clang libclang-rt-14-dev"; fi
 missing=""

@@ -242,8 +242,10 @@ routes["/now"] = function()
   return 200, nil, string.format("%.3f", lhyper.now() - t0)
 end
 
--- read_all(max); ?mode=nothing returns nothing on failure (server answers 413).
+-- read_all(max); ?mode=nothing returns nothing on failure (server answers 413),
+-- ?mode=assert raises the error object.
 routes["/readall"] = function(req, q)
+  if q.mode == "assert" then return 200, nil, assert(req:read_all(tonumber(q.max) or 1024)) end
   local body, err, kind = req:read_all(tonumber(q.max) or 1024)
   if body then return 200, nil, body end
   if q.mode == "nothing" then return end

@@ -277,9 +277,9 @@ end
     assert.equal("304:0:true", r.s304)
   end)
 
-  it("reads trailers after a chunked body", function()
+  it("reads trailers after a chunked body (asked for with TE: trailers)", function()
     local r = run [[
-local res = assert(lhyper.request{ url = base .. "/chunked?n=4&k=10" })
+local res = assert(lhyper.request{ url = base .. "/chunked?n=4&k=10", headers = { te = "trailers" } })
 say("before=" .. tostring(res:trailers()))
 say("len=" .. #res:read_all())
 say("trailer=" .. res:trailers():get("X-Trailer"))

@@ -8,10 +8,12 @@ describe("trailers", function()
   setup(function() srv = h.start_server() end)
   teardown(function() if srv then srv:stop() end end)
 
+  local TE = { te = "trailers" }
+
   it("sends the iterator's final trailers after the last chunk", function()
     local sock, r = h.connect(srv)
     finally(function() sock:close() end)
-    assert(sock:send(h.req("GET", "/trailers") .. h.req("GET", "/hello")))
+    assert(sock:send(h.req("GET", "/trailers", TE) .. h.req("GET", "/hello")))
     local res = assert(r:final_response())
     assert.equal(200, res.status)
     assert.equal("chunked", res.framing)
@@ -20,8 +22,20 @@ describe("trailers", function()
     assert.equal("Hello, World!", assert(r:final_response()).body)
   end)
 
+  it("sends them only when the request said TE: trailers (RFC 9110 6.5.1, as hyper)", function()
+    for _, te in ipairs({ false, "gzip", "trailers;q=0" }) do
+      local res, r = assert(h.raw_request(srv.port, h.req("GET", "/trailers", { te = te })))
+      assert.equal("chunked", res.framing)
+      assert.equal("part one, part two", res.body)
+      assert.is_nil(res.trailers.get("x-checksum"))
+      assert.truthy(r:raw_string():find("\r\n0\r\n\r\n$"), r:raw_string())
+    end
+    local res = assert(h.raw_request(srv.port, h.req("GET", "/trailers", { te = "deflate, Trailers" })))
+    assert.equal("abc123", res.trailers.get("x-checksum"))
+  end)
+
   it("drops fields that are not allowed in trailers", function()
-    local res = assert(h.raw_request(srv.port, h.req("GET", "/trailers?bad=1")))
+    local res = assert(h.raw_request(srv.port, h.req("GET", "/trailers?bad=1", TE)))
     assert.equal("abc123", res.trailers.get("x-checksum"))
     assert.is_nil(res.trailers.get("content-length"))
   end)
@@ -36,7 +50,7 @@ describe("trailers", function()
   it("delivers response trailers to node's http client", function()
     local out, code = h.node([[
 const http = require("http");
-http.get({ host: "127.0.0.1", port: +process.argv[2], path: "/trailers" }, (res) => {
+http.get({ host: "127.0.0.1", port: +process.argv[2], path: "/trailers", headers: { TE: "trailers" } }, (res) => {
   let body = "";
   res.on("data", (d) => (body += d));
   res.on("end", () => console.log(res.statusCode, body, res.trailers["x-checksum"]));

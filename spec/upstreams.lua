@@ -150,7 +150,8 @@ end
 
 -- nginx with `locations` (server block body) on a free loopback port, in a
 -- temp prefix holding `files` (name -> content) under static/.
-function M.nginx(locations, files)
+-- `http_extra`, if given, goes in the http block (an upstream, say).
+function M.nginx(locations, files, http_extra)
   local prefix = h.tmpname("-nginx")
   assert(os.execute("mkdir -p " .. shell_quote(prefix .. "/static") .. " " .. shell_quote(prefix .. "/dav")))
   for name, content in pairs(files or {}) do h.write_file(prefix .. "/static/" .. name, content) end
@@ -169,12 +170,14 @@ http {
   uwsgi_temp_path PREFIX/uwsgi;
   scgi_temp_path PREFIX/scgi;
   default_type application/octet-stream;
+  HTTP_EXTRA
   server {
     listen 127.0.0.1:PORT;
     LOCATIONS
   }
 }
-]]):gsub("PREFIX", prefix):gsub("PORT", tostring(port)):gsub("LOCATIONS", (locations:gsub("%%", "%%%%")))
+]]):gsub("HTTP_EXTRA", ((http_extra or ""):gsub("%%", "%%%%")))
+    :gsub("PREFIX", prefix):gsub("PORT", tostring(port)):gsub("LOCATIONS", (locations:gsub("%%", "%%%%")))
     :gsub("ROOT", prefix))
   local cmd = string.format([[sh -c 'echo PGID $PPID; exec nginx -p %s -c %s -g "daemon off;"']],
     prefix, prefix .. "/nginx.conf")

@@ -118,7 +118,7 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
     }
     return 0;
   }
-  const char *data = lh_rbuf_data(&c->rbuf);
+  char *data = c->rbuf.base + c->rbuf.off;
   int r = lh_parser_head(&c->parser, data, avail);
   if (r == 0) {
     if (c->eof) r = LH_EINCOMPLETE;
@@ -151,9 +151,10 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base) {
   }
   if (c->role == LH_ROLE_SERVER) {
     c->minor = h->minor;
-    c->head_method = h->method_id == HTTP_HEAD;
+    c->head_method = h->method_id == LH_METHOD_HEAD;
     c->upgrade = h->upgrade;
-    c->connect = h->method_id == HTTP_CONNECT;
+    c->connect = h->method_id == LH_METHOD_CONNECT;
+    c->te_trailers = h->te_trailers;
     if (h->keep_alive) ka_busy(c);
     else lh_conn_disable_keep_alive(c);
     if (c->parser.state == LH_PARSE_DONE) {
@@ -174,6 +175,21 @@ int lh_conn_write_continue(lh_conn_t *c) {
   return lh_wq_append(&c->wq, cont, sizeof cont - 1) ? LH_ENOMEM : 0;
 }
 
+/* a request body whose framing broke (or passed a size limit) is the
+ * client's fault: when no response head went out, the answer is ours
+ * (400, 413 for the chunk extension limit, 431 for trailers), with
+ * Connection: close; whatever the service answers after it is refused */
+static void body_failed(lh_conn_t *c, int err) {
+  c->error = err;
+  lh_conn_close_read(c);
+  if (c->role != LH_ROLE_SERVER || c->writing != LH_WRITING_INIT || err == LH_EINCOMPLETE) return;
+  if (lh_conn_head_begin(c, lh_error_status(err)) || lh_conn_head_end(c, 0) ||
+      lh_conn_write_end(c)) {
+    lh_conn_head_abort(c);
+    lh_conn_close(c);
+  }
+}
+
 int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
   *n = 0;
   if (c->reading == LH_READING_KEEPALIVE) return 2;
@@ -184,7 +200,7 @@ int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
   if (c->reading != LH_READING_BODY) return LH_ECLOSED;
   for (;;) {
     size_t avail = lh_rbuf_avail(&c->rbuf), used, blen;
-    char *data = c->rbuf.base + c->rbuf.off;
+    char *data = c->rbuf.base + c->rbuf.off, *body;
     if (avail == 0) {
       if (!c->eof) return 0;
       int r = lh_parser_eof(&c->parser);
@@ -197,10 +213,9 @@ int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
       lh_conn_close_read(c);
       return r;
     }
-    int r = lh_parser_body(&c->parser, data, avail, &used, &blen);
+    int r = lh_parser_body(&c->parser, data, avail, &used, &body, &blen);
     if (r < 0) {
-      c->error = r;
-      lh_conn_close_read(c);
+      body_failed(c, r);
       return r;
     }
     c->rbuf.off += used;
@@ -210,7 +225,7 @@ int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
       lh_parser_next(&c->parser);
     }
     if (blen > 0) {
-      *p = data;
+      *p = body;
       *n = blen;
       return 1;
     }
@@ -589,6 +604,7 @@ int lh_conn_write_trailer(lh_conn_t *c, const char *name, size_t nlen, const cha
   if (c->writing != LH_WRITING_BODY) return LH_ECLOSED;
   if (!lh_field_ok(name, nlen, value, vlen)) return LH_EUSER_HEADER;
   if (c->enc.kind != LH_ENC_CHUNKED || trailer_forbidden(name, nlen)) return 0;
+  if (c->role == LH_ROLE_SERVER && !c->te_trailers) return 0;
   int r;
   if (!c->enc.trailers) {
     if ((r = put(c, "0\r\n", 3))) return r;

@@ -64,10 +64,14 @@ typedef struct {
   } enc;
   uint8_t minor;            /* HTTP minor version of the message being answered */
   unsigned eof : 1;         /* the peer shut down its write side */
-  unsigned head_method : 1; /* answering a HEAD request */
-  unsigned upgrade : 1;     /* the current request asks for an upgrade */
-  unsigned connect : 1;     /* the current request is CONNECT */
   unsigned unread : 1;      /* the read side closed with input possibly left unread */
+  /* what the current request is, set when its head is read (bytes, not
+   * bits: each head stores them) */
+  uint8_t head_method;      /* answering a HEAD request */
+  uint8_t upgrade;          /* the current request asks for an upgrade */
+  uint8_t connect;          /* the current request is CONNECT */
+  uint8_t te_trailers;      /* it said TE: trailers: a server's trailer fields go
+                             * out only then (as hyper's) */
   int error;                /* first fatal error, 0 if none */
 } lh_conn_t;
 
@@ -154,7 +158,8 @@ int lh_conn_head_replay(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len);
 int lh_conn_body_frame(lh_conn_t *c, size_t n, char hdr[20], size_t *hlen, size_t *tlen);
 /* writes body bytes through the encoder; LH_EUSER_BODY past Content-Length */
 int lh_conn_write_body(lh_conn_t *c, const char *p, size_t n);
-/* one trailer field (chunked only; others and forbidden fields are skipped) */
+/* one trailer field (chunked only; others, forbidden fields, and a server's
+ * when the request did not say TE: trailers are skipped) */
 int lh_conn_write_trailer(lh_conn_t *c, const char *name, size_t nlen, const char *value,
                           size_t vlen);
 /* ends the body; LH_EUSER_BODY when shorter than Content-Length */

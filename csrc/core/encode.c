@@ -129,8 +129,10 @@ int lh_error_status(int err) {
     case LH_EPARSE_VERSION_H2: return 505;
     case LH_EPARSE_TE_UNSUPPORTED:
     case LH_EPARSE_METHOD_UNKNOWN: return 501;
-    case LH_EHEADER_TIMEOUT: return 408;
-    case LH_EBODY_TOO_LARGE: return 413;
+    case LH_EHEADER_TIMEOUT:
+    case LH_ETIMEOUT: return 408;
+    case LH_EBODY_TOO_LARGE:
+    case LH_EPARSE_CHUNK_EXT: return 413;
     case LH_EUSER_SERVICE:
     case LH_EUSER_HEADER:
     case LH_EUSER_STATUS:

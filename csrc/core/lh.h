@@ -27,6 +27,7 @@
   XX(EPARSE_TE_UNSUPPORTED, "parse", "transfer_encoding_unsupported",           \
      "unsupported transfer coding")                                             \
   XX(EPARSE_CHUNK, "parse", "chunk", "invalid chunked encoding")                \
+  XX(EPARSE_CHUNK_EXT, "parse", "chunk_ext_too_large", "chunk extensions too large") \
   XX(EPARSE_STATUS, "parse", "status", "invalid response status")               \
   XX(EPARSE_INTERNAL, "parse", "internal", "malformed message")                 \
   XX(EINCOMPLETE, "incomplete", "", "connection closed before message completed") \

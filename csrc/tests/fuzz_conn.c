@@ -92,7 +92,7 @@ static size_t next_len(split_t *s, size_t left) {
 typedef struct {
   char *tgt;
   uint32_t tlen;
-  uint8_t head, connect, minor, expect, n100, upgrade;
+  uint8_t head, connect, minor, expect, n100, upgrade, te_trailers;
   uint64_t cl;         /* Content-Length, LH_NO_LENGTH when absent or chunked */
   uint64_t body_got;   /* body bytes the service read */
   int body_done, answered;
@@ -159,8 +159,8 @@ static int lname_is(const char *p, size_t n, const char *l) {
 }
 
 /* one chunked body at p: returns its length in bytes (0 when incomplete);
- * appends the decoded data to body */
-static size_t parse_chunked(chk_t *k, const char *p, const char *e, mock_buf_t *body) {
+ * appends the decoded data to body; *ntr: its trailer lines */
+static size_t parse_chunked(chk_t *k, const char *p, const char *e, mock_buf_t *body, int *ntr) {
   const char *q = p;
   for (;;) {
     const char *le = memchr(q, '\n', (size_t)(e - q));
@@ -188,6 +188,7 @@ static size_t parse_chunked(chk_t *k, const char *p, const char *e, mock_buf_t *
     if (le == q || le[-1] != '\r') CFAIL(k, "bad trailer line");
     if (le == q + 1) return (size_t)(le + 1 - p);
     if (!memchr(q, ':', (size_t)(le - q))) CFAIL(k, "trailer line without colon");
+    (*ntr)++;
     q = le + 1;
   }
 }
@@ -291,8 +292,10 @@ static void chk_parse(fz_t *f) {
       end = body;
     } else if (chunked) {
       if (minor == 0) CFAIL(k, "chunked response to HTTP/1.0");
-      size_t n = parse_chunked(k, body, e, &b);
+      int ntr = 0;
+      size_t n = parse_chunked(k, body, e, &b, &ntr);
       if (!n) CFAIL(k, "partial chunked body at the end of a step");
+      if (ntr && !(r && r->te_trailers)) CFAIL(k, "trailers to a request without TE: trailers");
       end = body + n;
     } else if (cl != LH_NO_LENGTH) {
       if ((uint64_t)(e - body) < cl) CFAIL(k, "partial body at the end of a step");
@@ -361,11 +364,12 @@ static req_t *add_req(fz_t *f, lh_head_t *h, const char *base) {
   r->tgt = malloc(r->tlen);
   if (!r->tgt) abort();
   memcpy(r->tgt, base + h->target.off, r->tlen);
-  r->head = h->method_id == HTTP_HEAD;
-  r->connect = h->method_id == HTTP_CONNECT;
+  r->head = h->method_id == LH_METHOD_HEAD;
+  r->connect = h->method_id == LH_METHOD_CONNECT;
   r->upgrade = h->upgrade;
   r->minor = h->minor;
   r->expect = h->expect_continue;
+  r->te_trailers = h->te_trailers;
   r->cl = h->chunked ? LH_NO_LENGTH : h->content_length;
   f->cur = f->nreq - 1;
   return r;
@@ -782,6 +786,9 @@ static const char *const SEEDS[] = {
   "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
   "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n",
   "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nshort",
+  "GET /t HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\nGET /u HTTP/1.1\r\nHost: x\r\nTE: gzip\r\n\r\n",
+  "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"
+  "GET /s HTTP/1.1\r\nHost: x\r\n\r\n",
 };
 
 static const char *const DICT[] = {
@@ -789,7 +796,7 @@ static const char *const DICT[] = {
   " HTTP/1.0\r\n", "HTTP/1.1", "\r\n", "\r\n\r\n", "Host: x\r\n", "Content-Length: ",
   "Transfer-Encoding: chunked\r\n", "Transfer-Encoding: ", "chunked", "gzip", "identity",
   "Connection: ", "close", "keep-alive", "upgrade", "Upgrade: websocket\r\n",
-  "Expect: 100-continue\r\n", "0\r\n\r\n", ";ext=v", "Trailer: ", "\r\n ", "\t", ":", "*",
+  "Expect: 100-continue\r\n", "0\r\n\r\n", ";ext=v", "Trailer: ", "TE: trailers\r\n", "\r\n ", "\t", ":", "*",
   "http://h/p", "example.com:443", "%00",
 };
 

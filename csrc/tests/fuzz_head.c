@@ -1,11 +1,12 @@
-/* libFuzzer target: parse.c's fast request-head path against llhttp.
+/* libFuzzer target: parse.c's two request-head readers against each other.
  *
  * Input: 1 header byte (bits 0-1: limits preset), then a byte stream of
  * request heads. The stream goes head after head to a parser that may take
- * the fast path and to one that sends everything through llhttp; both must
- * give the same result for each head (complete, incomplete or the same
- * error) and, when complete, the same spans, version, method, framing and
- * keep-alive. See head_diff.h.
+ * the fast path, to one that sends every head through the line parser, and
+ * to a line parser given one more byte per call; all must give the same
+ * result for each head (complete, incomplete or the same error) and, when
+ * complete, the same spans, version, method, framing and keep-alive. See
+ * head_diff.h.
  *
  * FUZZ_WRITE_SEEDS=dir writes the seed corpus and exits; FUZZ_WRITE_DICT=file
  * writes a dictionary and exits (both used by `make fuzz-head`). */
@@ -28,6 +29,9 @@ static const char *const SEEDS[] = {
   "DELETE /d HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nEmpty:\r\nT:\tv \r\n\r\n",
   "OPTIONS /o HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
   "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+  "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+  "OPTIONS * HTTP/1.1\r\nHost: [::1]:8080\r\n\r\nCONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+  "\r\nGET http://h:1/p?q HTTP/1.2\nHost: h\nX: \x80\xff\n\n",
 };
 
 static const char *const DICT[] = {
@@ -35,7 +39,8 @@ static const char *const DICT[] = {
   " HTTP/1.1\r\n", " HTTP/1.0\r\n", "\r\n", "\r\n\r\n", "Host: x\r\n", "Content-Length: ",
   "Transfer-Encoding: chunked\r\n", "Connection: ", "close", "keep-alive", "upgrade",
   "Upgrade: ", "Proxy-Connection: ", "Expect: 100-continue\r\n", ":", "\t", " ", "?", "%",
-  "#", "*", "http://h/",
+  "#", "*", "http://h/", "Transfer-Encoding: ", "chunked", "gzip, ", "Content-Length: 5\r\n",
+  "Host: [::1]:80\r\n", "HTTP/1.2", "\n", "\r", "\x80", "\x7f", "\"",
 };
 
 static void write_file(const char *path, const void *p, size_t n, const void *pre, size_t pn) {

@@ -139,7 +139,7 @@ static void conn_reads_partial_request_head(void) {
       CHECK(span_is(b, h->target, "/path?q=1"));
       CHECK_EQ(h->major, 1);
       CHECK_EQ(h->minor, 1);
-      CHECK_EQ(h->method_id, HTTP_GET);
+      CHECK_EQ(h->method_id, LH_METHOD_GET);
       REQUIRE_EQ(h->nfields, 2);
       CHECK(field_is(b, &h->fields[0], "Host", "example.com"));
       CHECK(field_is(b, &h->fields[1], "Accept", "*/*"));
@@ -228,8 +228,9 @@ static void conn_reads_chunked_body_with_extensions_and_trailers(void) {
   }
 }
 
-/* parse.c takes plain request heads without llhttp; whatever it takes must
- * come out exactly as llhttp would have it, and everything else is llhttp's.
+/* parse.c's fast path takes plain request heads in one pass; whatever it
+ * takes must come out exactly as the line parser has it, which takes
+ * everything else (and the line parser must not care how bytes arrive).
  * Each case is checked whole, cut short at every byte, and with each byte
  * replaced by characters that matter to the grammar. */
 /* values long enough for eight-byte scanning; names matched by loads */
@@ -277,7 +278,7 @@ static const char *const FAST_CASES[] = {
   "GET / HTTP/1.1\r\nHosts: x\r\nHost: y\r\nConnectioN: close, upgrade\r\nUpgradE: h2c\r\n\r\n",
 };
 
-static void conn_fast_head_agrees_with_llhttp(void) {
+static void conn_fast_head_agrees_with_line_parser(void) {
   static const char subst[] = {' ', '\t', '\r', '\n', ':', 0, (char)0x80, 'A', '/', '#', '"',
                                0x7f, '1', '2', ',', 'x', 0x1f, (char)0xff, '-', 'H', 'h'};
   lh_limits_t lims[2] = {{8192, 100, 8192}, {40, 2, 4}};
@@ -314,13 +315,13 @@ static void conn_fast_head_agrees_with_llhttp(void) {
   CHECK_EQ(n, 10); /* up to the one with Connection: close */
   CHECK(compared > 1000);
 
-  /* and the plain ones never reach llhttp */
+  /* and the plain ones are the fast path's */
   lh_parser_t p;
   for (int c = 0; c < 15; c++) {
     lh_parser_init(&p, LH_ROLE_SERVER, &lims[0]);
     t_ctx = FAST_CASES[c];
-    CHECK_EQ(lh_parser_head(&p, FAST_CASES[c], strlen(FAST_CASES[c])), 1);
-    CHECK_EQ(p.http.http_major, 0); /* llhttp never saw it */
+    CHECK_EQ(lh_parser_head(&p, (char *)FAST_CASES[c], strlen(FAST_CASES[c])), 1);
+    CHECK_EQ(p.fast, 1); /* the fast path took it */
     lh_parser_free(&p);
   }
   /* nor do long values, with HTAB, and names in any case */
@@ -332,8 +333,8 @@ static void conn_fast_head_agrees_with_llhttp(void) {
   for (int c = 0; c < 2; c++) {
     t_ctx = plain_long[c];
     lh_parser_init(&p, LH_ROLE_SERVER, &lims[0]);
-    CHECK_EQ(lh_parser_head(&p, plain_long[c], strlen(plain_long[c])), 1);
-    CHECK_EQ(p.http.http_major, 0);
+    CHECK_EQ(lh_parser_head(&p, (char *)plain_long[c], strlen(plain_long[c])), 1);
+    CHECK_EQ(p.fast, 1);
     CHECK_EQ(p.head.expect_continue, 1);
     lh_parser_free(&p);
   }
@@ -375,9 +376,9 @@ static void conn_reads_pipelined_heads_from_one_buffer(void) {
   }
 }
 
-/* keep-alive is read from Connection by our rules (RFC 9110 5.6.1 lists,
- * OWS with tabs); llhttp's own reading of it must not stop the next head */
-static void conn_next_head_follows_our_keep_alive_not_llhttps(void) {
+/* keep-alive is read from Connection as a list (RFC 9110 5.6.1: empty
+ * elements, OWS with tabs) */
+static void conn_next_head_follows_keep_alive_of_connection_lists(void) {
   static const char req[] =
       "GET /a HTTP/1.0\r\nConnection: x,,\t\tkeep-alive\t \r\n\r\n"
       "GET /b HTTP/1.0\r\n\r\n";
@@ -823,6 +824,62 @@ static void conn_rejects_bad_chunk_size(void) {
     }
 }
 
+/* a broken request body is answered by the conn itself when no head went
+ * out (400, 413 past the extension limit), with Connection: close; the
+ * service's answer after it is refused, and no answer comes after its own */
+static void conn_answers_broken_request_bodies_itself(void) {
+  static char ext[LH_CHUNK_EXT_MAX + 200];
+  int k = sprintf(ext, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;");
+  memset(ext + k, 'e', LH_CHUNK_EXT_MAX + 10);
+  strcpy(ext + k + LH_CHUNK_EXT_MAX + 10, "\r\nhello\r\n0\r\n\r\n");
+  static const struct { const char *in; int status; const char *line; } cases[] = {
+    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400,
+     "HTTP/1.1 400 Bad Request\r\n"},
+    {ext, 413, "HTTP/1.1 413 Content Too Large\r\n"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    for (int mode = 0; mode < 2; mode++) {
+      tc_t t;
+      lh_head_t *h;
+      const char *b;
+      size_t on;
+      tc_init(&t, cases[i].in, mode);
+      REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+      mock_buf_t body = {0};
+      int r = tc_body(&t, &body);
+      CHECK_EQ(lh_error_status(r), cases[i].status);
+      const char *out = conn_take(&t.c, &on);
+      char want[256];
+      snprintf(want, sizeof want, "%scontent-length: 0\r\nconnection: close\r\n" DATE_LINE "\r\n",
+               cases[i].line);
+      CHECK_MEM(out, on, want);
+      CHECK_EQ(lh_conn_head_begin(&t.c, 200), LH_ECLOSED);
+      CHECK_EQ(lh_conn_try_keep_alive(&t.c), 0);
+      CHECK(lh_conn_is_closed(&t.c));
+      mock_buf_free(&body);
+      tc_free(&t);
+    }
+  /* a response already begun: nothing more is written, the conn closes */
+  for (int mode = 0; mode < 2; mode++) {
+    tc_t t;
+    lh_head_t *h;
+    const char *b;
+    size_t on;
+    tc_init(&t, cases[0].in, mode);
+    REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+    CHECK_EQ(lh_conn_head_begin(&t.c, 200), 0);
+    CHECK_EQ(lh_conn_head_end(&t.c, -1), 0);
+    conn_take(&t.c, &on);
+    mock_buf_t body = {0};
+    CHECK(tc_body(&t, &body) < 0);
+    conn_take(&t.c, &on);
+    CHECK_EQ(on, 0);
+    CHECK(lh_conn_is_read_closed(&t.c));
+    mock_buf_free(&body);
+    tc_free(&t);
+  }
+}
+
 static void conn_maps_error_codes_to_statuses(void) {
   static const struct { int err, status; } cases[] = {
     {LH_EPARSE_METHOD, 400}, {LH_EPARSE_METHOD_UNKNOWN, 501}, {LH_EPARSE_URI, 400},
@@ -1048,7 +1105,7 @@ static void conn_writes_trailers_only_when_chunked(void) {
   lh_conn_opts_t o = opts();
   tc_t t;
   size_t on;
-  REQUIRE_EQ(conn_with_request(&t, &o, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 1);
+  REQUIRE_EQ(conn_with_request(&t, &o, "GET / HTTP/1.1\r\nHost: x\r\nTE: gzip;q=0.5, Trailers\r\n\r\n"), 1);
   CHECK_EQ(lh_conn_head_begin(&t.c, 200), 0);
   CHECK_EQ(lh_conn_head_end(&t.c, -1), 0);
   CHECK_EQ(lh_conn_write_body(&t.c, "abc", 3), 0);
@@ -1074,6 +1131,24 @@ static void conn_writes_trailers_only_when_chunked(void) {
   out = conn_take(&t.c, &on);
   CHECK_MEM(out, on, "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n" DATE_LINE "\r\nabc");
   tc_free(&t);
+
+  /* RFC 9110 6.5.1 and hyper: only a request that said TE: trailers gets them */
+  static const char *const no_te[] = {
+    "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\nTE: gzip\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\nX-TE: trailers\r\n\r\n",
+  };
+  for (int i = 0; i < 3; i++) {
+    REQUIRE_EQ(conn_with_request(&t, &o, no_te[i]), 1);
+    CHECK_EQ(lh_conn_head_begin(&t.c, 200), 0);
+    CHECK_EQ(lh_conn_head_end(&t.c, -1), 0);
+    CHECK_EQ(lh_conn_write_body(&t.c, "abc", 3), 0);
+    CHECK_EQ(lh_conn_write_trailer(&t.c, "x-checksum", 10, "abc", 3), 0);
+    CHECK_EQ(lh_conn_write_end(&t.c), 0);
+    out = conn_take(&t.c, &on);
+    CHECK_MEM(out, on,
+              "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n" DATE_LINE "\r\n3\r\nabc\r\n0\r\n\r\n");
+    tc_free(&t);
+  }
 }
 
 static void conn_refuses_header_values_with_cr_lf_nul(void) {
@@ -1459,8 +1534,8 @@ int main(void) {
     TEST_CASE(conn_reads_content_length_body),
     TEST_CASE(conn_reads_chunked_body_with_extensions_and_trailers),
     TEST_CASE(conn_reads_pipelined_heads_from_one_buffer),
-    TEST_CASE(conn_fast_head_agrees_with_llhttp),
-    TEST_CASE(conn_next_head_follows_our_keep_alive_not_llhttps),
+    TEST_CASE(conn_fast_head_agrees_with_line_parser),
+    TEST_CASE(conn_next_head_follows_keep_alive_of_connection_lists),
     TEST_CASE(conn_queues_100_continue_on_first_body_read),
     TEST_CASE(conn_skips_100_continue_when_response_head_written_first),
     TEST_CASE(conn_drains_fully_buffered_body_to_keepalive),
@@ -1481,6 +1556,7 @@ int main(void) {
     TEST_CASE(conn_answers_unknown_methods_with_501),
     TEST_CASE(conn_accepts_head_exactly_under_limits),
     TEST_CASE(conn_rejects_bad_chunk_size),
+    TEST_CASE(conn_answers_broken_request_bodies_itself),
     TEST_CASE(conn_maps_error_codes_to_statuses),
     TEST_CASE(conn_writes_content_length_from_known_body_length),
     TEST_CASE(conn_writes_user_content_length_once),

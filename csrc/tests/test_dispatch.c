@@ -905,7 +905,7 @@ static void dispatch_flushes_partial_writes_until_done(void) {
 }
 
 /* an Upgrade the service did not take: what follows is HTTP again, and no
- * phantom head is made from the pause llhttp leaves behind (fuzz finding) */
+ * phantom head is made from a parser paused at the upgrade (fuzz finding) */
 static void dispatch_reads_on_after_an_upgrade_nobody_took(void) {
   static const char up[] =
     "GET /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
