@@ -314,10 +314,11 @@ end
 -- Graceful shutdown, triggered by a request: ?grace=seconds.
 routes["/shutdown"] = function(req, q)
   local grace = tonumber(q.grace) or 1
+  -- detached: a child of the handler would be cancelled when it returns
   lhyper.spawn(function()
     shared.closing = true
     server:close(grace)
-  end)
+  end):detach()
   return 200, nil, "closing"
 end
 
@@ -397,13 +398,14 @@ routes["/deadconn"] = function(req, q)
     rec.handler_done = "true"
     return 200, nil, "read " .. n
   elseif q.mode == "spawn" then
+    -- detached, so that it outlives the handler's cancellation
     lhyper.spawn(function()
       lhyper.sleep(tonumber(q.after) or 0.3)
       note(rec, "body_", pcall(function() for _ in req:body() do end end))
       note(rec, "readall_", pcall(req.read_all, req, 1024))
       note(rec, "upgrade_", pcall(req.upgrade, req, { upgrade = "echo", connection = "upgrade" }))
       rec.task_done = "true"
-    end)
+    end):detach()
     lhyper.sleep(5)
     rec.handler_done = "true"
     return 200, nil, "slept"

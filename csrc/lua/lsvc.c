@@ -155,8 +155,15 @@ static void task_resumed(void *sc) {
   if (sc) lh_sconn_poll(sc);
 }
 
+/* a task under the request failed: the server reports it */
+static void task_descendant_failed(lua_State *L, lh_task_t *root, int i, const char *text) {
+  lh_req_t *r = lh_req_of_task(root);
+  report((lh_lsrv_t *)r->host, LH_EUSER_SERVICE, text, r);
+}
+
 static const lh_task_ops_t req_task_ops = {
   .raised = task_raised,
+  .descendant_failed = task_descendant_failed,
   .finished = task_finished,
   .resuming = task_resuming,
   .resumed = task_resumed,
@@ -206,7 +213,7 @@ static int req_main(lua_State *co) {
      * connection waits for the slot this one frees. With nothing buffered
      * (one request per read, the keep-alive case) there is none, and the
      * task ends as usual */
-    if (!lh_tuning.next_msg || r->upgraded || !r->sc || s->wlen) return 0;
+    if (!lh_tuning.next_msg || r->upgraded || !r->sc || s->wlen || r->task.owned) return 0;
     lh_disp_t *d = lh_sconn_disp(x->sc);
     if (lh_disp_buffered(d) == 0) return 0;
     req_done(r);

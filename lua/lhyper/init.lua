@@ -7,6 +7,9 @@ local M = {
   _VERSION = "lhyper scm",
   sleep = core.sleep,
   spawn = core.spawn,
+  timeout = core.timeout,
+  channel = core.channel,
+  condition = core.condition,
   now = core.now,
   run = core.run,
   stop = core.stop,
@@ -15,6 +18,31 @@ local M = {
 }
 
 local type = type
+
+--- lhyper.every(seconds, fn, ...) -> task: fn(...) in a task of its own
+-- every `seconds`, the first time `seconds` from now. A run that has not
+-- ended when the next is due makes that one skip (no overlap, no backlog).
+-- The waits do not keep lhyper.run() going: once nothing else does, the
+-- loop returns. The returned task is the timer: cancel it to stop; it is a
+-- child of the running task, stopped when that one ends.
+function M.every(seconds, fn, ...)
+  if type(seconds) ~= "number" or seconds <= 0 or seconds ~= seconds then
+    error("bad argument #1 to 'every' (positive number expected)", 2)
+  end
+  if type(fn) ~= "function" then error("bad argument #2 to 'every' (function expected)", 2) end
+  local args = table.pack(...)
+  local spawn, now, sleep_idle, unpack = core.spawn, core.now, core.sleep_idle, table.unpack
+  return spawn(function()
+    local due, run = now() + seconds, nil
+    while true do
+      sleep_idle(due - now())
+      if not run or run.done then run = spawn(fn, unpack(args, 1, args.n)) end
+      due = due + seconds
+      local t = now()
+      if due <= t then due = t + seconds end
+    end
+  end)
+end
 
 -- The core runs each handler in its own coroutine, answers with what it
 -- returns and pumps a body iterator in the same coroutine. Methods written
