@@ -279,10 +279,13 @@ routes["/upgrade"] = function(req)
 end
 
 -- Upgrade and keep the stream without reading it: the connection then keeps
--- nothing of libuv's busy (no read, no write, no deadline).
+-- nothing of libuv's busy (no read, no write, no deadline). The handler
+-- waits on a condition nobody signals (its stream would close with it),
+-- which keeps nothing busy either.
 local parked = {}
 routes["/upgrade-park"] = function(req)
   parked[#parked + 1] = req:upgrade({ ["upgrade"] = "echo", ["connection"] = "upgrade" })
+  lhyper.condition():wait()
 end
 
 -- Cancellation: a <close> variable records that the coroutine was closed.
@@ -429,6 +432,145 @@ routes["/record"] = function(req, q)
   for k, v in pairs(rec) do out[#out + 1] = k .. "=" .. tostring(v) end
   table.sort(out)
   return 200, nil, table.concat(out, "\n") .. "\n"
+end
+
+-- Structured concurrency (structured_spec): what a handler opens ends with
+-- it. Records are read back with /record?key=.
+local function guard(rec, name)
+  rec[name] = "open"
+  return setmetatable({}, { __close = function()
+    rec[name] = "closed"
+    rec.order = (rec.order or "") .. name .. ";"
+  end })
+end
+routes["/tree/child"] = function(req, q)
+  -- a child task and the handler both wait; the client leaves
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  local outer <close> = guard(rec, "handler")
+  local child = lhyper.spawn(function()
+    local g <close> = guard(rec, "child")
+    lhyper.sleep(30)
+  end)
+  rec.child_task = child
+  lhyper.sleep(30)
+  return 200, nil, "never"
+end
+routes["/tree/orphan"] = function(req, q)
+  -- the handler returns at once; its child must not outlive it
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  lhyper.spawn(function()
+    local g <close> = guard(rec, "child")
+    rec.child_ran = "true"
+    lhyper.sleep(30)
+  end)
+  return 200, nil, "returned"
+end
+routes["/tree/res"] = function(req, q)
+  -- an outbound request whose body the handler does not read to its end;
+  -- mode=task: a child task makes it and the handler returns;
+  -- mode=close: the handler closes it with a <close> variable;
+  -- mode=join: a child returns the res, the handler reads it
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  local url = "http://127.0.0.1:" .. q.up .. "/stream?n=" .. (q.n or 100000000)
+  if q.mode == "task" then
+    lhyper.spawn(function()
+      local res = assert(lhyper.request { url = url })
+      rec.local_port = res.local_port
+      res:body()()
+      lhyper.sleep(30)
+    end)
+    lhyper.sleep(0.2)
+    return 200, nil, "returned"
+  elseif q.mode == "join" then
+    local res = assert(lhyper.spawn(function() return assert(lhyper.request { url = url }) end):join())
+    rec.local_port = res.local_port
+    return 200, nil, tostring(#assert(res:read_all()))
+  end
+  if q.mode == "close" then
+    do
+      local res <close> = assert(lhyper.request { url = url })
+      rec.local_port = res.local_port
+      res:body()()
+      res:close() -- and <close> again at the end of the block: idempotent
+    end
+    lhyper.sleep(0.3)
+    return 200, nil, "closed early"
+  end
+  -- the handler keeps it in a local (alive until collected) and returns
+  local res = assert(lhyper.request { url = url })
+  rec.local_port = res.local_port
+  res:body()()
+  shared.kept_res = res
+  return 200, nil, "partial"
+end
+routes["/tree/stream-return"] = function(req)
+  -- the handler upgrades and returns: the stream ends with it
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  stream:write("bye")
+end
+routes["/tree/stream-close"] = function(req, q)
+  -- a child waits in stream:read(); the handler closes the stream
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  local reader = lhyper.spawn(function()
+    local g <close> = guard(rec, "reader")
+    local data, err, kind = stream:read()
+    rec.read = tostring(data) .. "|" .. tostring(kind) .. "|" .. tostring(err and err:is_closed())
+  end)
+  lhyper.sleep(0.1)
+  stream:close()
+  reader:join()
+  rec.joined = "true"
+end
+routes["/tree/stream-timeout"] = function(req)
+  -- stream:read(timeout): a read that times out leaves the stream usable
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  local data, err, kind = stream:read(0.1)
+  stream:write("first:" .. tostring(data) .. "|" .. tostring(kind) .. "\n")
+  data = stream:read(5)
+  stream:write("second:" .. tostring(data) .. "\n")
+  stream:close()
+end
+routes["/tree/stream-idle"] = function(req, q)
+  -- with stream_idle_timeout: a read waiting when the stream goes idle
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  while true do
+    local data, err, kind = stream:read()
+    if not data then
+      rec.ended = tostring(kind)
+      break
+    end
+    stream:write(data)
+  end
+end
+routes["/tree/timeout-body"] = function(req)
+  -- the request body read from a child task (lhyper.timeout)
+  local body = lhyper.timeout(5, function() return assert(req:read_all()) end)
+  return 200, nil, body
+end
+routes["/tree/server-wait"] = function(req)
+  local other = assert(lhyper.server { port = 0, handler = function() return 200 end })
+  local r1, _, k1 = other:wait(0.01)
+  lhyper.spawn(function() lhyper.sleep(0.05) other:close(1) end)
+  local r2 = other:wait(5)
+  local closed_by
+  do
+    local s3 <close> = assert(lhyper.server { port = 0, handler = function() return 200 end })
+    closed_by = s3
+  end
+  local r3 = closed_by:wait(5)
+  return 200, nil, table.concat({ tostring(r1), tostring(k1), tostring(r2), tostring(other.closed),
+    tostring(r3) }, ",")
+end
+routes["/tree/task-status"] = function(req, q)
+  local rec = shared.records[q.key or "k"]
+  return 200, nil, rec and rec.child_task and rec.child_task.status or "none"
 end
 
 -- /keep keeps its req object; /kept reads the kept ones after their

@@ -278,7 +278,10 @@ static int req_tostring(lua_State *L) {
 
 static int body_next(lua_State *L);
 
-static int body_next_k(lua_State *L, int status, lua_KContext ctx) { return body_next(L); }
+static int body_next_k(lua_State *L, int status, lua_KContext ctx) {
+  lh_task_unslot(lh_task_current(L));
+  return body_next(L);
+}
 
 /* trailers are copied out of the parser, which reuses them for the next message */
 static int body_end(lua_State *L, lh_req_t *r, const lh_disp_t *d) {
@@ -296,31 +299,43 @@ static int body_end(lua_State *L, lh_req_t *r, const lh_disp_t *d) {
   return 0;
 }
 
+/* req:body() once the request has no connection: the connection went
+ * away (an error object, kind closed), or the handler returned */
+static int body_gone(lua_State *L, lh_req_t *r) {
+  if (r->dropped) return lh_raise(L, LH_ECLOSED, "connection closed before the body was read");
+  return luaL_error(L, "req:body(): the request is over (its handler returned)");
+}
+
 static int body_next(lua_State *L) {
   lh_req_t *r = check_req(L, lua_upvalueindex(1));
   if (r->body_done) return 0;
-  if (!r->sc) return lh_raise(L, LH_ECLOSED, "connection closed before the body was read");
+  if (!r->sc) return body_gone(L, r);
   lh_disp_t *d = lh_sconn_disp(r->sc);
   const char *p;
   size_t n;
   int rc = lh_disp_read_body(d, &p, &n);
   if (rc == 1) {
+    /* the handler's connection is polled after each of its resumes; for
+     * another task of the request it is done here */
+    if (lh_task_current(L) != &r->task) lh_sconn_defer_poll(r->sc);
     lua_pushlstring(L, p, n);
     return 1;
   }
   if (rc == 2) return body_end(L, r, d);
   if (rc == 0) {
-    lh_task_t *t = lh_task_of(L);
-    if (!t || t != &r->task) return luaL_error(L, "req:body() must be iterated in its handler's coroutine");
-    return lh_task_yield(L, LH_WAIT_BODY, body_next_k);
+    if (lh_task_current(L) != &r->task) lh_sconn_defer_poll(r->sc);
+    return lh_req_wait(L, r, LH_WAIT_BODY, body_next_k);
   }
   /* the failure is the server's to report, whatever the handler does with it */
   report(r, rc, NULL);
   return lh_raise(L, rc, NULL);
 }
 
+/* req:body() -> iterator over the body's chunks; raises when the body was
+ * already read to its end */
 static int req_body(lua_State *L) {
-  check_req(L, 1);
+  lh_req_t *r = check_req(L, 1);
+  if (r->body_done) return luaL_error(L, "req:body(): the body was already read to its end");
   lua_settop(L, 1);
   lua_pushcclosure(L, body_next, 1);
   return 1;
@@ -345,6 +360,8 @@ static int req_too_large(lua_State *L) {
 /* req:upgrade(headers) -> stream: 101 Switching Protocols (200 to CONNECT) */
 static int req_upgrade(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
+  if (!r->sc && !r->dropped && !r->upgraded)
+    return luaL_error(L, "req:upgrade(): the request is over (its handler returned)");
   if (!r->sc) return lh_push_fail(L, LH_ECLOSED, NULL);
   lh_disp_t *d = lh_sconn_disp(r->sc);
   const lh_conn_t *c = lh_disp_conn(d);
@@ -457,7 +474,7 @@ static void write_chunk(lua_State *L, lh_req_t *r, const char *p, size_t n, lua_
   r->sent += n;
   if (!lh_disp_can_write(d)) {
     r->burst = 0;
-    lh_task_yield(L, LH_WAIT_WRITE, k);
+    lh_req_wait(L, r, LH_WAIT_WRITE, k);
   }
   r->burst += n;
   if (r->burst >= WRITE_BURST) {
@@ -533,6 +550,7 @@ static int pump_got(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int pump_next(lua_State *L, int status, lua_KContext ctx) {
+  lh_task_unslot(lh_task_current(L));
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   lua_callk(L, 0, 2, 0, pump_got);
@@ -624,9 +642,11 @@ void lh_req_raised(lua_State *L, lh_req_t *r) {
 
 void lh_req_finish(lh_req_t *r) {
   r->finished = 1;
-  if (r->sc && r->upgraded) {
-    /* the stream goes on without the handler until closed or collected */
-  } else if (r->sc) {
+  if (r->upgraded) {
+    /* the stream is the task's that upgraded: closed when that one ends */
+    return;
+  }
+  if (r->sc) {
     lh_disp_t *d = lh_sconn_disp(r->sc);
     if (lh_conn_can_write_head(lh_disp_conn(d))) {
       /* the handler ended without answering */
@@ -637,20 +657,42 @@ void lh_req_finish(lh_req_t *r) {
     }
     lh_req_detach(r);
   }
+  lh_req_wake_all(r); /* a task still reading finds the request over */
 }
 
 /* --- the connection going away --- */
 
 void lh_req_drop(lh_req_t *r) {
+  r->dropped = 1;
   lh_req_detach(r);
-  if (r->upgraded) lh_stream_gone(r);
-  else lh_task_cancel(&r->task);
+  if (r->upgraded) {
+    lh_stream_gone(r);
+    return;
+  }
+  lh_req_wake_all(r);
+  lh_task_cancel(&r->task);
 }
 
-/* who waits: the handler, or for a stream whichever task reads or writes it */
+int lh_req_wait(lua_State *L, lh_req_t *r, int wait, lua_KFunction k) {
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "not inside an lhyper handler or task");
+  lh_task_t **slot = wait == LH_WAIT_WRITE ? &r->writer : &r->reader;
+  if (*slot && *slot != t)
+    return luaL_error(L, wait == LH_WAIT_WRITE ? "another task is already waiting to write here"
+                                                : "another task is already reading here");
+  *slot = t;
+  t->slot = slot;
+  return lh_task_yield(L, wait, k);
+}
+
 void lh_req_wake(lh_req_t *r, int wait) {
-  lh_task_t *t = r->upgraded ? r->waiter : &r->task;
+  lh_task_t *t = wait == LH_WAIT_WRITE ? r->writer : r->reader;
   if (t && t->wait == wait) lh_task_resume(t);
+}
+
+void lh_req_wake_all(lh_req_t *r) {
+  if (r->reader) lh_task_wake(r->reader);
+  if (r->writer) lh_task_wake(r->writer);
 }
 
 static const luaL_Reg req_methods[] = {

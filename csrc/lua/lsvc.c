@@ -31,6 +31,7 @@ typedef struct lh_lsrv {
   int port;
   double drain_delay;    /* server:drain: seconds between not ready and the listener closing */
   double drain_idle;     /* draining: an idle connection's last window */
+  lh_waitq_t done_q;     /* tasks in server:wait() */
   unsigned closed : 1;
   uint64_t bytes_in, bytes_out; /* the server's totals once it is done */
   unsigned not_ready : 1;/* server:drain was called: ready_path answers 503 */
@@ -303,6 +304,7 @@ static void server_done(lh_server_t *srv) {
   /* req_main's closure holds the server too */
   luaL_unref(L, LUA_REGISTRYINDEX, s->main_ref);
   s->self_ref = s->main_ref = LUA_NOREF;
+  lh_waitq_broadcast(&s->done_q);
 }
 
 static const lh_server_hooks_t hooks = {
@@ -355,6 +357,7 @@ static int l_listen(lua_State *L) {
   luaL_setmetatable(L, SERVER_MT);
   lh_head_memo_init(L, &s->host.memo);
   s->max_in_flight = (uint32_t)lh_opt_number(L, 1, "max_in_flight", 0);
+  s->host.stream_idle = lh_opt_number(L, 1, "stream_idle_timeout", 300);
   lua_getfield(L, 1, "handler");
   luaL_checktype(L, -1, LUA_TFUNCTION);
   s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -422,6 +425,41 @@ static int server_retire(lua_State *L) {
 }
 
 lh_server_t *lh_svc_server(lua_State *L, int i) { return check_server(L, i)->srv; }
+/* <close>: as server:close() with its default grace */
+static int server_close_tbc(lua_State *L) {
+  lh_lsrv_t *s = check_server(L, 1);
+  if (s->srv) lh_server_close(s->srv, 10);
+  return 0;
+}
+
+static int server_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  lh_lsrv_t *s = lua_touserdata(L, 1);
+  lh_task_t *t = lh_task_current(L);
+  if (s->closed) {
+    lh_waitq_leave(t);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (t->expired) {
+    lh_waitq_leave(t);
+    return lh_push_fail(L, LH_ETIMEOUT, "server:wait timed out");
+  }
+  return lh_waitq_again(L, server_wait_k);
+}
+
+/* server:wait([timeout]) -> true once the server is closed and its last
+ * connection gone, or nil, err, "timeout" */
+static int server_wait(lua_State *L) {
+  lh_lsrv_t *s = check_server(L, 1);
+  double timeout = luaL_optnumber(L, 2, -1);
+  lua_settop(L, 1);
+  if (s->closed) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (timeout == 0) return lh_push_fail(L, LH_ETIMEOUT, "server:wait timed out");
+  return lh_waitq_wait(L, &s->done_q, timeout, server_wait_k);
+}
 
 static int server_index(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
@@ -451,6 +489,7 @@ static int server_gc(lua_State *L) {
   s->handler_ref = s->on_error_ref = LUA_NOREF;
   free(s->waiting);
   s->waiting = NULL;
+  lh_waitq_drop(&s->done_q);
   return 0;
 }
 
@@ -461,7 +500,8 @@ static int server_tostring(lua_State *L) {
 }
 
 static const luaL_Reg server_methods[] = {
-  {"close", server_close}, {"_drain", server_drain}, {"_retire", server_retire}, {NULL, NULL}};
+  {"close", server_close},   {"wait", server_wait}, {"_drain", server_drain},
+  {"_retire", server_retire}, {NULL, NULL}};
 
 void lh_svc_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, SERVER_MT)) {
@@ -472,6 +512,8 @@ void lh_svc_open(lua_State *L, int mod) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, server_gc);
     lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, server_close_tbc);
+    lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, server_tostring);
     lua_setfield(L, -2, "__tostring");
   }

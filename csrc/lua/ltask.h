@@ -150,6 +150,13 @@ static inline void lh_task_unbind(lh_task_t *t) {
   t->ref = LUA_NOREF;
   t->running = 0;
 }
+/* t runs again: the pointer to it that its wait set (t->slot) is cleared */
+static inline void lh_task_unslot(lh_task_t *t) {
+  if (t->slot) {
+    *t->slot = NULL;
+    t->slot = NULL;
+  }
+}
 /* resumes a suspended task from a loop callback, under protection */
 void lh_task_resume(lh_task_t *t);
 /* runs a task that was never resumed now, nested in the running task on

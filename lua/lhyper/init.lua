@@ -62,6 +62,7 @@ local option_types = {
   host = "string", port = "number", handler = "function",
   keep_alive = "boolean", half_close = "boolean",
   header_read_timeout = "number|false", idle_timeout = "number|false",
+  stream_idle_timeout = "number|false",
   max_buf_size = "number", max_headers = "number", max_target = "number",
   max_connections = "number|false", max_in_flight = "number|false",
   pipeline_flush = "boolean", title_case_headers = "boolean", date_header = "boolean",
@@ -84,7 +85,7 @@ local function check_options(opts)
       error(("lhyper.server: option '%s' must be a positive integer"):format(k), 3)
     end
   end
-  for _, k in ipairs { "header_read_timeout", "idle_timeout" } do
+  for _, k in ipairs { "header_read_timeout", "idle_timeout", "stream_idle_timeout" } do
     local v = opts[k]
     if type(v) == "number" and v <= 0 then
       error(("lhyper.server: option '%s' must be positive (or false for none)"):format(k), 3)
