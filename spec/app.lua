@@ -608,9 +608,64 @@ local function handler(req)
   return 404, { ["content-type"] = "text/plain" }, "not found"
 end
 
+-- Errors for on_error's reports (report_spec); ?key= tags the target.
+local MARKED = lhyper.error("timeout", "upstream slow")
+MARKED.marker = "kept"
+routes["/err/none"] = function() return end
+routes["/err/nilfirst"] = function() return nil, { ["x-a"] = "1" }, "body" end
+routes["/err/table"] = function() error({ code = 42 }) end
+routes["/err/object"] = function() error(MARKED) end
+routes["/err/string"] = function()
+  local function deep_in_the_handler() error("string failure") end
+  deep_in_the_handler()
+end
+routes["/err/slow"] = function(req, q)
+  lhyper.sleep(tonumber(q.s) or 0.2)
+  error("slow failure")
+end
+routes["/err/iter"] = function()
+  local n = 0
+  return 200, { ["content-type"] = "text/plain" }, function()
+    n = n + 1
+    if n == 1 then return "first chunk\n" end
+    local function deep_in_the_iterator() error("iterator failure") end
+    deep_in_the_iterator()
+  end
+end
+routes["/err/task"] = function()
+  lhyper.spawn(function()
+    local function deep_in_the_task() error("task failure") end
+    deep_in_the_task()
+  end)
+  lhyper.sleep(0.1)
+  return 200, nil, "handler done"
+end
+-- every report so far, one a line: key=value fields separated by tabs
+shared.reports = {}
+routes["/reports"] = function()
+  return 200, nil, table.concat(shared.reports, "\n")
+end
+
+local function report_line(err, info)
+  local f = {}
+  local function put(k, v) f[#f + 1] = k .. "=" .. tostring(v):gsub("[\t\r\n]", " ") end
+  put("kind", type(err) == "table" and err.kind)
+  put("message", type(err) == "table" and err.message or err)
+  put("marker", type(err) == "table" and err.marker)
+  local cause = type(err) == "table" and err.cause
+  put("cause_code", type(cause) == "table" and cause.code)
+  put("is_error", getmetatable(err) == getmetatable(MARKED))
+  for _, k in ipairs { "method", "target", "phase", "status", "remote_addr", "remote_port", "peer" } do
+    put(k, info and info[k])
+  end
+  put("duration", info and info.duration and string.format("%.3f", info.duration))
+  return table.concat(f, "\t")
+end
+
 local config = { host = "127.0.0.1", port = 0, handler = handler }
 if record_errors then
   config.on_error = function(err, info)
+    shared.reports[#shared.reports + 1] = report_line(err, info)
     shared.errors[#shared.errors + 1] = tostring(err.kind)
     shared.error_infos[#shared.error_infos + 1] = table.concat({
       tostring(err.kind), tostring(info and info.method), tostring(info and info.target),

@@ -23,8 +23,14 @@ enum {
   UV_PARAMS, UV_ROUTE, UV_ID, UV_XNAME, UV_LOG, REQ_NUV = UV_LOG
 };
 
+void lh_req_report(const lh_req_t *r, int code, const char *msg, lua_State *vL, int vi,
+                   const char *phase) {
+  lh_report_t rep = {code, msg, vL, vi, phase ? phase : r->pumping ? "body" : "handler"};
+  r->host->report(r->host, &rep, r);
+}
+
 static void report(const lh_req_t *r, int code, const char *msg) {
-  r->host->report(r->host, code, msg, r);
+  lh_req_report(r, code, msg, NULL, 0, NULL);
 }
 
 static lh_req_t *check_req(lua_State *L, int i) { return luaL_checkudata(L, i, REQ_MT); }
@@ -373,6 +379,7 @@ static int req_upgrade(lua_State *L) {
   if (e) return lh_push_fail(L, e, NULL);
   r->upgraded = 1;
   r->responded = 1;
+  r->status = c->connect ? 200 : 101;
   lh_sconn_defer_poll(r->sc);
   lh_stream_push(L, r, 1);
   return 1;
@@ -404,7 +411,7 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
   const char *why = NULL;
   if (lua_isnoneornil(S, si)) {
     status = r->too_large ? 413 : 500;
-    if (!r->too_large) why = "handler returned no status";
+    if (!r->too_large) why = "handler returned no status (nothing, or nil first)";
     hi = bi = 0;
   } else if (!isnum || status < 100 || status > 999 || (status < 200 && status != 101) ||
              status == 101) {
@@ -436,12 +443,13 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
                       r->xname && r->id ? &x : NULL);
   }
   if (e) {
-    report(r, e, why);
     answer_empty(r, d, 500);
+    report(r, e, why);
     return 0;
   }
   r->responded = 1;
   r->status = (uint16_t)status;
+  if (why) report(r, LH_EUSER_STATUS, why); /* no status: 500, and said why */
   if (bt == LUA_TFUNCTION) {
     if (!lh_conn_is_bodyless(c)) return 1;
     r->ended = !lh_disp_write_end(d);
@@ -571,73 +579,80 @@ void lh_req_answer(lua_State *co, lh_req_t *r, int si) {
 
 /* --- failing and finishing --- */
 
-/* the handler raised the value at L's index i: report it, and answer 500
- * (or the error's status) when nothing was sent yet */
-static void fail(lua_State *L, lh_req_t *r, int i) {
-  int status = 500;
-  const char *msg = NULL;
-  int code = LH_EUSER_SERVICE;
-  int framing = 0; /* the request's framing is broken: the connection cannot go on */
-  i = lua_absindex(L, i);
-  if (lua_istable(L, i)) {
+/* what raising the value at L's index i means: the status to answer
+ * (0: none, the client is gone), whether it is reported (not for a
+ * malformed body, reported where it happened; a client that went away; an
+ * error status below 500 a helper chose for bad input) and whether the
+ * request's framing is broken */
+static void classify(lua_State *L, int i, int *status, int *quiet, int *framing) {
+  *status = 500;
+  *quiet = *framing = 0;
+  if (lh_is_error(L, i)) {
     lua_getfield(L, i, "kind");
     lua_getfield(L, i, "code");
     const char *k = lua_tostring(L, -2);
-    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
-    int reported = 0; /* body errors were reported where they happened */
+    int code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : LH_EUSER_SERVICE;
     if (k && !strcmp(k, "parse") && code != LH_EUSER_SERVICE)
-      status = lh_error_status(code), reported = 1, framing = 1;
+      *status = lh_error_status(code), *quiet = *framing = 1;
     if (k && (!strcmp(k, "closed") || !strcmp(k, "canceled") || !strcmp(k, "incomplete")))
-      status = 0, reported = 1;
+      *status = 0, *quiet = 1;
     lua_pop(L, 2);
+  }
+  if (lua_istable(L, i) && *status) {
     /* err.status (400..599): the answer a helper chose for bad input, such
      * as invalid JSON (400) or a body over its limit (413); the client's
      * mistakes are not the server's errors to report */
     lua_Integer given = 0;
-    if (lua_getfield(L, i, "status") == LUA_TNUMBER && lua_isinteger(L, -1))
-      given = lua_tointeger(L, -1);
+    if (lua_getfield(L, i, "status") == LUA_TNUMBER && lua_isinteger(L, -1)) given = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    if (status && given >= 400 && given <= 599) {
-      status = (int)given;
-      if (given < 500) reported = 1;
+    if (given >= 400 && given <= 599) {
+      *status = (int)given;
+      if (given < 500) *quiet = 1;
     }
-    if (luaL_callmeta(L, i, "__tostring")) msg = lua_tostring(L, -1);
-    if (!reported) report(r, LH_EUSER_SERVICE, msg ? msg : "handler raised an error");
-  } else {
-    msg = lua_tostring(L, i);
-    report(r, LH_EUSER_SERVICE, msg ? msg : "handler raised an error");
-  }
-  if (!r->sc || r->upgraded) return;
-  lh_disp_t *d = lh_sconn_disp(r->sc);
-  lh_disp_head_abort(d); /* a head the error cut short */
-  if (lh_conn_can_write_head(lh_disp_conn(d)) && status) {
-    /* a body left unread past an error answer is not worth draining */
-    if (framing || (status != 500 && !lh_conn_is_read_done(lh_disp_conn(d))))
-      lh_disp_disable_keep_alive(d);
-    answer_empty(r, d, status);
-  } else if (!lh_conn_is_write_done(lh_disp_conn(d))) {
-    lh_disp_close(d);
   }
 }
 
+/* the handler raised the value at L's index i (text: its text with the
+ * traceback, NULL for an error object): answer 500 (or the error's
+ * status) when nothing was sent yet, and report it */
+static void fail(lua_State *L, lh_req_t *r, int i, const char *text) {
+  int status, quiet, framing;
+  classify(L, i, &status, &quiet, &framing);
+  if (r->sc && !r->upgraded) {
+    lh_disp_t *d = lh_sconn_disp(r->sc);
+    lh_disp_head_abort(d); /* a head the error cut short */
+    if (lh_conn_can_write_head(lh_disp_conn(d)) && status) {
+      /* a body left unread past an error answer is not worth draining */
+      if (framing || (status != 500 && !lh_conn_is_read_done(lh_disp_conn(d))))
+        lh_disp_disable_keep_alive(d);
+      answer_empty(r, d, status);
+    } else if (!lh_conn_is_write_done(lh_disp_conn(d))) {
+      lh_disp_close(d);
+    }
+  }
+  if (!quiet) lh_req_report(r, LH_EUSER_SERVICE, text, L, i, NULL);
+}
+
 /* req_main (lsvc.c) answers what the handler returns; this is for a
- * handler (or that answer, or its body iterator) that raised */
+ * handler (or that answer, or its body iterator) that raised. The value is
+ * read on L: the coroutine is dead */
 void lh_req_raised(lua_State *L, lh_req_t *r) {
   lua_State *co = r->task.co;
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 4, NULL);
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1);
+  /* lhyper error objects stand as they are; the rest get a traceback */
+  const char *text = lh_is_error(L, top + 1) ? NULL : lh_push_traceback(L, co, -1);
   if (r->pumping || r->task.cancel) {
     /* the head is out (or the handler is being cancelled): report only */
-    report(r, LH_EUSER_SERVICE, lh_error_text(co, -1));
-    return;
-  }
-  /* keep lhyper error objects; give the rest a traceback */
-  if (lua_type(co, -1) == LUA_TTABLE) {
-    fail(co, r, -1);
+    int status, quiet, framing;
+    classify(L, top + 1, &status, &quiet, &framing);
+    if (!quiet) lh_req_report(r, LH_EUSER_SERVICE, text, L, top + 1, NULL);
   } else {
-    const char *m = lua_tostring(co, -1);
-    luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
-    fail(L, r, -1);
-    lua_pop(L, 1);
+    fail(L, r, top + 1, text);
   }
+  lua_settop(L, top);
 }
 
 void lh_req_finish(lh_req_t *r) {

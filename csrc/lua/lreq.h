@@ -12,12 +12,24 @@
 
 typedef struct lh_req lh_req_t;
 
+/* a failure to report: an error object made from code and msg (NULL: the
+ * code's own message), or the value raised at vL's index vi, and where it
+ * happened: phase "handler", "body" (the response body iterator), "task",
+ * or NULL when there is no request */
+typedef struct {
+  int code;
+  const char *msg;
+  lua_State *vL;        /* NULL: no value */
+  int vi;
+  const char *phase;
+} lh_report_t;
+
 /* what a request needs of the server it came from */
 typedef struct lh_req_host {
   lh_head_memo_t memo;   /* the server's kept response head */
   double stream_idle;    /* stream_idle_timeout in seconds, 0: none */
-  /* a failure to report (the server's on_error); msg NULL: the code's own */
-  void (*report)(struct lh_req_host *h, int code, const char *msg, const lh_req_t *r);
+  /* a failure to report (the server's on_error); r NULL: no request */
+  void (*report)(struct lh_req_host *h, const lh_report_t *rep, const lh_req_t *r);
 } lh_req_host_t;
 
 struct lh_req {
@@ -54,6 +66,7 @@ struct lh_req {
   uint64_t t0;              /* uv_hrtime when alog was set */
   int64_t wall;             /* and the wall clock (seconds) */
   unsigned dropped : 1;     /* the connection failed or went away (lh_req_drop) */
+  double began;             /* loop time when the request head arrived */
   lh_task_t *reader;        /* the task waiting for body or stream bytes; cleared when it runs */
   lh_task_t *writer;        /* the task waiting for room to write; cleared when it runs */
   size_t burst;             /* body bytes written since the coroutine last yielded */
@@ -80,6 +93,11 @@ void lh_req_answer(lua_State *co, lh_req_t *r, int si);
 /* the handler's coroutine raised the value on top of it (r's task ops):
  * reported, and answered with the error's status when nothing went out */
 void lh_req_raised(lua_State *L, lh_req_t *r);
+/* a failure that belongs to r, reported by its server: code and msg, or
+ * the value at vL's index vi (vL NULL: none); phase NULL: r's own (the
+ * handler's, or "body" while its body iterator runs) */
+void lh_req_report(const lh_req_t *r, int code, const char *msg, lua_State *vL, int vi,
+                   const char *phase);
 /* the handler's coroutine is over: a request left unanswered gets 500
  * (413 when its body was too large), a streamed body cut short closes the
  * connection; the req lets go of the connection unless it is a stream */
