@@ -640,6 +640,29 @@ routes["/err/task"] = function()
   lhyper.sleep(0.1)
   return 200, nil, "handler done"
 end
+-- Header mistakes (headers_spec): ?case= picks one
+local HEADER_CASES = {
+  map = { ["x-a"] = { a = 1 } },
+  boolean = { ["x-b"] = true },
+  cl_abc = { ["content-length"] = "abc" },
+  dup = { ["Content-Type"] = "text/plain", ["content-type"] = "text/html" },
+  dup3 = { ["X-One"] = "1", ["x-two"] = "2", ["X-TWO"] = "3" },
+  empty = { ["x-e"] = {}, ["X-Fine"] = "yes" },
+  name = { ["x y"] = "v" },
+  crlf = { ["x-c"] = "a\r\nx-injected: 1" },
+  cl_twice = { { "content-length", "3" }, { "content-length", "4" } },
+  pair = { "x-a" },
+  pairname = { { 42, "v" } },
+  nested = { ["x-n"] = { "a", { "b" } } },
+  notable = "x-a: 1",
+}
+routes["/hdr"] = function(req, q)
+  return 200, HEADER_CASES[q.case], "abc"
+end
+routes["/hdr/upgrade"] = function(req)
+  req:upgrade({ ["x-bad"] = false })
+end
+
 -- every report so far, one a line: key=value fields separated by tabs
 shared.reports = {}
 routes["/reports"] = function()

@@ -374,12 +374,14 @@ static int req_upgrade(lua_State *L) {
   if (!lh_conn_wants_upgrade(c)) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
   if (!lh_conn_can_write_head(c)) return luaL_error(L, "req:upgrade: a response was already sent");
   if (!lh_conn_is_read_done(c)) return luaL_error(L, "req:upgrade: read the request body first");
-  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, 2, -1, NULL);
+  char why[LH_HEAD_WHY];
+  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, 2, -1, NULL, why);
+  if (e == LH_EUSER_HEADER) return luaL_error(L, "req:upgrade: %s", why);
   if (!e) e = lh_disp_upgrade(d);
   if (e) return lh_push_fail(L, e, NULL);
   r->upgraded = 1;
   r->responded = 1;
-  r->status = c->connect ? 200 : 101;
+  r->status = lh_conn_is_connect(c) ? 200 : 101;
   lh_sconn_defer_poll(r->sc);
   lh_stream_push(L, r, 1);
   return 1;
@@ -436,11 +438,13 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
       why = "response body must be nil, a string or an iterator function";
     }
   }
+  char hwhy[LH_HEAD_WHY];
   if (!e) {
     /* request_id's field goes after the handler's (r->xname: its name, req.id its value) */
     lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen};
     e = lh_head_write(S, d, lh_tuning.kept_heads ? &r->host->memo : NULL, (int)status, hi, len,
-                      r->xname && r->id ? &x : NULL);
+                      r->xname && r->id ? &x : NULL, hwhy);
+    if (e == LH_EUSER_HEADER) why = hwhy;
   }
   if (e) {
     answer_empty(r, d, 500);
