@@ -663,6 +663,33 @@ routes["/hdr/upgrade"] = function(req)
   req:upgrade({ ["x-bad"] = false })
 end
 
+-- Smaller mistakes (misuse_spec)
+routes["/misuse/upgrade-bare"] = function(req)
+  -- no headers: the request's protocol is answered
+  local stream = req:upgrade()
+  stream:write("up")
+  stream:close()
+end
+routes["/misuse/after"] = function(req, q)
+  -- a task uses the req after its handler returned
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  lhyper.spawn(function()
+    lhyper.sleep(0.1)
+    local ok, err = pcall(function() for _ in req:body() do end end)
+    rec.body = tostring(ok) .. "|" .. tostring(err):gsub("\n.*", "")
+    ok, err = pcall(req.upgrade, req, { upgrade = "echo" })
+    rec.upgrade = tostring(ok) .. "|" .. tostring(err):gsub("\n.*", "")
+    rec.done = "true"
+  end):detach()
+  return 200, nil, "returned"
+end
+routes["/misuse/readall-twice"] = function(req)
+  local first = assert(req:read_all())
+  local ok, err = pcall(req.read_all, req)
+  return 200, nil, first .. "|" .. tostring(ok) .. "|" .. tostring(err):gsub("\n.*", "")
+end
+
 -- every report so far, one a line: key=value fields separated by tabs
 shared.reports = {}
 routes["/reports"] = function()

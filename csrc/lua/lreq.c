@@ -363,7 +363,65 @@ static int req_too_large(lua_State *L) {
 
 /* --- upgrade: the connection as a raw stream --- */
 
-/* req:upgrade(headers) -> stream: 101 Switching Protocols (200 to CONNECT) */
+/* 1 when the headers at index i (nil, a map or an array of pairs) have a
+ * field named name (lower-case), in any case */
+static int headers_have(lua_State *L, int i, const char *name) {
+  size_t n = strlen(name), kl;
+  if (!lua_istable(L, i)) return 0;
+  int found = 0;
+  if (lua_rawlen(L, i) == 0) {
+    lua_pushnil(L);
+    while (!found && lua_next(L, i)) {
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : NULL;
+      found = k && kl == n && !strncasecmp(k, name, n);
+      lua_pop(L, found ? 2 : 1);
+    }
+    return found;
+  }
+  int top = lua_gettop(L);
+  for (lua_Integer j = 1; !found && j <= (lua_Integer)lua_rawlen(L, i); j++) {
+    if (lua_rawgeti(L, i, j) == LUA_TTABLE && lua_rawgeti(L, -1, 1) == LUA_TSTRING) {
+      const char *k = lua_tolstring(L, -1, &kl);
+      found = kl == n && !strncasecmp(k, name, n);
+    }
+    lua_settop(L, top);
+  }
+  return found;
+}
+
+/* pushes a copy of the headers at index i (nil, a map or an array of
+ * pairs) with the field name: value added */
+static void headers_with(lua_State *L, int i, const char *name, const char *v, size_t vl) {
+  lua_Integer n = lua_istable(L, i) ? (lua_Integer)lua_rawlen(L, i) : 0;
+  lua_newtable(L);
+  if (n > 0) {
+    for (lua_Integer j = 1; j <= n; j++) {
+      lua_rawgeti(L, i, j);
+      lua_rawseti(L, -2, j);
+    }
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, 1);
+    lua_pushlstring(L, v, vl);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, n + 1);
+    return;
+  }
+  if (lua_istable(L, i)) {
+    lua_pushnil(L);
+    while (lua_next(L, i)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+  lua_pushlstring(L, v, vl);
+  lua_setfield(L, -2, name);
+}
+
+/* req:upgrade(headers) -> stream: 101 Switching Protocols (200 to CONNECT).
+ * A 101 without an Upgrade field in headers answers the protocol the
+ * request named (RFC 9110 7.8); one that offers several must be told which */
 static int req_upgrade(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
   if (!r->sc && !r->dropped && !r->upgraded)
@@ -374,8 +432,26 @@ static int req_upgrade(lua_State *L) {
   if (!lh_conn_wants_upgrade(c)) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
   if (!lh_conn_can_write_head(c)) return luaL_error(L, "req:upgrade: a response was already sent");
   if (!lh_conn_is_read_done(c)) return luaL_error(L, "req:upgrade: read the request body first");
+  int hi = 2;
+  lua_settop(L, 2);
+  if (!lh_conn_is_connect(c) && !headers_have(L, 2, "upgrade")) {
+    const char *proto = NULL;
+    size_t plen = 0;
+    for (uint32_t i = 0; i < r->nfields && !proto; i++) {
+      if (lh_name_eq(r->bytes, r->fields[i].name, "upgrade", 7)) {
+        proto = r->bytes + r->fields[i].value.off;
+        plen = r->fields[i].value.len;
+      }
+    }
+    if (!proto) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
+    if (memchr(proto, ',', plen))
+      return luaL_error(L, "req:upgrade: the request offers several protocols (%s): name the one chosen in an 'upgrade' header",
+                        lua_pushlstring(L, proto, plen));
+    headers_with(L, 2, "upgrade", proto, plen);
+    hi = lua_gettop(L);
+  }
   char why[LH_HEAD_WHY];
-  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, 2, -1, NULL, why);
+  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, hi, -1, NULL, why);
   if (e == LH_EUSER_HEADER) return luaL_error(L, "req:upgrade: %s", why);
   if (!e) e = lh_disp_upgrade(d);
   if (e) return lh_push_fail(L, e, NULL);
