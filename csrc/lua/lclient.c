@@ -43,6 +43,7 @@ typedef struct {
   unsigned cont_armed : 1;   /* the Expect wait is timed */
   unsigned cont_expired : 1; /* ... and it ran out: the body goes anyway */
   unsigned reused : 1;       /* the connection came from the pool */
+  unsigned body_read : 1;    /* a res:body() iterator reached the end */
   char *head;              /* malloc: response fields, then head bytes */
   lh_field_t *fields;
   char *hbytes;
@@ -460,7 +461,10 @@ static void save_trailers(lua_State *L, int idx, const lh_disp_t *d) {
 
 static int body_next(lua_State *L) {
   lh_ex_t *ex = check_ex(L, lua_upvalueindex(1));
-  if (ex->body_done) return 0;
+  if (ex->body_done) {
+    ex->body_read = 1;
+    return 0;
+  }
   if (ex->err) {
     ex_release(ex);
     return lh_raise(L, ex->err, ex->why);
@@ -478,7 +482,7 @@ static int body_next(lua_State *L) {
     lua_settop(L, 0);
     lua_pushvalue(L, lua_upvalueindex(1));
     save_trailers(L, 1, d);
-    ex->body_done = 1;
+    ex->body_done = ex->body_read = 1;
     ex_maybe_done(ex);
     return 0;
   }
@@ -494,7 +498,7 @@ static int body_next(lua_State *L) {
 
 /* res:body() -> iterator of string chunks; raises if the connection fails */
 static int res_body(lua_State *L) {
-  check_ex(L, 1);
+  if (check_ex(L, 1)->body_read) return luaL_error(L, "res:body(): the body was already read to its end");
   lua_settop(L, 1);
   lua_pushcclosure(L, body_next, 1);
   return 1;

@@ -514,6 +514,9 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
       why = "response body must be nil, a string or an iterator function";
     }
   }
+  /* the handler is done: unless an iterator body reads it, the rest of
+   * the request body is read by nobody */
+  if (!e && bt != LUA_TFUNCTION) lh_disp_body_unwanted(d);
   char hwhy[LH_HEAD_WHY];
   if (!e) {
     /* request_id's field goes after the handler's (r->xname: its name, req.id its value) */
