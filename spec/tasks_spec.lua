@@ -527,3 +527,49 @@ describe("lhyper.condition", function()
     assert.is_nil(kv.never)
   end)
 end)
+
+describe("lhyper.defer", function()
+  it("runs deferred functions newest first when the task ends, however it ends", function()
+    local kv = run [[
+      main(function()
+        local log = {}
+        local function note(s) return function() log[#log + 1] = s end end
+        lhyper.spawn(function()
+          lhyper.defer(note("a1"))
+          lhyper.defer(note("a2"))
+        end):join()
+        local t = lhyper.spawn(function()
+          lhyper.defer(note("b"))
+          lhyper.sleep(30)
+        end)
+        lhyper.sleep(0.01)
+        t:cancel()
+        lhyper.spawn(function()
+          lhyper.defer(note("c"))
+          error("fails")
+        end):join()
+        -- under lhyper.timeout: it runs when the caller ends
+        lhyper.spawn(function()
+          lhyper.timeout(1, function() lhyper.defer(note("d")) end)
+          log[#log + 1] = "after-timeout"
+        end):join()
+        say("log", table.concat(log, " "))
+        say("outside", (pcall(lhyper.defer, function() end)))
+      end)
+    ]]
+    assert.equal("a2 a1 b c after-timeout d", kv.log)
+  end)
+
+  it("reports a deferred function that fails, and goes on", function()
+    local kv, out = run [[
+      main(function()
+        lhyper.spawn(function()
+          lhyper.defer(function() say("second", true) end)
+          lhyper.defer(function() error("deferred boom") end)
+        end):join()
+      end)
+    ]]
+    assert.equal("true", kv.second)
+    assert.truthy(out:find("deferred boom", 1, true), out)
+  end)
+end)

@@ -532,6 +532,49 @@ static int l_sleep_idle(lua_State *L) {
   return lh_task_yield(L, LH_WAIT_SLEEP, lh_k_none);
 }
 
+/* --- lhyper.defer(fn): fn runs when the running task ends --- */
+
+typedef struct {
+  lh_own_t own;            /* in the task's list */
+  lh_lstate_t *st;
+  int self_ref;            /* anchors the userdata (and fn, its user value) until it runs */
+} lh_defer_fn_t;
+
+static void defer_close(lh_own_t *o) {
+  lh_defer_fn_t *f = (lh_defer_fn_t *)o;
+  lua_State *L = f->st->L;
+  int ref = f->self_ref;
+  f->self_ref = LUA_NOREF;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  lua_getiuservalue(L, -1, 1);
+  /* under protection: the task's end may come from a loop callback */
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+    fprintf(stderr, "lhyper: deferred function failed: %s\n",
+            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object)");
+  lua_settop(L, top);
+}
+
+/* lhyper.defer(fn): fn() runs when the running task ends, however it ends
+ * (returns, fails, is cancelled); for a handler, when its request ends,
+ * after its response body. Deferred functions run newest first */
+static int l_defer(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "lhyper.defer: not inside an lhyper handler or task");
+  lh_defer_fn_t *f = lua_newuserdatauv(L, sizeof *f, 1);
+  memset(f, 0, sizeof *f);
+  f->self_ref = LUA_NOREF;
+  f->st = t->st;
+  f->own.close = defer_close;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  f->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lh_own_add(t, &f->own);
+  return 0;
+}
+
 /* --- error text --- */
 
 const char *lh_push_traceback(lua_State *L, lua_State *co, int i) {
@@ -649,7 +692,8 @@ static const luaL_Reg err_methods[] = {
 static const luaL_Reg funcs[] = {
   {"sleep", l_sleep},       {"sleep_idle", l_sleep_idle}, {"now", l_now},
   {"run", l_run},           {"stop", l_stop},             {"error", l_error},
-  {"in_task", l_in_task},   {"on_signal", l_on_signal},   {NULL, NULL}};
+  {"in_task", l_in_task},   {"on_signal", l_on_signal},   {"defer", l_defer},
+  {NULL, NULL}};
 
 void lh_task_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, ERROR_MT)) {

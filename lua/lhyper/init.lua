@@ -8,6 +8,7 @@ local M = {
   sleep = core.sleep,
   spawn = core.spawn,
   timeout = core.timeout,
+  defer = core.defer,
   channel = core.channel,
   condition = core.condition,
   now = core.now,
