@@ -334,13 +334,10 @@ void lh_waitq_drop(lh_waitq_t *q) {
 static void task_release(lh_task_t *t) {
   t->ending = 1;
   lh_task_disarm(t);
-  lh_loop_undefer(t->st->loop, &t->tick);
-  queue_unlink(t, 1);
-  if (t->slot) {
-    *t->slot = NULL;
-    t->slot = NULL;
-  }
-  own_end(t);
+  if (t->tick.queued) lh_loop_undefer(t->st->loop, &t->tick);
+  if (t->wq) queue_unlink(t, 1);
+  lh_task_unslot(t);
+  if (t->owned || t->node.owner) own_end(t);
   lh_lstate_t *st = t->st;
   lua_State *co = t->co;
   int ref = t->ref;
