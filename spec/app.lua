@@ -549,6 +549,22 @@ routes["/tree/stream-idle"] = function(req, q)
     stream:write(data)
   end
 end
+routes["/tree/duplex"] = function(req)
+  -- a child reads the stream while the handler writes to it (backpressure)
+  local stream = req:upgrade()
+  local n = 0
+  local reader = lhyper.spawn(function()
+    while true do
+      local data = stream:read()
+      if not data then break end
+      n = n + #data
+    end
+  end)
+  local block = string.rep("w", 65536)
+  for _ = 1, 64 do assert(stream:write(block)) end
+  reader:join(10)
+  stream:write("got:" .. n)
+end
 routes["/tree/timeout-body"] = function(req)
   -- the request body read from a child task (lhyper.timeout)
   local body = lhyper.timeout(5, function() return assert(req:read_all()) end)
