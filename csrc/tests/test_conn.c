@@ -488,7 +488,8 @@ static void conn_drops_unread_body_as_it_comes_and_keeps_alive(void) {
     CHECK(!lh_conn_is_read_closed(&t.c));
     /* the rest comes, with the next request: dropped, and the next is read */
     for (int i = 0; i < 9; i++) conn_feed_guarded(&t.c, body, 10);
-    conn_feed_guarded(&t.c, "GET /n HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+    static const char next[] = "GET /n HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn_feed_guarded(&t.c, next, sizeof next - 1);
     CHECK_EQ(lh_conn_drain(&t.c), 1);
     CHECK_EQ(t.c.reading, LH_READING_KEEPALIVE);
     CHECK_EQ(lh_conn_try_keep_alive(&t.c), 1);
