@@ -163,7 +163,8 @@ local function run_drain_hooks(server)
   local hooks = drain_hooks[server]
   if not hooks or hooks.ran then return end
   hooks.ran = true
-  for _, fn in ipairs(hooks) do core.spawn(fn, server) end
+  -- detached: they belong to the server, not to whoever called drain
+  for _, fn in ipairs(hooks) do core.spawn(fn, server):detach() end
 end
 
 core.methods("server", {
