@@ -1,10 +1,12 @@
 -- Background jobs: a request starts a task with lhyper.spawn and answers at
--- once; the task goes on by itself, and its progress can be polled.
+-- once; the task goes on by itself, its progress can be polled, and it can
+-- be cancelled.
 --   lua5.4 examples/jobs.lua [port]
 --   curl -X POST 'localhost:8080/jobs?steps=5'   then   curl localhost:8080/jobs/1
+--   curl -X DELETE localhost:8080/jobs/1
 local lhyper = require "lhyper"
 
-local jobs, next_id = {}, 1
+local jobs, tasks, next_id = {}, {}, 1
 
 local function work(job)
   for step = 1, job.steps do
@@ -19,10 +21,18 @@ local function handler(req)
     local steps = tonumber(assert(req:query_params()).steps) or 10
     local job = { id = next_id, steps = steps, done = 0, state = "running" }
     jobs[job.id], next_id = job, next_id + 1
-    lhyper.spawn(work, job)
+    -- a task spawned in a handler is its child, cancelled when the handler
+    -- returns: this one is detached to outlive it
+    tasks[job.id] = lhyper.spawn(work, job):detach()
     return lhyper.json(202, job, { location = "/jobs/" .. job.id })
   end
-  local job = jobs[tonumber(req.path:match("^/jobs/(%d+)$"))]
+  local id = tonumber(req.path:match("^/jobs/(%d+)$"))
+  local job = jobs[id]
+  if job and req.method == "DELETE" then
+    tasks[id]:cancel() -- ends it where it waits; nothing if it is over
+    if job.state == "running" then job.state = "canceled" end
+    return lhyper.json(200, job)
+  end
   if job then return lhyper.json(200, job) end
   return lhyper.json(404, { error = "no such job" })
 end

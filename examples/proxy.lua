@@ -2,7 +2,10 @@
 -- lhyper.request, from inside the server handler. Both bodies flow through
 -- iterators: the upstream body is read only as fast as the client takes it,
 -- and the client's upload only as fast as the upstream takes it, so memory
--- stays flat whatever the size.
+-- stays flat whatever the size. The upstream exchange belongs to the
+-- handler: when the client leaves, the handler is cancelled and the
+-- upstream connection closed with it, which cancels the upstream's handler
+-- in turn. An upstream silent for 60 s (read_timeout) gives 504.
 --
 --   lua5.4 examples/proxy.lua [port] [upstream]
 --   lua5.4 examples/proxy.lua 8080 http://127.0.0.1:8081
@@ -31,11 +34,11 @@ local function forward_headers(headers, extra)
   return out
 end
 
-local client = lhyper.client{ pool_max_idle_per_host = 64, connect_timeout = 5, read_timeout = 60 }
+local client = lhyper.client { pool_max_idle_per_host = 64, connect_timeout = 5, read_timeout = 60 }
 
 local function handler(req)
   local has_body = (tonumber(req.headers["content-length"]) or 0) > 0 or req.headers["transfer-encoding"]
-  local res, err, kind = client:request{
+  local res, err, kind = client:request {
     method = req.method,
     url = upstream .. req.target,
     headers = forward_headers(req.headers, {
@@ -55,7 +58,7 @@ local function handler(req)
   return res.status, forward_headers(res.headers), res:body()
 end
 
-local server = assert(lhyper.server{ host = "127.0.0.1", port = port, handler = handler })
+local server = assert(lhyper.server { host = "127.0.0.1", port = port, handler = handler })
 print(("proxy listening on http://127.0.0.1:%d -> %s"):format(server.port, upstream))
 io.stdout:flush()
 lhyper.run()

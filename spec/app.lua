@@ -281,10 +281,13 @@ routes["/upgrade"] = function(req)
 end
 
 -- Upgrade and keep the stream without reading it: the connection then keeps
--- nothing of libuv's busy (no read, no write, no deadline).
+-- nothing of libuv's busy (no read, no write, no deadline). The handler
+-- waits on a condition nobody signals (its stream would close with it),
+-- which keeps nothing busy either.
 local parked = {}
 routes["/upgrade-park"] = function(req)
   parked[#parked + 1] = req:upgrade({ ["upgrade"] = "echo", ["connection"] = "upgrade" })
+  lhyper.condition():wait()
 end
 
 -- Cancellation: a <close> variable records that the coroutine was closed.
@@ -316,10 +319,11 @@ end
 -- Graceful shutdown, triggered by a request: ?grace=seconds.
 routes["/shutdown"] = function(req, q)
   local grace = tonumber(q.grace) or 1
+  -- detached: a child of the handler would be cancelled when it returns
   lhyper.spawn(function()
     shared.closing = true
     server:close(grace)
-  end)
+  end):detach()
   return 200, nil, "closing"
 end
 
@@ -399,13 +403,14 @@ routes["/deadconn"] = function(req, q)
     rec.handler_done = "true"
     return 200, nil, "read " .. n
   elseif q.mode == "spawn" then
+    -- detached, so that it outlives the handler's cancellation
     lhyper.spawn(function()
       lhyper.sleep(tonumber(q.after) or 0.3)
       note(rec, "body_", pcall(function() for _ in req:body() do end end))
       note(rec, "readall_", pcall(req.read_all, req, 1024))
       note(rec, "upgrade_", pcall(req.upgrade, req, { upgrade = "echo", connection = "upgrade" }))
       rec.task_done = "true"
-    end)
+    end):detach()
     lhyper.sleep(5)
     rec.handler_done = "true"
     return 200, nil, "slept"
@@ -429,6 +434,161 @@ routes["/record"] = function(req, q)
   for k, v in pairs(rec) do out[#out + 1] = k .. "=" .. tostring(v) end
   table.sort(out)
   return 200, nil, table.concat(out, "\n") .. "\n"
+end
+
+-- Structured concurrency (structured_spec): what a handler opens ends with
+-- it. Records are read back with /record?key=.
+local function guard(rec, name)
+  rec[name] = "open"
+  return setmetatable({}, { __close = function()
+    rec[name] = "closed"
+    rec.order = (rec.order or "") .. name .. ";"
+  end })
+end
+routes["/tree/child"] = function(req, q)
+  -- a child task and the handler both wait; the client leaves
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  local outer <close> = guard(rec, "handler")
+  local child = lhyper.spawn(function()
+    local g <close> = guard(rec, "child")
+    lhyper.sleep(30)
+  end)
+  rec.child_task = child
+  lhyper.sleep(30)
+  return 200, nil, "never"
+end
+routes["/tree/orphan"] = function(req, q)
+  -- the handler returns at once; its child must not outlive it
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  lhyper.spawn(function()
+    local g <close> = guard(rec, "child")
+    rec.child_ran = "true"
+    lhyper.sleep(30)
+  end)
+  return 200, nil, "returned"
+end
+routes["/tree/res"] = function(req, q)
+  -- an outbound request whose body the handler does not read to its end;
+  -- mode=task: a child task makes it and the handler returns;
+  -- mode=close: the handler closes it with a <close> variable;
+  -- mode=join: a child returns the res, the handler reads it
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  local url = "http://127.0.0.1:" .. q.up .. "/stream?n=" .. (q.n or 100000000)
+  if q.mode == "task" then
+    lhyper.spawn(function()
+      local res = assert(lhyper.request { url = url })
+      rec.local_port = res.local_port
+      res:body()()
+      lhyper.sleep(30)
+    end)
+    lhyper.sleep(0.2)
+    return 200, nil, "returned"
+  elseif q.mode == "join" then
+    local res = assert(lhyper.spawn(function() return assert(lhyper.request { url = url }) end):join())
+    rec.local_port = res.local_port
+    return 200, nil, tostring(#assert(res:read_all()))
+  end
+  if q.mode == "close" then
+    do
+      local res <close> = assert(lhyper.request { url = url })
+      rec.local_port = res.local_port
+      res:body()()
+      res:close() -- and <close> again at the end of the block: idempotent
+    end
+    lhyper.sleep(0.3)
+    return 200, nil, "closed early"
+  end
+  -- the handler keeps it in a local (alive until collected) and returns
+  local res = assert(lhyper.request { url = url })
+  rec.local_port = res.local_port
+  res:body()()
+  shared.kept_res = res
+  return 200, nil, "partial"
+end
+routes["/tree/stream-return"] = function(req)
+  -- the handler upgrades and returns: the stream ends with it
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  stream:write("bye")
+end
+routes["/tree/stream-close"] = function(req, q)
+  -- a child waits in stream:read(); the handler closes the stream
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  local reader = lhyper.spawn(function()
+    local g <close> = guard(rec, "reader")
+    local data, err, kind = stream:read()
+    rec.read = tostring(data) .. "|" .. tostring(kind) .. "|" .. tostring(err and err:is_closed())
+  end)
+  lhyper.sleep(0.1)
+  stream:close()
+  reader:join()
+  rec.joined = "true"
+end
+routes["/tree/stream-timeout"] = function(req)
+  -- stream:read(timeout): a read that times out leaves the stream usable
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  local data, err, kind = stream:read(0.1)
+  stream:write("first:" .. tostring(data) .. "|" .. tostring(kind) .. "\n")
+  data = stream:read(5)
+  stream:write("second:" .. tostring(data) .. "\n")
+  stream:close()
+end
+routes["/tree/stream-idle"] = function(req, q)
+  -- with stream_idle_timeout: a read waiting when the stream goes idle
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  while true do
+    local data, err, kind = stream:read()
+    if not data then
+      rec.ended = tostring(kind)
+      break
+    end
+    stream:write(data)
+  end
+end
+routes["/tree/duplex"] = function(req)
+  -- a child reads the stream while the handler writes to it (backpressure)
+  local stream = req:upgrade()
+  local n = 0
+  local reader = lhyper.spawn(function()
+    while true do
+      local data = stream:read()
+      if not data then break end
+      n = n + #data
+    end
+  end)
+  local block = string.rep("w", 65536)
+  for _ = 1, 64 do assert(stream:write(block)) end
+  reader:join(10)
+  stream:write("got:" .. n)
+end
+routes["/tree/timeout-body"] = function(req)
+  -- the request body read from a child task (lhyper.timeout)
+  local body = lhyper.timeout(5, function() return assert(req:read_all()) end)
+  return 200, nil, body
+end
+routes["/tree/server-wait"] = function(req)
+  local other = assert(lhyper.server { port = 0, handler = function() return 200 end })
+  local r1, _, k1 = other:wait(0.01)
+  lhyper.spawn(function() lhyper.sleep(0.05) other:close(1) end)
+  local r2 = other:wait(5)
+  local closed_by
+  do
+    local s3 <close> = assert(lhyper.server { port = 0, handler = function() return 200 end })
+    closed_by = s3
+  end
+  local r3 = closed_by:wait(5)
+  return 200, nil, table.concat({ tostring(r1), tostring(k1), tostring(r2), tostring(other.closed),
+    tostring(r3) }, ",")
+end
+routes["/tree/task-status"] = function(req, q)
+  local rec = shared.records[q.key or "k"]
+  return 200, nil, rec and rec.child_task and rec.child_task.status or "none"
 end
 
 -- /keep keeps its req object; /kept reads the kept ones after their
@@ -466,9 +626,114 @@ local function handler(req)
   return 404, { ["content-type"] = "text/plain" }, "not found"
 end
 
+-- Errors for on_error's reports (report_spec); ?key= tags the target.
+local MARKED = lhyper.error("timeout", "upstream slow")
+MARKED.marker = "kept"
+routes["/err/none"] = function() return end
+routes["/err/nilfirst"] = function() return nil, { ["x-a"] = "1" }, "body" end
+routes["/err/table"] = function() error({ code = 42 }) end
+routes["/err/object"] = function() error(MARKED) end
+routes["/err/string"] = function()
+  local function deep_in_the_handler() error("string failure") end
+  deep_in_the_handler()
+end
+routes["/err/slow"] = function(req, q)
+  lhyper.sleep(tonumber(q.s) or 0.2)
+  error("slow failure")
+end
+routes["/err/iter"] = function()
+  local n = 0
+  return 200, { ["content-type"] = "text/plain" }, function()
+    n = n + 1
+    if n == 1 then return "first chunk\n" end
+    local function deep_in_the_iterator() error("iterator failure") end
+    deep_in_the_iterator()
+  end
+end
+routes["/err/task"] = function()
+  lhyper.spawn(function()
+    local function deep_in_the_task() error("task failure") end
+    deep_in_the_task()
+  end)
+  lhyper.sleep(0.1)
+  return 200, nil, "handler done"
+end
+-- Header mistakes (headers_spec): ?case= picks one
+local HEADER_CASES = {
+  map = { ["x-a"] = { a = 1 } },
+  boolean = { ["x-b"] = true },
+  cl_abc = { ["content-length"] = "abc" },
+  dup = { ["Content-Type"] = "text/plain", ["content-type"] = "text/html" },
+  dup3 = { ["X-One"] = "1", ["x-two"] = "2", ["X-TWO"] = "3" },
+  empty = { ["x-e"] = {}, ["X-Fine"] = "yes" },
+  name = { ["x y"] = "v" },
+  crlf = { ["x-c"] = "a\r\nx-injected: 1" },
+  cl_twice = { { "content-length", "3" }, { "content-length", "4" } },
+  pair = { "x-a" },
+  pairname = { { 42, "v" } },
+  nested = { ["x-n"] = { "a", { "b" } } },
+  notable = "x-a: 1",
+}
+routes["/hdr"] = function(req, q)
+  return 200, HEADER_CASES[q.case], "abc"
+end
+routes["/hdr/upgrade"] = function(req)
+  req:upgrade({ ["x-bad"] = false })
+end
+
+-- Smaller mistakes (misuse_spec)
+routes["/misuse/upgrade-bare"] = function(req)
+  -- no headers: the request's protocol is answered
+  local stream = req:upgrade()
+  stream:write("up")
+  stream:close()
+end
+routes["/misuse/after"] = function(req, q)
+  -- a task uses the req after its handler returned
+  local rec = {}
+  shared.records[q.key or "k"] = rec
+  lhyper.spawn(function()
+    lhyper.sleep(0.1)
+    local ok, err = pcall(function() for _ in req:body() do end end)
+    rec.body = tostring(ok) .. "|" .. tostring(err):gsub("\n.*", "")
+    ok, err = pcall(req.upgrade, req, { upgrade = "echo" })
+    rec.upgrade = tostring(ok) .. "|" .. tostring(err):gsub("\n.*", "")
+    rec.done = "true"
+  end):detach()
+  return 200, nil, "returned"
+end
+routes["/misuse/readall-twice"] = function(req)
+  local first = assert(req:read_all())
+  local ok, err = pcall(req.read_all, req)
+  return 200, nil, first .. "|" .. tostring(ok) .. "|" .. tostring(err):gsub("\n.*", "")
+end
+
+-- every report so far, one a line: key=value fields separated by tabs
+shared.reports = {}
+routes["/reports"] = function()
+  return 200, nil, table.concat(shared.reports, "\n")
+end
+
+local function report_line(err, info)
+  local f = {}
+  local function put(k, v) f[#f + 1] = k .. "=" .. tostring(v):gsub("[\t\r\n]", " ") end
+  put("kind", type(err) == "table" and err.kind)
+  put("message", type(err) == "table" and err.message or err)
+  put("marker", type(err) == "table" and err.marker)
+  local cause = type(err) == "table" and err.cause
+  put("cause_code", type(cause) == "table" and cause.code)
+  put("is_error", getmetatable(err) == getmetatable(MARKED))
+  for _, k in ipairs { "method", "target", "phase", "status", "remote_addr", "remote_port", "peer" } do
+    put(k, info and info[k])
+  end
+  put("duration", info and info.duration and string.format("%.3f", info.duration))
+  return table.concat(f, "\t")
+end
+
 local config = { host = "127.0.0.1", port = 0, handler = handler }
 if record_errors then
   config.on_error = function(err, info)
+    shared.reports[#shared.reports + 1] = report_line(err, info)
     shared.errors[#shared.errors + 1] = tostring(err.kind)
     shared.error_infos[#shared.error_infos + 1] = table.concat({
       tostring(err.kind), tostring(info and info.method), tostring(info and info.target),

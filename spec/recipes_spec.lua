@@ -57,7 +57,8 @@ local function rmdir(d) os.execute("rm -rf " .. h.shell_quote(d)) end
 describe("README recipes", function()
   local recipes = readme_recipes()
 
-  for _, file in ipairs { "examples/json_api.lua", "examples/upload.lua", "examples/files.lua", "examples/jobs.lua" } do
+  for _, file in ipairs { "examples/json_api.lua", "examples/upload.lua", "examples/files.lua", "examples/jobs.lua",
+    "examples/sse.lua", "examples/proxy.lua", "examples/shutdown.lua" } do
     it(file .. " is quoted in README.md as it is", function()
       assert.is_not_nil(recipes[file], "no recipe block for " .. file)
       assert.equal(h.read_file(h.ROOT .. "/" .. file), recipes[file])
@@ -207,6 +208,135 @@ print(r.status_code, r.json()["title"], r.headers["location"])
       until job.state == "finished" or socket.gettime() > deadline
       assert.same({ id = 1, steps = 3, done = 3, state = "finished" }, job)
       assert.equal('{"error":"no such job"}', (curl("-s http://127.0.0.1:%d/jobs/9", app.port)))
+    end)
+
+    it("cancels a running job with DELETE, and it stays where it was", function()
+      local out = curl("-s -X POST 'http://127.0.0.1:%d/jobs?steps=100'", app.port)
+      local id = cjson.decode(out).id
+      socket.sleep(0.25)
+      local job = cjson.decode((curl("-s -X DELETE http://127.0.0.1:%d/jobs/%d", app.port, id)))
+      assert.equal("canceled", job.state)
+      assert.truthy(job.done >= 1 and job.done < 100, job.done)
+      socket.sleep(0.3)
+      local later = cjson.decode((curl("-s http://127.0.0.1:%d/jobs/%d", app.port, id)))
+      assert.equal(job.done, later.done)
+      assert.equal("canceled", later.state)
+    end)
+  end)
+  describe("server-sent events and long polling (examples/sse.lua)", function()
+    local app
+    setup(function() app = start("examples/sse.lua") end)
+    teardown(function() if app then app:stop() end end)
+
+    local function subscribers()
+      return tonumber((curl("-s http://127.0.0.1:%d/subscribers", app.port)))
+    end
+
+    it("streams what is published to every subscriber, and drops a subscription when its client leaves", function()
+      local out, code = py(([[
+import http.client, threading, time, urllib.request
+port = %d
+def publish(msg):
+    return urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%%d/publish" %% port, data=msg.encode())).read().decode()
+streams = []
+for i in range(2):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/events")
+    r = c.getresponse()
+    print("type=" + r.getheader("content-type"))
+    streams.append((c, r))
+time.sleep(0.3)
+print("published=" + publish("one").strip())
+print("published=" + publish("two\nlines").strip())
+for i, (c, r) in enumerate(streams):
+    got = b""
+    while got.count(b"\n\n") < 2:
+        got += r.read1(4096)
+    print("stream%%d=%%r" %% (i, got.decode()))
+streams[0][0].sock.close()
+]]):format(app.port))
+      assert.equal(0, code, out)
+      assert.truthy(out:find("type=text/event-stream", 1, true), out)
+      assert.truthy(out:find("published=2 subscribers", 1, true), out)
+      assert.truthy(out:find("stream0='data: one\\n\\ndata: two\\ndata: lines\\n\\n'", 1, true), out)
+      assert.truthy(out:find("stream1='data: one\\n\\ndata: two\\ndata: lines\\n\\n'", 1, true), out)
+      -- both clients are gone (the script ended): their subscriptions with them
+      local n
+      local deadline = socket.gettime() + 5
+      repeat
+        n = subscribers()
+        if n == 0 then break end
+        socket.sleep(0.05)
+      until socket.gettime() > deadline
+      assert.equal(0, n)
+    end)
+
+    it("answers a long poll with the next message, or 204 when none comes in time", function()
+      local out = curl("-s -o /dev/null -w '%%{http_code}' 'http://127.0.0.1:%d/poll?timeout=0.2'", app.port)
+      assert.equal("204", out)
+      local waiting = io.popen(string.format("%stimeout -s KILL 20 curl -sS --max-time 10 'http://127.0.0.1:%d/poll?timeout=5'",
+        h.CLIENT_ENV, app.port))
+      local deadline = socket.gettime() + 5
+      repeat socket.sleep(0.05) until subscribers() == 1 or socket.gettime() > deadline
+      assert.equal("1 subscribers\n", (curl("-s -d 'news' http://127.0.0.1:%d/publish", app.port)))
+      assert.equal("news", waiting:read("a"))
+      waiting:close()
+      assert.equal(0, subscribers())
+    end)
+  end)
+
+  describe("reverse proxy with cancellation (examples/proxy.lua)", function()
+    local upstream, app
+    setup(function()
+      upstream = h.start_server()
+      app = start("examples/proxy.lua", "http://127.0.0.1:" .. upstream.port)
+    end)
+    teardown(function()
+      if app then app:stop() end
+      if upstream then upstream:stop() end
+    end)
+
+    it("forwards requests and bodies both ways", function()
+      assert.equal("Hello, World!", (curl("-s http://127.0.0.1:%d/hello", app.port)))
+      local out = curl("-s --data-binary 'a body' http://127.0.0.1:%d/echo", app.port)
+      assert.equal("a body", out)
+    end)
+
+    it("cancels the upstream handler when the client leaves", function()
+      local sock, r = h.connect(app.port)
+      assert(sock:send(h.req("GET", "/cancel")))
+      socket.sleep(0.3)
+      sock:close()
+      local deadline, n = socket.gettime() + 5, nil
+      repeat
+        socket.sleep(0.05)
+        n = tonumber(assert(h.raw_request(upstream.port, h.req("GET", "/cancelled"))).body)
+      until n == 1 or socket.gettime() > deadline
+      assert.equal(1, n)
+    end)
+  end)
+
+  describe("graceful shutdown (examples/shutdown.lua)", function()
+    it("finishes the request under way with Connection: close, refuses new ones, and exits", function()
+      local app = start("examples/shutdown.lua")
+      finally(function() app:stop() end)
+      local sock, r = h.connect(app.port)
+      finally(function() sock:close() end)
+      assert(sock:send(h.req("GET", "/slow")))
+      socket.sleep(0.2)
+      app:kill("TERM")
+      assert.is_true(app:wait_log("closing (signal 15)", 5))
+      local res = assert(r:response({ timeout = 5 }))
+      assert.equal(200, res.status)
+      assert.equal("done\n", res.body)
+      assert.equal("close", res.headers.get("connection"))
+      local refused = socket.tcp()
+      refused:settimeout(1)
+      assert.is_nil((refused:connect("127.0.0.1", app.port)))
+      refused:close()
+      assert.is_true(app:wait_log("closed\n", 5))
+      assert.is_true(app:wait_log("bye", 5), app:log())
+      assert.equal(0, app:exit_code(5))
     end)
   end)
 end)

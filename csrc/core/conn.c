@@ -234,20 +234,46 @@ int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n) {
   }
 }
 
-int lh_conn_drain(lh_conn_t *c) {
+void lh_conn_body_unwanted(lh_conn_t *c) {
+  if (c->role != LH_ROLE_SERVER) return;
   if (c->reading == LH_READING_CONTINUE) {
-    /* no 100 was sent: the client may or may not send the body */
+    lh_conn_disable_keep_alive(c);
+  } else if (c->reading == LH_READING_BODY) {
+    uint64_t left = lh_parser_body_left(&c->parser);
+    size_t buffered = lh_rbuf_avail(&c->rbuf);
+    /* a chunked body's size is not known: it is dropped as it comes */
+    if (left != LH_NO_LENGTH && left > buffered && left - buffered > LH_DISCARD_MAX)
+      lh_conn_disable_keep_alive(c);
+  }
+}
+
+int lh_conn_drain(lh_conn_t *c) {
+  if (c->reading == LH_READING_CONTINUE || (c->reading == LH_READING_BODY && c->ka == LH_KA_DISABLED)) {
+    /* no 100 was sent (the client may or may not send the body), or the
+     * connection ends after this response anyway */
     lh_conn_close_read(c);
     return 0;
   }
+  if (c->reading == LH_READING_BODY && !c->discarding) {
+    c->discarding = 1;
+    c->discard_left = LH_DISCARD_MAX;
+  }
   while (c->reading == LH_READING_BODY) {
-    const char *p;
-    size_t n;
-    int r = lh_conn_read_body(c, &p, &n);
-    if (r == 0 || (r < 0)) {
+    if (lh_rbuf_avail(&c->rbuf) == 0 && c->eof) {
+      /* the client gave up its upload: not an error of ours */
       lh_conn_close_read(c);
       return 0;
     }
+    const char *p;
+    size_t n;
+    int r = lh_conn_read_body(c, &p, &n);
+    if (r == 0) return 0; /* the rest is still to come */
+    if (r < 0) return 0;  /* the read side is closed */
+    if (r == 1 && n > c->discard_left) {
+      lh_conn_close_read(c);
+      return 0;
+    }
+    if (r == 1) c->discard_left -= (uint32_t)n;
   }
   return c->reading == LH_READING_KEEPALIVE;
 }
@@ -659,6 +685,7 @@ int lh_conn_try_keep_alive(lh_conn_t *c) {
     if (c->ka == LH_KA_BUSY) {
       c->reading = LH_READING_INIT;
       c->writing = LH_WRITING_INIT;
+      c->discarding = 0;
       ka_idle(c);
       c->upgrade = 0;
       c->connect = 0;

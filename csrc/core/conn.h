@@ -72,8 +72,17 @@ typedef struct {
   uint8_t connect;          /* the current request is CONNECT */
   uint8_t te_trailers;      /* it said TE: trailers: a server's trailer fields go
                              * out only then (as hyper's) */
+  unsigned discarding : 1;  /* the response is done, the unread request body is
+                             * dropped as it comes (lh_conn_drain); cleared
+                             * with the next message */
+  uint32_t discard_left;    /* body bytes lh_conn_drain may still drop */
   int error;                /* first fatal error, 0 if none */
 } lh_conn_t;
+
+/* request body bytes a server reads and drops after its response so that
+ * the connection can serve the next request (Go drops up to 256 KiB, nginx
+ * any amount within its lingering time); past this it closes */
+#define LH_DISCARD_MAX (1024 * 1024)
 
 void lh_conn_init(lh_conn_t *c, lh_role_t role, const lh_conn_opts_t *o);
 void lh_conn_free(lh_conn_t *c);
@@ -103,9 +112,18 @@ int lh_conn_read_head(lh_conn_t *c, lh_head_t **head, const char **base);
  * 100 Continue response is queued first. */
 int lh_conn_read_body(lh_conn_t *c, const char **p, size_t *n);
 
-/* the response is done but the request body was not read: discards what is
- * buffered; closes the read side if that does not finish it (never waits
- * for bytes nobody asked for). returns 1 if the body was drained */
+/* server: nobody will read the rest of the request body (called before
+ * the response head is written). When what is left cannot be dropped
+ * within LH_DISCARD_MAX, or the client waits for 100 Continue (RFC 9110
+ * 10.1.1: it may send the body or not), keep-alive ends: the head says
+ * Connection: close */
+void lh_conn_body_unwanted(lh_conn_t *c);
+/* the response is done but the request body was not read: drops it as it
+ * comes, at most LH_DISCARD_MAX bytes, so the connection can go on (the
+ * caller keeps reading and calls again); closes the read side when
+ * keep-alive is off, the budget runs out, the client waits for 100
+ * Continue, or the client shut down first. returns 1 once the body is
+ * drained, 0 otherwise (still dropping, or read side closed) */
 int lh_conn_drain(lh_conn_t *c);
 
 /* --- bytes out --- */

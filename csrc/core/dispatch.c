@@ -60,6 +60,7 @@ int lh_disp_keep_alive(lh_disp_t *d) {
 
 void lh_disp_respond_empty(lh_disp_t *d, int status) {
   lh_conn_t *c = &d->conn;
+  lh_conn_body_unwanted(c); /* nobody reads the request body after this */
   if (lh_conn_head_begin(c, status) || lh_conn_head_end(c, 0) || lh_conn_write_end(c)) {
     lh_conn_head_abort(c);
     lh_conn_close(c);
@@ -165,6 +166,12 @@ static int poll_read(lh_disp_t *d) {
       (lh_conn_buffered(c) > 0 || c->eof || c->reading == LH_READING_CONTINUE)) {
     d->want_body = 0;
     d->svc->body_ready(d);
+    return 1;
+  }
+  if (c->eof && c->discarding) {
+    /* the client gave up the upload its response answered: quietly */
+    d->in_flight = 0;
+    lh_conn_close(c);
     return 1;
   }
   if (c->eof && d->in_flight && !c->opts.half_close && !d->want_body &&
@@ -385,6 +392,8 @@ int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n) {
 int lh_disp_timer_kind(const lh_disp_t *d) {
   const lh_conn_t *c = &d->conn;
   /* a head held back by the service (max_in_flight) waits on us, not on the client */
+  /* an unread body dropped after its response: within the head's time */
+  if (c->discarding && c->reading == LH_READING_BODY && !d->closing && !c->eof) return LH_DL_HEAD;
   if (d->raw || d->closing || d->held || c->eof || !lh_conn_can_read_head(c)) return LH_DL_NONE;
   if (c->role == LH_ROLE_CLIENT) return LH_DL_NONE;
   return lh_conn_buffered(c) > 0 || d->served == 0 ? LH_DL_HEAD : LH_DL_IDLE;

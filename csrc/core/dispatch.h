@@ -172,6 +172,11 @@ static inline int lh_disp_head_end(lh_disp_t *d, int64_t body_len) {
   return r;
 }
 static inline void lh_disp_head_abort(lh_disp_t *d) { lh_conn_head_abort(&d->conn); }
+/* server: the service will not read the rest of the request body (its
+ * response head is about to be written): see lh_conn_body_unwanted */
+static inline void lh_disp_body_unwanted(lh_disp_t *d) {
+  if (lh_conn_can_read_body(&d->conn)) lh_conn_body_unwanted(&d->conn);
+}
 static inline uint32_t lh_disp_head_key(const lh_disp_t *d, int64_t body_len) {
   return lh_conn_head_key(&d->conn, body_len);
 }

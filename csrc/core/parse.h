@@ -141,6 +141,14 @@ void lh_parser_trim(lh_parser_t *p);
 /* ready for the next message's head */
 void lh_parser_next(lh_parser_t *p);
 
+/* bytes of a length-delimited body not yet decoded (llhttp counts them
+ * down); LH_NO_LENGTH for a chunked or close-delimited body, or none */
+static inline uint64_t lh_parser_body_left(const lh_parser_t *p) {
+  if (p->state != LH_PARSE_BODY || p->head.chunked || p->head.content_length == LH_NO_LENGTH)
+    return LH_NO_LENGTH;
+  return p->http.content_length;
+}
+
 /* RFC 9110 5.6.2 tchar */
 extern const char lh_tchar[256];
 static inline int lh_is_tchar(unsigned char c) { return lh_tchar[c]; }

@@ -26,6 +26,7 @@ typedef struct {
 } lh_lclient_t;
 
 typedef struct {
+  lh_own_t own;            /* in the list of the task that sent the request */
   lh_cconn_t *cc;          /* NULL once let go or the connection is gone */
   lua_State *waiter;       /* the thread of the waiting task; anchored in UV_WAITER */
   lh_task_t *task;         /* the task it ran when it began to wait */
@@ -42,6 +43,7 @@ typedef struct {
   unsigned cont_armed : 1;   /* the Expect wait is timed */
   unsigned cont_expired : 1; /* ... and it ran out: the body goes anyway */
   unsigned reused : 1;       /* the connection came from the pool */
+  unsigned body_read : 1;    /* a res:body() iterator reached the end */
   char *head;              /* malloc: response fields, then head bytes */
   lh_field_t *fields;
   char *hbytes;
@@ -88,12 +90,21 @@ static void ex_wake(lh_ex_t *ex) {
   if (ex->wait == EX_WAIT_NONE) return;
   ex->wait = EX_WAIT_NONE;
   lh_task_t *t = lh_task_of(ex->waiter);
-  if (!t || t != ex->task) {
+  if (!t || t != ex->task || t->ending) {
     /* the task was cancelled while it waited: nobody will read this */
     ex_fail(ex, LH_ECANCELED, NULL);
     return;
   }
   if (t->wait == LH_WAIT_CLIENT) lh_task_resume(t);
+}
+
+/* the task that sent the request is over: the exchange ends with it (a
+ * connection in the middle of a message is closed, not pooled) */
+static void ex_own_close(lh_own_t *o) {
+  lh_ex_t *ex = (lh_ex_t *)o;
+  ex->wait = EX_WAIT_NONE;
+  if (ex->cc && !(ex->head_ready && ex->body_done && ex->req_done)) ex_fail(ex, LH_ECANCELED, NULL);
+  ex_release(ex);
 }
 
 static int ex_push_fail(lua_State *L, lh_ex_t *ex) {
@@ -102,9 +113,8 @@ static int ex_push_fail(lua_State *L, lh_ex_t *ex) {
 
 /* suspends the running task until the exchange at stack index idx moves */
 static int ex_yield(lua_State *L, int idx, lh_ex_t *ex, int wait, lua_KFunction k) {
-  lh_task_t *t = lh_task_of(L);
-  if (!t || !t->running)
-    return luaL_error(L, "lhyper: a response can only be used inside an lhyper handler or task");
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "lhyper: a response can only be used inside an lhyper handler or task");
   if (ex->wait != EX_WAIT_NONE && ex->waiter != L)
     return luaL_error(L, "lhyper: another task is waiting on this response");
   lua_pushthread(L);
@@ -265,14 +275,17 @@ static int l_send(lua_State *L) {
   send_spec_t s;
   send_spec(L, &s);
   int bt = lua_type(L, 4);
-  lh_task_t *t = lh_task_of(L);
-  if (!t || !t->running)
+  lh_task_t *t = lh_task_current(L);
+  if (!t)
     return luaL_error(L, "lhyper.request: not inside an lhyper handler or task "
                          "(start one with lhyper.spawn and run the loop)");
   if (!lc->cl) return luaL_error(L, "lhyper.request: attempt to use a closed client");
   lh_ex_t *ex = lua_newuserdatauv(L, sizeof *ex, EX_NUV);
   memset(ex, 0, sizeof *ex);
   luaL_setmetatable(L, RES_MT);
+  ex->own.close = ex_own_close;
+  ex->own.ud = ex;
+  lh_own_add(t, &ex->own);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, UV_CLIENT);
   lh_cconn_t *cc;
@@ -448,7 +461,10 @@ static void save_trailers(lua_State *L, int idx, const lh_disp_t *d) {
 
 static int body_next(lua_State *L) {
   lh_ex_t *ex = check_ex(L, lua_upvalueindex(1));
-  if (ex->body_done) return 0;
+  if (ex->body_done) {
+    ex->body_read = 1;
+    return 0;
+  }
   if (ex->err) {
     ex_release(ex);
     return lh_raise(L, ex->err, ex->why);
@@ -466,7 +482,7 @@ static int body_next(lua_State *L) {
     lua_settop(L, 0);
     lua_pushvalue(L, lua_upvalueindex(1));
     save_trailers(L, 1, d);
-    ex->body_done = 1;
+    ex->body_done = ex->body_read = 1;
     ex_maybe_done(ex);
     return 0;
   }
@@ -482,7 +498,7 @@ static int body_next(lua_State *L) {
 
 /* res:body() -> iterator of string chunks; raises if the connection fails */
 static int res_body(lua_State *L) {
-  check_ex(L, 1);
+  if (check_ex(L, 1)->body_read) return luaL_error(L, "res:body(): the body was already read to its end");
   lua_settop(L, 1);
   lua_pushcclosure(L, body_next, 1);
   return 1;
@@ -498,6 +514,7 @@ static int res_trailers(lua_State *L) {
  * the connection instead of returning it to the pool. Also __close. */
 static int res_close(lua_State *L) {
   lh_ex_t *ex = check_ex(L, 1);
+  lh_own_leave(&ex->own);
   if (ex->cc && !(ex->head_ready && ex->body_done && ex->req_done)) {
     if (!ex->err) ex->err = LH_ECLOSED;
   }
@@ -507,6 +524,7 @@ static int res_close(lua_State *L) {
 
 static int res_gc(lua_State *L) {
   lh_ex_t *ex = check_ex(L, 1);
+  lh_own_leave(&ex->own);
   ex_release(ex);
   free(ex->head);
   ex->head = NULL;

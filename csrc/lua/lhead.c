@@ -4,6 +4,8 @@
 #include "lhead.h"
 
 #include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
 
 void lh_head_memo_init(lua_State *L, lh_head_memo_t *m) {
   m->valid = 0;
@@ -23,34 +25,121 @@ void lh_head_memo_free(lua_State *L, lh_head_memo_t *m) {
   m->valid = 0;
 }
 
+/* --- why a head was refused: messages that name the field --- */
+
+/* s (n bytes) for a message: at most 48 bytes, control bytes as '?' */
+static const char *shown(char out[64], const char *s, size_t n) {
+  size_t k = n > 48 ? 48 : n, j = 0;
+  for (size_t i = 0; i < k; i++) out[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+  if (k < n) out[j++] = '.', out[j++] = '.', out[j++] = '.';
+  out[j] = 0;
+  return out;
+}
+
+void lh_head_why_field(char *why, const char *name, size_t nlen, const char *value, size_t vlen) {
+  char a[64], b[64];
+  int bad_name = nlen == 0, bad_value = 0;
+  for (size_t i = 0; i < nlen; i++) bad_name |= !lh_is_tchar((unsigned char)name[i]);
+  for (size_t i = 0; i < vlen; i++) bad_value |= lh_value_bad[(unsigned char)value[i]];
+  if (nlen == 0) snprintf(why, LH_HEAD_WHY, "a header name is empty");
+  else if (bad_name) snprintf(why, LH_HEAD_WHY, "header name '%s' is not a token", shown(a, name, nlen));
+  else if (bad_value) snprintf(why, LH_HEAD_WHY, "header '%s': value holds CR, LF or NUL", shown(a, name, nlen));
+  else if (nlen == 14 && !strncasecmp(name, "content-length", 14)) {
+    int digits = vlen > 0 && vlen <= 19;
+    for (size_t i = 0; i < vlen; i++) digits &= value[i] >= '0' && value[i] <= '9';
+    if (!digits)
+      snprintf(why, LH_HEAD_WHY, "header 'content-length': '%s' is not a non-negative integer",
+               shown(b, value, vlen));
+    else
+      snprintf(why, LH_HEAD_WHY, "header 'content-length': '%s' differs from an earlier value",
+               shown(b, value, vlen));
+  } else {
+    snprintf(why, LH_HEAD_WHY, "header '%s' refused", shown(a, name, nlen));
+  }
+}
+
 /* Header tables are read raw (lua_next, lua_rawgeti, lua_rawlen): no
  * metamethod of the handler's runs while a head is half written. */
-static int field_value(lua_State *L, lh_disp_t *d, const char *name, size_t nlen, int vi) {
+static int field_value(lua_State *L, lh_disp_t *d, const char *name, size_t nlen, int vi,
+                       char *why) {
   size_t vlen;
-  int t = lua_type(L, vi);
+  char a[64];
+  int t = lua_type(L, vi), r;
   if (t == LUA_TSTRING) {
     const char *v = lua_tolstring(L, vi, &vlen);
-    return lh_disp_head_field(d, name, nlen, v, vlen);
+    r = lh_disp_head_field(d, name, nlen, v, vlen);
+    if (r == LH_EUSER_HEADER) lh_head_why_field(why, name, nlen, v, vlen);
+    return r;
   }
   if (t == LUA_TNUMBER) {
     /* converted on a copy: the slot may be what lua_next walks from */
     lua_pushvalue(L, vi);
     const char *v = lua_tolstring(L, -1, &vlen);
-    int r = lh_disp_head_field(d, name, nlen, v, vlen);
+    r = lh_disp_head_field(d, name, nlen, v, vlen);
+    if (r == LH_EUSER_HEADER) lh_head_why_field(why, name, nlen, v, vlen);
     lua_pop(L, 1);
     return r;
   }
   if (t == LUA_TTABLE) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, vi);
+    if (n == 0) {
+      /* {}: no field; a table of other keys is a mistake */
+      lua_pushnil(L);
+      if (!lua_next(L, vi)) return 0;
+      lua_pop(L, 2);
+      snprintf(why, LH_HEAD_WHY, "header '%s': a table value must be an array of values (this one has no array part)",
+               shown(a, name, nlen));
+      return LH_EUSER_HEADER;
+    }
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, vi, i);
-      int r = field_value(L, d, name, nlen, lua_gettop(L));
+      r = lua_type(L, -1) == LUA_TTABLE ? LH_EUSER_HEADER : field_value(L, d, name, nlen, lua_gettop(L), why);
+      if (r == LH_EUSER_HEADER && lua_type(L, -1) == LUA_TTABLE)
+        snprintf(why, LH_HEAD_WHY, "header '%s': an array of values holds a table", shown(a, name, nlen));
       lua_pop(L, 1);
       if (r) return r;
     }
     return 0;
   }
+  snprintf(why, LH_HEAD_WHY, "header '%s': value must be a string, a number or an array of them, not a %s",
+           shown(a, name, nlen), lua_typename(L, t));
   return LH_EUSER_HEADER;
+}
+
+static int has_upper(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] >= 'A' && s[i] <= 'Z') return 1;
+  return 0;
+}
+
+/* a map whose names differ only in case ("Content-Type", "content-type")
+ * would send the field twice: refused (only called when a name had an
+ * upper-case letter, as two all-lower-case keys cannot be equal) */
+static int map_dups(lua_State *L, int hi, char *why) {
+  const char *seen[64];
+  size_t len[64];
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, hi)) {
+    lua_pop(L, 1);
+    size_t kl;
+    const char *k = lua_tolstring(L, -1, &kl); /* keys are strings: checked before */
+    for (int j = 0; j < n; j++) {
+      if (len[j] == kl && !strncasecmp(seen[j], k, kl)) {
+        char a[64], b[64];
+        snprintf(why, LH_HEAD_WHY, "headers '%s' and '%s' in one table are the same field: use one name (with an array of values)",
+                 shown(a, seen[j], len[j]), shown(b, k, kl));
+        lua_pop(L, 1);
+        return LH_EUSER_HEADER;
+      }
+    }
+    if (n < 64) {
+      /* the strings stay alive: the table holds them */
+      seen[n] = k;
+      len[n++] = kl;
+    }
+  }
+  return 0;
 }
 
 /* 1 when the table at hi (0: no headers) holds the kept head's strings, in
@@ -116,16 +205,15 @@ static int is_extra(const lh_head_extra_t *x, const char *name, size_t n) {
 }
 
 int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int hi,
-                  int64_t body_len, const lh_head_extra_t *x) {
-  int e, is_map;
+                  int64_t body_len, const lh_head_extra_t *x, char *why) {
+  int e, is_map, upper = 0;
   int seen_x = 0; /* the handler gave a field of the extra's name: it stays alone */
   if (hi && lua_istable(L, hi)) {
     hi = lua_absindex(L, hi);
   } else if (hi && lua_isnoneornil(L, hi)) {
     hi = 0;
   } else if (hi) {
-    if ((e = lh_disp_head_begin(d, status))) return e;
-    lh_disp_head_abort(d);
+    snprintf(why, LH_HEAD_WHY, "headers must be a table, not a %s", luaL_typename(L, hi));
     return LH_EUSER_HEADER;
   }
   if (status < 200 || x) m = NULL; /* the extra field differs each time */
@@ -147,14 +235,23 @@ int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int
     for (lua_Integer i = 1; i <= n && !e; i++) {
       lua_rawgeti(L, hi, i);
       int p = lua_gettop(L);
-      if (!lua_istable(L, p)) e = LH_EUSER_HEADER;
-      else {
+      if (!lua_istable(L, p)) {
+        e = LH_EUSER_HEADER;
+        snprintf(why, LH_HEAD_WHY, "headers[%d] must be a {name, value} pair, not a %s", (int)i,
+                 luaL_typename(L, p));
+      } else {
         lua_rawgeti(L, p, 1);
         lua_rawgeti(L, p, 2);
         size_t nlen;
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
-        e = name ? field_value(L, d, name, nlen, lua_gettop(L)) : LH_EUSER_HEADER;
-        if (name && is_extra(x, name, nlen)) seen_x = 1;
+        if (name) {
+          e = field_value(L, d, name, nlen, lua_gettop(L), why);
+          if (is_extra(x, name, nlen)) seen_x = 1;
+        } else {
+          e = LH_EUSER_HEADER;
+          snprintf(why, LH_HEAD_WHY, "headers[%d]: the name must be a string, not a %s", (int)i,
+                   luaL_typename(L, -2));
+        }
       }
       lua_settop(L, p - 1);
     }
@@ -162,17 +259,25 @@ int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int
     lua_pushnil(L);
     while (!e && lua_next(L, hi)) {
       size_t nlen;
-      if (lua_type(L, -2) != LUA_TSTRING) e = LH_EUSER_HEADER;
-      else {
+      if (lua_type(L, -2) != LUA_TSTRING) {
+        e = LH_EUSER_HEADER;
+        snprintf(why, LH_HEAD_WHY, "header names must be strings, not a %s (a map cannot mix in {name, value} pairs)",
+                 luaL_typename(L, -2));
+      } else {
         const char *name = lua_tolstring(L, -2, &nlen);
-        e = field_value(L, d, name, nlen, lua_gettop(L));
+        upper |= has_upper(name, nlen);
+        e = field_value(L, d, name, nlen, lua_gettop(L), why);
         if (is_extra(x, name, nlen)) seen_x = 1;
       }
       lua_pop(L, 1);
     }
     if (e) lua_pop(L, 1); /* the key lua_next left */
+    else if (upper) e = map_dups(L, hi, why);
   }
-  if (!e && x && !seen_x) e = lh_disp_head_field(d, x->name, x->nlen, x->value, x->vlen);
+  if (!e && x && !seen_x) {
+    e = lh_disp_head_field(d, x->name, x->nlen, x->value, x->vlen);
+    if (e == LH_EUSER_HEADER) lh_head_why_field(why, x->name, x->nlen, x->value, x->vlen);
+  }
   if (!e) e = lh_disp_head_end(d, body_len);
   if (e) {
     lh_disp_head_abort(d);

@@ -35,12 +35,19 @@ typedef struct {
   size_t nlen, vlen;
 } lh_head_extra_t;
 
+#define LH_HEAD_WHY 200 /* room for the reason a head was refused */
+
 /* writes the head for status with the headers at index hi (0: none) and a
  * body of body_len bytes (-1: streamed) through d. The header value is nil,
  * a map or an array of {name, value}, read raw. m (NULL: none) may serve
  * the head, or keep it; x (NULL: none) adds its field, and the head is
- * then neither served nor kept. 0, or a negative code with nothing written */
+ * then neither served nor kept. 0, or a negative code with nothing
+ * written; for LH_EUSER_HEADER, why (LH_HEAD_WHY bytes) names the field
+ * and the reason */
 int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int hi,
-                  int64_t body_len, const lh_head_extra_t *x);
+                  int64_t body_len, const lh_head_extra_t *x, char *why);
+/* why the field name: value was refused (lh_conn_head_field said
+ * LH_EUSER_HEADER): "header 'x': value holds CR, LF or NUL", ... */
+void lh_head_why_field(char *why, const char *name, size_t nlen, const char *value, size_t vlen);
 
 #endif

@@ -8,12 +8,15 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lchannel.h"
 #include "lclient.h"
+#include "lcond.h"
 #include "lheaders.h"
 #include "llayer.h"
 #include "llogw.h"
 #include "lroute.h"
 #include "lreq.h"
+#include "lspawn.h"
 #include "lstream.h"
 #include "lsvc.h"
 #include "ltask.h"
@@ -77,6 +80,9 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
   lua_newtable(L);
   int mod = lua_gettop(L);
   lh_task_open(L, mod);
+  lh_spawn_open(L, mod);
+  lh_channel_open(L, mod);
+  lh_cond_open(L, mod);
   lh_headers_open(L);
   lh_req_open(L);
   lh_stream_open(L);

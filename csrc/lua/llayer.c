@@ -331,7 +331,7 @@ static int ended_p(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)r->sent);
     if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
       const char *m = lua_tostring(L, -1);
-      r->host->report(r->host, LH_EUSER_SERVICE, m ? m : "req:on_end function raised an error", r);
+      lh_req_report(r, LH_EUSER_SERVICE, m ? m : "req:on_end function raised an error", NULL, 0, NULL);
       lua_settop(L, t);
     }
   }

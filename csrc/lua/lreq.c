@@ -23,8 +23,14 @@ enum {
   UV_PARAMS, UV_ROUTE, UV_ID, UV_XNAME, UV_LOG, REQ_NUV = UV_LOG
 };
 
+void lh_req_report(const lh_req_t *r, int code, const char *msg, lua_State *vL, int vi,
+                   const char *phase) {
+  lh_report_t rep = {code, msg, vL, vi, phase ? phase : r->pumping ? "body" : "handler"};
+  r->host->report(r->host, &rep, r);
+}
+
 static void report(const lh_req_t *r, int code, const char *msg) {
-  r->host->report(r->host, code, msg, r);
+  lh_req_report(r, code, msg, NULL, 0, NULL);
 }
 
 static lh_req_t *check_req(lua_State *L, int i) { return luaL_checkudata(L, i, REQ_MT); }
@@ -278,7 +284,10 @@ static int req_tostring(lua_State *L) {
 
 static int body_next(lua_State *L);
 
-static int body_next_k(lua_State *L, int status, lua_KContext ctx) { return body_next(L); }
+static int body_next_k(lua_State *L, int status, lua_KContext ctx) {
+  lh_task_unslot(lh_task_current(L));
+  return body_next(L);
+}
 
 /* trailers are copied out of the parser, which reuses them for the next message */
 static int body_end(lua_State *L, lh_req_t *r, const lh_disp_t *d) {
@@ -296,31 +305,43 @@ static int body_end(lua_State *L, lh_req_t *r, const lh_disp_t *d) {
   return 0;
 }
 
+/* req:body() once the request has no connection: the connection went
+ * away (an error object, kind closed), or the handler returned */
+static int body_gone(lua_State *L, lh_req_t *r) {
+  if (r->dropped) return lh_raise(L, LH_ECLOSED, "connection closed before the body was read");
+  return luaL_error(L, "req:body(): the request is over (its handler returned)");
+}
+
 static int body_next(lua_State *L) {
   lh_req_t *r = check_req(L, lua_upvalueindex(1));
   if (r->body_done) return 0;
-  if (!r->sc) return lh_raise(L, LH_ECLOSED, "connection closed before the body was read");
+  if (!r->sc) return body_gone(L, r);
   lh_disp_t *d = lh_sconn_disp(r->sc);
   const char *p;
   size_t n;
   int rc = lh_disp_read_body(d, &p, &n);
   if (rc == 1) {
+    /* the handler's connection is polled after each of its resumes; for
+     * another task of the request it is done here */
+    if (lh_task_current(L) != &r->task) lh_sconn_defer_poll(r->sc);
     lua_pushlstring(L, p, n);
     return 1;
   }
   if (rc == 2) return body_end(L, r, d);
   if (rc == 0) {
-    lh_task_t *t = lh_task_of(L);
-    if (!t || t != &r->task) return luaL_error(L, "req:body() must be iterated in its handler's coroutine");
-    return lh_task_yield(L, LH_WAIT_BODY, body_next_k);
+    if (lh_task_current(L) != &r->task) lh_sconn_defer_poll(r->sc);
+    return lh_req_wait(L, r, LH_WAIT_BODY, body_next_k);
   }
   /* the failure is the server's to report, whatever the handler does with it */
   report(r, rc, NULL);
   return lh_raise(L, rc, NULL);
 }
 
+/* req:body() -> iterator over the body's chunks; raises when the body was
+ * already read to its end */
 static int req_body(lua_State *L) {
-  check_req(L, 1);
+  lh_req_t *r = check_req(L, 1);
+  if (r->body_done) return luaL_error(L, "req:body(): the body was already read to its end");
   lua_settop(L, 1);
   lua_pushcclosure(L, body_next, 1);
   return 1;
@@ -342,20 +363,101 @@ static int req_too_large(lua_State *L) {
 
 /* --- upgrade: the connection as a raw stream --- */
 
-/* req:upgrade(headers) -> stream: 101 Switching Protocols (200 to CONNECT) */
+/* 1 when the headers at index i (nil, a map or an array of pairs) have a
+ * field named name (lower-case), in any case */
+static int headers_have(lua_State *L, int i, const char *name) {
+  size_t n = strlen(name), kl;
+  if (!lua_istable(L, i)) return 0;
+  int found = 0;
+  if (lua_rawlen(L, i) == 0) {
+    lua_pushnil(L);
+    while (!found && lua_next(L, i)) {
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : NULL;
+      found = k && kl == n && !strncasecmp(k, name, n);
+      lua_pop(L, found ? 2 : 1);
+    }
+    return found;
+  }
+  int top = lua_gettop(L);
+  for (lua_Integer j = 1; !found && j <= (lua_Integer)lua_rawlen(L, i); j++) {
+    if (lua_rawgeti(L, i, j) == LUA_TTABLE && lua_rawgeti(L, -1, 1) == LUA_TSTRING) {
+      const char *k = lua_tolstring(L, -1, &kl);
+      found = kl == n && !strncasecmp(k, name, n);
+    }
+    lua_settop(L, top);
+  }
+  return found;
+}
+
+/* pushes a copy of the headers at index i (nil, a map or an array of
+ * pairs) with the field name: value added */
+static void headers_with(lua_State *L, int i, const char *name, const char *v, size_t vl) {
+  lua_Integer n = lua_istable(L, i) ? (lua_Integer)lua_rawlen(L, i) : 0;
+  lua_newtable(L);
+  if (n > 0) {
+    for (lua_Integer j = 1; j <= n; j++) {
+      lua_rawgeti(L, i, j);
+      lua_rawseti(L, -2, j);
+    }
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, 1);
+    lua_pushlstring(L, v, vl);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, n + 1);
+    return;
+  }
+  if (lua_istable(L, i)) {
+    lua_pushnil(L);
+    while (lua_next(L, i)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+  lua_pushlstring(L, v, vl);
+  lua_setfield(L, -2, name);
+}
+
+/* req:upgrade(headers) -> stream: 101 Switching Protocols (200 to CONNECT).
+ * A 101 without an Upgrade field in headers answers the protocol the
+ * request named (RFC 9110 7.8); one that offers several must be told which */
 static int req_upgrade(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
+  if (!r->sc && !r->dropped && !r->upgraded)
+    return luaL_error(L, "req:upgrade(): the request is over (its handler returned)");
   if (!r->sc) return lh_push_fail(L, LH_ECLOSED, NULL);
   lh_disp_t *d = lh_sconn_disp(r->sc);
   const lh_conn_t *c = lh_disp_conn(d);
   if (!lh_conn_wants_upgrade(c)) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
   if (!lh_conn_can_write_head(c)) return luaL_error(L, "req:upgrade: a response was already sent");
   if (!lh_conn_is_read_done(c)) return luaL_error(L, "req:upgrade: read the request body first");
-  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, 2, -1, NULL);
+  int hi = 2;
+  lua_settop(L, 2);
+  if (!lh_conn_is_connect(c) && !headers_have(L, 2, "upgrade")) {
+    const char *proto = NULL;
+    size_t plen = 0;
+    for (uint32_t i = 0; i < r->nfields && !proto; i++) {
+      if (lh_name_eq(r->bytes, r->fields[i].name, "upgrade", 7)) {
+        proto = r->bytes + r->fields[i].value.off;
+        plen = r->fields[i].value.len;
+      }
+    }
+    if (!proto) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
+    if (memchr(proto, ',', plen))
+      return luaL_error(L, "req:upgrade: the request offers several protocols (%s): name the one chosen in an 'upgrade' header",
+                        lua_pushlstring(L, proto, plen));
+    headers_with(L, 2, "upgrade", proto, plen);
+    hi = lua_gettop(L);
+  }
+  char why[LH_HEAD_WHY];
+  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, hi, -1, NULL, why);
+  if (e == LH_EUSER_HEADER) return luaL_error(L, "req:upgrade: %s", why);
   if (!e) e = lh_disp_upgrade(d);
   if (e) return lh_push_fail(L, e, NULL);
   r->upgraded = 1;
   r->responded = 1;
+  r->status = lh_conn_is_connect(c) ? 200 : 101;
   lh_sconn_defer_poll(r->sc);
   lh_stream_push(L, r, 1);
   return 1;
@@ -387,7 +489,7 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
   const char *why = NULL;
   if (lua_isnoneornil(S, si)) {
     status = r->too_large ? 413 : 500;
-    if (!r->too_large) why = "handler returned no status";
+    if (!r->too_large) why = "handler returned no status (nothing, or nil first)";
     hi = bi = 0;
   } else if (!isnum || status < 100 || status > 999 || (status < 200 && status != 101) ||
              status == 101) {
@@ -412,19 +514,25 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
       why = "response body must be nil, a string or an iterator function";
     }
   }
+  /* the handler is done: unless an iterator body reads it, the rest of
+   * the request body is read by nobody */
+  if (!e && bt != LUA_TFUNCTION) lh_disp_body_unwanted(d);
+  char hwhy[LH_HEAD_WHY];
   if (!e) {
     /* request_id's field goes after the handler's (r->xname: its name, req.id its value) */
     lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen};
     e = lh_head_write(S, d, lh_tuning.kept_heads ? &r->host->memo : NULL, (int)status, hi, len,
-                      r->xname && r->id ? &x : NULL);
+                      r->xname && r->id ? &x : NULL, hwhy);
+    if (e == LH_EUSER_HEADER) why = hwhy;
   }
   if (e) {
-    report(r, e, why);
     answer_empty(r, d, 500);
+    report(r, e, why);
     return 0;
   }
   r->responded = 1;
   r->status = (uint16_t)status;
+  if (why) report(r, LH_EUSER_STATUS, why); /* no status: 500, and said why */
   if (bt == LUA_TFUNCTION) {
     if (!lh_conn_is_bodyless(c)) return 1;
     r->ended = !lh_disp_write_end(d);
@@ -457,7 +565,7 @@ static void write_chunk(lua_State *L, lh_req_t *r, const char *p, size_t n, lua_
   r->sent += n;
   if (!lh_disp_can_write(d)) {
     r->burst = 0;
-    lh_task_yield(L, LH_WAIT_WRITE, k);
+    lh_req_wait(L, r, LH_WAIT_WRITE, k);
   }
   r->burst += n;
   if (r->burst >= WRITE_BURST) {
@@ -533,6 +641,7 @@ static int pump_got(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int pump_next(lua_State *L, int status, lua_KContext ctx) {
+  lh_task_unslot(lh_task_current(L));
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   lua_callk(L, 0, 2, 0, pump_got);
@@ -553,80 +662,89 @@ void lh_req_answer(lua_State *co, lh_req_t *r, int si) {
 
 /* --- failing and finishing --- */
 
-/* the handler raised the value at L's index i: report it, and answer 500
- * (or the error's status) when nothing was sent yet */
-static void fail(lua_State *L, lh_req_t *r, int i) {
-  int status = 500;
-  const char *msg = NULL;
-  int code = LH_EUSER_SERVICE;
-  int framing = 0; /* the request's framing is broken: the connection cannot go on */
-  i = lua_absindex(L, i);
-  if (lua_istable(L, i)) {
+/* what raising the value at L's index i means: the status to answer
+ * (0: none, the client is gone), whether it is reported (not for a
+ * malformed body, reported where it happened; a client that went away; an
+ * error status below 500 a helper chose for bad input) and whether the
+ * request's framing is broken */
+static void classify(lua_State *L, int i, int *status, int *quiet, int *framing) {
+  *status = 500;
+  *quiet = *framing = 0;
+  if (lh_is_error(L, i)) {
     lua_getfield(L, i, "kind");
     lua_getfield(L, i, "code");
     const char *k = lua_tostring(L, -2);
-    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
-    int reported = 0; /* body errors were reported where they happened */
+    int code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : LH_EUSER_SERVICE;
     if (k && !strcmp(k, "parse") && code != LH_EUSER_SERVICE)
-      status = lh_error_status(code), reported = 1, framing = 1;
+      *status = lh_error_status(code), *quiet = *framing = 1;
     if (k && (!strcmp(k, "closed") || !strcmp(k, "canceled") || !strcmp(k, "incomplete")))
-      status = 0, reported = 1;
+      *status = 0, *quiet = 1;
     lua_pop(L, 2);
+  }
+  if (lua_istable(L, i) && *status) {
     /* err.status (400..599): the answer a helper chose for bad input, such
      * as invalid JSON (400) or a body over its limit (413); the client's
      * mistakes are not the server's errors to report */
     lua_Integer given = 0;
-    if (lua_getfield(L, i, "status") == LUA_TNUMBER && lua_isinteger(L, -1))
-      given = lua_tointeger(L, -1);
+    if (lua_getfield(L, i, "status") == LUA_TNUMBER && lua_isinteger(L, -1)) given = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    if (status && given >= 400 && given <= 599) {
-      status = (int)given;
-      if (given < 500) reported = 1;
+    if (given >= 400 && given <= 599) {
+      *status = (int)given;
+      if (given < 500) *quiet = 1;
     }
-    if (luaL_callmeta(L, i, "__tostring")) msg = lua_tostring(L, -1);
-    if (!reported) report(r, LH_EUSER_SERVICE, msg ? msg : "handler raised an error");
-  } else {
-    msg = lua_tostring(L, i);
-    report(r, LH_EUSER_SERVICE, msg ? msg : "handler raised an error");
-  }
-  if (!r->sc || r->upgraded) return;
-  lh_disp_t *d = lh_sconn_disp(r->sc);
-  lh_disp_head_abort(d); /* a head the error cut short */
-  if (lh_conn_can_write_head(lh_disp_conn(d)) && status) {
-    /* a body left unread past an error answer is not worth draining */
-    if (framing || (status != 500 && !lh_conn_is_read_done(lh_disp_conn(d))))
-      lh_disp_disable_keep_alive(d);
-    answer_empty(r, d, status);
-  } else if (!lh_conn_is_write_done(lh_disp_conn(d))) {
-    lh_disp_close(d);
   }
 }
 
+/* the handler raised the value at L's index i (text: its text with the
+ * traceback, NULL for an error object): answer 500 (or the error's
+ * status) when nothing was sent yet, and report it */
+static void fail(lua_State *L, lh_req_t *r, int i, const char *text) {
+  int status, quiet, framing;
+  classify(L, i, &status, &quiet, &framing);
+  if (r->sc && !r->upgraded) {
+    lh_disp_t *d = lh_sconn_disp(r->sc);
+    lh_disp_head_abort(d); /* a head the error cut short */
+    if (lh_conn_can_write_head(lh_disp_conn(d)) && status) {
+      /* a body left unread past an error answer is not worth draining */
+      if (framing || (status != 500 && !lh_conn_is_read_done(lh_disp_conn(d))))
+        lh_disp_disable_keep_alive(d);
+      answer_empty(r, d, status);
+    } else if (!lh_conn_is_write_done(lh_disp_conn(d))) {
+      lh_disp_close(d);
+    }
+  }
+  if (!quiet) lh_req_report(r, LH_EUSER_SERVICE, text, L, i, NULL);
+}
+
 /* req_main (lsvc.c) answers what the handler returns; this is for a
- * handler (or that answer, or its body iterator) that raised */
+ * handler (or that answer, or its body iterator) that raised. The value is
+ * read on L: the coroutine is dead */
 void lh_req_raised(lua_State *L, lh_req_t *r) {
   lua_State *co = r->task.co;
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 4, NULL);
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1);
+  /* lhyper error objects stand as they are; the rest get a traceback */
+  const char *text = lh_is_error(L, top + 1) ? NULL : lh_push_traceback(L, co, -1);
   if (r->pumping || r->task.cancel) {
     /* the head is out (or the handler is being cancelled): report only */
-    report(r, LH_EUSER_SERVICE, lh_error_text(co, -1));
-    return;
-  }
-  /* keep lhyper error objects; give the rest a traceback */
-  if (lua_type(co, -1) == LUA_TTABLE) {
-    fail(co, r, -1);
+    int status, quiet, framing;
+    classify(L, top + 1, &status, &quiet, &framing);
+    if (!quiet) lh_req_report(r, LH_EUSER_SERVICE, text, L, top + 1, NULL);
   } else {
-    const char *m = lua_tostring(co, -1);
-    luaL_traceback(L, co, m ? m : "(error object is not a string)", 0);
-    fail(L, r, -1);
-    lua_pop(L, 1);
+    fail(L, r, top + 1, text);
   }
+  lua_settop(L, top);
 }
 
 void lh_req_finish(lh_req_t *r) {
   r->finished = 1;
-  if (r->sc && r->upgraded) {
-    /* the stream goes on without the handler until closed or collected */
-  } else if (r->sc) {
+  if (r->upgraded) {
+    /* the stream is the task's that upgraded: closed when that one ends */
+    return;
+  }
+  if (r->sc) {
     lh_disp_t *d = lh_sconn_disp(r->sc);
     if (lh_conn_can_write_head(lh_disp_conn(d))) {
       /* the handler ended without answering */
@@ -637,20 +755,42 @@ void lh_req_finish(lh_req_t *r) {
     }
     lh_req_detach(r);
   }
+  lh_req_wake_all(r); /* a task still reading finds the request over */
 }
 
 /* --- the connection going away --- */
 
 void lh_req_drop(lh_req_t *r) {
+  r->dropped = 1;
   lh_req_detach(r);
-  if (r->upgraded) lh_stream_gone(r);
-  else lh_task_cancel(&r->task);
+  if (r->upgraded) {
+    lh_stream_gone(r);
+    return;
+  }
+  lh_req_wake_all(r);
+  lh_task_cancel(&r->task);
 }
 
-/* who waits: the handler, or for a stream whichever task reads or writes it */
+int lh_req_wait(lua_State *L, lh_req_t *r, int wait, lua_KFunction k) {
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "not inside an lhyper handler or task");
+  lh_task_t **slot = wait == LH_WAIT_WRITE ? &r->writer : &r->reader;
+  if (*slot && *slot != t)
+    return luaL_error(L, wait == LH_WAIT_WRITE ? "another task is already waiting to write here"
+                                                : "another task is already reading here");
+  *slot = t;
+  t->slot = slot;
+  return lh_task_yield(L, wait, k);
+}
+
 void lh_req_wake(lh_req_t *r, int wait) {
-  lh_task_t *t = r->upgraded ? r->waiter : &r->task;
+  lh_task_t *t = wait == LH_WAIT_WRITE ? r->writer : r->reader;
   if (t && t->wait == wait) lh_task_resume(t);
+}
+
+void lh_req_wake_all(lh_req_t *r) {
+  if (r->reader) lh_task_wake(r->reader);
+  if (r->writer) lh_task_wake(r->writer);
 }
 
 static const luaL_Reg req_methods[] = {

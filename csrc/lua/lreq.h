@@ -12,11 +12,24 @@
 
 typedef struct lh_req lh_req_t;
 
+/* a failure to report: an error object made from code and msg (NULL: the
+ * code's own message), or the value raised at vL's index vi, and where it
+ * happened: phase "handler", "body" (the response body iterator), "task",
+ * or NULL when there is no request */
+typedef struct {
+  int code;
+  const char *msg;
+  lua_State *vL;        /* NULL: no value */
+  int vi;
+  const char *phase;
+} lh_report_t;
+
 /* what a request needs of the server it came from */
 typedef struct lh_req_host {
   lh_head_memo_t memo;   /* the server's kept response head */
-  /* a failure to report (the server's on_error); msg NULL: the code's own */
-  void (*report)(struct lh_req_host *h, int code, const char *msg, const lh_req_t *r);
+  double stream_idle;    /* stream_idle_timeout in seconds, 0: none */
+  /* a failure to report (the server's on_error); r NULL: no request */
+  void (*report)(struct lh_req_host *h, const lh_report_t *rep, const lh_req_t *r);
 } lh_req_host_t;
 
 struct lh_req {
@@ -52,7 +65,10 @@ struct lh_req {
   struct lh_alog *alog;     /* the access log of this exchange (llayer.c), kept by the req */
   uint64_t t0;              /* uv_hrtime when alog was set */
   int64_t wall;             /* and the wall clock (seconds) */
-  lh_task_t *waiter;        /* upgraded: the task waiting in stream:read/write */
+  unsigned dropped : 1;     /* the connection failed or went away (lh_req_drop) */
+  double began;             /* loop time when the request head arrived */
+  lh_task_t *reader;        /* the task waiting for body or stream bytes; cleared when it runs */
+  lh_task_t *writer;        /* the task waiting for room to write; cleared when it runs */
   size_t burst;             /* body bytes written since the coroutine last yielded */
   int peer_port;            /* when the user value UV_PEER is set */
   lh_field_t *fields;       /* points into this block */
@@ -77,6 +93,11 @@ void lh_req_answer(lua_State *co, lh_req_t *r, int si);
 /* the handler's coroutine raised the value on top of it (r's task ops):
  * reported, and answered with the error's status when nothing went out */
 void lh_req_raised(lua_State *L, lh_req_t *r);
+/* a failure that belongs to r, reported by its server: code and msg, or
+ * the value at vL's index vi (vL NULL: none); phase NULL: r's own (the
+ * handler's, or "body" while its body iterator runs) */
+void lh_req_report(const lh_req_t *r, int code, const char *msg, lua_State *vL, int vi,
+                   const char *phase);
 /* the handler's coroutine is over: a request left unanswered gets 500
  * (413 when its body was too large), a streamed body cut short closes the
  * connection; the req lets go of the connection unless it is a stream */
@@ -85,8 +106,16 @@ void lh_req_finish(lh_req_t *r);
  * handler is cancelled (or a stream's waiting task woken) */
 void lh_req_drop(lh_req_t *r);
 /* the dispatcher's body_ready / write_ready: resumes whoever waits on r
- * for `wait` (the handler, or a task using its stream) */
+ * for `wait` (LH_WAIT_BODY: a task reading the body or the stream;
+ * LH_WAIT_WRITE: the handler's body iterator, or a task writing the
+ * stream) */
 void lh_req_wake(lh_req_t *r, int wait);
+/* the running task t waits on r's connection for `wait`: it is r's reader
+ * or writer until it runs again (raises if another task waits already) */
+int lh_req_wait(lua_State *L, lh_req_t *r, int wait, lua_KFunction k);
+/* the reader and the writer, if any, are woken (from the next loop
+ * iteration): the connection or the request is over */
+void lh_req_wake_all(lh_req_t *r);
 
 /* --- for routers and layers (llayer.c, lroute.c) --- */
 /* req.path of the req at idx (a path Lua set comes first): its bytes and length */

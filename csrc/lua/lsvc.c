@@ -31,6 +31,7 @@ typedef struct lh_lsrv {
   int port;
   double drain_delay;    /* server:drain: seconds between not ready and the listener closing */
   double drain_idle;     /* draining: an idle connection's last window */
+  lh_waitq_t done_q;     /* tasks in server:wait() */
   unsigned closed : 1;
   uint64_t bytes_in, bytes_out; /* the server's totals once it is done */
   unsigned not_ready : 1;/* server:drain was called: ready_path answers 503 */
@@ -42,50 +43,127 @@ static lh_req_t *conn_req(lh_sconn_t *sc) { return *lh_sconn_udata(sc); }
 
 typedef struct {
   lh_lsrv_t *s;
-  int code;
-  const char *msg;
+  const lh_report_t *rep;
   const lh_req_t *r;
 } report_ctx;
 
+/* the error on_error gets: the raised value (at index vi of L, when the
+ * report has one) when it is an error object, else one made from the code
+ * and message, with a raised value that is not a string as its cause */
+static void push_report_error(lua_State *L, const lh_report_t *rep, int vi) {
+  if (rep->vL) {
+    lua_pushvalue(L, vi);
+    if (lh_is_error(L, -1)) return;
+    int raw = lua_gettop(L);
+    const char *msg = rep->msg;
+    if (!msg && lua_type(L, raw) == LUA_TSTRING) msg = lua_tostring(L, raw);
+    if (!msg) msg = lua_pushfstring(L, "handler raised a %s value", luaL_typename(L, raw));
+    lh_push_error(L, rep->code, msg);
+    if (lua_type(L, raw) != LUA_TSTRING) {
+      lua_pushvalue(L, raw);
+      lua_setfield(L, -2, "cause");
+    }
+    lua_replace(L, raw);
+    lua_settop(L, raw);
+    return;
+  }
+  lh_push_error(L, rep->code, rep->msg);
+}
+
+/* info: method, target, remote_addr, remote_port, peer, status (the head
+ * sent, if any), duration (seconds since the head arrived), phase */
+static void push_report_info(lua_State *L, lh_lsrv_t *s, const lh_report_t *rep, const lh_req_t *r) {
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, rep->phase ? rep->phase : "connection");
+  lua_setfield(L, -2, "phase");
+  if (!r) return;
+  lua_pushlstring(L, r->bytes + r->method.off, r->method.len);
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, r->bytes + r->target.off, r->target.len);
+  lua_setfield(L, -2, "target");
+  if (r->status) {
+    lua_pushinteger(L, r->status);
+    lua_setfield(L, -2, "status");
+  }
+  lua_pushnumber(L, lh_loop_now(s->st->loop) - r->began);
+  lua_setfield(L, -2, "duration");
+  char addr[48];
+  int port = r->sc ? lh_sconn_peer(r->sc, addr, sizeof addr) : 0;
+  if (port > 0) {
+    lua_pushstring(L, addr);
+    lua_setfield(L, -2, "remote_addr");
+    lua_pushinteger(L, port);
+    lua_setfield(L, -2, "remote_port");
+    lua_pushfstring(L, strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, port);
+    lua_setfield(L, -2, "peer");
+  }
+}
+
+/* report_p(ctx, value) */
 static int report_p(lua_State *L) {
   report_ctx *x = lua_touserdata(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->s->on_error_ref);
-  lh_push_error(L, x->code, x->msg);
-  lua_createtable(L, 0, 3);
-  if (x->r) {
-    lua_pushlstring(L, x->r->bytes + x->r->method.off, x->r->method.len);
-    lua_setfield(L, -2, "method");
-    lua_pushlstring(L, x->r->bytes + x->r->target.off, x->r->target.len);
-    lua_setfield(L, -2, "target");
-  }
+  push_report_error(L, x->rep, 2);
+  push_report_info(L, x->s, x->rep, x->r);
   lua_call(L, 2, 0);
   return 0;
 }
 
-static void report(lh_lsrv_t *s, int code, const char *msg, const lh_req_t *r) {
-  if (!s || s->on_error_ref == LUA_NOREF || s->on_error_ref == LUA_REFNIL) {
-    if (s && s->on_error_ref == LUA_REFNIL) return; /* on_error = false: silent */
-    if (r)
-      fprintf(stderr, "lhyper: %.*s %.*s: %s error: %s\n", (int)r->method.len,
-              r->bytes + r->method.off, (int)r->target.len, r->bytes + r->target.off,
-              lh_err_kind(code) ? lh_err_kind(code) : "io", msg ? msg : lh_strerror(code));
-    else
-      fprintf(stderr, "lhyper: %s error: %s\n", lh_err_kind(code) ? lh_err_kind(code) : "io",
-              msg ? msg : lh_strerror(code));
+/* one line on stderr (no on_error): "lhyper: GET /x: user_service error in
+ * the handler (500): message" */
+static void report_stderr(const lh_report_t *rep, const lh_req_t *r) {
+  int code = rep->code;
+  const char *kind = lh_err_kind(code) ? lh_err_kind(code) : "io";
+  const char *msg = rep->msg;
+  if (!msg && rep->vL && lua_type(rep->vL, rep->vi) == LUA_TSTRING) msg = lua_tostring(rep->vL, rep->vi);
+  if (!msg && rep->vL && lua_istable(rep->vL, rep->vi)) {
+    lua_pushliteral(rep->vL, "message"); /* an error object's */
+    lua_rawget(rep->vL, rep->vi < 0 ? rep->vi - 1 : rep->vi);
+    msg = lua_tostring(rep->vL, -1);
+    lua_pop(rep->vL, 1);
+  }
+  if (!msg) msg = lh_strerror(code);
+  if (!r) {
+    fprintf(stderr, "lhyper: %s error: %s\n", kind, msg);
+    return;
+  }
+  char status[16] = "";
+  if (r->status) snprintf(status, sizeof status, " (%d)", r->status);
+  fprintf(stderr, "lhyper: %.*s %.*s: %s error in %s%s: %s\n", (int)r->method.len,
+          r->bytes + r->method.off, (int)r->target.len, r->bytes + r->target.off, kind,
+          rep->phase, status, msg);
+}
+
+static void report(lh_lsrv_t *s, const lh_report_t *rep, const lh_req_t *r) {
+  if (s && s->on_error_ref == LUA_REFNIL) return; /* on_error = false: silent */
+  if (!s || s->on_error_ref == LUA_NOREF) {
+    report_stderr(rep, r);
     return;
   }
   lua_State *L = s->st->L;
-  report_ctx x = {s, code, msg, r};
+  report_ctx x = {s, rep, r};
   lua_pushcfunction(L, report_p);
   lua_pushlightuserdata(L, &x);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+  if (rep->vL) {
+    lua_pushvalue(rep->vL, rep->vi);
+    if (rep->vL != L) lua_xmove(rep->vL, L, 1);
+  } else {
+    lua_pushnil(L);
+  }
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
     fprintf(stderr, "lhyper: on_error failed: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
     lua_pop(L, 1);
   }
 }
 
-static void host_report(lh_req_host_t *h, int code, const char *msg, const lh_req_t *r) {
-  report((lh_lsrv_t *)h, code, msg, r);
+/* a failure with no value: code and msg */
+static void report_code(lh_lsrv_t *s, int code, const char *msg, const lh_req_t *r, const char *phase) {
+  lh_report_t rep = {code, msg, NULL, 0, phase};
+  report(s, &rep, r);
+}
+
+static void host_report(lh_req_host_t *h, const lh_report_t *rep, const lh_req_t *r) {
+  report((lh_lsrv_t *)h, rep, r);
 }
 
 /* --- in-flight accounting (max_in_flight, hyper's poll_ready) --- */
@@ -155,8 +233,14 @@ static void task_resumed(void *sc) {
   if (sc) lh_sconn_poll(sc);
 }
 
+/* a task under the request failed: the server reports it */
+static void task_descendant_failed(lua_State *L, lh_task_t *root, int i, const char *text) {
+  lh_req_report(lh_req_of_task(root), LH_EUSER_SERVICE, text, L, i, "task");
+}
+
 static const lh_task_ops_t req_task_ops = {
   .raised = task_raised,
+  .descendant_failed = task_descendant_failed,
   .finished = task_finished,
   .resuming = task_resuming,
   .resumed = task_resumed,
@@ -193,6 +277,7 @@ static int req_main(lua_State *co) {
     lh_req_t *r = lh_req_new(co, &s->host, x->sc, x->h, x->base, lua_upvalueindex(UP_REQ_MT),
                              lua_upvalueindex(UP_SERVER)); /* index 2 */
     lh_task_bind(&r->task, st, co, x->ref, &req_task_ops);
+    r->began = lh_loop_now(st->loop);
     /* the connection's request from here on */
     *lh_sconn_udata(x->sc) = r;
     r->counted = 1;
@@ -206,7 +291,7 @@ static int req_main(lua_State *co) {
      * connection waits for the slot this one frees. With nothing buffered
      * (one request per read, the keep-alive case) there is none, and the
      * task ends as usual */
-    if (!lh_tuning.next_msg || r->upgraded || !r->sc || s->wlen) return 0;
+    if (!lh_tuning.next_msg || r->upgraded || !r->sc || s->wlen || r->task.owned) return 0;
     lh_disp_t *d = lh_sconn_disp(x->sc);
     if (lh_disp_buffered(d) == 0) return 0;
     req_done(r);
@@ -258,14 +343,14 @@ static void svc_on_error(lh_disp_t *d, int err) {
   if (r) {
     /* a body cut short is the server's to report; a client that left
      * after a full request is not an error */
-    if (err == LH_EINCOMPLETE && !r->upgraded) report(s, err, NULL, r);
+    if (err == LH_EINCOMPLETE && !r->upgraded) lh_req_report(r, err, NULL, NULL, 0, NULL);
     lh_req_drop(r);
     return;
   }
   /* a message that never reached a handler: bad input or a slow client */
   const char *k = lh_err_kind(err);
   if (k && (!strcmp(k, "parse") || !strcmp(k, "header_timeout") || !strcmp(k, "incomplete")))
-    report(s, err, NULL, NULL);
+    report_code(s, err, NULL, NULL, NULL);
 }
 
 static const lh_service_t lua_service = {
@@ -296,6 +381,7 @@ static void server_done(lh_server_t *srv) {
   /* req_main's closure holds the server too */
   luaL_unref(L, LUA_REGISTRYINDEX, s->main_ref);
   s->self_ref = s->main_ref = LUA_NOREF;
+  lh_waitq_broadcast(&s->done_q);
 }
 
 static const lh_server_hooks_t hooks = {
@@ -348,6 +434,7 @@ static int l_listen(lua_State *L) {
   luaL_setmetatable(L, SERVER_MT);
   lh_head_memo_init(L, &s->host.memo);
   s->max_in_flight = (uint32_t)lh_opt_number(L, 1, "max_in_flight", 0);
+  s->host.stream_idle = lh_opt_number(L, 1, "stream_idle_timeout", 300);
   lua_getfield(L, 1, "handler");
   luaL_checktype(L, -1, LUA_TFUNCTION);
   s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -415,6 +502,41 @@ static int server_retire(lua_State *L) {
 }
 
 lh_server_t *lh_svc_server(lua_State *L, int i) { return check_server(L, i)->srv; }
+/* <close>: as server:close() with its default grace */
+static int server_close_tbc(lua_State *L) {
+  lh_lsrv_t *s = check_server(L, 1);
+  if (s->srv) lh_server_close(s->srv, 10);
+  return 0;
+}
+
+static int server_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  lh_lsrv_t *s = lua_touserdata(L, 1);
+  lh_task_t *t = lh_task_current(L);
+  if (s->closed) {
+    lh_waitq_leave(t);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (t->expired) {
+    lh_waitq_leave(t);
+    return lh_push_fail(L, LH_ETIMEOUT, "server:wait timed out");
+  }
+  return lh_waitq_again(L, server_wait_k);
+}
+
+/* server:wait([timeout]) -> true once the server is closed and its last
+ * connection gone, or nil, err, "timeout" */
+static int server_wait(lua_State *L) {
+  lh_lsrv_t *s = check_server(L, 1);
+  double timeout = luaL_optnumber(L, 2, -1);
+  lua_settop(L, 1);
+  if (s->closed) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (timeout == 0) return lh_push_fail(L, LH_ETIMEOUT, "server:wait timed out");
+  return lh_waitq_wait(L, &s->done_q, timeout, server_wait_k);
+}
 
 static int server_index(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
@@ -444,6 +566,7 @@ static int server_gc(lua_State *L) {
   s->handler_ref = s->on_error_ref = LUA_NOREF;
   free(s->waiting);
   s->waiting = NULL;
+  lh_waitq_drop(&s->done_q);
   return 0;
 }
 
@@ -454,7 +577,8 @@ static int server_tostring(lua_State *L) {
 }
 
 static const luaL_Reg server_methods[] = {
-  {"close", server_close}, {"_drain", server_drain}, {"_retire", server_retire}, {NULL, NULL}};
+  {"close", server_close},   {"wait", server_wait}, {"_drain", server_drain},
+  {"_retire", server_retire}, {NULL, NULL}};
 
 void lh_svc_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, SERVER_MT)) {
@@ -465,6 +589,8 @@ void lh_svc_open(lua_State *L, int mod) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, server_gc);
     lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, server_close_tbc);
+    lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, server_tostring);
     lua_setfield(L, -2, "__tostring");
   }

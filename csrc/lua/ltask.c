@@ -1,6 +1,7 @@
 /* The binding's state and task runtime: coroutines lhyper resumes from
- * loop callbacks, their thread pool, lhyper.sleep/spawn/now/run/stop and
- * signals, and error objects (lhyper.error). A task's owner (a request)
+ * loop callbacks, their thread pool, what each task owns (structured
+ * concurrency), wait queues, lhyper.sleep/now/run/stop and signals, and
+ * error objects (lhyper.error). A task's owner (a request, a spawned task)
  * is reached only through its lh_task_ops_t. */
 #include "ltask.h"
 
@@ -10,11 +11,11 @@
 #include <string.h>
 
 #include "lalloc.h"
+#include "lspawn.h"
 #include "tuning.h"
 
 #define STATE_KEY "lhyper.state"
 #define ERROR_MT "lhyper.error"
-#define TASK_MT "lhyper.task"
 #define SIGNAL_MT "lhyper.signal"
 
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -197,37 +198,173 @@ static void co_give(lh_lstate_t *st, lua_State *co, int ref) {
   }
 }
 
-/* the task is over: its owner hears it, then its thread goes back */
-static void task_release(lh_task_t *t) {
-  if (t->timer) {
-    lh_timer_cancel(t->timer);
-    t->timer = NULL;
+/* --- ownership --- */
+
+static void own_unlink(lh_own_t *o) {
+  lh_task_t *t = o->owner;
+  if (!t) return;
+  if (o->prev) o->prev->next = o->next;
+  else t->owned = o->next;
+  if (o->next) o->next->prev = o->prev;
+  o->prev = o->next = NULL;
+  o->owner = NULL;
+}
+
+void lh_own_add(lh_task_t *owner, lh_own_t *o) {
+  own_unlink(o);
+  o->pass = 0;
+  if (!owner) return;
+  o->owner = owner;
+  o->next = owner->owned;
+  if (owner->owned) owner->owned->prev = o;
+  owner->owned = o;
+}
+
+void lh_own_leave(lh_own_t *o) {
+  own_unlink(o);
+  o->pass = 0;
+}
+
+void lh_own_mark_returned(lua_State *L, lh_task_t *t, int i, int j) {
+  for (; i <= j; i++) {
+    if (lua_type(L, i) != LUA_TUSERDATA) continue;
+    void *ud = lua_touserdata(L, i);
+    for (lh_own_t *o = t->owned; o; o = o->next)
+      if (o->ud == ud) o->pass = 1;
   }
-  lh_loop_undefer(t->st->loop, &t->tick);
+}
+
+/* t is over (t->end says how): it leaves its parent, and what it owns goes
+ * to that parent when t returned (what it returned, or all when it
+ * adopts), else is closed, newest first. Closing may run Lua (a child's
+ * <close> variables), which may close more of t's things: the list is
+ * read again each time. */
+static void own_end(lh_task_t *t) {
+  lh_task_t *parent = t->node.owner;
+  int returned = t->end == LH_END_RETURNED && parent && !parent->ending;
+  own_unlink(&t->node);
+  lh_own_t *o;
+  while ((o = t->owned)) {
+    if (returned && (t->adopt || o->pass)) {
+      lh_own_add(parent, o);
+    } else {
+      lh_own_leave(o);
+      o->close(o);
+    }
+  }
+}
+
+/* --- wait queues --- */
+
+static void queue_unlink(lh_task_t *t, int pass) {
+  lh_waitq_t *q = t->wq;
+  if (!q) return;
+  if (t->wq_prev) t->wq_prev->wq_next = t->wq_next;
+  else q->head = t->wq_next;
+  if (t->wq_next) t->wq_next->wq_prev = t->wq_prev;
+  else q->tail = t->wq_prev;
+  q->n--;
+  int was = t->signalled;
+  if (was) q->nsig--;
+  t->wq = NULL;
+  t->wq_prev = t->wq_next = NULL;
+  t->signalled = 0;
+  if (was && pass && q->pass) q->pass(q);
+}
+
+int lh_waitq_wait(lua_State *L, lh_waitq_t *q, double timeout, lua_KFunction k) {
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "not inside an lhyper handler or task");
+  if (timeout >= 0) lh_task_arm(L, t, timeout, 0);
+  else t->expired = 0;
+  t->wq = q;
+  t->signalled = 0;
+  t->wq_next = NULL;
+  t->wq_prev = q->tail;
+  if (q->tail) q->tail->wq_next = t;
+  else q->head = t;
+  q->tail = t;
+  q->n++;
+  return lh_task_yield(L, LH_WAIT_QUEUE, k);
+}
+
+int lh_waitq_again(lua_State *L, lua_KFunction k) {
+  lh_task_t *t = lh_task_current(L);
+  if (t->signalled) {
+    t->signalled = 0;
+    t->wq->nsig--;
+  }
+  return lh_task_yield(L, LH_WAIT_QUEUE, k);
+}
+
+void lh_waitq_leave(lh_task_t *t) {
+  queue_unlink(t, 0);
+  lh_task_disarm(t);
+}
+
+int lh_waitq_signal(lh_waitq_t *q) {
+  for (lh_task_t *t = q->head; t; t = t->wq_next) {
+    if (t->signalled) continue;
+    t->signalled = 1;
+    q->nsig++;
+    lh_task_wake(t);
+    return 1;
+  }
+  return 0;
+}
+
+int lh_waitq_broadcast(lh_waitq_t *q) {
+  int n = 0;
+  while (lh_waitq_signal(q)) n++;
+  return n;
+}
+
+void lh_waitq_drop(lh_waitq_t *q) {
+  while (q->head) {
+    lh_task_t *t = q->head;
+    queue_unlink(t, 0);
+    lh_task_wake(t);
+  }
+}
+
+/* --- the life of a task --- */
+
+/* the task is over: its timer, tick and wait go, what it owns is closed or
+ * handed on, its owner hears it, then its thread goes back */
+static void task_release(lh_task_t *t) {
+  t->ending = 1;
+  lh_task_disarm(t);
+  if (t->tick.queued) lh_loop_undefer(t->st->loop, &t->tick);
+  if (t->wq) queue_unlink(t, 1);
+  lh_task_unslot(t);
+  if (t->owned || t->node.owner) own_end(t);
   lh_lstate_t *st = t->st;
   lua_State *co = t->co;
   int ref = t->ref;
   if (ref != LUA_NOREF) *(lh_task_t **)lua_getextraspace(co) = NULL;
   t->ref = LUA_NOREF;
   t->co = NULL;
-  /* a spawned task lives on its thread's stack: finish with it first */
-  if (t->ops) t->ops->finished(t);
-  else st->ntasks--;
+  t->running = 0;
+  /* a spawned task may be collected once its owner lets go: done with it first */
+  t->ops->finished(t);
   if (ref != LUA_NOREF) co_give(st, co, ref);
 }
 
 void lh_task_cancel(lh_task_t *t) {
-  if (!t->co || t->ref == LUA_NOREF) return;
+  if (!t->co || t->ref == LUA_NOREF || t->ending) return;
   if (t->running) {
     t->cancel = 1;
     return;
   }
+  t->ending = 1;
+  t->end = LH_END_CANCELED;
+  /* what it opened goes first, inner scopes before outer ones */
+  own_end(t);
   /* coroutine.close: pending <close> variables run now */
   int st = close_thread(t->co, t->st->L);
-  if (st != LUA_OK && st != LUA_YIELD) {
-    fprintf(stderr, "lhyper: error while cancelling a handler: %s\n",
-            lua_isstring(t->co, -1) ? lua_tostring(t->co, -1) : "(error object)");
-  }
+  if (st != LUA_OK && st != LUA_YIELD)
+    fprintf(stderr, "lhyper: error while cancelling a task: %s\n",
+            lua_type(t->co, -1) == LUA_TSTRING ? lua_tostring(t->co, -1) : "(error object)");
   task_release(t);
 }
 
@@ -235,8 +372,8 @@ void lh_task_cancel(lh_task_t *t) {
  * thread answered from its own body, lsvc.c req_main) */
 static void after_resume(lua_State *L, lh_task_t *t, int s, int nres) {
   if (s != LUA_YIELD) {
-    if (s != LUA_OK && t->ops) t->ops->raised(L, t);
-    else if (s != LUA_OK) fprintf(stderr, "lhyper: task failed: %s\n", lh_error_text(t->co, -1));
+    t->end = s == LUA_OK ? LH_END_RETURNED : LH_END_FAILED;
+    if (s != LUA_OK) t->ops->raised(L, t);
     task_release(t);
     return;
   }
@@ -291,8 +428,8 @@ static int after_p(lua_State *L) {
 
 void lh_task_resumed(lua_State *L, lh_task_t *t, int s, int nres) {
   t->running = 0;
-  if (s == LUA_OK || (s == LUA_YIELD && !t->cancel)) {
-    /* nothing here raises: no protected call needed */
+  if ((s == LUA_OK && !t->owned) || (s == LUA_YIELD && !t->cancel)) {
+    /* nothing here raises or runs Lua: no protected call needed */
     after_resume(L, t, s, nres);
     return;
   }
@@ -317,14 +454,20 @@ int lh_co_reserve(lh_lstate_t *st) {
 void lh_co_drop(lh_lstate_t *st, lua_State *co, int ref) { co_give(st, co, ref); }
 
 void lh_task_resume(lh_task_t *t) {
-  if (!t->co || t->running) return;
+  if (!t->co || t->running || t->ending) return;
   if (lua_status(t->co) != LUA_YIELD && !t->nargs) return;
   /* the task may be over and gone after the resume: its owner is told
    * with what it gave before */
   const lh_task_ops_t *ops = t->ops;
-  void *ctx = ops ? ops->resuming(t) : NULL;
+  void *ctx = ops->resuming ? ops->resuming(t) : NULL;
   call_p(t->st->L, resume_p, t, 1);
-  if (ops) ops->resumed(ctx);
+  if (ops->resumed) ops->resumed(ctx);
+}
+
+void lh_task_start(lua_State *L, lh_task_t *t) {
+  if (!t->co || t->running || t->ending || !t->nargs) return;
+  lh_loop_undefer(t->st->loop, &t->tick);
+  call_p(L, resume_p, t, 1);
 }
 
 void lh_task_tick_cb(lh_defer_t *d) {
@@ -332,58 +475,125 @@ void lh_task_tick_cb(lh_defer_t *d) {
   if (t->wait == LH_WAIT_TICK) lh_task_resume(t);
 }
 
+void lh_task_wake(lh_task_t *t) {
+  if (!t->co || t->ending || t->wait == LH_WAIT_TICK || t->wait == LH_WAIT_NONE) return;
+  t->wait = LH_WAIT_TICK;
+  lh_loop_defer(t->st->loop, &t->tick);
+}
+
 int lh_task_yield(lua_State *L, int wait, lua_KFunction k) {
-  lh_task_t *t = lh_task_of(L);
-  if (!t || !t->running) return luaL_error(L, "not inside an lhyper handler or task");
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "not inside an lhyper handler or task");
   t->wait = wait;
   return lua_yieldk(L, 0, 0, k);
 }
 
-static void sleep_cb(void *data) {
+static void task_timer_cb(void *data) {
   lh_task_t *t = data;
   t->timer = NULL;
-  if (t->wait == LH_WAIT_SLEEP) lh_task_resume(t);
+  t->expired = 1;
+  if (t->wait != LH_WAIT_NONE && t->wait != LH_WAIT_TICK) lh_task_resume(t);
+}
+
+void lh_task_arm(lua_State *L, lh_task_t *t, double sec, int weak) {
+  lh_task_disarm(t);
+  t->expired = 0;
+  t->timer = lh_timer_start(t->st->loop, sec > 0 ? sec : 0, task_timer_cb, t);
+  if (!t->timer) luaL_error(L, "lhyper: out of memory");
+  if (weak) lh_timer_weak(t->timer);
+}
+
+void lh_task_disarm(lh_task_t *t) {
+  if (t->timer) {
+    lh_timer_cancel(t->timer);
+    t->timer = NULL;
+  }
 }
 
 /* lhyper.sleep(seconds) */
 static int l_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
-  lh_task_t *t = lh_task_of(L);
-  if (!t || !t->running) return luaL_error(L, "lhyper.sleep: not inside an lhyper handler or task");
-  t->timer = lh_timer_start(t->st->loop, s > 0 ? s : 0, sleep_cb, t);
-  if (!t->timer) return luaL_error(L, "lhyper.sleep: out of memory");
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "lhyper.sleep: not inside an lhyper handler or task");
+  lh_task_arm(L, t, s, 0);
   return lh_task_yield(L, LH_WAIT_SLEEP, lh_k_none);
 }
 
-/* lhyper.spawn(fn, ...): runs fn(...) in a new task from the next iteration */
-static int task_main(lua_State *L) {
-  lua_callk(L, lua_gettop(L) - 1, 0, 0, lh_k_none); /* the task may yield */
+/* sleep_idle(seconds): a sleep that does not keep lhyper.run() going
+ * (lhyper.every waits with it) */
+static int l_sleep_idle(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "lhyper.sleep: not inside an lhyper handler or task");
+  lh_task_arm(L, t, s, 1);
+  return lh_task_yield(L, LH_WAIT_SLEEP, lh_k_none);
+}
+
+/* --- lhyper.defer(fn): fn runs when the running task ends --- */
+
+typedef struct {
+  lh_own_t own;            /* in the task's list */
+  lh_lstate_t *st;
+  int self_ref;            /* anchors the userdata (and fn, its user value) until it runs */
+} lh_defer_fn_t;
+
+static void defer_close(lh_own_t *o) {
+  lh_defer_fn_t *f = (lh_defer_fn_t *)o;
+  lua_State *L = f->st->L;
+  int ref = f->self_ref;
+  f->self_ref = LUA_NOREF;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  lua_getiuservalue(L, -1, 1);
+  /* under protection: the task's end may come from a loop callback */
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+    fprintf(stderr, "lhyper: deferred function failed: %s\n",
+            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object)");
+  lua_settop(L, top);
+}
+
+/* lhyper.defer(fn): fn() runs when the running task ends, however it ends
+ * (returns, fails, is cancelled); for a handler, when its request ends,
+ * after its response body. Deferred functions run newest first */
+static int l_defer(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "lhyper.defer: not inside an lhyper handler or task");
+  lh_defer_fn_t *f = lua_newuserdatauv(L, sizeof *f, 1);
+  memset(f, 0, sizeof *f);
+  f->self_ref = LUA_NOREF;
+  f->st = t->st;
+  f->own.close = defer_close;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  f->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lh_own_add(t, &f->own);
   return 0;
 }
 
-static int l_spawn(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lh_lstate_t *st = lh_state(L);
-  int n = lua_gettop(L);
-  int ref;
-  lua_State *co = lh_co_take(st, L, &ref);
-  /* the task lives at the bottom of its own thread's stack */
-  lh_task_t *t = lua_newuserdatauv(co, sizeof *t, 0);
-  memset(t, 0, sizeof *t);
-  luaL_setmetatable(co, TASK_MT);
-  lua_pushcfunction(co, task_main);
-  for (int i = 1; i <= n; i++) lua_pushvalue(L, i);
-  lua_xmove(L, co, n);
-  t->st = st;
-  t->co = co;
-  t->nargs = n;
-  t->tick.cb = lh_task_tick_cb;
-  t->ref = ref;
-  *(lh_task_t **)lua_getextraspace(co) = t;
-  st->ntasks++;
-  t->wait = LH_WAIT_TICK;
-  lh_loop_defer(st->loop, &t->tick);
-  return 0;
+/* --- error text --- */
+
+const char *lh_push_traceback(lua_State *L, lua_State *co, int i) {
+  /* the text is made on L, under protection: co may be dead */
+  luaL_checkstack(L, 4, NULL);
+  lua_pushvalue(co, i);
+  lua_xmove(co, L, 1);
+  const char *msg = luaL_tolstring(L, -1, NULL); /* __tostring, or "table: 0x..." */
+  if (!strstr(msg, "\nstack traceback:")) {
+    luaL_traceback(L, co, msg, 0);
+    lua_replace(L, -2);
+  }
+  lua_replace(L, -2);
+  return lua_tostring(L, -1);
+}
+
+int lh_is_error(lua_State *L, int i) {
+  if (!lua_getmetatable(L, i)) return 0;
+  luaL_getmetatable(L, ERROR_MT);
+  int is = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return is;
 }
 
 /* --- signals: lhyper.on_signal(name, fn) -> watcher; fn runs as a task --- */
@@ -399,7 +609,7 @@ static void signal_fire(void *data, int signum) {
   lh_lsignal_t *s = data;
   lua_State *L = s->st->L;
   int top = lua_gettop(L);
-  lua_pushcfunction(L, l_spawn);
+  lua_pushcfunction(L, lh_spawn_root);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
   lua_pushinteger(L, signum);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK)
@@ -465,8 +675,7 @@ static int l_stop(lua_State *L) {
 }
 
 static int l_in_task(lua_State *L) {
-  lh_task_t *t = lh_task_of(L);
-  lua_pushboolean(L, t && t->running);
+  lua_pushboolean(L, lh_task_current(L) != NULL);
   return 1;
 }
 
@@ -478,8 +687,9 @@ static const luaL_Reg err_methods[] = {
   {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
-  {"sleep", l_sleep}, {"spawn", l_spawn}, {"now", l_now},        {"run", l_run},
-  {"stop", l_stop},   {"error", l_error}, {"in_task", l_in_task}, {"on_signal", l_on_signal},
+  {"sleep", l_sleep},       {"sleep_idle", l_sleep_idle}, {"now", l_now},
+  {"run", l_run},           {"stop", l_stop},             {"error", l_error},
+  {"in_task", l_in_task},   {"on_signal", l_on_signal},   {"defer", l_defer},
   {NULL, NULL}};
 
 void lh_task_open(lua_State *L, int mod) {
@@ -491,8 +701,6 @@ void lh_task_open(lua_State *L, int mod) {
     lua_setfield(L, -3, "__methods");
     lua_setfield(L, -2, "__index");
   }
-  lua_pop(L, 1);
-  luaL_newmetatable(L, TASK_MT);
   lua_pop(L, 1);
   if (luaL_newmetatable(L, SIGNAL_MT)) {
     luaL_newlib(L, signal_methods);

@@ -706,9 +706,10 @@ static void conn_drive(fz_t *f) {
       sync_conn(f);
       continue;
     }
-    /* answered: the request body is drained or read, then keep-alive */
+    /* answered: the request body is drained or read, then keep-alive;
+     * once dropping it (lh_conn_drain), nobody reads it any more */
     if (lh_conn_can_read_body(c)) {
-      if (xs(&f->rng) & 1) {
+      if (c->discarding || (xs(&f->rng) & 1)) {
         lh_conn_drain(c);
       } else {
         int e = conn_read_all(f);

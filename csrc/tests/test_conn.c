@@ -469,22 +469,119 @@ static void conn_drains_fully_buffered_body_to_keepalive(void) {
   }
 }
 
-static void conn_closes_read_side_when_body_not_buffered(void) {
+static void conn_drops_unread_body_as_it_comes_and_keeps_alive(void) {
+  static const char body[] = "0123456789";
   for (int mode = 0; mode < 2; mode++) {
     tc_t t;
     lh_head_t *h;
     const char *b;
-    tc_init(&t, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789", mode);
+    char in[512];
+    /* 10 of 100 bytes are there when the response is done */
+    snprintf(in, sizeof in, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n%s", body);
+    tc_init(&t, in, mode);
     REQUIRE_EQ(tc_head(&t, &h, &b), 1);
     while (tc_more(&t)) {}
+    lh_conn_body_unwanted(&t.c); /* within the budget: the head says nothing */
+    CHECK(!lh_conn_is_keep_alive_disabled(&t.c));
     respond(&t.c, 200, "ok");
     CHECK_EQ(lh_conn_drain(&t.c), 0);
+    CHECK_EQ(t.c.reading, LH_READING_BODY);
+    CHECK(!lh_conn_is_read_closed(&t.c));
+    /* the rest comes, with the next request: dropped, and the next is read */
+    for (int i = 0; i < 9; i++) conn_feed_guarded(&t.c, body, 10);
+    static const char next[] = "GET /n HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn_feed_guarded(&t.c, next, sizeof next - 1);
+    CHECK_EQ(lh_conn_drain(&t.c), 1);
+    CHECK_EQ(t.c.reading, LH_READING_KEEPALIVE);
+    CHECK_EQ(lh_conn_try_keep_alive(&t.c), 1);
+    CHECK(!t.c.discarding);
+    REQUIRE_EQ(lh_conn_read_head(&t.c, &h, &b), 1);
+    CHECK(span_is(b, h->target, "/n"));
+    tc_free(&t);
+  }
+}
+
+static void conn_closes_read_side_when_discard_budget_runs_out(void) {
+  static char chunk[65536];
+  memset(chunk, 'z', sizeof chunk);
+  for (int chunked = 0; chunked < 2; chunked++) {
+    tc_t t;
+    lh_head_t *h;
+    const char *b;
+    tc_init(&t, chunked ? "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        : "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n", 0);
+    REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+    respond(&t.c, 200, "ok");
+    int r = 0, fed = 0;
+    while (!lh_conn_is_read_closed(&t.c) && fed < 40) {
+      if (chunked) conn_feed_guarded(&t.c, "10000\r\n", 7);
+      conn_feed_guarded(&t.c, chunk, sizeof chunk);
+      if (chunked) conn_feed_guarded(&t.c, "\r\n", 2);
+      fed++;
+      r = lh_conn_drain(&t.c);
+    }
+    CHECK_EQ(r, 0);
     CHECK(lh_conn_is_read_closed(&t.c));
-    CHECK(lh_conn_is_keep_alive_disabled(&t.c));
+    /* a little over the budget, not the whole body */
+    CHECK(fed >= LH_DISCARD_MAX / 65536 && fed <= LH_DISCARD_MAX / 65536 + 1);
+    CHECK_EQ(t.c.error, 0);
     CHECK_EQ(lh_conn_try_keep_alive(&t.c), 0);
     CHECK(lh_conn_is_closed(&t.c));
     tc_free(&t);
   }
+}
+
+static void conn_says_close_when_unwanted_body_cannot_be_dropped(void) {
+  lh_conn_opts_t o = opts();
+  static const char *const reqs[] = {
+    /* more left than the budget */
+    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n",
+    /* the client waits for 100 Continue: it may never send the body */
+    "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+  };
+  for (int i = 0; i < 2; i++) {
+    tc_t t;
+    size_t on;
+    REQUIRE_EQ(conn_with_request(&t, &o, reqs[i]), 1);
+    lh_conn_body_unwanted(&t.c);
+    CHECK(lh_conn_is_keep_alive_disabled(&t.c));
+    respond(&t.c, 401, "");
+    const char *out = conn_take(&t.c, &on);
+    CHECK_EQ(count_ci(out, on, "connection: close\r\n"), 1);
+    CHECK_EQ(lh_conn_drain(&t.c), 0);
+    CHECK(lh_conn_is_read_closed(&t.c));
+    CHECK(lh_conn_has_unread(&t.c)); /* the transport lingers */
+    tc_free(&t);
+  }
+  /* a chunked body of unknown size, or a known one within the budget: kept */
+  static const char *const kept[] = {
+    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+  };
+  for (int i = 0; i < 2; i++) {
+    tc_t t;
+    REQUIRE_EQ(conn_with_request(&t, &o, kept[i]), 1);
+    lh_conn_body_unwanted(&t.c);
+    CHECK(!lh_conn_is_keep_alive_disabled(&t.c));
+    tc_free(&t);
+  }
+}
+
+static void conn_drop_ends_quietly_when_the_client_gives_up(void) {
+  tc_t t;
+  lh_head_t *h;
+  const char *b;
+  tc_init(&t, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc", 0);
+  REQUIRE_EQ(tc_head(&t, &h, &b), 1);
+  while (tc_more(&t)) {}
+  respond(&t.c, 200, "ok");
+  CHECK_EQ(lh_conn_drain(&t.c), 0);
+  CHECK(!lh_conn_is_read_closed(&t.c));
+  lh_conn_read_eof(&t.c);
+  CHECK_EQ(lh_conn_drain(&t.c), 0);
+  CHECK(lh_conn_is_read_closed(&t.c));
+  CHECK_EQ(t.c.error, 0);
+  tc_free(&t);
 }
 
 static void conn_drain_without_100_continue_closes_read_side(void) {
@@ -1539,7 +1636,10 @@ int main(void) {
     TEST_CASE(conn_queues_100_continue_on_first_body_read),
     TEST_CASE(conn_skips_100_continue_when_response_head_written_first),
     TEST_CASE(conn_drains_fully_buffered_body_to_keepalive),
-    TEST_CASE(conn_closes_read_side_when_body_not_buffered),
+    TEST_CASE(conn_drops_unread_body_as_it_comes_and_keeps_alive),
+    TEST_CASE(conn_closes_read_side_when_discard_budget_runs_out),
+    TEST_CASE(conn_says_close_when_unwanted_body_cannot_be_dropped),
+    TEST_CASE(conn_drop_ends_quietly_when_the_client_gives_up),
     TEST_CASE(conn_drain_without_100_continue_closes_read_side),
     TEST_CASE(conn_keeps_http11_alive),
     TEST_CASE(conn_closes_http10_without_keep_alive),

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deadline.h"
 #include "mock_io.h"
 #include "test.h"
 
@@ -522,28 +523,70 @@ static void dispatch_drains_unread_body_when_buffered(void) {
   mock_free(&m);
 }
 
-static void dispatch_closes_when_unread_body_not_buffered(void) {
-  static const char *const reqs[2] = {
-    /* 10 of 1000 bytes arrived */
-    "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789",
+static void dispatch_drops_unread_body_and_serves_the_next_request(void) {
+  static const char *const reqs[2][2] = {
+    /* 10 of 1000 bytes arrived when the response went; the rest, then the next */
+    {"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789", NULL},
     /* byte by byte, the body is not there yet when the head is answered */
-    "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" GET("/g"),
+    {"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" GET("/g"), NULL},
   };
   for (int mode = 0; mode < 2; mode++) {
     mock_t m;
     lh_conn_opts_t o = mock_opts();
     mock_buf_t exp = {0};
     start(&m, &o, mode);
-    mock_feed_str(&m, reqs[mode], mode);
-    CHECK_EQ(m.nrecv, 1);
+    mock_feed_str(&m, reqs[mode][0], mode);
+    if (mode == 0) {
+      CHECK_EQ(m.nrecv, 1);
+      /* dropping it: reading on, within the head's deadline */
+      CHECK_EQ(m.reading, 1);
+      CHECK_EQ(lh_disp_timer_kind(&m.d), LH_DL_HEAD);
+      static char rest[990];
+      memset(rest, 'r', sizeof rest);
+      mock_feed(&m, rest, sizeof rest);
+      mock_feed_str(&m, GET("/g"), 0);
+    }
+    CHECK_EQ(m.nrecv, 2);
     add_200(&exp, "/p");
+    add_200(&exp, "/g");
     CHECK_OUT(&m, &exp);
-    CHECK_EQ(m.close_calls, 1);
-    CHECK_EQ(m.reading, 0);
+    CHECK_EQ(m.close_calls, 0);
+    CHECK_EQ(m.reading, 1);
     CHECK_EQ(m.on_error_calls, 0);
     mock_buf_free(&exp);
     mock_free(&m);
   }
+}
+
+static void dispatch_closes_when_dropping_exceeds_its_budget(void) {
+  mock_t m;
+  lh_conn_opts_t o = mock_opts();
+  start(&m, &o, 0);
+  mock_feed_str(&m, "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 0);
+  CHECK_EQ(m.nrecv, 1);
+  static char chunk[4096];
+  memset(chunk, 'z', sizeof chunk);
+  for (int i = 0; i < 2 * LH_DISCARD_MAX / 4096 && m.close_calls == 0; i++) {
+    mock_feed_str(&m, "1000\r\n", 0);
+    mock_feed(&m, chunk, sizeof chunk);
+    mock_feed_str(&m, "\r\n", 0);
+  }
+  CHECK_EQ(m.close_calls, 1);
+  CHECK_EQ(m.on_error_calls, 0);
+  mock_free(&m);
+}
+
+static void dispatch_drop_ends_quietly_when_the_client_gives_up(void) {
+  mock_t m;
+  lh_conn_opts_t o = mock_opts();
+  start(&m, &o, 0);
+  mock_feed_str(&m, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc", 0);
+  CHECK_EQ(m.nrecv, 1);
+  CHECK_EQ(m.close_calls, 0);
+  CHECK_EQ(mock_eof(&m), 1);
+  CHECK_EQ(m.close_calls, 1);
+  CHECK_EQ(m.on_error_calls, 0);
+  mock_free(&m);
 }
 
 /* --- EOF and errors --- */
@@ -949,7 +992,9 @@ int main(void) {
     TEST_CASE(dispatch_sends_100_continue_when_body_read_in_recv),
     TEST_CASE(dispatch_skips_100_continue_when_answered_without_reading),
     TEST_CASE(dispatch_drains_unread_body_when_buffered),
-    TEST_CASE(dispatch_closes_when_unread_body_not_buffered),
+    TEST_CASE(dispatch_drops_unread_body_and_serves_the_next_request),
+    TEST_CASE(dispatch_closes_when_dropping_exceeds_its_budget),
+    TEST_CASE(dispatch_drop_ends_quietly_when_the_client_gives_up),
     TEST_CASE(dispatch_closes_quietly_on_eof_when_idle),
     TEST_CASE(dispatch_answers_400_on_eof_mid_head),
     TEST_CASE(dispatch_answers_parse_errors_with_status_and_closes),

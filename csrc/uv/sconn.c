@@ -17,7 +17,12 @@
 #include "tuning.h"
 #include "uvloop.h"
 
-#define LINGER_SECONDS 2.0 /* after our FIN, how long unread input is drained */
+/* Lingering close (nginx's lingering_close): after our FIN, input is read
+ * and dropped until the peer closes, so that unread bytes do not turn the
+ * close into a reset that destroys the response before the client reads
+ * it; given up after LINGER_IDLE seconds without input, LINGER_MAX in all */
+#define LINGER_IDLE 2.0
+#define LINGER_MAX 30.0
 
 struct lh_sconn {
   uv_tcp_t tcp;            /* first: the handle's address is the connection's */
@@ -39,6 +44,7 @@ struct lh_sconn {
   unsigned wrote : 1;      /* a write was made (see before_write) */
   unsigned nodelay : 1;    /* TCP_NODELAY is set */
   uint32_t armed_served;   /* d->served when the deadline was set */
+  double linger_end;       /* lingering: loop time it ends at the latest, 0 before */
   uint32_t served;         /* d->served kept while asleep */
   unsigned reading_on : 1; /* d->reading_on kept while asleep */
 };
@@ -192,9 +198,16 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 
 static void linger_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   lh_sconn_t *sc = (lh_sconn_t *)st;
-  if (nread < 0) sconn_close_now(sc);
+  if (nread < 0) {
+    sconn_close_now(sc);
+    return;
+  }
   /* input after our FIN is dropped: the buffer is reused */
-  else lh_conn_discard_input(&sc->d->conn);
+  lh_conn_discard_input(&sc->d->conn);
+  if (nread == 0) return;
+  /* one duration for the whole list keeps it sorted: the total is checked here */
+  if (lh_loop_now(sc->set->loop) >= sc->linger_end) sconn_close_now(sc);
+  else sconn_deadline(sc, LH_DL_LINGER, LINGER_IDLE);
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
@@ -205,14 +218,13 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
     sconn_close_now(sc);
     return;
   }
-  /* lingering close: read until the peer closes so unread input does not
-   * turn our close into a reset that destroys the response in flight */
   lh_conn_discard_input(&sc->d->conn);
   if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, linger_read_cb)) {
     sconn_close_now(sc);
     return;
   }
-  sconn_deadline(sc, LH_DL_LINGER, LINGER_SECONDS);
+  sc->linger_end = lh_loop_now(sc->set->loop) + LINGER_MAX;
+  sconn_deadline(sc, LH_DL_LINGER, LINGER_IDLE);
 }
 
 static void finish_close(lh_sconn_t *sc) {

@@ -304,12 +304,46 @@ static int server_start(lh_loop_t *l, int fd, const lh_server_opts_t *o,
   return 0;
 }
 
+/* host to an address: a numeric one as it is, a name resolved here (once,
+ * blocking: a server is made at start-up), its first IPv4 address, else
+ * its first IPv6 one. 0 or a negative code (UV_EAI_* for a name) */
+static int resolve(lh_loop_t *l, const char *host, int port, server_addr *addr) {
+  if (uv_ip4_addr(host, port, &addr->in4) == 0) return 0;
+  if (uv_ip6_addr(host, port, &addr->in6) == 0) return 0;
+  uv_getaddrinfo_t req;
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int r = uv_getaddrinfo(&l->uv, &req, NULL, host, NULL, &hints);
+  if (r) return r;
+  struct addrinfo *pick = NULL;
+  for (struct addrinfo *a = req.addrinfo; a; a = a->ai_next)
+    if (a->ai_family == AF_INET || (a->ai_family == AF_INET6 && !pick)) pick = a;
+  if (pick && pick->ai_family != AF_INET)
+    for (struct addrinfo *a = req.addrinfo; a; a = a->ai_next)
+      if (a->ai_family == AF_INET) pick = a;
+  if (pick) {
+    memcpy(addr, pick->ai_addr, pick->ai_addrlen);
+    if (pick->ai_family == AF_INET) addr->in4.sin_port = htons((uint16_t)port);
+    else addr->in6.sin6_port = htons((uint16_t)port);
+  } else {
+    r = UV_EAI_NONAME;
+  }
+  uv_freeaddrinfo(req.addrinfo);
+  return r;
+}
+
 int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
                      const lh_server_hooks_t *hooks, void *data, lh_server_t **out) {
+  if (!strcmp(host, "*")) {
+    /* every interface: IPv6 and IPv4 on one socket, or IPv4 where there is no IPv6 */
+    int r = lh_server_listen(l, "::", port, o, hooks, data, out);
+    if (r == UV_EAFNOSUPPORT || r == UV_EADDRNOTAVAIL) r = lh_server_listen(l, "0.0.0.0", port, o, hooks, data, out);
+    return r;
+  }
   server_addr addr;
-  int r;
-  if (strchr(host, ':')) r = uv_ip6_addr(host, port, &addr.in6);
-  else r = uv_ip4_addr(host, port, &addr.in4);
+  int r = resolve(l, host, port, &addr);
   if (r) return r;
   socklen_t alen = addr.sa.sa_family == AF_INET6 ? sizeof addr.in6 : sizeof addr.in4;
   int fd = listen_socket(&addr.sa, alen, o->reuseport, o->backlog);

@@ -30,8 +30,10 @@ typedef struct {
   void (*server_done)(lh_server_t *s);
 } lh_server_hooks_t;
 
-/* listens on host:port (0: any free port); data goes to the service as
- * disp->data. 0 or a negative code */
+/* listens on host:port (0: any free port); host a numeric address, "*"
+ * (every interface: "::", or "0.0.0.0" without IPv6) or a name, resolved
+ * now (blocking) to its first IPv4 address, else its first IPv6 one. data
+ * goes to the service as disp->data. 0 or a negative code */
 int lh_server_listen(lh_loop_t *l, const char *host, int port, const lh_server_opts_t *o,
                      const lh_server_hooks_t *hooks, void *data, lh_server_t **out);
 /* the same over a listening socket of someone else's making (inherited,

@@ -38,6 +38,8 @@ void lh_timer_cancel(lh_timer_t *t) {
   if (!uv_is_closing((uv_handle_t *)&t->t)) uv_close((uv_handle_t *)&t->t, timer_close_cb);
 }
 
+void lh_timer_weak(lh_timer_t *t) { uv_unref((uv_handle_t *)&t->t); }
+
 struct lh_signal {
   uv_signal_t h;
   void (*cb)(void *, int);

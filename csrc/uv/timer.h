@@ -11,6 +11,8 @@ typedef struct lh_signal lh_signal_t;
  * frees itself after firing or being cancelled. NULL when out of memory */
 lh_timer_t *lh_timer_start(lh_loop_t *l, double sec, void (*cb)(void *), void *data);
 void lh_timer_cancel(lh_timer_t *t);
+/* the timer no longer keeps the loop alive (lh_loop_run may return first) */
+void lh_timer_weak(lh_timer_t *t);
 
 /* signal watcher: cb(data, signum) on each delivery; it does not keep the
  * loop alive. lh_signal_stop frees it. NULL when it cannot watch */

@@ -26,9 +26,10 @@ local check = require("lhyper.options").check
 
 --- lhyper.client(opts) -> client
 -- Options (defaults): pool_max_idle_per_host (32), pool_idle_timeout (90 s,
--- false: none), connect_timeout (10 s), read_timeout (false), timeout
--- (false), expect_timeout (1 s), keep_alive (true), max_buf_size (400 KiB:
--- largest response head), max_headers (100).
+-- false: none), connect_timeout (10 s), read_timeout (60 s: silence while a
+-- response is awaited), timeout (false: the whole exchange), expect_timeout
+-- (1 s), keep_alive (true), max_buf_size (400 KiB: largest response head),
+-- max_headers (100).
 function M.new(opts)
   opts = opts or {}
   check(client_option_types, opts, "lhyper.client", true)
@@ -38,7 +39,7 @@ function M.new(opts)
   -- per-request defaults, kept beside the C object
   M.defaults_[c] = {
     connect_timeout = opts.connect_timeout == nil and 10 or opts.connect_timeout or 0,
-    read_timeout = opts.read_timeout or 0,
+    read_timeout = opts.read_timeout == nil and 60 or opts.read_timeout or 0,
     timeout = opts.timeout or 0,
     expect_timeout = opts.expect_timeout or 1,
     follow_redirects = opts.follow_redirects or false,
@@ -47,33 +48,35 @@ function M.new(opts)
 end
 M.defaults_ = setmetatable({}, { __mode = "k" })
 
---- URL -> host, port, authority (for Host), target; raises on what is not http
-local function parse_url(url)
+--- URL -> host, port, authority (for Host), target; raises on what is not
+-- http (at `level`, 2 when the user called it)
+local function parse_url(url, level)
+  level = (level or 1) + 1
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then error("lhyper.request: invalid URL '" .. url .. "' (expected http://host[:port]/path)", 3) end
+  if not scheme then error("lhyper.request: invalid URL '" .. url .. "' (expected http://host[:port]/path)", level) end
   scheme = scheme:lower()
   if scheme == "https" then
-    error("lhyper.request: https:// is not supported (no TLS in lhyper yet): " .. url, 3)
+    error("lhyper.request: https:// is not supported (no TLS in lhyper yet): " .. url, level)
   elseif scheme ~= "http" then
-    error("lhyper.request: unsupported URL scheme '" .. scheme .. "' in " .. url, 3)
+    error("lhyper.request: unsupported URL scheme '" .. scheme .. "' in " .. url, level)
   end
   local authority, target = rest:match("^([^/?#]*)(.*)$")
   if authority:find("@", 1, true) then
-    error("lhyper.request: credentials in the URL are not supported (send an authorization header)", 3)
+    error("lhyper.request: credentials in the URL are not supported (send an authorization header)", level)
   end
   target = target:gsub("#.*$", "")
   if target == "" then target = "/"
   elseif target:sub(1, 1) == "?" then target = "/" .. target end
-  if target:find("[%s%c]") then error("lhyper.request: invalid URL (space or control character in the path): " .. url, 3) end
+  if target:find("[%s%c]") then error("lhyper.request: invalid URL (space or control character in the path): " .. url, level) end
   local host, port
   if authority:sub(1, 1) == "[" then
     host, port = authority:match("^%[([%x:.]+[^%]]*)%]:?(%d*)$")
   else
     host, port = authority:match("^([^:]+):?(%d*)$")
   end
-  if not host or host == "" then error("lhyper.request: invalid host in URL " .. url, 3) end
+  if not host or host == "" then error("lhyper.request: invalid host in URL " .. url, level) end
   port = port ~= "" and tonumber(port) or 80
-  if port < 1 or port > 65535 then error("lhyper.request: invalid port in URL " .. url, 3) end
+  if port < 1 or port > 65535 then error("lhyper.request: invalid port in URL " .. url, level) end
   return host, port, authority, target
 end
 M.parse_url = parse_url
@@ -81,10 +84,10 @@ M.parse_url = parse_url
 -- parsed URLs, reused: a client tends to call the same few (bounded: the
 -- cache is dropped when it fills)
 local url_cache, url_cached = {}, 0
-local function parse_url_cached(url)
+local function parse_url_cached(url, level)
   local t = url_cache[url]
   if t then return t[1], t[2], t[3], t[4] end
-  local host, port, authority, target = parse_url(url)
+  local host, port, authority, target = parse_url(url, level + 1)
   if url_cached >= 256 then url_cache, url_cached = {}, 0 end
   url_cache[url] = { host, port, authority, target }
   url_cached = url_cached + 1
@@ -92,18 +95,31 @@ local function parse_url_cached(url)
 end
 
 -- headers (map or array of pairs) -> flat array name, value, ...; and what
--- the request needs to know of them
+-- the request needs to know of them. Mistakes raise at `level` and name
+-- the header, as the server's do.
+local TOKEN = "^[%w!#$%%&'*+%-.^_`|~]+$"
+
 -- appends one field (or each of an array of values) to the flat list f
 -- (f.n entries); notes host, expect and content-length in f
-local function add(f, name, value)
-  if type(name) ~= "string" then error("lhyper.request: header names must be strings", 4) end
+local function add(f, name, value, level)
+  if type(name) ~= "string" then
+    error("lhyper.request: header names must be strings, not a " .. type(name), level + 1)
+  end
+  if not name:find(TOKEN) then error("lhyper.request: header name '" .. name .. "' is not a token", level + 1) end
   local tv = type(value)
   if tv == "table" then
-    for _, v in ipairs(value) do add(f, name, v) end
+    if #value == 0 and next(value) ~= nil then
+      error("lhyper.request: header '" .. name .. "': a table value must be an array of values", level + 1)
+    end
+    for _, v in ipairs(value) do add(f, name, v, level + 1) end
     return
   elseif tv == "number" then value = tostring(value)
   elseif tv ~= "string" then
-    error("lhyper.request: header '" .. name .. "' must be a string, number or array", 4)
+    error("lhyper.request: header '" .. name .. "': value must be a string, a number or an array of them, not a "
+      .. tv, level + 1)
+  end
+  if value:find("[\r\n%z]") then
+    error("lhyper.request: header '" .. name .. "': value holds CR, LF or NUL", level + 1)
   end
   local n = f.n
   f[n + 1], f[n + 2] = name, value
@@ -113,17 +129,47 @@ local function add(f, name, value)
     local lname = name:lower()
     if lname == "host" then f.has_host = true
     elseif lname == "expect" then f.expect = value:lower() == "100-continue"
-    elseif lname == "content-length" then f.length = value end
+    elseif lname == "content-length" then
+      if not value:find("^%d+$") then
+        error("lhyper.request: header 'content-length': '" .. value .. "' is not a non-negative integer", level + 1)
+      end
+      f.length = value
+    end
   end
 end
 
-local function flatten(headers, authority)
+-- names of a map that differ only in case would send the field twice
+local function map_dups(headers, level)
+  local seen = {}
+  for k in pairs(headers) do
+    local l = type(k) == "string" and k:lower()
+    if l then
+      if seen[l] then
+        error(("lhyper.request: headers '%s' and '%s' in one table are the same field: use one name (with an array of values)")
+          :format(seen[l], k), level + 1)
+      end
+      seen[l] = k
+    end
+  end
+end
+
+local function flatten(headers, authority, level)
   local f = { n = 0 }
   if headers then
     if type(headers[1]) == "table" then
-      for _, pair in ipairs(headers) do add(f, pair[1], pair[2]) end
+      for i, pair in ipairs(headers) do
+        if type(pair) ~= "table" then
+          error("lhyper.request: headers[" .. i .. "] must be a {name, value} pair", level + 1)
+        end
+        add(f, pair[1], pair[2], level + 1)
+      end
     else
-      for k, v in pairs(headers) do add(f, k, v) end
+      local upper = false
+      for k, v in pairs(headers) do
+        add(f, k, v, level + 1)
+        upper = upper or k:find("%u") ~= nil
+      end
+      if upper then map_dups(headers, level + 1) end
     end
   end
   if not f.has_host and authority then
@@ -137,7 +183,7 @@ end
 local function trailer_list(t)
   if t == nil then return nil end
   if type(t) ~= "table" then error("lhyper.request: body trailers must be a table", 3) end
-  return (flatten(t, nil))
+  return (flatten(t, nil, 3))
 end
 
 local idempotent = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
@@ -219,19 +265,26 @@ local function attempt(client, d, opts, spec)
   return r
 end
 
--- one request and its response head, retried once on a fresh connection
--- when the kept-alive one it took turned out dead
-local function exchange(client, d, opts, method, host, port, authority, target)
-  local fields, expect, length = flatten(opts.headers, authority)
+-- the fields of a request: its headers checked (raising at `level`), the
+-- expect and content-length they imply
+local function prepare(opts, authority, level)
+  local fields, expect, length = flatten(opts.headers, authority, level + 1)
   if opts.expect_continue then
-    if not expect then add(fields, "expect", "100-continue") end
+    if not expect then add(fields, "expect", "100-continue", level + 1) end
     expect = true
   end
   local body = opts.body
   if type(body) == "string" and length and tonumber(length) ~= #body then
-    error("lhyper.request: content-length header does not match the body", 3)
+    error("lhyper.request: content-length header does not match the body", level + 1)
   end
   if expect and (body == nil or body == "") then expect = false end
+  return fields, expect
+end
+
+-- one request and its response head, retried once on a fresh connection
+-- when the kept-alive one it took turned out dead
+local function exchange(client, d, opts, method, host, port, target, fields, expect)
+  local body = opts.body
   local spec = {
     method = method, host = host, port = port, target = target, fields = fields,
     body = type(body) == "function" or body, expect = expect,
@@ -313,13 +366,13 @@ local credentials = { authorization = true, cookie = true, ["proxy-authorization
 
 -- the options for following res (a redirect of the request opts made), or
 -- nil when it cannot be followed
-local function next_hop(opts, res, host, port)
+local function next_hop(opts, method, res, host, port)
   local loc = res.headers.location
   local url = loc and resolve(opts.url, loc)
   if not url then return nil end
   local ok, nhost, nport, _, _ = pcall(parse_url, url)
   if not ok then return nil end
-  local method, body, drop = opts.method or "GET", opts.body, { host = true }
+  local body, drop = opts.body, { host = true }
   local status = res.status
   if (status == 303 and method ~= "HEAD") or ((status == 301 or status == 302) and method == "POST") then
     -- RFC 9110 15.4.4 and 15.4.2/15.4.3: the redirect is fetched with GET
@@ -335,10 +388,19 @@ local function next_hop(opts, res, host, port)
   for k, v in pairs(opts) do n[k] = v end
   n.url, n.method, n.body = url, method, body
   n.headers = headers_without(opts.headers, drop)
-  return n, nhost, nport
+  return n, method, nhost, nport
 end
 
+-- methods are sent upper-case, as Node and Python's requests send them
+-- (RFC 9110 9.1: standard methods are upper-case; "get" would be another)
+local methods_upper = setmetatable({}, { __mode = "k", __index = function(t, m)
+  local u = m:upper()
+  t[m] = u
+  return u
+end })
+
 --- client:request{ method, url, headers, body, timeout, ... } -> res | nil, err, kind
+-- (lhyper.request calls it as a tail call: errors at level 2 are the user's line)
 local function request(client, opts)
   if not core.in_task() then
     error("lhyper.request: not inside an lhyper handler or task (start one with lhyper.spawn and run the loop)", 2)
@@ -352,22 +414,26 @@ local function request(client, opts)
   if follow and follow ~= math.floor(follow) then
     error("lhyper.request: option 'follow_redirects' must be an integer or false", 2)
   end
-  local host, port, authority, target = parse_url_cached(opts.url)
+  local method = opts.method and methods_upper[opts.method] or "GET"
+  if not method:find(TOKEN) then error("lhyper.request: method '" .. method .. "' is not a token", 2) end
+  local host, port, authority, target = parse_url_cached(opts.url, 2)
+  local fields, expect = prepare(opts, authority, 2)
   local hops = 0
   while true do
-    local res, err, kind = exchange(client, d, opts, opts.method or "GET", host, port, authority, target)
+    local res, err, kind = exchange(client, d, opts, method, host, port, target, fields, expect)
     if not res then return nil, err, kind end
     if not follow or hops >= follow or not redirects[res.status] then return res end
-    local nopts, nhost, nport = next_hop(opts, res, host, port)
+    local nopts, nmethod, nhost, nport = next_hop(opts, method, res, host, port)
     if not nopts then return res end
     -- the redirect's own body is read (a little of it) so its connection
     -- can serve the next hop
     res:read_all(64 * 1024)
     res:close()
     hops = hops + 1
-    opts, host, port = nopts, nhost, nport
+    opts, method, host, port = nopts, nmethod, nhost, nport
     local _
-    _, _, authority, target = parse_url_cached(opts.url)
+    _, _, authority, target = parse_url_cached(opts.url, 2)
+    fields, expect = prepare(opts, authority, 2)
   end
 end
 

@@ -7,6 +7,10 @@ local M = {
   _VERSION = "lhyper scm",
   sleep = core.sleep,
   spawn = core.spawn,
+  timeout = core.timeout,
+  defer = core.defer,
+  channel = core.channel,
+  condition = core.condition,
   now = core.now,
   run = core.run,
   stop = core.stop,
@@ -15,6 +19,31 @@ local M = {
 }
 
 local type = type
+
+--- lhyper.every(seconds, fn, ...) -> task: fn(...) in a task of its own
+-- every `seconds`, the first time `seconds` from now. A run that has not
+-- ended when the next is due makes that one skip (no overlap, no backlog).
+-- The waits do not keep lhyper.run() going: once nothing else does, the
+-- loop returns. The returned task is the timer: cancel it to stop; it is a
+-- child of the running task, stopped when that one ends.
+function M.every(seconds, fn, ...)
+  if type(seconds) ~= "number" or seconds <= 0 or seconds ~= seconds then
+    error("bad argument #1 to 'every' (positive number expected)", 2)
+  end
+  if type(fn) ~= "function" then error("bad argument #2 to 'every' (function expected)", 2) end
+  local args = table.pack(...)
+  local spawn, now, sleep_idle, unpack = core.spawn, core.now, core.sleep_idle, table.unpack
+  return spawn(function()
+    local due, run = now() + seconds, nil
+    while true do
+      sleep_idle(due - now())
+      if not run or run.done then run = spawn(fn, unpack(args, 1, args.n)) end
+      due = due + seconds
+      local t = now()
+      if due <= t then due = t + seconds end
+    end
+  end)
+end
 
 -- The core runs each handler in its own coroutine, answers with what it
 -- returns and pumps a body iterator in the same coroutine. Methods written
@@ -34,6 +63,7 @@ local option_types = {
   host = "string", port = "number", handler = "function",
   keep_alive = "boolean", half_close = "boolean",
   header_read_timeout = "number|false", idle_timeout = "number|false",
+  stream_idle_timeout = "number|false",
   max_buf_size = "number", max_headers = "number", max_target = "number",
   max_connections = "number|false", max_in_flight = "number|false",
   pipeline_flush = "boolean", title_case_headers = "boolean", date_header = "boolean",
@@ -56,7 +86,7 @@ local function check_options(opts)
       error(("lhyper.server: option '%s' must be a positive integer"):format(k), 3)
     end
   end
-  for _, k in ipairs { "header_read_timeout", "idle_timeout" } do
+  for _, k in ipairs { "header_read_timeout", "idle_timeout", "stream_idle_timeout" } do
     local v = opts[k]
     if type(v) == "number" and v <= 0 then
       error(("lhyper.server: option '%s' must be positive (or false for none)"):format(k), 3)
@@ -133,7 +163,8 @@ local function run_drain_hooks(server)
   local hooks = drain_hooks[server]
   if not hooks or hooks.ran then return end
   hooks.ran = true
-  for _, fn in ipairs(hooks) do core.spawn(fn, server) end
+  -- detached: they belong to the server, not to whoever called drain
+  for _, fn in ipairs(hooks) do core.spawn(fn, server):detach() end
 end
 
 core.methods("server", {
