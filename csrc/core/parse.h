@@ -141,12 +141,11 @@ void lh_parser_trim(lh_parser_t *p);
 /* ready for the next message's head */
 void lh_parser_next(lh_parser_t *p);
 
-/* bytes of a length-delimited body not yet decoded (llhttp counts them
- * down); LH_NO_LENGTH for a chunked or close-delimited body, or none */
+/* bytes of a length-delimited body not yet decoded (the decoder counts
+ * them down); LH_NO_LENGTH for a chunked or close-delimited body, or none */
 static inline uint64_t lh_parser_body_left(const lh_parser_t *p) {
-  if (p->state != LH_PARSE_BODY || p->head.chunked || p->head.content_length == LH_NO_LENGTH)
-    return LH_NO_LENGTH;
-  return p->http.content_length;
+  if (p->state != LH_PARSE_BODY || p->dec.kind != LH_DEC_LENGTH) return LH_NO_LENGTH;
+  return p->dec.remaining;
 }
 
 /* RFC 9110 5.6.2 tchar */
