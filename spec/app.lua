@@ -202,6 +202,18 @@ routes["/fast"] = function(req, q)
   return tonumber(q.s) or 200, fast[q.v](req, q, body), body
 end
 
+-- req's and headers' __index called by hand on what they are not: each must
+-- raise, naming the type it wanted
+routes["/wrongself"] = function(req)
+  local ridx, hidx = getmetatable(req).__index, getmetatable(req.headers).__index
+  local out = {}
+  for _, c in ipairs({ { ridx, req.headers }, { hidx, req }, { ridx, {} }, { hidx, io.stdout }, { ridx, 1 } }) do
+    local ok, err = pcall(c[1], c[2], "path")
+    out[#out + 1] = tostring(ok) .. ":" .. (tostring(err):match("lhyper%.%a+") or "?")
+  end
+  return 200, nil, table.concat(out, " ")
+end
+
 -- Header tables with metamethods, which lhyper reads raw (never calling them).
 routes["/metaheaders"] = function(req, q)
   local boom = function() error("a header metamethod ran") end
