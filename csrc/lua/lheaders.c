@@ -128,13 +128,11 @@ static int headers_index(lua_State *L) {
   lh_headers_t *h = lua_touserdata(L, 1);
   int ok = h && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(2));
   if (!ok) h = check_headers(L, 1); /* raises */
-  lua_settop(L, 2);
-  /* methods first; any other key is a field name */
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-    lua_pop(L, 1);
-  }
+  /* methods first; any other key is a field name (get raises for what
+   * is not a string or a number) */
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
   return get(L, h);
 }
 

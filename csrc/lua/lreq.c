@@ -111,12 +111,12 @@ const char *lh_req_path(lua_State *L, lh_req_t *r, int idx, size_t *n) {
 enum { UP_METHODS = 1, UP_REQ_MT, UP_HEADERS_MT };
 
 static int req_headers(lua_State *L, lh_req_t *r) {
-  if (lua_getiuservalue(L, 1, UV_HEADERS) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
-  if (!r->lowered) {
-    lh_headers_lower(r->bytes, r->fields, r->nfields);
-    r->lowered = 1;
+  if (r->lowered) {
+    lua_getiuservalue(L, 1, UV_HEADERS);
+    return 1;
   }
+  lh_headers_lower(r->bytes, r->fields, r->nfields);
+  r->lowered = 1;
   lh_headers_push_mt(L, lua_upvalueindex(UP_HEADERS_MT), 1, r->bytes, r->fields, r->nfields);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, UV_HEADERS);
@@ -129,7 +129,7 @@ static int req_index(lua_State *L) {
   lh_req_t *r = lua_touserdata(L, 1);
   int ok = r && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT));
   if (!ok) r = check_req(L, 1); /* raises */
-  lua_settop(L, 2);
+  /* the metatable stays above the key: what is pushed next is returned */
   if (r->extra) {
     lua_getiuservalue(L, 1, UV_FIELDS);
     lua_pushvalue(L, 2);
