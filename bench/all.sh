@@ -74,9 +74,22 @@ part() {
     *) return 1 ;;
     esac
     if [ "$QUICK" = 1 ]; then
-        ENVS+=(ROUNDS=1 DURATION=1 WARMUP=0 SIZE=16777216 IDLE_N=200 N=200 WARM=50)
-        [ "$1" = cpu ] && ENVS+=(RATE=2000 CONNS=10)
+        quick ROUNDS=1 DURATION=1 WARMUP=0 SIZE=16777216 IDLE_N=200 N=200 WARM=50
+        if [ "$1" = cpu ]; then quick RATE=2000 CONNS=10; fi
     fi
+    return 0
+}
+
+# quick VAR=value...: each replaces the part's setting of VAR, or is added
+quick() {
+    local kv i found
+    for kv in "$@"; do
+        found=0
+        for i in "${!ENVS[@]}"; do
+            if [ "${ENVS[$i]%%=*}" = "${kv%%=*}" ]; then ENVS[$i]=$kv; found=1; fi
+        done
+        [ $found = 1 ] || ENVS+=("$kv")
+    done
 }
 
 start=$(date +%s)
