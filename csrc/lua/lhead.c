@@ -103,7 +103,7 @@ static int is_content_length(const char *s, size_t n) {
   static const char cl[] = "content-length";
   if (n != 14) return 0;
   for (size_t i = 0; i < 14; i++)
-    if ((s[i] | 0x20) != cl[i]) return 0;
+    if ((s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]) != cl[i]) return 0;
   return 1;
 }
 
