@@ -72,31 +72,31 @@ static int is_body_len(lua_State *L, int i, int64_t body_len) {
   return x == (uint64_t)body_len;
 }
 
+/* the value on top is the kept field i's, which is not a string */
+static int memo_value(lua_State *L, const lh_head_memo_t *m, int i, int64_t body_len) {
+  if (m->how[i] == LH_MEMO_INT) return lua_isinteger(L, -1) && lua_tointeger(L, -1) == m->num[i];
+  return is_body_len(L, -1, body_len);
+}
+
 /* 1 when the table at hi (0: no headers) holds the kept head's fields, in
  * the same order. Names and string values are compared by address
  * (lua_topointer): a kept string is anchored, so no other value has its
  * address, and a number has none. */
 static int memo_match(lua_State *L, const lh_head_memo_t *m, int hi, int64_t body_len) {
-  int i = 0, n = m->n;
-  if (!hi) return n == 0;
+  const void *const *kv = m->kv, *const *end = m->kv + 2 * m->n;
+  if (!hi) return kv == end;
   lua_pushnil(L);
   while (lua_next(L, hi)) {
-    int ok = i < n && lua_topointer(L, -2) == m->kv[2 * i];
-    if (ok) {
-      switch (m->how[i]) {
-        case LH_MEMO_STR: ok = lua_topointer(L, -1) == m->kv[2 * i + 1]; break;
-        case LH_MEMO_INT: ok = lua_isinteger(L, -1) && lua_tointeger(L, -1) == m->num[i]; break;
-        default: ok = is_body_len(L, -1, body_len); break;
-      }
-    }
+    int ok = kv < end && lua_topointer(L, -2) == kv[0] &&
+             (kv[1] ? lua_topointer(L, -1) == kv[1] : memo_value(L, m, (int)(kv - m->kv) / 2, body_len));
     lua_pop(L, 1);
     if (!ok) {
       lua_pop(L, 1);
       return 0;
     }
-    i++;
+    kv += 2;
   }
-  return i == n;
+  return kv == end;
 }
 
 static int is_content_length(const char *s, size_t n) {
@@ -141,7 +141,7 @@ static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_disp_t *d, int hi, int
         return;
       }
       m->kv[2 * i] = lua_topointer(L, -2);
-      m->kv[2 * i + 1] = lua_topointer(L, -1);
+      m->kv[2 * i + 1] = how == LH_MEMO_STR ? lua_topointer(L, -1) : NULL;
       m->how[i] = (uint8_t)how;
       if (how == LH_MEMO_INT) m->num[i] = lua_tointeger(L, -1);
       lua_rawseti(L, a, 2 * i + 2);

@@ -22,7 +22,8 @@ enum {
 };
 typedef struct {
   lh_head_tpl_t tpl;
-  const void *kv[2 * LH_MEMO_FIELDS]; /* lua_topointer of each name and string value */
+  const void *kv[2 * LH_MEMO_FIELDS]; /* lua_topointer of each name and string
+                                       * value; NULL for a value kept otherwise */
   lua_Integer num[LH_MEMO_FIELDS];    /* each LH_MEMO_INT value */
   uint8_t how[LH_MEMO_FIELDS];        /* how each value matches: LH_MEMO_* */
   uint8_t n;             /* fields */
