@@ -4,7 +4,7 @@
  *   hclient seq  PORT N [PATH]      one keep-alive connection, N requests one after
  *                                   another, each response read fully; exit 1 on any
  *                                   non-200 or error.
- *   hclient pipe PORT N DEPTH       one keep-alive connection, N requests sent in
+ *   hclient pipe PORT N DEPTH [PATH] one keep-alive connection, N requests sent in
  *                                   batches of DEPTH written at once (pipelined);
  *                                   every batch's responses read before the next.
  *   hclient close PORT N            N connections one after another, each sending
@@ -289,7 +289,9 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_term);
     int port = atoi(argv[2]);
     long n = atol(argv[3]);
-    const char *path = (strcmp(argv[1], "seq") == 0 && argc > 4) ? argv[4] : "/";
+    const char *path = "/";
+    if (strcmp(argv[1], "seq") == 0 && argc > 4) path = argv[4];
+    if (strcmp(argv[1], "pipe") == 0 && argc > 5) path = argv[5];
     req_len = (size_t)snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", path, port,
                                strcmp(argv[1], "close") == 0 ? "Connection: close\r\n" : "");
     if (strcmp(argv[1], "seq") == 0) return run_seq(port, n, 1);

@@ -1,6 +1,8 @@
 # shellcheck shell=bash disable=SC2034
 # bench/lib.sh - shared helpers for bench/*.sh (sourced, not run).
 # Servers: ceiling lhyper lhyper_pf nginx openresty node.  Apps: hello, stream.
+# lhyper@VARIANT is lhyper with the hello app's handler VARIANT (bench/hello.lua
+# lists them); plain lhyper takes VARIANT from the environment (default hello).
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
@@ -44,7 +46,7 @@ lhyper_env() {
 unavailable() {
     case $1 in
     ceiling) [ -x "$WORK/ceiling" ] || echo "ceiling not built" ;;
-    lhyper|lhyper_pf)
+    lhyper|lhyper_pf|lhyper@*)
         if ! command -v lua5.4 >/dev/null; then echo "lua5.4 not installed"
         elif [ ! -e "$REPO_DIR/build/lhyper/core.so" ]; then echo "build/lhyper/core.so missing (run make)"
         elif ! (cd "$REPO_DIR" && lhyper_env lua5.4 -e 'require "lhyper"' >/dev/null 2>&1); then
@@ -145,6 +147,9 @@ server_cmd() {
             CMD=(lua5.4 "bench/$app.lua" "$port") ;;
     lhyper_pf) CMD_ENV=("LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" "LUA_CPATH=$REPO_DIR/build/?.so;;")
             CMD=(lua5.4 "bench/$app.lua" "$port" pipeline_flush) ;;
+    lhyper@*) CMD_ENV=("LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" "LUA_CPATH=$REPO_DIR/build/?.so;;"
+                       "VARIANT=${name#lhyper@}")
+            CMD=(lua5.4 "bench/$app.lua" "$port") ;;
     nginx|openresty)
         dir=$WORK/$name-$app-$port
         local kind=hello

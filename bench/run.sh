@@ -3,7 +3,8 @@
 # nginx+lua, Node and a canned-response epoll server (the ceiling).
 #
 # Env knobs: ROUNDS (3), DURATION seconds per run (10), WARMUP seconds (1),
-# SERVERS ("ceiling lhyper lhyper_pf nginx openresty node"),
+# SERVERS ("ceiling lhyper lhyper_pf nginx openresty node"; lhyper@VARIANT is
+# bench/hello.lua's handler VARIANT), REF (ceiling: the server the ratios are to),
 # SCENARIOS ("keepalive pipeline16 close c1000"), SERVER_CPU (0), CLIENT_CPU (1),
 # BASE_PORT (18080), RESULTS (TSV file to keep), KEEP_WORK=1 (keep wrk logs).
 set -u
@@ -14,6 +15,7 @@ trap 'exit 130' INT TERM
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 SERVERS=${SERVERS:-"ceiling lhyper lhyper_pf nginx openresty node"}
+REF=${REF:-ceiling}
 SCENARIOS=${SCENARIOS:-"keepalive pipeline16 close c1000"}
 RESULTS=${RESULTS:-$WORK/results.tsv}
 
@@ -99,7 +101,7 @@ done
 # One table: medians over rounds.  per-core = req/s / (cpu% / 100) per run, then median.
 echo
 echo "lhyper bench: $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds x ${DURATION}s, server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"
-awk -F'\t' '
+awk -F'\t' -v ref="$REF" '
 function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
     for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
@@ -115,19 +117,19 @@ NR == 1 { next }
 END {
     for (i = 1; i <= nk; i++) {
         split(order[i], f, SUBSEP)
-        if (f[2] == "ceiling") { ceil[f[1]] = median(pc[order[i]]); ceilr[f[1]] = median(rps[order[i]]) }
+        if (f[2] == ref) { ceil[f[1]] = median(pc[order[i]]); ceilr[f[1]] = median(rps[order[i]]) }
     }
-    printf "%-11s %-10s %11s %10s %7s %14s %9s %9s %7s\n", "scenario", "server", "req/s", "p99 ms", "cpu %", "req/s per core", "x ceiling", "x ceil rps", "errors"
+    printf "%-11s %-15s %11s %10s %7s %14s %9s %9s %7s\n", "scenario", "server", "req/s", "p99 ms", "cpu %", "req/s per core", "x " substr(ref, 1, 7), "x rps", "errors"
     for (i = 1; i <= nk; i++) {
         k = order[i]; split(k, f, SUBSEP)
         per = median(pc[k])
         ratio = (f[1] in ceil && ceil[f[1]] > 0) ? sprintf("%.2f", per / ceil[f[1]]) : "-"
         rratio = (f[1] in ceilr && ceilr[f[1]] > 0) ? sprintf("%.2f", median(rps[k]) / ceilr[f[1]]) : "-"
         p = median(p99[k]); p = p > 0 ? sprintf("%.2f", p) : "n/a"
-        printf "%-11s %-10s %11.0f %10s %7.1f %14.0f %9s %9s %7d\n", f[1], f[2], median(rps[k]), p, median(cpu[k]), per, ratio, rratio, err[k]
+        printf "%-11s %-15s %11.0f %10s %7.1f %14.0f %9s %9s %7d\n", f[1], f[2], median(rps[k]), p, median(cpu[k]), per, ratio, rratio, err[k]
     }
 }' "$RESULTS"
-echo "x ceiling: per-core figure / the ceiling's per-core figure; x ceil rps: req/s / the ceiling's req/s."
+echo "x $REF: per-core figure / $REF's per-core figure; x rps: req/s / $REF's req/s (same scenario)."
 echo "p99 n/a: wrk reports 0 when its coordinated-omission correction overflows (fast pipelined runs)."
 [ -n "${KEEP_WORK:-}" ] && note "raw results: $RESULTS (wrk logs in $WORK)"
 exit 0

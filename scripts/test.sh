@@ -54,7 +54,7 @@ specs() { # $1: build dir, $2: label, rest: busted arguments
 c_tests build
 specs build normal
 # every shortcut off (csrc/core/tuning.h): the plain paths pass the same specs
-LHYPER_FAST_HEAD=0 LHYPER_KEPT_HEADS=0 LHYPER_NEXT_MSG=0 LHYPER_DOZE=0 LHYPER_FAST_CLOSE=0 \
+LHYPER_FAST_HEAD=0 LHYPER_KEPT_HEADS=0 LHYPER_KEPT_VALUES=0 LHYPER_NEXT_MSG=0 LHYPER_DOZE=0 LHYPER_FAST_CLOSE=0 \
 LHYPER_ALLOC_CACHE=0 LHYPER_ROUTER_C=0 specs build "shortcuts off"
 
 if [ -f build-san/lhyper/core.so ] && [ "${SANITIZE:-1}" = 1 ]; then

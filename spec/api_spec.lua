@@ -116,7 +116,8 @@ print(table.concat(res, ","))
 
   it("reads each shortcut switch once, at load, from its LHYPER_* variable (0: off)", function()
     local vars = {
-      fast_head = "LHYPER_FAST_HEAD", kept_heads = "LHYPER_KEPT_HEADS", next_msg = "LHYPER_NEXT_MSG",
+      fast_head = "LHYPER_FAST_HEAD", kept_heads = "LHYPER_KEPT_HEADS", kept_values = "LHYPER_KEPT_VALUES",
+      next_msg = "LHYPER_NEXT_MSG",
       doze = "LHYPER_DOZE", fast_close = "LHYPER_FAST_CLOSE", alloc_cache = "LHYPER_ALLOC_CACHE",
       router_c = "LHYPER_ROUTER_C",
     }

@@ -155,6 +155,65 @@ routes["/vary"] = function(req, q)
   return tonumber(q.s) or 200, h, string.rep("b", tonumber(q.n) or 0)
 end
 
+-- The bench's handler shapes (bench/hello.lua, VARIANT) for the fast path
+-- spec, which compares their bytes with those of a server whose shortcuts
+-- are off: ?v= the shape, ?n= body bytes, ?s= status, ?cl= a content-length
+-- of the handler's other than the body's length (a string; a number for
+-- cl_num, "f" there for the length as a float), ?x= x-count's value.
+local COOKIE = "sid=31d4d96e407aad42; Path=/; Secure; HttpOnly"
+local fast = {
+  hello = function() return { ["content-type"] = "text/plain" } end,
+  cl = function(req, q, body) return { ["content-type"] = "text/plain", ["content-length"] = q.cl or tostring(#body) } end,
+  CL = function(req, q, body) return { ["Content-Length"] = q.cl or tostring(#body), ["content-type"] = "text/plain" } end,
+  cl_num = function(req, q, body)
+    local n = q.cl == "f" and #body + 0.0 or math.tointeger(tonumber(q.cl)) or #body
+    return { ["content-type"] = "text/plain", ["content-length"] = n }
+  end,
+  cl_twice = function(req, q, body)
+    return { ["content-length"] = tostring(#body), ["Content-Length"] = q.cl or tostring(#body) }
+  end,
+  path = function(req) return { ["content-type"] = "text/plain", ["x-path"] = req.path } end,
+  query = function(req) return { ["content-type"] = "text/plain", ["x-query"] = req.query or "none" } end,
+  header = function(req) return { ["content-type"] = "text/plain", ["x-host"] = req.headers["host"] } end,
+  headers3 = function(req)
+    local h = req.headers
+    return { ["content-type"] = "text/plain", ["x-host"] = h["host"], ["x-ua"] = h["user-agent"] or "none",
+      ["x-accept"] = h["Accept"] or "none" }
+  end,
+  cookie = function() return { ["content-type"] = "text/plain", ["set-cookie"] = COOKIE } end,
+  number = function(req, q)
+    return { ["content-type"] = "text/plain", ["x-count"] = math.tointeger(tonumber(q.x)) or tonumber(q.x) or 42 }
+  end,
+  table = function()
+    local h = {}
+    h["content-type"] = "text/plain"
+    return h
+  end,
+  table3 = function()
+    local h = {}
+    h["content-type"] = "text/plain"
+    h["cache-control"] = "no-store"
+    h["x-content-type-options"] = "nosniff"
+    return h
+  end,
+}
+routes["/fast"] = function(req, q)
+  local body = string.rep("h", tonumber(q.n) or 13)
+  return tonumber(q.s) or 200, fast[q.v](req, q, body), body
+end
+
+-- req's and headers' __index called by hand on what they are not: each must
+-- raise, naming the type it wanted
+routes["/wrongself"] = function(req)
+  local ridx, hidx = getmetatable(req).__index, getmetatable(req.headers).__index
+  local out = {}
+  for _, c in ipairs({ { ridx, req.headers }, { hidx, req }, { ridx, {} }, { hidx, io.stdout }, { ridx, 1 } }) do
+    local ok, err = pcall(c[1], c[2], "path")
+    out[#out + 1] = tostring(ok) .. ":" .. (tostring(err):match("lhyper%.%a+") or "?")
+  end
+  return 200, nil, table.concat(out, " ")
+end
+
 -- Header tables with metamethods, which lhyper reads raw (never calling them).
 routes["/metaheaders"] = function(req, q)
   local boom = function() error("a header metamethod ran") end

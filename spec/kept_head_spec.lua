@@ -68,7 +68,7 @@ describe("kept response heads", function()
     end
   end)
 
-  it("writes every head right around maps it cannot keep (a number, nine fields)", function()
+  it("writes every head right around maps with a number value (kept by value) or nine fields (not kept)", function()
     local sock, r = h.connect(srv)
     finally(function() sock:close() end)
     -- runs of ten, so that each kind is met once the kept head has missed

@@ -417,6 +417,11 @@ int lh_conn_head_field(lh_conn_t *c, const char *name, size_t nlen, const char *
         if (c->enc.user_length) return 0;
         c->enc.user_length = 1;
         c->enc.remaining = n;
+        /* its place, as put_length notes ours, for lh_conn_head_keep */
+        c->enc.cl_mark = (uint32_t)lh_wq_mark(&c->wq);
+        int r = put_field(c, name, nlen, value, vlen);
+        c->enc.cl_end = (uint32_t)lh_wq_mark(&c->wq);
+        return r;
       }
       break;
     case 17:
@@ -505,19 +510,27 @@ int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t) {
   uint32_t mark = c->enc.head_mark;
   if (c->role != LH_ROLE_SERVER || c->writing != LH_WRITING_BODY || c->enc.status < 200) return -1;
   /* the handler's fields changed nothing but the bytes */
-  if (c->enc.kind == LH_ENC_CLOSE || c->enc.user_length || c->enc.user_date || c->enc.user_conn ||
-      c->enc.user_close)
+  if (c->enc.kind == LH_ENC_CLOSE || c->enc.user_date || c->enc.user_conn || c->enc.user_close)
     return -1;
   if (b->len < mark || b->len - mark > sizeof t->bytes) return -1;
   size_t len = b->len - mark;
   int cl = c->enc.cl_end > c->enc.cl_mark;
   if (cl && (c->enc.cl_mark < mark || c->enc.cl_end > b->len)) return -1;
+  if (c->enc.user_length) {
+    /* the handler's content-length, kept as ours when it is what ours
+     * would be: the body's length, in plain digits */
+    const char *v = b->data + c->enc.cl_mark + 16;
+    if (!cl || body_len < 0 || c->enc.remaining != (uint64_t)body_len ||
+        (v[0] == '0' && c->enc.cl_end - c->enc.cl_mark > 19))
+      return -1;
+  }
   t->key = lh_conn_head_key(c, body_len);
   t->status = c->enc.status;
   t->kind = (uint8_t)c->enc.kind;
   t->no_body = c->enc.no_body;
   t->date = c->opts.date_header;
   t->cl = (uint8_t)cl;
+  t->user_length = c->enc.user_length;
   /* pre ends with the name of our content-length field, suf begins with
    * the CRLF after its digits */
   t->pre = (uint16_t)(cl ? c->enc.cl_mark + 16 - mark : len);
@@ -548,7 +561,8 @@ int lh_conn_head_replay(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len) 
   c->enc.head_mark = mark;
   c->enc.kind = (lh_enc_kind_t)t->kind;
   c->enc.no_body = t->no_body;
-  if (c->enc.kind == LH_ENC_LENGTH) c->enc.remaining = (uint64_t)body_len;
+  c->enc.user_length = t->user_length;
+  if (c->enc.kind == LH_ENC_LENGTH || t->user_length) c->enc.remaining = (uint64_t)body_len;
   c->writing = LH_WRITING_BODY;
   return 0;
 }

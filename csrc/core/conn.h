@@ -144,8 +144,9 @@ int lh_conn_req_begin(lh_conn_t *c, const char *method, size_t mlen, const char 
 void lh_conn_head_abort(lh_conn_t *c);
 
 /* A response head kept to be written again: the status line and fields
- * through the name of our content-length field, the place of its digits,
- * and the rest through the blank line (the date is refreshed when written). */
+ * through the name of the content-length field (ours, or the handler's when
+ * it gave the body's length), the place of its digits, and the rest through
+ * the blank line (the date is refreshed when written). */
 typedef struct {
   uint32_t key;        /* lh_conn_head_key when kept */
   int status;
@@ -153,6 +154,7 @@ typedef struct {
   uint8_t cl;          /* pre ends with "content-length: ", digits go between */
   uint8_t date;        /* the last field is our date */
   uint8_t kind, no_body;
+  uint8_t user_length; /* the content-length field is the handler's */
   char bytes[320];
 } lh_head_tpl_t;
 /* what besides status and fields shapes a server's response head; 0 for a client */
@@ -164,10 +166,13 @@ static inline uint32_t lh_conn_head_key(const lh_conn_t *c, int64_t body_len) {
          (uint32_t)(body_len >= 0) << 7;
 }
 /* after lh_conn_head_end: keeps the head just written when only its bytes
- * depend on the fields (none of Date, Connection, Content-Length); 0 when kept */
+ * depend on the fields (none of Date or Connection, and a Content-Length
+ * only when it is body_len in plain digits); 0 when kept */
 int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t);
 /* in place of head_begin, fields and head_end, for a head kept under the
- * same key and status with the same fields */
+ * same key and status with the same fields; a head kept with the
+ * handler's content-length (t->user_length) stands for fields whose
+ * content-length is this body_len */
 int lh_conn_head_replay(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len);
 /* accounts n body bytes in the encoder without queueing them: the chunk
  * header goes to hdr (*hlen bytes) and *tlen bytes of "\r\n" follow the

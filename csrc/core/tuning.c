@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-lh_tuning_t lh_tuning = {1, 1, 1, 1, 1, 1, 1};
+lh_tuning_t lh_tuning = {1, 1, 1, 1, 1, 1, 1, 1};
 
 static unsigned on(const char *name) {
   const char *v = getenv(name);
@@ -17,6 +17,7 @@ void lh_tuning_load(void) {
   loaded = 1;
   lh_tuning.fast_head = on("LHYPER_FAST_HEAD");
   lh_tuning.kept_heads = on("LHYPER_KEPT_HEADS");
+  lh_tuning.kept_values = on("LHYPER_KEPT_VALUES");
   lh_tuning.next_msg = on("LHYPER_NEXT_MSG");
   lh_tuning.doze = on("LHYPER_DOZE");
   lh_tuning.fast_close = on("LHYPER_FAST_CLOSE");

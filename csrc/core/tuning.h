@@ -8,6 +8,8 @@
 typedef struct {
   unsigned fast_head : 1;   /* LHYPER_FAST_HEAD: one-pass scan of plain request heads (parse.c) */
   unsigned kept_heads : 1;  /* LHYPER_KEPT_HEADS: the last response head written again (lhead.c) */
+  unsigned kept_values : 1; /* LHYPER_KEPT_VALUES: kept heads also with number values and the
+                             * handler's own content-length (lhead.c) */
   unsigned next_msg : 1;    /* LHYPER_NEXT_MSG: pipelined requests in one coroutine (lsvc.c) */
   unsigned doze : 1;        /* LHYPER_DOZE: idle connections keep their dispatcher a while (sconn.c) */
   unsigned fast_close : 1;  /* LHYPER_FAST_CLOSE: sockets closed without epoll_ctl DEL (sconn.c) */

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tuning.h"
+
 void lh_head_memo_init(lua_State *L, lh_head_memo_t *m) {
   m->valid = 0;
   m->misses = LH_MEMO_PATIENCE; /* the first response is kept */
@@ -142,26 +144,74 @@ static int map_dups(lua_State *L, int hi, char *why) {
   return 0;
 }
 
-/* 1 when the table at hi (0: no headers) holds the kept head's strings, in
- * the same order. Compared by address (lua_topointer): a kept string is
- * anchored, so no other value has its address, and a number has none. */
-static int memo_match(lua_State *L, const lh_head_memo_t *m, int hi) {
-  int i = 0, n = 2 * m->n;
-  if (!hi) return n == 0;
+/* 1 when the value at index i is body_len as the full way would write it
+ * in a content-length field: an integer, or a string of plain digits */
+static int is_body_len(lua_State *L, int i, int64_t body_len) {
+  if (body_len < 0) return 0;
+  if (lua_isinteger(L, i)) return lua_tointeger(L, i) == body_len;
+  if (lua_type(L, i) != LUA_TSTRING) return 0;
+  size_t n;
+  const char *v = lua_tolstring(L, i, &n);
+  if (n == 0 || n > 19 || (v[0] == '0' && n > 1)) return 0;
+  uint64_t x = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (v[k] < '0' || v[k] > '9') return 0;
+    x = x * 10 + (uint64_t)(v[k] - '0');
+  }
+  return x == (uint64_t)body_len;
+}
+
+/* the value on top is the kept field i's, which is not a string */
+static int memo_value(lua_State *L, const lh_head_memo_t *m, int i, int64_t body_len) {
+  if (m->how[i] == LH_MEMO_INT) return lua_isinteger(L, -1) && lua_tointeger(L, -1) == m->num[i];
+  return is_body_len(L, -1, body_len);
+}
+
+/* 1 when the table at hi (0: no headers) holds the kept head's fields, in
+ * the same order. Names and string values are compared by address
+ * (lua_topointer): a kept string is anchored, so no other value has its
+ * address, and a number has none. */
+static int memo_match(lua_State *L, const lh_head_memo_t *m, int hi, int64_t body_len) {
+  const void *const *kv = m->kv, *const *end = m->kv + 2 * m->n;
+  if (!hi) return kv == end;
   lua_pushnil(L);
   while (lua_next(L, hi)) {
-    if (i == n || lua_topointer(L, -2) != m->kv[i] || lua_topointer(L, -1) != m->kv[i + 1]) {
-      lua_pop(L, 2);
+    int ok = kv < end && lua_topointer(L, -2) == kv[0] &&
+             (kv[1] ? lua_topointer(L, -1) == kv[1] : memo_value(L, m, (int)(kv - m->kv) / 2, body_len));
+    lua_pop(L, 1);
+    if (!ok) {
+      lua_pop(L, 1);
       return 0;
     }
-    i += 2;
-    lua_pop(L, 1);
+    kv += 2;
   }
-  return i == n;
+  return kv == end;
+}
+
+static int is_content_length(const char *s, size_t n) {
+  static const char cl[] = "content-length";
+  if (n != 14) return 0;
+  for (size_t i = 0; i < 14; i++)
+    if ((s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]) != cl[i]) return 0;
+  return 1;
+}
+
+/* how the value at index -1 of a field named at -2 is kept (LH_MEMO_*),
+ * or -1: not at all. Only strings while LHYPER_KEPT_VALUES is off */
+static int memo_how(lua_State *L, int64_t body_len) {
+  int vt = lua_type(L, -1);
+  if (lua_type(L, -2) != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER)) return -1;
+  size_t nlen;
+  const char *name = lua_tolstring(L, -2, &nlen);
+  if (!lh_tuning.kept_values) return vt == LUA_TSTRING && !is_content_length(name, nlen) ? LH_MEMO_STR : -1;
+  if (is_content_length(name, nlen)) return is_body_len(L, -1, body_len) ? LH_MEMO_LEN : -1;
+  if (vt == LUA_TSTRING) return LH_MEMO_STR;
+  return lua_isinteger(L, -1) ? LH_MEMO_INT : -1;
 }
 
 /* keeps the head just written from the map at hi (0: none) when every
- * field was a string pair, anchoring the strings */
+ * field was a string name with a value memo_how takes, anchoring the
+ * strings */
 static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_disp_t *d, int hi, int64_t body_len) {
   m->misses = 0;
   m->valid = 0;
@@ -172,27 +222,29 @@ static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_disp_t *d, int hi, int
   if (hi) {
     lua_pushnil(L);
     while (lua_next(L, hi)) {
-      if (i == 2 * LH_MEMO_FIELDS || lua_type(L, -2) != LUA_TSTRING ||
-          lua_type(L, -1) != LUA_TSTRING) {
+      int how = i < LH_MEMO_FIELDS ? memo_how(L, body_len) : -1;
+      if (how < 0) {
         /* not kept; the slots written so far are cleared with the next */
         m->n = LH_MEMO_FIELDS;
         lua_settop(L, a - 1);
         return;
       }
-      m->kv[i] = lua_topointer(L, -2);
-      m->kv[i + 1] = lua_topointer(L, -1);
-      lua_rawseti(L, a, i + 2);
+      m->kv[2 * i] = lua_topointer(L, -2);
+      m->kv[2 * i + 1] = how == LH_MEMO_STR ? lua_topointer(L, -1) : NULL;
+      m->how[i] = (uint8_t)how;
+      if (how == LH_MEMO_INT) m->num[i] = lua_tointeger(L, -1);
+      lua_rawseti(L, a, 2 * i + 2);
       lua_pushvalue(L, -1);
-      lua_rawseti(L, a, i + 1);
-      i += 2;
+      lua_rawseti(L, a, 2 * i + 1);
+      i++;
     }
   }
-  for (int j = i; j < 2 * m->n; j++) {
+  for (int j = 2 * i; j < 2 * m->n; j++) {
     lua_pushboolean(L, 0); /* not nil: the slot stays in the array part */
     lua_rawseti(L, a, j + 1);
   }
   lua_pop(L, 1);
-  m->n = (uint8_t)(i / 2);
+  m->n = (uint8_t)i;
   m->valid = 1;
 }
 
@@ -220,7 +272,7 @@ int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int
   if (m) {
     /* an array of pairs never matches: its keys are numbers */
     if (m->valid && m->tpl.status == status && m->tpl.key == lh_disp_head_key(d, body_len) &&
-        memo_match(L, m, hi)) {
+        memo_match(L, m, hi, body_len)) {
       m->misses = 0;
       return lh_disp_head_replay(d, &m->tpl, body_len);
     }

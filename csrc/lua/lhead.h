@@ -10,14 +10,22 @@
 #include "dispatch.h"
 
 /* the server's last response head, kept (lh_conn_head_keep) with the
- * handler's field strings it was made from, and anchored so that while
- * kept no other string can have their addresses. Zero-filled plus
- * lh_head_memo_init is a valid start. */
+ * handler's field names and values it was made from; the strings are
+ * anchored so that while kept no other string can have their addresses.
+ * Zero-filled plus lh_head_memo_init is a valid start. */
 #define LH_MEMO_FIELDS 8
 #define LH_MEMO_PATIENCE 8 /* responses unlike the kept head before another is kept */
+enum {
+  LH_MEMO_STR = 0, /* a string value, the same string (by address) */
+  LH_MEMO_INT,     /* an integer value, the same integer */
+  LH_MEMO_LEN      /* content-length: the body's length, as a string or an integer */
+};
 typedef struct {
   lh_head_tpl_t tpl;
-  const void *kv[2 * LH_MEMO_FIELDS]; /* lua_topointer of each name and value */
+  const void *kv[2 * LH_MEMO_FIELDS]; /* lua_topointer of each name and string
+                                       * value; NULL for a value kept otherwise */
+  lua_Integer num[LH_MEMO_FIELDS];    /* each LH_MEMO_INT value */
+  uint8_t how[LH_MEMO_FIELDS];        /* how each value matches: LH_MEMO_* */
   uint8_t n;             /* fields */
   uint8_t valid;         /* tpl and kv describe the kept head */
   uint8_t misses;        /* responses since the last that matched (at most LH_MEMO_PATIENCE) */

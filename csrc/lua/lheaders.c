@@ -22,7 +22,9 @@ void lh_headers_lower(char *base, lh_field_t *f, uint32_t n) {
   }
 }
 
-void lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t *f, uint32_t n) {
+void lh_headers_push_mt(lua_State *L, int mt, int owner, const char *base, const lh_field_t *f,
+                        uint32_t n) {
+  mt = lua_absindex(L, mt);
   owner = lua_absindex(L, owner);
   lh_headers_t *h = lua_newuserdatauv(L, sizeof *h, 1);
   h->base = base;
@@ -30,7 +32,15 @@ void lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t
   h->n = n;
   lua_pushvalue(L, owner);
   lua_setiuservalue(L, -2, 1);
-  luaL_setmetatable(L, HEADERS_MT);
+  lua_pushvalue(L, mt);
+  lua_setmetatable(L, -2);
+}
+
+void lh_headers_push(lua_State *L, int owner, const char *base, const lh_field_t *f, uint32_t n) {
+  owner = lua_absindex(L, owner);
+  luaL_getmetatable(L, HEADERS_MT);
+  lh_headers_push_mt(L, -1, owner, base, f, n);
+  lua_remove(L, -2);
 }
 
 /* headers that own their bytes: a copy of fields + bytes in one block */
@@ -61,8 +71,8 @@ static int find_from(const lh_headers_t *h, uint32_t from, const char *k, size_t
   return -1;
 }
 
-static int headers_get(lua_State *L) {
-  lh_headers_t *h = check_headers(L, 1);
+/* pushes the value of the field named at index 2, or nil */
+static int get(lua_State *L, const lh_headers_t *h) {
   char buf[256];
   size_t n;
   const char *k = lower_key(L, 2, &n, buf, sizeof buf);
@@ -71,6 +81,8 @@ static int headers_get(lua_State *L) {
   else lua_pushlstring(L, h->base + h->f[i].value.off, h->f[i].value.len);
   return 1;
 }
+
+static int headers_get(lua_State *L) { return get(L, check_headers(L, 1)); }
 
 static int headers_get_all(lua_State *L) {
   lh_headers_t *h = check_headers(L, 1);
@@ -110,14 +122,18 @@ static int headers_len(lua_State *L) {
   return 1;
 }
 
+/* __index: upvalue 1 is the methods table, 2 the metatable, which tells
+ * a headers object without a look-up by name (luaL_checkudata) */
 static int headers_index(lua_State *L) {
-  /* methods first; any other key is a field name */
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-    lua_pop(L, 1);
-  }
-  return headers_get(L);
+  lh_headers_t *h = lua_touserdata(L, 1);
+  int ok = h && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(2));
+  if (!ok) h = check_headers(L, 1); /* raises */
+  /* methods first; any other key is a field name (get raises for what
+   * is not a string or a number) */
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  return get(L, h);
 }
 
 static int headers_tostring(lua_State *L) {
@@ -134,7 +150,8 @@ void lh_headers_open(lua_State *L) {
     luaL_newlib(L, headers_methods);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "__methods");
-    lua_pushcclosure(L, headers_index, 1);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, headers_index, 2);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, headers_len);
     lua_setfield(L, -2, "__len");

@@ -56,11 +56,13 @@ static int l_methods(lua_State *L) {
 /* tuning() -> { fast_head = true, kept_heads = true, ... }: the switches
  * as read at load */
 static int l_tuning(lua_State *L) {
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 8);
   lua_pushboolean(L, lh_tuning.fast_head);
   lua_setfield(L, -2, "fast_head");
   lua_pushboolean(L, lh_tuning.kept_heads);
   lua_setfield(L, -2, "kept_heads");
+  lua_pushboolean(L, lh_tuning.kept_values);
+  lua_setfield(L, -2, "kept_values");
   lua_pushboolean(L, lh_tuning.next_msg);
   lua_setfield(L, -2, "next_msg");
   lua_pushboolean(L, lh_tuning.doze);

@@ -113,21 +113,29 @@ const char *lh_req_path(lua_State *L, lh_req_t *r, int idx, size_t *n) {
   return r->bytes + path.off;
 }
 
+/* req_index's upvalues */
+enum { UP_METHODS = 1, UP_REQ_MT, UP_HEADERS_MT };
+
 static int req_headers(lua_State *L, lh_req_t *r) {
-  if (lua_getiuservalue(L, 1, UV_HEADERS) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
-  if (!r->lowered) {
-    lh_headers_lower(r->bytes, r->fields, r->nfields);
-    r->lowered = 1;
+  if (r->lowered) {
+    lua_getiuservalue(L, 1, UV_HEADERS);
+    return 1;
   }
-  lh_headers_push(L, 1, r->bytes, r->fields, r->nfields);
+  lh_headers_lower(r->bytes, r->fields, r->nfields);
+  r->lowered = 1;
+  lh_headers_push_mt(L, lua_upvalueindex(UP_HEADERS_MT), 1, r->bytes, r->fields, r->nfields);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, UV_HEADERS);
   return 1;
 }
 
+/* __index: fields, then methods. The req is told by its metatable, an
+ * upvalue, without a look-up by name (luaL_checkudata) */
 static int req_index(lua_State *L) {
-  lh_req_t *r = check_req(L, 1);
+  lh_req_t *r = lua_touserdata(L, 1);
+  int ok = r && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT));
+  if (!ok) r = check_req(L, 1); /* raises */
+  /* the metatable stays above the key: what is pushed next is returned */
   if (r->extra) {
     lua_getiuservalue(L, 1, UV_FIELDS);
     lua_pushvalue(L, 2);
@@ -184,7 +192,7 @@ static int req_index(lua_State *L) {
       break;
   }
   lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
+  lua_rawget(L, lua_upvalueindex(UP_METHODS));
   return 1;
 }
 
@@ -802,7 +810,9 @@ void lh_req_open(lua_State *L) {
     luaL_newlib(L, req_methods);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "__methods");
-    lua_pushcclosure(L, req_index, 1);
+    lua_pushvalue(L, -2);
+    luaL_getmetatable(L, "lhyper.headers"); /* lh_headers_open ran first */
+    lua_pushcclosure(L, req_index, 3);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, req_newindex);
     lua_setfield(L, -2, "__newindex");

@@ -44,7 +44,8 @@ struct lh_req {
   unsigned body_done : 1;   /* the body iterator reached the end */
   unsigned finished : 1;    /* the handler's coroutine is over */
   unsigned too_large : 1;   /* read_all went over its limit: 413 by default */
-  unsigned lowered : 1;     /* field names in bytes are lower-case */
+  unsigned lowered : 1;     /* field names in bytes are lower-case, and the
+                             * headers object made (user value UV_HEADERS) */
   unsigned counted : 1;     /* counted in its server's in_flight (lsvc.c sets and clears) */
   unsigned upgraded : 1;    /* the connection is a raw stream now (req:upgrade) */
   unsigned pumping : 1;     /* the handler returned: its body iterator runs */

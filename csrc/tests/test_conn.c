@@ -1559,13 +1559,97 @@ static void conn_replays_kept_head_as_written_the_full_way(void) {
   CHECK(replayed > kept);
 }
 
+/* A handler's own content-length that is the body's length, in plain
+ * digits, is kept in place of ours: written again for another body, with
+ * that body's length in the field, it leaves what the full way leaves for
+ * a handler that gave that length. */
+static void conn_replays_kept_head_with_the_handlers_content_length(void) {
+  static const char *const reqs[] = {
+      "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+      "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  };
+  static const int statuses[] = {200, 204, 304, 404};
+  static const int64_t lens[] = {0, 7, 13, 100000, 12345678901LL};
+  static const char *const names[] = {"content-length", "Content-Length"};
+  int kept = 0, replayed = 0;
+  for (int oi = 0; oi < 4; oi++) {
+    lh_conn_opts_t o = opts();
+    o.title_case = oi & 1;
+    o.date_header = !(oi & 2);
+    for (size_t ri = 0; ri < sizeof reqs / sizeof *reqs; ri++)
+      for (size_t si = 0; si < sizeof statuses / sizeof *statuses; si++)
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+          char v[24];
+          snprintf(v, sizeof v, "%lld", (long long)lens[li]);
+          kh_field_t f[] = {{"content-type", "text/plain"}, {names[li & 1], v}, {"x-a", "b"}, {NULL, NULL}};
+          tc_t a;
+          lh_head_tpl_t tpl;
+          lh_date_freeze(0);
+          REQUIRE_EQ(kh_full(&a, &o, reqs[ri], statuses[si], f, lens[li]), 0);
+          int k = lh_conn_head_keep(&a.c, lens[li], &tpl);
+          tc_free(&a);
+          CHECK_EQ(k, 0);
+          if (k) continue;
+          kept++;
+          for (size_t lj = 0; lj < sizeof lens / sizeof *lens; lj++) {
+            tc_t b, c;
+            size_t bn, cn;
+            snprintf(v, sizeof v, "%lld", (long long)lens[lj]);
+            lh_date_freeze(86400 * 365 + 7);
+            REQUIRE_EQ(kh_full(&b, &o, reqs[ri], statuses[si], f, lens[lj]), 0);
+            REQUIRE_EQ(conn_with_request(&c, &o, reqs[ri]), 1);
+            CHECK_EQ(lh_conn_head_key(&c.c, lens[lj]), tpl.key);
+            CHECK_EQ(lh_conn_head_replay(&c.c, &tpl, lens[lj]), 0);
+            CHECK_EQ(c.c.writing, b.c.writing);
+            CHECK_EQ(c.c.ka, b.c.ka);
+            CHECK(c.c.enc.kind == b.c.enc.kind);
+            CHECK_EQ(c.c.enc.remaining, b.c.enc.remaining);
+            CHECK_EQ(c.c.enc.status, b.c.enc.status);
+            CHECK_EQ(c.c.enc.no_body, b.c.enc.no_body);
+            CHECK_EQ(c.c.enc.user_length, b.c.enc.user_length);
+            char bo[512];
+            const char *p = conn_take(&b.c, &bn);
+            REQUIRE(bn > 0 && bn <= sizeof bo);
+            memcpy(bo, p, bn);
+            const char *co = conn_take(&c.c, &cn);
+            (void)t_mem_eq(__FILE__, __LINE__, "replayed head", co, cn, bo, bn);
+            replayed++;
+            tc_free(&b);
+            tc_free(&c);
+          }
+        }
+  }
+  lh_date_freeze(0);
+  CHECK_EQ(kept, 4 * 4 * 4 * 5);
+  CHECK_EQ(replayed, kept * 5);
+}
+
+/* a handler's content-length that is not the body's length, or not in
+ * plain digits, keeps the head off */
+static void conn_does_not_keep_a_content_length_unlike_the_body(void) {
+  static const struct {
+    const char *v;
+    int64_t len;
+  } cases[] = {{"13", 12}, {"13", 14}, {"013", 13}, {"00", 0}, {"13", -1}};
+  lh_conn_opts_t o = opts();
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    kh_field_t f[] = {{"content-length", cases[i].v}, {NULL, NULL}};
+    tc_t a;
+    lh_head_tpl_t tpl;
+    REQUIRE_EQ(kh_full(&a, &o, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 200, f, cases[i].len), 0);
+    CHECK_EQ(lh_conn_head_keep(&a.c, cases[i].len, &tpl), -1);
+    tc_free(&a);
+  }
+}
+
 /* fields that change the connection's state or the framing are not kept */
 static void conn_does_not_keep_heads_with_framing_fields(void) {
-  static const kh_field_t f_len[] = {{"Content-Length", "2"}, {NULL, NULL}};
   static const kh_field_t f_date[] = {{"date", "Thu, 01 Jan 1970 00:00:00 GMT"}, {NULL, NULL}};
   static const kh_field_t f_close[] = {{"connection", "close"}, {NULL, NULL}};
   static const kh_field_t f_conn[] = {{"connection", "x-foo"}, {NULL, NULL}};
-  static const kh_field_t *const fsets[] = {f_len, f_date, f_close, f_conn};
+  static const kh_field_t *const fsets[] = {f_date, f_close, f_conn};
   lh_conn_opts_t o = opts();
   for (size_t fi = 0; fi < sizeof fsets / sizeof *fsets; fi++) {
     tc_t a;
@@ -1678,6 +1762,8 @@ int main(void) {
     TEST_CASE(closed_conn_cannot_read_or_write),
     TEST_CASE(conn_read_space_is_bounded),
     TEST_CASE(conn_replays_kept_head_as_written_the_full_way),
+    TEST_CASE(conn_replays_kept_head_with_the_handlers_content_length),
+    TEST_CASE(conn_does_not_keep_a_content_length_unlike_the_body),
     TEST_CASE(conn_does_not_keep_heads_with_framing_fields),
     TEST_CASE(conn_head_abort_takes_back_only_a_half_written_head),
   };
