@@ -20,6 +20,15 @@ endif
 
 LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
+# zlib for permessage-deflate (WebSocket); luarocks passes ZLIB_*DIR
+ifdef ZLIB_INCDIR
+Z_CFLAGS := -I$(ZLIB_INCDIR)
+Z_LIBS := -L$(ZLIB_LIBDIR) -lz
+else
+Z_CFLAGS := $(shell pkg-config --cflags zlib 2>/dev/null)
+Z_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+endif
+
 # llhttp: the system library when there is one, else Debian 12's sources
 ifeq ($(shell pkg-config --exists llhttp 2>/dev/null && echo y),y)
 LLHTTP_CFLAGS := $(shell pkg-config --cflags llhttp)
@@ -45,7 +54,7 @@ ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(WE
 #              build from these alone
 #   csrc/uv    libuv glue
 #   csrc/lua   the Lua binding
-CORE_CFLAGS := -Icsrc/core $(LLHTTP_CFLAGS)
+CORE_CFLAGS := -Icsrc/core $(LLHTTP_CFLAGS) $(Z_CFLAGS)
 UVL_CFLAGS := $(CORE_CFLAGS) -Icsrc/uv $(UV_CFLAGS)
 LUAL_CFLAGS := $(UVL_CFLAGS) -Icsrc/lua $(LUA_CFLAGS)
 CORE_H := $(wildcard csrc/core/*.h)
@@ -55,7 +64,7 @@ LUAL_H := $(UVL_H) $(wildcard csrc/lua/*.h)
 CORE := $(basename $(notdir $(wildcard csrc/core/*.c)))
 UVIO := $(basename $(notdir $(wildcard csrc/uv/*.c)))
 LBIND := $(basename $(notdir $(wildcard csrc/lua/*.c)))
-TESTS := test_conn test_dispatch test_timeout test_client test_lalloc
+TESTS := test_conn test_dispatch test_timeout test_client test_lalloc test_ws
 
 CORE_O := $(CORE:%=$(B)/obj/core/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)
@@ -104,7 +113,7 @@ $(B)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(B)/obj
 	$(CC) $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden -w $(LLHTTP_CFLAGS) -c $< -o $@
 
 $(B)/lhyper/core.so: $(CORE_O) $(UVIO_O) $(LBIND_O) $(LLHTTP_O) | $(B)/lhyper
-	$(CC) -shared $(SAN) -o $@ $^ $(LLHTTP_LIBS) $(UV_LIBS)
+	$(CC) -shared $(SAN) -o $@ $^ $(LLHTTP_LIBS) $(UV_LIBS) $(Z_LIBS)
 
 # the allocator cache runs over a real lua_State
 $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/tests/test.h | $(B)/tests
@@ -112,7 +121,7 @@ $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/test
 
 # the core's tests build with neither libuv nor Lua
 $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) $(LLHTTP_O) | $(B)/tests
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(LLHTTP_O) $(LLHTTP_LIBS)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(LLHTTP_O) $(LLHTTP_LIBS) $(Z_LIBS)
 
 $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 	mkdir -p $@
@@ -122,6 +131,7 @@ $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 #   make fuzz FUZZ_SECONDS=60          server role (Dispatcher and Conn alone)
 #   make fuzz-client FUZZ_SECONDS=60   client role
 #   make fuzz-head FUZZ_SECONDS=60     fast request-head path against llhttp
+#   make fuzz-ws FUZZ_SECONDS=60       WebSocket reader, whole against chopped
 # corpora, dictionary and crash artifacts live under build-fuzz/; a crash
 # replays with build-fuzz/fuzz_conn build-fuzz/crash-<sha1>
 FUZZ_CC ?= clang
@@ -136,10 +146,10 @@ FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 $(CORE_CF
 FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o \
   $(if $(LLHTTP_SRC),$(FB)/obj/llhttp_llhttp.o $(FB)/obj/llhttp_api.o $(FB)/obj/llhttp_http.o)
 
-.PHONY: fuzz fuzz-client fuzz-head fuzz-build
-.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
+.PHONY: fuzz fuzz-client fuzz-head fuzz-ws fuzz-build
+.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_ws
 
-fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
+fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_ws
 
 $(FB)/obj/%.o: csrc/core/%.c $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
@@ -151,7 +161,7 @@ $(FB)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -c $< -o $@
 
 $(FB)/fuzz_%: csrc/tests/fuzz_%.c $(FUZZ_O) $(CORE_H) csrc/tests/*.h
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(LLHTTP_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(LLHTTP_LIBS) $(Z_LIBS)
 
 $(FB)/obj:
 	mkdir -p $@
@@ -167,6 +177,7 @@ fuzz-run-%: $(FB)/fuzz_%
 fuzz: fuzz-run-conn
 fuzz-client: fuzz-run-client
 fuzz-head: fuzz-run-head
+fuzz-ws: fuzz-run-ws
 
 # every fuzzer a few seconds, so that none rots: one TAP line each
 FUZZERS := $(basename $(notdir $(wildcard csrc/tests/fuzz_*.c)))
