@@ -143,7 +143,6 @@ static int take_head(lh_disp_t *d, lh_head_t **head, const char **base) {
 
 static int poll_read(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
-  if (c->role == LH_ROLE_CLIENT) return poll_read_client(d);
   if (d->raw) {
     if (d->want_body && (lh_conn_buffered(c) > 0 || c->eof || c->reading == LH_READING_CLOSED)) {
       d->want_body = 0;
@@ -152,6 +151,7 @@ static int poll_read(lh_disp_t *d) {
     }
     return 0;
   }
+  if (c->role == LH_ROLE_CLIENT) return poll_read_client(d);
   if (lh_conn_can_read_head(c)) {
     lh_head_t *head;
     const char *base;
@@ -179,7 +179,9 @@ static int poll_read(lh_disp_t *d) {
 
 static int poll_write(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
-  if (d->want_write && (c->writing == LH_WRITING_BODY || c->writing == LH_WRITING_INIT) &&
+  if (d->want_write &&
+      (c->writing == LH_WRITING_BODY || c->writing == LH_WRITING_INIT ||
+       (d->raw && c->writing != LH_WRITING_CLOSED)) &&
       lh_conn_pending(c) < LH_WRITE_HIGH) {
     d->want_write = 0;
     d->svc->write_ready(d);
@@ -356,7 +358,8 @@ int lh_disp_can_write(lh_disp_t *d) {
 
 int lh_disp_upgrade(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
-  if (c->reading != LH_READING_KEEPALIVE || c->writing != LH_WRITING_BODY) return LH_ECLOSED;
+  lh_writing_t w = c->role == LH_ROLE_SERVER ? LH_WRITING_BODY : LH_WRITING_KEEPALIVE;
+  if (c->reading != LH_READING_KEEPALIVE || c->writing != w) return LH_ECLOSED;
   d->raw = 1;
   lh_conn_disable_keep_alive(c);
   return 0;
@@ -380,6 +383,36 @@ int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n) {
   if (c->writing == LH_WRITING_CLOSED || d->closing) return LH_ECLOSED;
   if (n && lh_wq_append(&c->wq, p, n)) return LH_ENOMEM;
   return 0;
+}
+
+int lh_disp_raw_peek(lh_disp_t *d, char **p, size_t *n) {
+  lh_conn_t *c = &d->conn;
+  *n = lh_conn_buffered(c);
+  *p = c->rbuf.base + c->rbuf.off;
+  if (*n) return 1;
+  if (c->eof || c->reading == LH_READING_CLOSED) return 2;
+  d->want_body = 1;
+  return 0;
+}
+
+void lh_disp_raw_consume(lh_disp_t *d, size_t n) {
+  lh_conn_t *c = &d->conn;
+  if (n > lh_conn_buffered(c)) n = lh_conn_buffered(c);
+  c->rbuf.off += n;
+}
+
+char *lh_disp_raw_reserve(lh_disp_t *d, size_t n) {
+  lh_conn_t *c = &d->conn;
+  if (c->writing == LH_WRITING_CLOSED || d->closing) return NULL;
+  return lh_wq_reserve(&c->wq, n);
+}
+
+void lh_disp_raw_commit(lh_disp_t *d, size_t n) { lh_wq_commit(&d->conn.wq, n); }
+
+void lh_disp_raw_idle(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  lh_rbuf_trim(&c->rbuf, 0);
+  lh_wq_trim(&c->wq, 0);
 }
 
 int lh_disp_timer_kind(const lh_disp_t *d) {

@@ -193,6 +193,13 @@ static long deflated_payload(lh_ws_reader_t *r, uint8_t *in, size_t avail, lh_ws
   if (r->in_frame) unmask(r, in, avail);
   size_t used, made;
   int rc = lh_pmd_inflate(r->pmd, in, avail, last, &used, r->out, LH_WS_INFLATE_CHUNK, &made);
+  /* failures in the order of the inflated stream, however it was cut:
+   * bad text, then the limit, then corrupt data after them */
+  size_t room = r->max_message && r->max_message - r->msg_len < made
+                    ? (size_t)(r->max_message - r->msg_len) : made;
+  int e = check_text(r, r->out, room, rc == 1 && room == made);
+  if (e) return fail(r, e);
+  if (room < made) return fail(r, LH_EWS_TOO_LARGE);
   if (rc < 0) return fail(r, rc);
   if (r->in_frame) {
     r->clear = r->clear > used ? r->clear - used : 0;
@@ -206,9 +213,6 @@ static long deflated_payload(lh_ws_reader_t *r, uint8_t *in, size_t avail, lh_ws
     r->z_tail = 0;
   }
   r->msg_len += made;
-  if (r->max_message && r->msg_len > r->max_message) return fail(r, LH_EWS_TOO_LARGE);
-  int e = check_text(r, r->out, made, rc == 1);
-  if (e) return fail(r, e);
   if (made || rc == 1) piece(r, ev, r->out, made, rc == 1);
   return (long)used;
 }

@@ -331,9 +331,11 @@ int lh_pmd_inflate(lh_pmd_t *z, const uint8_t *in, size_t n, int last, size_t *u
         inflateReset(s);
         continue;
       }
-      if (r == Z_MEM_ERROR) return LH_ENOMEM;
       if (r == Z_BUF_ERROR) break;
-      if (r != Z_OK) return LH_EWS_DEFLATE;
+      if (r != Z_OK) {
+        *made = cap - s->avail_out; /* what came before the failure */
+        return r == Z_MEM_ERROR ? LH_ENOMEM : LH_EWS_DEFLATE;
+      }
     }
     size_t took = len - s->avail_in;
     if (part == 0) *used = took;

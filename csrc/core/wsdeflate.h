@@ -61,7 +61,8 @@ void lh_pmd_free(lh_pmd_t *z);
  * end of the message, and the sync tail (00 00 ff ff) the sender dropped
  * is fed after it. returns 1 when the message is done (all input used and
  * all output made), 0 when more is to come (call again: more input, or
- * more room for output), LH_EWS_DEFLATE on corrupt data, LH_ENOMEM */
+ * more room for output), LH_EWS_DEFLATE on corrupt data, LH_ENOMEM (then
+ * *made still tells what came out before the failure) */
 int lh_pmd_inflate(lh_pmd_t *z, const uint8_t *in, size_t n, int last, size_t *used,
                    uint8_t *out, size_t cap, size_t *made);
 

@@ -7,6 +7,7 @@
 #define LH_LREQ_H
 
 #include "lhead.h"
+#include "lraw.h"
 #include "ltask.h"
 #include "server.h"
 
@@ -53,6 +54,8 @@ struct lh_req {
   uint64_t t0;              /* uv_hrtime when alog was set */
   int64_t wall;             /* and the wall clock (seconds) */
   lh_task_t *waiter;        /* upgraded: the task waiting in stream:read/write */
+  lh_raw_t *raw;            /* upgraded and taken by C code (lh_stream_take) until
+                             * it lets go: the connection's events go there */
   size_t burst;             /* body bytes written since the coroutine last yielded */
   int peer_port;            /* when the user value UV_PEER is set */
   lh_field_t *fields;       /* points into this block */

@@ -9,13 +9,53 @@
 
 typedef struct {
   lh_req_t *r;
-  int closed;
+  int closed;  /* closed, or taken by lh_stream_take: the taker owns the connection */
 } lh_stream_t;
 
 static lh_stream_t *check_stream(lua_State *L) {
   lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
   if (s->closed) luaL_error(L, "attempt to use a closed stream");
   return s;
+}
+
+/* --- the stream handed to C code (lh_raw_t, lraw.h) --- */
+
+static lh_disp_t *raw_disp(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  return r->sc ? lh_sconn_disp(r->sc) : NULL;
+}
+
+static void raw_kick(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  if (r->sc) lh_disp_kick(lh_sconn_disp(r->sc));
+}
+
+static void raw_close(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  r->raw = NULL;
+  if (r->sc) {
+    lh_sconn_t *sc = r->sc;
+    lh_disp_close(lh_sconn_disp(sc)); /* queued bytes still go out */
+    lh_req_detach(r);
+    lh_sconn_defer_poll(sc);
+  }
+}
+
+static void raw_release(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  if (r->raw == raw) r->raw = NULL;
+}
+
+static const lh_raw_ops_t stream_raw_ops = {raw_disp, raw_kick, raw_close, raw_release};
+
+int lh_stream_take(lua_State *L, int idx, lh_raw_t *raw) {
+  lh_stream_t *s = luaL_checkudata(L, idx, STREAM_MT);
+  if (s->closed || !s->r->sc || s->r->raw) return LH_ECLOSED;
+  s->closed = 1;
+  s->r->raw = raw;
+  raw->ops = &stream_raw_ops;
+  raw->conn = s->r;
+  return 0;
 }
 
 void lh_stream_gone(lh_req_t *r) {
@@ -99,7 +139,7 @@ static void stream_shut(lh_stream_t *s) {
 
 static int stream_close(lua_State *L) {
   lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
-  stream_shut(s);
+  stream_shut(s); /* nothing once taken: closed is set */
   lua_pushboolean(L, 1);
   return 1;
 }
