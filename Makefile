@@ -71,7 +71,7 @@ UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)
 LBIND_O := $(LBIND:%=$(B)/obj/lua/%.o)
 LLHTTP_O := $(if $(LLHTTP_SRC),$(B)/obj/llhttp_llhttp.o $(B)/obj/llhttp_api.o $(B)/obj/llhttp_http.o)
 
-.PHONY: all deps run test test-quick tests test-sanitize check-layers fuzz-smoke install clean
+.PHONY: all deps run test test-quick test-ws-full tests test-sanitize check-layers fuzz-smoke install clean
 
 all: $(B)/lhyper/core.so
 
@@ -97,6 +97,10 @@ check-layers:
 # the normal build alone
 test-quick: all tests
 	@SANITIZE=0 sh scripts/test.sh
+
+# the WebSocket conformance client at Autobahn's full sizes (about 15 minutes)
+test-ws-full: all
+	@sh scripts/ws-full.sh
 
 tests: $(TESTS:%=$(B)/tests/%)
 

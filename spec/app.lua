@@ -445,6 +445,19 @@ routes["/kept"] = function()
   return 200, nil, table.concat(out, "\n")
 end
 
+-- WebSocket echo: every message sent back as it came (spec/wsconf.py, the
+-- conformance client, and the ws specs). ?compress=0 turns permessage-deflate
+-- off; ?max= sets max_message.
+routes["/ws/echo"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, {
+    compress = q.compress ~= "0", max_message = tonumber(q.max) or 20 * 1024 * 1024,
+  })
+  if not ws then return end
+  for msg, kind in ws:messages() do
+    if not ws:send(msg, kind) then break end
+  end
+end
+
 -- Used by the spec harness to stop the server cleanly, so that lua_close and
 -- exit run (and sanitizers can report leaks) before it falls back to signals.
 routes["/__quit"] = function()

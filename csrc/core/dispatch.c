@@ -415,6 +415,12 @@ void lh_disp_raw_idle(lh_disp_t *d) {
   lh_wq_trim(&c->wq, 0);
 }
 
+void lh_disp_raw_close(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  lh_conn_close(c);
+  if (!c->eof) c->unread = 1;
+}
+
 int lh_disp_timer_kind(const lh_disp_t *d) {
   const lh_conn_t *c = &d->conn;
   /* a head held back by the service (max_in_flight) waits on us, not on the client */

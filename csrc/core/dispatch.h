@@ -236,6 +236,10 @@ void lh_disp_raw_commit(lh_disp_t *d, size_t n);
 /* the codec waits for the peer: buffers with nothing in them are given
  * back, so an idle upgraded connection holds none */
 void lh_disp_raw_idle(lh_disp_t *d);
+/* the codec is done: nothing more is read or queued. Unless the peer
+ * already shut down, the close lingers (the peer may still be sending, and
+ * unread input would turn the close into a reset that loses what we sent) */
+void lh_disp_raw_close(lh_disp_t *d);
 /* which deadline applies now (deadline.h kinds): HEAD while a head is due
  * (a fresh connection, or bytes of one arrived), IDLE between messages,
  * NONE while a message is served */

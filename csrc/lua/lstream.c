@@ -35,7 +35,7 @@ static void raw_close(lh_raw_t *raw) {
   r->raw = NULL;
   if (r->sc) {
     lh_sconn_t *sc = r->sc;
-    lh_disp_close(lh_sconn_disp(sc)); /* queued bytes still go out */
+    lh_disp_raw_close(lh_sconn_disp(sc)); /* queued bytes still go out */
     lh_req_detach(r);
     lh_sconn_defer_poll(sc);
   }

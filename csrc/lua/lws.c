@@ -923,6 +923,13 @@ static int opt_int(lua_State *L, int t, const char *k, int def) {
   return (int)lh_opt_number(L, t, k, def);
 }
 
+static int opt_flag(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
 /* ws_new(conn, role, opts) -> ws: conn is the stream of req:upgrade
  * (role "server") or the 101 res (role "client"); opts hold the checked
  * options and what the handshake agreed on (lhyper/websocket.lua) */
@@ -949,8 +956,8 @@ static int l_ws_new(lua_State *L) {
   w->ping_timeout = lh_opt_number(L, 3, "ping_timeout", 0);
   if (lua_getfield(L, 3, "deflate") == LUA_TTABLE) {
     lh_pmd_params_t p;
-    p.server_no_context_takeover = (uint8_t)opt_int(L, -1, "server_no_context_takeover", 0);
-    p.client_no_context_takeover = (uint8_t)opt_int(L, -1, "client_no_context_takeover", 0);
+    p.server_no_context_takeover = (uint8_t)opt_flag(L, -1, "server_no_context_takeover");
+    p.client_no_context_takeover = (uint8_t)opt_flag(L, -1, "client_no_context_takeover");
     p.server_max_window_bits = (uint8_t)opt_int(L, -1, "server_max_window_bits", 15);
     p.client_max_window_bits = (uint8_t)opt_int(L, -1, "client_max_window_bits", 15);
     w->pmd = malloc(sizeof *w->pmd);
