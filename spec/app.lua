@@ -592,6 +592,43 @@ routes["/ws/tasks"] = function(req, q)
   ticker:cancel()
 end
 
+-- a page that opens a WebSocket to /ws/echo, echoes text and binary, closes
+-- and reports what it saw to /ws/report (spec/websocket_interop_spec.lua, Chromium)
+routes["/ws/page"] = function(_, q)
+  local id = (q.id or "page"):gsub("[^%w]", "")
+  return 200, { ["content-type"] = "text/html; charset=utf-8" }, ([[
+<!doctype html><html><head><meta charset="utf-8"></head><body><pre id="out">running</pre><script>
+const out = [];
+const ws = new WebSocket("ws://" + location.host + "/ws/echo?compress=1");
+ws.binaryType = "arraybuffer";
+const text = "h\u00e9llo \u03ba\u1f79\u03c3\u03bc\u03b5 " + "x".repeat(100000);
+let step = 0;
+function report() {
+  document.getElementById("out").textContent = out.join(";");
+  fetch("/ws/report?id=ID&r=" + encodeURIComponent(out.join(";")));
+}
+ws.onopen = () => { out.push("open " + ws.extensions.split(";")[0]); ws.send(text); };
+ws.onmessage = (e) => {
+  if (step === 0) {
+    out.push("text " + (e.data === text));
+    step = 1;
+    ws.send(new Uint8Array([0, 1, 2, 255]));
+  } else {
+    const a = new Uint8Array(e.data);
+    out.push("binary " + (a.length === 4 && a[0] === 0 && a[3] === 255));
+    ws.close(1000, "page done");
+  }
+};
+ws.onerror = () => out.push("error");
+ws.onclose = (e) => { out.push("close " + e.code + " " + e.wasClean); report(); };
+</script></body></html>]]):gsub("ID", id)
+end
+
+routes["/ws/report"] = function(_, q)
+  ws_note(q.id, "report", q.r)
+  return 204
+end
+
 -- Used by the spec harness to stop the server cleanly, so that lua_close and
 -- exit run (and sanitizers can report leaks) before it falls back to signals.
 routes["/__quit"] = function()
