@@ -294,6 +294,12 @@ void lh_disp_poll(lh_disp_t *d) {
     d->io->close(d);
     return;
   }
+  if (d->raw && d->want_body && lh_conn_pending(&d->conn) == 0 && lh_conn_buffered(&d->conn) == 0) {
+    /* an upgraded stream waiting for its peer holds no buffers (an idle
+     * WebSocket): the next read takes a pooled block */
+    lh_rbuf_trim(&d->conn.rbuf, 0);
+    lh_wq_trim(&d->conn.wq, 0);
+  }
   set_read_interest(d);
   d->polling = 0;
   if (d->turns == LH_POLL_TURNS && !d->deferred) {
@@ -362,6 +368,7 @@ int lh_disp_upgrade(lh_disp_t *d) {
   if (c->reading != LH_READING_KEEPALIVE || c->writing != w) return LH_ECLOSED;
   d->raw = 1;
   lh_conn_disable_keep_alive(c);
+  lh_parser_free(&c->parser); /* no head is parsed on this connection again */
   return 0;
 }
 
@@ -408,12 +415,6 @@ char *lh_disp_raw_reserve(lh_disp_t *d, size_t n) {
 }
 
 void lh_disp_raw_commit(lh_disp_t *d, size_t n) { lh_wq_commit(&d->conn.wq, n); }
-
-void lh_disp_raw_idle(lh_disp_t *d) {
-  lh_conn_t *c = &d->conn;
-  lh_rbuf_trim(&c->rbuf, 0);
-  lh_wq_trim(&c->wq, 0);
-}
 
 void lh_disp_raw_close(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;

@@ -223,7 +223,8 @@ int lh_disp_read_raw(lh_disp_t *d, const char **p, size_t *n);
 /* raw stream writing: queues the bytes as they are */
 int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n);
 /* The raw stream in place, for a protocol codec above it (WebSocket,
- * lws.c) that parses frames without a copy per read:
+ * lws.c) that parses frames without a copy per read. While the codec waits
+ * for the peer with nothing queued, the poll gives the buffers back.
  * peek: everything buffered, in the read buffer itself, which the caller
  * may rewrite (to unmask) and then consume a part of. 1 bytes, 2 EOF and
  * nothing buffered, 0 nothing yet (body_ready will be called). */
@@ -233,9 +234,6 @@ void lh_disp_raw_consume(lh_disp_t *d, size_t n);
  * closed or memory is short; commit makes n of them part of the queue */
 char *lh_disp_raw_reserve(lh_disp_t *d, size_t n);
 void lh_disp_raw_commit(lh_disp_t *d, size_t n);
-/* the codec waits for the peer: buffers with nothing in them are given
- * back, so an idle upgraded connection holds none */
-void lh_disp_raw_idle(lh_disp_t *d);
 /* the codec is done: nothing more is read or queued. Unless the peer
  * already shut down, the close lingers (the peer may still be sending, and
  * unread input would turn the close into a reset that loses what we sent) */

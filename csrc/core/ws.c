@@ -14,13 +14,19 @@ void lh_ws_reader_init(lh_ws_reader_t *r, lh_role_t role, uint64_t max_frame,
 
 void lh_ws_reader_free(lh_ws_reader_t *r) {
   free(r->out);
+  free(r->ctl);
   r->out = NULL;
+  r->ctl = NULL;
 }
 
 void lh_ws_reader_trim(lh_ws_reader_t *r) {
   if (!r->msg_op && r->out) {
     free(r->out);
     r->out = NULL;
+  }
+  if (!r->in_frame && r->ctl) {
+    free(r->ctl);
+    r->ctl = NULL;
   }
 }
 
@@ -132,6 +138,7 @@ static int close_event(lh_ws_reader_t *r, lh_ws_ev_t *ev) {
 }
 
 static long control_payload(lh_ws_reader_t *r, uint8_t *in, size_t avail, lh_ws_ev_t *ev) {
+  if (!r->ctl && !(r->ctl = malloc(125))) return fail(r, LH_ENOMEM);
   unmask(r, in, avail);
   memcpy(r->ctl + r->ctl_n, in, avail);
   r->ctl_n = (uint8_t)(r->ctl_n + avail);

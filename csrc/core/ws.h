@@ -56,8 +56,9 @@ typedef struct {
   uint8_t z_tail;          /* its last frame is read, inflate output still due */
   uint64_t msg_len;        /* its bytes so far (inflated) */
   lh_utf8_t utf8;          /* text: where validation stopped */
-  /* the control frame being read */
-  uint8_t ctl[125];
+  /* the control frame being read: its payload gathered in ctl (125 bytes,
+   * made for the first one, given back by lh_ws_reader_trim) */
+  uint8_t *ctl;
   uint8_t ctl_n;
   /* inflate output, made for the first compressed message */
   uint8_t *out;
@@ -68,7 +69,8 @@ typedef struct {
 void lh_ws_reader_init(lh_ws_reader_t *r, lh_role_t role, uint64_t max_frame,
                        uint64_t max_message, lh_pmd_t *pmd);
 void lh_ws_reader_free(lh_ws_reader_t *r);
-/* between messages: the inflate buffer is given back */
+/* while idle: the inflate buffer (between messages) and the control
+ * frame buffer (between frames) are given back */
 void lh_ws_reader_trim(lh_ws_reader_t *r);
 
 /* reads from in[0..n), which it may rewrite (unmasking). returns the bytes

@@ -65,7 +65,7 @@ typedef struct lh_lws {
   int close_code;            /* 0 while open; then the peer's code, ours when we
                               * failed the connection, 1006 when it was lost */
   int fail_err;              /* what failed it (LH_EWS_*, LH_ETIMEOUT, io), 0 if none */
-  char close_reason[124];
+  char *close_reason;        /* malloc, set with close_code (NULL: none, or no memory) */
   /* options */
   uint64_t max_message;
   size_t frag_size;          /* largest frame we send */
@@ -212,10 +212,14 @@ static void put_close(lh_lws_t *w, int code, const char *reason, size_t n) {
 static void set_close(lh_lws_t *w, int code, const char *reason, size_t n) {
   if (w->close_code) return;
   w->close_code = code;
-  if (n > sizeof w->close_reason - 1) n = sizeof w->close_reason - 1;
-  memcpy(w->close_reason, reason, n);
-  w->close_reason[n] = 0;
+  if (n > 123) n = 123;
+  if ((w->close_reason = malloc(n + 1))) {
+    memcpy(w->close_reason, reason, n);
+    w->close_reason[n] = 0;
+  }
 }
+
+static const char *reason_of(const lh_lws_t *w) { return w->close_reason ? w->close_reason : ""; }
 
 static void stop_timer(lh_timer_t **t) {
   if (*t) {
@@ -314,7 +318,7 @@ static void drain(lh_lws_t *w) {
     size_t n;
     int rc = lh_disp_raw_peek(d, &p, &n);
     if (rc == 0) {
-      lh_disp_raw_idle(d);
+      lh_ws_reader_trim(&w->rd);
       ws_kick(w);
       return;
     }
@@ -425,10 +429,11 @@ static int push_kind(lua_State *L, int op) {
 /* after the end: nil (iterators) or nil, err, kind */
 static int push_end(lua_State *L, lh_lws_t *w, int mode) {
   if (mode != RECV_ONE) return 0;
-  if (w->fail_err) return lh_push_fail(L, w->fail_err, w->close_reason);
+  if (w->fail_err) return lh_push_fail(L, w->fail_err, reason_of(w));
   char m[200];
+  const char *r = reason_of(w);
   snprintf(m, sizeof m, "WebSocket closed (%d%s%s)", w->close_code ? w->close_code : 1005,
-           w->close_reason[0] ? " " : "", w->close_reason);
+           r[0] ? " " : "", r);
   return lh_push_fail(L, LH_ECLOSED, m);
 }
 
@@ -509,7 +514,12 @@ static int wait_writer(lua_State *L, lh_lws_t *w, lua_KFunction k, lua_KContext 
     w->writers = q;
     w->cwriters = c;
   }
-  lua_getiuservalue(L, 1, UV_WRITERS);
+  if (lua_getiuservalue(L, 1, UV_WRITERS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L); /* made for the first writer that waits */
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, UV_WRITERS);
+  }
   lua_pushthread(L);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
@@ -521,10 +531,11 @@ static int wait_writer(lua_State *L, lh_lws_t *w, lua_KFunction k, lua_KContext 
 }
 
 static void unwait_writer(lua_State *L) {
-  lua_getiuservalue(L, 1, UV_WRITERS);
-  lua_pushthread(L);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
+  if (lua_getiuservalue(L, 1, UV_WRITERS) == LUA_TTABLE) {
+    lua_pushthread(L);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
   lua_pop(L, 1);
 }
 
@@ -546,7 +557,7 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
     }
     if (rc == 0 && !w->rd.z_tail) {
       /* wait for the peer: the socket is read while we do */
-      lh_disp_raw_idle(d);
+      lh_ws_reader_trim(&w->rd);
       ws_kick(w);
       if (!w->reading_since) w->reading_since = lh_loop_now(w->st->loop);
       return wait_as(L, w, &w->reader, UV_READER, LH_WAIT_BODY, recv_k, mode);
@@ -776,8 +787,8 @@ static int close_result(lua_State *L, lh_lws_t *w) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (w->fail_err) return lh_push_fail(L, w->fail_err, w->close_reason);
-  return lh_push_fail(L, LH_ECLOSED, w->close_reason[0] ? w->close_reason : NULL);
+  if (w->fail_err) return lh_push_fail(L, w->fail_err, reason_of(w));
+  return lh_push_fail(L, LH_ECLOSED, reason_of(w)[0] ? reason_of(w) : NULL);
 }
 
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
@@ -858,6 +869,8 @@ static int ws_gc(lua_State *L) {
   free(w->msg);
   free(w->zbuf);
   free(w->writers);
+  free(w->close_reason);
+  w->close_reason = NULL;
   w->msg = NULL;
   w->zbuf = NULL;
   w->writers = NULL;
@@ -882,7 +895,7 @@ static int ws_index(lua_State *L) {
       return 1;
     }
     if (n == 12 && !memcmp(k, "close_reason", 12)) {
-      if (w->close_code) lua_pushstring(L, w->close_reason);
+      if (w->close_code) lua_pushstring(L, reason_of(w));
       else lua_pushnil(L);
       return 1;
     }
@@ -970,8 +983,6 @@ static int l_ws_new(lua_State *L) {
   lua_setiuservalue(L, wi, UV_PROTOCOL);
   lua_getfield(L, 3, "extensions");
   lua_setiuservalue(L, wi, UV_EXTENSIONS);
-  lua_newtable(L);
-  lua_setiuservalue(L, wi, UV_WRITERS);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, wi, UV_CONN);
   lua_pushboolean(L, 0);
