@@ -5,6 +5,9 @@
  *       CONNS connections; each sends a masked message of SIZE bytes, waits
  *       for its echo (checked: same length and bytes), sends the next, for
  *       SECONDS. Prints "msgs N seconds S errors E": echoes received.
+ *   wsclient rounds PORT PATH SIZE N
+ *       one connection, N round trips of SIZE bytes, then a close (for
+ *       bench/ws.sh's callgrind figure).
  *   wsclient idle PORT PATH N [HOLD_S]
  *       N connections (at most 256 handshaking at a time); each sends one
  *       small message and reads its echo, then stays open and idle. Prints
@@ -49,6 +52,7 @@ static size_t frame_len;
 static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
 static volatile sig_atomic_t stop_flag;
 static long msgs, errors;
+static long max_msgs;   /* rounds: stop after this many echoes */
 
 static double now(void) {
   struct timespec ts;
@@ -170,6 +174,7 @@ static int parse(conn_t *c, int idle) {
         c->msg_got = 0;
         msgs++;
         if (idle) c->done_one = 1;
+        else if (max_msgs && msgs >= max_msgs) stop_flag = 1;
         else if (!stop_flag) queue(c, frame, frame_len);
       }
     }
@@ -275,6 +280,7 @@ static void run(int nconns, double seconds, int idle, double hold) {
 int main(int argc, char **argv) {
   if (argc < 6) {
     fprintf(stderr, "usage: wsclient echo PORT PATH CONNS SIZE SECONDS [text|binary]\n"
+                    "       wsclient rounds PORT PATH SIZE N\n"
                     "       wsclient idle PORT PATH N [HOLD_S]\n");
     return 2;
   }
@@ -290,6 +296,13 @@ int main(int argc, char **argv) {
     build_frame();
     run(atoi(argv[4]), atof(argv[6]), 0, 0);
     return errors ? 1 : 0;
+  }
+  if (!strcmp(argv[1], "rounds")) {
+    msg_size = (size_t)atol(argv[4]);
+    max_msgs = atol(argv[5]);
+    build_frame();
+    run(1, 1e9, 0, 0);
+    return errors || msgs < max_msgs ? 1 : 0;
   }
   if (!strcmp(argv[1], "idle")) {
     msg_size = 16;

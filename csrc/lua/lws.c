@@ -92,7 +92,25 @@ typedef struct lh_lws {
   double ping_sent;
 } lh_lws_t;
 
-static lh_lws_t *check_ws(lua_State *L, int i) { return luaL_checkudata(L, i, WS_MT); }
+/* Every C function of the metatable has upvalues 1: the metatable, 2: "text",
+ * 3: "binary" (__index also 4: the methods): a type check is one pointer
+ * compare and a kind is pushed without hashing its name. The iterators have
+ * 1: the ws instead. Continuations find the ws at stack index 1, checked
+ * before they yielded. */
+enum { UP_MT = 1, UP_TEXT = 2, UP_BINARY = 3, UP_METHODS = 4 };
+
+static lh_lws_t *check_ws(lua_State *L, int i) {
+  lh_lws_t *w = lua_touserdata(L, i);
+  if (w && lua_getmetatable(L, i)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(UP_MT));
+    lua_pop(L, 1);
+    if (same) return w;
+  }
+  return luaL_checkudata(L, i, WS_MT); /* raises, naming the type */
+}
+
+/* the ws at index 1 of a continuation */
+static lh_lws_t *ws_at1(lua_State *L) { return lua_touserdata(L, 1); }
 
 static int loop_usable(lh_lws_t *w) {
   return w->st->loop && !lh_loop_is_closing(w->st->loop);
@@ -421,8 +439,7 @@ static void ws_event(lh_raw_t *raw, int ev) {
 static int recv_k(lua_State *L, int status, lua_KContext ctx);
 
 static int push_kind(lua_State *L, int op) {
-  if (op == LH_WS_TEXT) lua_pushliteral(L, "text");
-  else lua_pushliteral(L, "binary");
+  lua_pushvalue(L, lua_upvalueindex(op == LH_WS_TEXT ? UP_TEXT : UP_BINARY));
   return 1;
 }
 
@@ -590,7 +607,7 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  lh_lws_t *w = check_ws(L, 1);
+  lh_lws_t *w = ws_at1(L);
   if (ctx & AS_WRITER) {
     unwait_writer(L);
   } else {
@@ -621,26 +638,25 @@ static int ws_receive(lua_State *L) {
 static int iter_next(lua_State *L, int mode) {
   lua_settop(L, 0);
   lua_pushvalue(L, lua_upvalueindex(1));
-  return recv_begin(L, check_ws(L, 1), mode);
+  return recv_begin(L, ws_at1(L), mode);
 }
 static int messages_next(lua_State *L) { return iter_next(L, RECV_ITER); }
 static int frames_next(lua_State *L) { return iter_next(L, RECV_PIECE); }
 
-/* for msg, kind in ws:messages() */
-static int ws_messages(lua_State *L) {
+static int push_iter(lua_State *L, lua_CFunction f) {
   check_ws(L, 1);
   lua_settop(L, 1);
-  lua_pushcclosure(L, messages_next, 1);
+  lua_pushvalue(L, lua_upvalueindex(UP_TEXT));
+  lua_pushvalue(L, lua_upvalueindex(UP_BINARY));
+  lua_pushcclosure(L, f, 3);
   return 1;
 }
 
+/* for msg, kind in ws:messages() */
+static int ws_messages(lua_State *L) { return push_iter(L, messages_next); }
+
 /* for piece, kind, fin in ws:frames() */
-static int ws_frames(lua_State *L) {
-  check_ws(L, 1);
-  lua_settop(L, 1);
-  lua_pushcclosure(L, frames_next, 1);
-  return 1;
-}
+static int ws_frames(lua_State *L) { return push_iter(L, frames_next); }
 
 /* --- sending --- */
 
@@ -714,7 +730,7 @@ static int send_start(lua_State *L, lh_lws_t *w);
 /* ctx 1: the lock is ours, frames go on; 0: waiting for the lock */
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  lh_lws_t *w = check_ws(L, 1);
+  lh_lws_t *w = ws_at1(L);
   unwait_writer(L);
   if (ctx) {
     w->tx = (const uint8_t *)(w->tx_rsv ? (const char *)w->zbuf : lua_tostring(L, 2));
@@ -755,7 +771,10 @@ static int ws_send(lua_State *L) {
   lh_lws_t *w = check_ws(L, 1);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  int op = luaL_checkoption(L, 3, "text", kinds) == 0 ? LH_WS_TEXT : LH_WS_BINARY;
+  int op = LH_WS_TEXT;
+  if (lua_isnoneornil(L, 3) || lua_rawequal(L, 3, lua_upvalueindex(UP_TEXT))) op = LH_WS_TEXT;
+  else if (lua_rawequal(L, 3, lua_upvalueindex(UP_BINARY))) op = LH_WS_BINARY;
+  else op = luaL_checkoption(L, 3, "text", kinds) == 0 ? LH_WS_TEXT : LH_WS_BINARY;
   lua_settop(L, 2);
   lua_pushinteger(L, op);
   lh_task_t *t = lh_task_of(L);
@@ -794,7 +813,7 @@ static int close_result(lua_State *L, lh_lws_t *w) {
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  lh_lws_t *w = check_ws(L, 1);
+  lh_lws_t *w = ws_at1(L);
   lua_pushnil(L);
   lua_setiuservalue(L, 1, UV_CLOSER);
   if (w->state == WS_CLOSING) return wait_as(L, w, &w->closer, UV_CLOSER, LH_WAIT_BODY, close_k, 0);
@@ -885,9 +904,13 @@ static int ws_gc(lua_State *L) {
 /* --- fields --- */
 
 static int ws_index(lua_State *L) {
+  /* methods first: ws:send in a loop is the common case */
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(UP_METHODS)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
   lh_lws_t *w = check_ws(L, 1);
   size_t n;
-  const char *k = lua_tolstring(L, 2, &n);
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
   if (k) {
     if (n == 10 && !memcmp(k, "close_code", 10)) {
       if (w->close_code) lua_pushinteger(L, w->close_code);
@@ -917,9 +940,7 @@ static int ws_index(lua_State *L) {
       return 1;
     }
   }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
-  return 1;
+  return 0;
 }
 
 static int ws_tostring(lua_State *L) {
@@ -1115,22 +1136,38 @@ static const luaL_Reg ws_funcs[] = {
   {"ws_utf8", l_ws_utf8},
   {NULL, NULL}};
 
+/* pushes f as a closure over the metatable at mt and the two kinds, plus
+ * the value on top of the stack when extra is set (consumed) */
+static void push_fn(lua_State *L, int mt, lua_CFunction f, int extra) {
+  lua_pushvalue(L, mt);
+  lua_pushliteral(L, "text");
+  lua_pushliteral(L, "binary");
+  if (extra) lua_rotate(L, -4, 3); /* the extra value goes last */
+  lua_pushcclosure(L, f, 3 + extra);
+}
+
 void lh_ws_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, WS_MT)) {
-    luaL_newlib(L, ws_methods);
+    int mt = lua_gettop(L);
+    lua_newtable(L);
+    for (const luaL_Reg *r = ws_methods; r->name; r++) {
+      push_fn(L, mt, r->func, 0);
+      lua_setfield(L, -2, r->name);
+    }
     lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__methods");
-    lua_pushcclosure(L, ws_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, ws_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, ws_close_quietly);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, ws_tostring);
-    lua_setfield(L, -2, "__tostring");
+    lua_setfield(L, mt, "__methods"); /* core.methods adds Lua ones here */
+    push_fn(L, mt, ws_index, 1); /* takes the methods table */
+    lua_setfield(L, mt, "__index");
+    push_fn(L, mt, ws_gc, 0);
+    lua_setfield(L, mt, "__gc");
+    push_fn(L, mt, ws_close_quietly, 0);
+    lua_setfield(L, mt, "__close");
+    push_fn(L, mt, ws_tostring, 0);
+    lua_setfield(L, mt, "__tostring");
   }
   lua_pop(L, 1);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, ws_funcs, 0);
   lua_pop(L, 1);
 }
+
