@@ -509,6 +509,16 @@ routes["/ws/record"] = function(req, q)
   ws_note(q.id, "state", ws.state)
 end
 
+-- a WebSocket echo for WebSocket requests, a page for the rest
+routes["/ws/maybe"] = function(req)
+  if not lhyper.websocket.is_request(req) then
+    return 200, { ["content-type"] = "text/plain" }, "plain page"
+  end
+  local ws = lhyper.websocket.accept(req)
+  if not ws then return end
+  for msg, kind in ws:messages() do ws:send(msg, kind) end
+end
+
 -- after the first message: ws:close(?code, ?reason); records its result
 routes["/ws/close"] = function(req, q)
   local ws = lhyper.websocket.accept(req, ws_opts(q))

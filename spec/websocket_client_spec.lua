@@ -116,6 +116,45 @@ ws:close()
       { r["1005"], r.long, r.utf8, r.bad_kind, r.bad_text, r.state })
   end)
 
+  it("closes with 1000 at <close> and 1001 when collected", function()
+    run([[
+do
+  local ws <close> = assert(lhyper.websocket.connect("ws://127.0.0.1:" .. port .. "/ws/record?id=c_close"))
+  assert(ws:send("x"))
+  assert(ws:receive())
+end
+local ws = assert(lhyper.websocket.connect("ws://127.0.0.1:" .. port .. "/ws/record?id=c_gc"))
+assert(ws:send("y"))
+assert(ws:receive())
+ws = nil
+collectgarbage()
+collectgarbage()
+lhyper.sleep(0.2)
+]], srv.port)
+    for id, code in pairs { c_close = "1000", c_gc = "1001" } do
+      local body
+      for _ = 1, 50 do
+        body = assert(h.raw_request(srv.port, h.req("GET", "/ws/result?id=" .. id))).body
+        if body:find("code=") then break end
+        h.sleep(0.05)
+      end
+      assert.truthy(body:find("code=" .. code, 1, true), id .. ": " .. body)
+    end
+  end)
+
+  it("tells WebSocket requests from others with is_request", function()
+    local res = assert(h.raw_request(srv.port, h.req("GET", "/ws/maybe")))
+    assert.equal(200, res.status)
+    assert.equal("plain page", res.body)
+    local r = run([[
+local ws = assert(lhyper.websocket.connect("ws://127.0.0.1:" .. port .. "/ws/maybe"))
+assert(ws:send("hi"))
+say("echo=" .. ws:receive())
+ws:close()
+]], srv.port)
+    assert.equal("hi", r.echo)
+  end)
+
   describe("against Python's websockets server", function()
     local pysrv
     setup(function()
