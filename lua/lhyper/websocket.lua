@@ -11,33 +11,27 @@ local error, concat = error, table.concat
 
 local M = {}
 
-local common_types = {
-  protocols = "table", max_message = "number", max_frame = "number|false",
-  fragment_size = "number", ping_interval = "number|false", ping_timeout = "number|false",
-  close_timeout = "number|false", compress = "boolean|table", headers = "table",
-}
-local accept_types = { origin = "function|table" }
-local connect_types = { origin = "string", timeout = "number|false", connect_timeout = "number|false" }
+local check_types = require("lhyper.options").check
+
+local function types(extra)
+  local t = {
+    protocols = "table", max_message = "number", max_frame = "number|false",
+    fragment_size = "number", ping_interval = "number|false", ping_timeout = "number|false",
+    close_timeout = "number|false", compress = "boolean|table", headers = "table",
+  }
+  for k, v in pairs(extra) do t[k] = v end
+  return t
+end
+local accept_types = types { origin = "function|table" }
+local connect_types = types { origin = "string", timeout = "number|false", connect_timeout = "number|false" }
 local compress_types = {
   server_no_context_takeover = "boolean", client_no_context_takeover = "boolean",
   server_max_window_bits = "number", client_max_window_bits = "number",
   level = "number", mem_level = "number",
 }
 
-local function check(opts, extra, who)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(who .. ": options table expected", 3) end
-  for k, v in pairs(opts) do
-    local want = common_types[k] or extra[k]
-    if not want then error(who .. ": unknown option '" .. tostring(k) .. "'", 3) end
-    local t = type(v)
-    local okay = want:find(t, 1, true) ~= nil
-    if t == "boolean" and not want:find("boolean", 1, true) then okay = v == false and want:find("false", 1, true) ~= nil end
-    if not okay then
-      error(("%s: option '%s' must be %s, got %s"):format(who, k, want:gsub("|", " or "), t), 3)
-    end
-    if t == "number" and (v < 0 or v ~= v) then error(("%s: option '%s' must not be negative"):format(who, k), 3) end
-  end
+-- what the types do not say; raises at the caller's caller
+local function check_values(opts, who)
   for _, k in ipairs { "max_message", "max_frame", "fragment_size" } do
     local v = opts[k]
     if type(v) == "number" and (v < 1 or v ~= math.floor(v)) then
@@ -67,7 +61,6 @@ local function check(opts, extra, who)
       end
     end
   end
-  return opts
 end
 
 -- the options the C side reads, with the defaults
@@ -152,7 +145,9 @@ end
 -- Then negotiates the subprotocol and permessage-deflate and switches
 -- protocols with req:upgrade.
 function M.accept(req, opts)
-  opts = check(opts, accept_types, "lhyper.websocket.accept")
+  opts = opts or {}
+  check_types(accept_types, opts, "lhyper.websocket.accept", true)
+  check_values(opts, "lhyper.websocket.accept")
   local h = req.headers
   if req.method ~= "GET" then return refuse(req, 405, "a WebSocket handshake is a GET", { allow = "GET" }) end
   if req.version == "1.0" then return refuse(req, 400, "a WebSocket handshake needs HTTP/1.1") end
@@ -208,7 +203,9 @@ end
 --- lhyper.websocket.connect(url, opts) -> ws | nil, err, kind
 -- url: ws://host[:port]/path (wss:// needs TLS, which lhyper does not have yet)
 function M.connect(url, opts)
-  opts = check(opts, connect_types, "lhyper.websocket.connect")
+  opts = opts or {}
+  check_types(connect_types, opts, "lhyper.websocket.connect", true)
+  check_values(opts, "lhyper.websocket.connect")
   if type(url) ~= "string" then error("lhyper.websocket.connect: url (a string) expected", 2) end
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   scheme = scheme and scheme:lower()
