@@ -35,7 +35,7 @@ if not id then
 end
 ID, GEN = id, gen
 if O.crash_flag and io.open(O.crash_flag .. id) then os.exit(3) end
-local usr1 = lhyper.on_signal("SIGUSR1", function() io.stderr:write("USR1 in worker ", id, "\n") end)
+local usr1 = lhyper.on_signal("SIGUSR1", function() io.stderr:write("USR1 in worker " .. id .. "\n") end) -- one write: two workers share stderr
 io.stderr:write(("READY %d %d %s %s\n"):format(id, gen, mypid(), VERSION))
 lhyper.run()
 usr1:stop()
