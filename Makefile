@@ -20,6 +20,15 @@ endif
 
 LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
+# zlib for permessage-deflate (WebSocket); luarocks passes ZLIB_*DIR
+ifdef ZLIB_INCDIR
+Z_CFLAGS := -I$(ZLIB_INCDIR)
+Z_LIBS := -L$(ZLIB_LIBDIR) -lz
+else
+Z_CFLAGS := $(shell pkg-config --cflags zlib 2>/dev/null)
+Z_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+endif
+
 B ?= build
 WARN := -Wall -Wextra -Wno-unused-parameter
 # `make test` builds our own sources with WERROR=-Werror; a plain `make`
@@ -33,7 +42,7 @@ ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(WE
 #              build from these alone
 #   csrc/uv    libuv glue
 #   csrc/lua   the Lua binding
-CORE_CFLAGS := -Icsrc/core
+CORE_CFLAGS := -Icsrc/core $(Z_CFLAGS)
 UVL_CFLAGS := $(CORE_CFLAGS) -Icsrc/uv $(UV_CFLAGS)
 LUAL_CFLAGS := $(UVL_CFLAGS) -Icsrc/lua $(LUA_CFLAGS)
 CORE_H := $(wildcard csrc/core/*.h)
@@ -43,13 +52,13 @@ LUAL_H := $(UVL_H) $(wildcard csrc/lua/*.h)
 CORE := $(basename $(notdir $(wildcard csrc/core/*.c)))
 UVIO := $(basename $(notdir $(wildcard csrc/uv/*.c)))
 LBIND := $(basename $(notdir $(wildcard csrc/lua/*.c)))
-TESTS := test_parse test_conn test_dispatch test_timeout test_client test_lalloc
+TESTS := test_parse test_conn test_dispatch test_timeout test_client test_lalloc test_ws
 
 CORE_O := $(CORE:%=$(B)/obj/core/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)
 LBIND_O := $(LBIND:%=$(B)/obj/lua/%.o)
 
-.PHONY: all deps run test test-quick tests test-sanitize check-layers fuzz-smoke install clean
+.PHONY: all deps run test test-quick test-ws-full tests test-sanitize check-layers fuzz-smoke install clean
 
 all: $(B)/lhyper/core.so
 
@@ -76,6 +85,10 @@ check-layers:
 test-quick: all tests
 	@SANITIZE=0 sh scripts/test.sh
 
+# the WebSocket conformance client at Autobahn's full sizes (about 15 minutes)
+test-ws-full: all
+	@sh scripts/ws-full.sh
+
 tests: $(TESTS:%=$(B)/tests/%)
 
 $(B)/obj/core/%.o: csrc/core/%.c $(CORE_H) | $(B)/obj/core
@@ -88,7 +101,7 @@ $(B)/obj/lua/%.o: csrc/lua/%.c $(LUAL_H) | $(B)/obj/lua
 	$(CC) $(ALL_CFLAGS) $(LUAL_CFLAGS) -c $< -o $@
 
 $(B)/lhyper/core.so: $(CORE_O) $(UVIO_O) $(LBIND_O) | $(B)/lhyper
-	$(CC) -shared $(SAN) -o $@ $^ $(UV_LIBS)
+	$(CC) -shared $(SAN) -o $@ $^ $(UV_LIBS) $(Z_LIBS)
 
 # the allocator cache runs over a real lua_State
 $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/tests/test.h | $(B)/tests
@@ -96,7 +109,7 @@ $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/test
 
 # the core's tests build with neither libuv nor Lua
 $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) | $(B)/tests
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(Z_LIBS)
 
 $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 	mkdir -p $@
@@ -108,6 +121,7 @@ $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 #   make fuzz-head FUZZ_SECONDS=60     request heads: fast path, line parser and
 #                                      the line parser fed byte by byte agree
 #   make fuzz-chunked FUZZ_SECONDS=60  chunked bodies against a reference decoder
+#   make fuzz-ws FUZZ_SECONDS=60       WebSocket reader, whole against chopped
 # corpora, dictionary and crash artifacts live under build-fuzz/; a crash
 # replays with build-fuzz/fuzz_conn build-fuzz/crash-<sha1>
 FUZZ_CC ?= clang
@@ -118,10 +132,10 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 $(CORE_CFLAGS) -Icsrc/tests
 FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o
 
-.PHONY: fuzz fuzz-client fuzz-head fuzz-chunked fuzz-build
-.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked
+.PHONY: fuzz fuzz-client fuzz-head fuzz-chunked fuzz-ws fuzz-build
+.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked $(FB)/fuzz_ws
 
-fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked
+fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked $(FB)/fuzz_ws
 
 $(FB)/obj/%.o: csrc/core/%.c $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
@@ -130,7 +144,7 @@ $(FB)/obj/mock_io.o: csrc/tests/mock_io.c csrc/tests/*.h $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
 
 $(FB)/fuzz_%: csrc/tests/fuzz_%.c $(FUZZ_O) $(CORE_H) csrc/tests/*.h
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(Z_LIBS)
 
 $(FB)/obj:
 	mkdir -p $@
@@ -147,6 +161,7 @@ fuzz: fuzz-run-conn
 fuzz-client: fuzz-run-client
 fuzz-head: fuzz-run-head
 fuzz-chunked: fuzz-run-chunked
+fuzz-ws: fuzz-run-ws
 
 # every fuzzer a few seconds, so that none rots: one TAP line each
 FUZZERS := $(basename $(notdir $(wildcard csrc/tests/fuzz_*.c)))

@@ -19,6 +19,7 @@ dependencies = {
 }
 external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },
+  ZLIB = { header = "zlib.h", library = "z" },
 }
 -- Lua 5.4 and libuv are all the module needs (liblua5.4-dev, libuv1-dev):
 -- the HTTP/1 parser is lhyper's own.
@@ -30,6 +31,8 @@ build = {
     LUA_INCDIR = "$(LUA_INCDIR)",
     LIBUV_INCDIR = "$(LIBUV_INCDIR)",
     LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
+    ZLIB_INCDIR = "$(ZLIB_INCDIR)",
+    ZLIB_LIBDIR = "$(ZLIB_LIBDIR)",
   },
   install_target = "install",
   install_variables = {

@@ -666,6 +666,200 @@ routes["/kept"] = function()
   return 200, nil, table.concat(out, "\n")
 end
 
+-- WebSocket echo: every message sent back as it came (spec/wsconf.py, the
+-- conformance client, and the ws specs). ?compress=0 turns permessage-deflate
+-- off; ?max= sets max_message.
+routes["/ws/echo"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, {
+    compress = q.compress ~= "0", max_message = tonumber(q.max) or 20 * 1024 * 1024,
+  })
+  if not ws then return end
+  for msg, kind in ws:messages() do
+    if not ws:send(msg, kind) then break end
+  end
+end
+
+-- WebSocket behaviours (spec/websocket_spec.lua). What a handler saw is kept
+-- under ?id= and read back with GET /ws/result?id=.
+shared.ws = {}
+local function ws_note(id, k, v)
+  if not id then return end
+  local rec = shared.ws[id] or {}
+  shared.ws[id] = rec
+  rec[k] = tostring(v)
+end
+
+local function ws_opts(q)
+  local o = { compress = q.compress == "1" }
+  if q.protocols then
+    o.protocols = {}
+    for p in q.protocols:gmatch("[^,]+") do o.protocols[#o.protocols + 1] = p end
+  end
+  if q.origin then o.origin = { q.origin } end
+  if q.max then o.max_message = tonumber(q.max) end
+  if q.max_frame then o.max_frame = tonumber(q.max_frame) end
+  if q.close_timeout then o.close_timeout = tonumber(q.close_timeout) end
+  if q.ping then o.ping_interval, o.ping_timeout = tonumber(q.ping), tonumber(q.ping) end
+  return o
+end
+
+routes["/ws/result"] = function(_, q)
+  local rec = shared.ws[q.id] or {}
+  local out = {}
+  for k, v in pairs(rec) do out[#out + 1] = k .. "=" .. v end
+  table.sort(out)
+  return 200, { ["content-type"] = "text/plain" }, table.concat(out, "\n")
+end
+
+-- echo; records how it ended: the close code and reason, receive's error
+routes["/ws/record"] = function(req, q)
+  local ws, err = lhyper.websocket.accept(req, ws_opts(q))
+  if not ws then ws_note(q.id, "refused", err.status) return end
+  ws_note(q.id, "protocol", ws.protocol)
+  ws_note(q.id, "extensions", ws.extensions)
+  while true do
+    local msg, kind_or_err, kind = ws:receive()
+    if not msg then
+      ws_note(q.id, "err_kind", kind)
+      break
+    end
+    ws:send(msg, kind_or_err)
+  end
+  ws_note(q.id, "code", ws.close_code)
+  ws_note(q.id, "reason", ws.close_reason)
+  ws_note(q.id, "state", ws.state)
+end
+
+-- a WebSocket echo for WebSocket requests, a page for the rest
+routes["/ws/maybe"] = function(req)
+  if not lhyper.websocket.is_request(req) then
+    return 200, { ["content-type"] = "text/plain" }, "plain page"
+  end
+  local ws = lhyper.websocket.accept(req)
+  if not ws then return end
+  for msg, kind in ws:messages() do ws:send(msg, kind) end
+end
+
+-- after the first message: ws:close(?code, ?reason); records its result
+routes["/ws/close"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, ws_opts(q))
+  if not ws then return end
+  ws:receive()
+  local t0 = lhyper.now()
+  local ok, err = ws:close(tonumber(q.code), q.reason)
+  ws_note(q.id, "close", ok)
+  ws_note(q.id, "close_err", err and err.kind)
+  ws_note(q.id, "waited", lhyper.now() - t0 >= (tonumber(q.close_timeout) or 10) * 0.8)
+  ws_note(q.id, "code", ws.close_code)
+  ws_note(q.id, "state", ws.state)
+end
+
+-- after the first message the handler ends (?how=return|raise)
+routes["/ws/end"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, ws_opts(q))
+  if not ws then return end
+  ws:receive()
+  if q.how == "raise" then error("handler gave up") end
+end
+
+-- sleeps ?delay seconds before reading, then counts messages until close
+routes["/ws/lazy"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, ws_opts(q))
+  if not ws then return end
+  ws_note(q.id, "accepted", true)
+  lhyper.sleep(tonumber(q.delay) or 1)
+  local n, bytes = 0, 0
+  for msg in ws:messages() do
+    n, bytes = n + 1, bytes + #msg
+    ws_note(q.id, "count", n)
+    ws_note(q.id, "bytes", bytes)
+    if msg == "done" then ws:send(n .. " " .. bytes) end
+  end
+end
+
+-- sends ?n messages of ?size bytes, noting how many went out so far
+routes["/ws/push"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, ws_opts(q))
+  if not ws then return end
+  local msg = string.rep("p", tonumber(q.size) or 1048576)
+  for i = 1, tonumber(q.n) or 32 do
+    local ok = ws:send(msg, "binary")
+    if not ok then break end
+    ws_note(q.id, "sent", i)
+  end
+  ws:close()
+end
+
+-- streams each message with ws:frames(): answers "pieces bytes" at its end
+routes["/ws/frames"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, ws_opts(q))
+  if not ws then return end
+  local pieces, bytes = 0, 0
+  for piece, kind, fin in ws:frames() do
+    pieces, bytes = pieces + 1, bytes + #piece
+    if fin then
+      ws:send(pieces .. " " .. bytes .. " " .. kind)
+      pieces, bytes = 0, 0
+    end
+  end
+end
+
+-- one task receives while another sends ticks; a third receive is refused
+routes["/ws/tasks"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, ws_opts(q))
+  if not ws then return end
+  local ticker = lhyper.spawn(function()
+    for i = 1, 3 do
+      lhyper.sleep(0.05)
+      ws:send("tick " .. i)
+    end
+  end)
+  lhyper.spawn(function()
+    lhyper.sleep(0.02)
+    local ok, err = pcall(ws.receive, ws)
+    ws_note(q.id, "second_receive", ok and "allowed" or tostring(err):match("another task") and "refused" or err)
+  end)
+  for msg in ws:messages() do ws:send("echo " .. msg) end
+  ticker:cancel()
+end
+
+-- a page that opens a WebSocket to /ws/echo, echoes text and binary, closes
+-- and reports what it saw to /ws/report (spec/websocket_interop_spec.lua, Chromium)
+routes["/ws/page"] = function(_, q)
+  local id = (q.id or "page"):gsub("[^%w]", "")
+  return 200, { ["content-type"] = "text/html; charset=utf-8" }, ([[
+<!doctype html><html><head><meta charset="utf-8"></head><body><pre id="out">running</pre><script>
+const out = [];
+const ws = new WebSocket("ws://" + location.host + "/ws/echo?compress=1");
+ws.binaryType = "arraybuffer";
+const text = "h\u00e9llo \u03ba\u1f79\u03c3\u03bc\u03b5 " + "x".repeat(100000);
+let step = 0;
+function report() {
+  document.getElementById("out").textContent = out.join(";");
+  fetch("/ws/report?id=ID&r=" + encodeURIComponent(out.join(";")));
+}
+ws.onopen = () => { out.push("open " + ws.extensions.split(";")[0]); ws.send(text); };
+ws.onmessage = (e) => {
+  if (step === 0) {
+    out.push("text " + (e.data === text));
+    step = 1;
+    ws.send(new Uint8Array([0, 1, 2, 255]));
+  } else {
+    const a = new Uint8Array(e.data);
+    out.push("binary " + (a.length === 4 && a[0] === 0 && a[3] === 255));
+    ws.close(1000, "page done");
+  }
+};
+ws.onerror = () => out.push("error");
+ws.onclose = (e) => { out.push("close " + e.code + " " + e.wasClean); report(); };
+</script></body></html>]]):gsub("ID", id)
+end
+
+routes["/ws/report"] = function(_, q)
+  ws_note(q.id, "report", q.r)
+  return 204
+end
+
 -- Used by the spec harness to stop the server cleanly, so that lua_close and
 -- exit run (and sanitizers can report leaks) before it falls back to signals.
 routes["/__quit"] = function()

@@ -295,9 +295,17 @@ print(again, full < 3 * small and "bounded" or ("full: " .. full .. "k instructi
     it("writes JSON lines with every field, and survives a reader that does not read", function()
       local fifo = h.tmpname(".fifo")
       assert(os.execute("mkfifo " .. fifo))
-      -- a reader that opens the pipe and never reads: the pipe fills up
+      -- a reader that opens the pipe and never reads: the pipe fills up.
+      -- It opens read-write (a FIFO so opened does not wait for a writer)
+      -- and says so with a marker file: the server's non-blocking open for
+      -- writing fails (ENXIO) while no reader has the FIFO open.
+      local marker = fifo .. ".open"
       local holder = h.start_lua("-e " .. h.shell_quote(
-        "local f = assert(io.open(" .. string.format("%q", fifo) .. ", 'r')); os.execute('sleep 25')"), 40)
+        "local f = assert(io.open(" .. string.format("%q", fifo) .. ", 'r+')); " ..
+        "assert(io.open(" .. string.format("%q", marker) .. ", 'w')):close(); os.execute('sleep 25')"), 40)
+      local t_open = h.now()
+      while not h.read_file(marker) and h.now() - t_open < 10 do h.sleep(0.02) end
+      os.remove(marker)
       local jsrv = h.start_app("spec/router_app.lua", { log = fifo, log_format = "json" })
       finally(function()
         jsrv:stop(); holder:stop(); os.remove(fifo)

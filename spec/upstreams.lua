@@ -116,14 +116,15 @@ local function wait_listening(port, t)
 end
 
 -- Node: `src` must listen on port 0 on 127.0.0.1 and then call ready(server).
-function M.node(src)
+-- env: variables for node, e.g. "NODE_PATH=/usr/share/nodejs".
+function M.node(src, env)
   local file = h.tmpname(".js")
   h.write_file(file, [[
 function ready(server) {
   console.log("PORT " + server.address().port + " PGID " + process.ppid);
 }
 ]] .. src)
-  local p = spawn("node " .. shell_quote(file), h.tmpname(".log"))
+  local p = spawn((env and "env " .. env .. " " or "") .. "node " .. shell_quote(file), h.tmpname(".log"))
   p.files = file
   return p
 end
@@ -144,20 +145,35 @@ function M.lua_script(path, args)
   return p
 end
 
+-- Python (/usr/bin/python3, with Debian's modules): `src` must print
+-- "PGID <os.getppid()> PORT <port>" once listening.
+function M.python(src)
+  local file = h.tmpname(".py")
+  h.write_file(file, src)
+  local p = spawn("/usr/bin/python3 " .. shell_quote(file), h.tmpname(".log"))
+  p.files = file
+  return p
+end
+
+-- any command whose first line on stdout is "PGID <n> [PORT <n>]"
+M.spawn = function(cmd) return spawn(cmd, h.tmpname(".log")) end
+
 function M.have(cmd)
   return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
 end
 
 -- nginx with `locations` (server block body) on a free loopback port, in a
--- temp prefix holding `files` (name -> content) under static/.
--- `http_extra`, if given, goes in the http block (an upstream, say).
-function M.nginx(locations, files, http_extra)
+-- temp prefix holding `files` (name -> content) under static/; extra.main
+-- and extra.http: lines (a string: extra.http) for the main and http contexts (modules, Lua paths).
+function M.nginx(locations, files, extra)
+  if type(extra) == "string" then extra = { http = extra } end
+  extra = extra or {}
   local prefix = h.tmpname("-nginx")
   assert(os.execute("mkdir -p " .. shell_quote(prefix .. "/static") .. " " .. shell_quote(prefix .. "/dav")))
   for name, content in pairs(files or {}) do h.write_file(prefix .. "/static/" .. name, content) end
   local port = M.free_port()
   local user = h.run("id -u"):match("^0") and "user root;\n" or ""
-  h.write_file(prefix .. "/nginx.conf", (user .. [[
+  h.write_file(prefix .. "/nginx.conf", (user .. (extra.main or "") .. [[
 worker_processes 1;
 error_log PREFIX/error.log warn;
 pid PREFIX/nginx.pid;
@@ -170,14 +186,14 @@ http {
   uwsgi_temp_path PREFIX/uwsgi;
   scgi_temp_path PREFIX/scgi;
   default_type application/octet-stream;
-  HTTP_EXTRA
+  HTTPEXTRA
   server {
     listen 127.0.0.1:PORT;
     LOCATIONS
   }
 }
-]]):gsub("HTTP_EXTRA", ((http_extra or ""):gsub("%%", "%%%%")))
-    :gsub("PREFIX", prefix):gsub("PORT", tostring(port)):gsub("LOCATIONS", (locations:gsub("%%", "%%%%")))
+]]):gsub("HTTPEXTRA", ((extra.http or ""):gsub("%%", "%%%%"))):gsub("PREFIX", prefix)
+    :gsub("PORT", tostring(port)):gsub("LOCATIONS", (locations:gsub("%%", "%%%%")))
     :gsub("ROOT", prefix))
   local cmd = string.format([[sh -c 'echo PGID $PPID; exec nginx -p %s -c %s -g "daemon off;"']],
     prefix, prefix .. "/nginx.conf")

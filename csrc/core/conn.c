@@ -50,7 +50,8 @@ long lh_conn_read_space(lh_conn_t *c, char **p) {
   /* a head must fit in max_buf_size; body bytes are held one read at a time */
   size_t max = c->opts.max_buf_size;
   if (max < READ_CHUNK) max = READ_CHUNK;
-  size_t want = c->reading == LH_READING_INIT ? 4096 : READ_CHUNK;
+  /* a head, or a buffer given back while idle: one pooled block first */
+  size_t want = c->reading == LH_READING_INIT || c->rbuf.cap == 0 ? 4096 : READ_CHUNK;
   if (c->reading == LH_READING_INIT && c->rbuf.cap >= READ_CHUNK) want = READ_CHUNK;
   long n = lh_rbuf_reserve(&c->rbuf, want, max);
   if (n > 0) *p = c->rbuf.base + c->rbuf.len;

@@ -144,7 +144,6 @@ static int take_head(lh_disp_t *d, lh_head_t **head, const char **base) {
 
 static int poll_read(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
-  if (c->role == LH_ROLE_CLIENT) return poll_read_client(d);
   if (d->raw) {
     if (d->want_body && (lh_conn_buffered(c) > 0 || c->eof || c->reading == LH_READING_CLOSED)) {
       d->want_body = 0;
@@ -153,6 +152,7 @@ static int poll_read(lh_disp_t *d) {
     }
     return 0;
   }
+  if (c->role == LH_ROLE_CLIENT) return poll_read_client(d);
   if (lh_conn_can_read_head(c)) {
     lh_head_t *head;
     const char *base;
@@ -186,7 +186,9 @@ static int poll_read(lh_disp_t *d) {
 
 static int poll_write(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
-  if (d->want_write && (c->writing == LH_WRITING_BODY || c->writing == LH_WRITING_INIT) &&
+  if (d->want_write &&
+      (c->writing == LH_WRITING_BODY || c->writing == LH_WRITING_INIT ||
+       (d->raw && c->writing != LH_WRITING_CLOSED)) &&
       lh_conn_pending(c) < LH_WRITE_HIGH) {
     d->want_write = 0;
     d->svc->write_ready(d);
@@ -299,6 +301,12 @@ void lh_disp_poll(lh_disp_t *d) {
     d->io->close(d);
     return;
   }
+  if (d->raw && d->want_body && lh_conn_pending(&d->conn) == 0 && lh_conn_buffered(&d->conn) == 0) {
+    /* an upgraded stream waiting for its peer holds no buffers (an idle
+     * WebSocket): the next read takes a pooled block */
+    lh_rbuf_trim(&d->conn.rbuf, 0);
+    lh_wq_trim(&d->conn.wq, 0);
+  }
   set_read_interest(d);
   d->polling = 0;
   if (d->turns == LH_POLL_TURNS && !d->deferred) {
@@ -363,9 +371,11 @@ int lh_disp_can_write(lh_disp_t *d) {
 
 int lh_disp_upgrade(lh_disp_t *d) {
   lh_conn_t *c = &d->conn;
-  if (c->reading != LH_READING_KEEPALIVE || c->writing != LH_WRITING_BODY) return LH_ECLOSED;
+  lh_writing_t w = c->role == LH_ROLE_SERVER ? LH_WRITING_BODY : LH_WRITING_KEEPALIVE;
+  if (c->reading != LH_READING_KEEPALIVE || c->writing != w) return LH_ECLOSED;
   d->raw = 1;
   lh_conn_disable_keep_alive(c);
+  lh_parser_free(&c->parser); /* no head is parsed on this connection again */
   return 0;
 }
 
@@ -387,6 +397,36 @@ int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n) {
   if (c->writing == LH_WRITING_CLOSED || d->closing) return LH_ECLOSED;
   if (n && lh_wq_append(&c->wq, p, n)) return LH_ENOMEM;
   return 0;
+}
+
+int lh_disp_raw_peek(lh_disp_t *d, char **p, size_t *n) {
+  lh_conn_t *c = &d->conn;
+  *n = lh_conn_buffered(c);
+  *p = c->rbuf.base + c->rbuf.off;
+  if (*n) return 1;
+  if (c->eof || c->reading == LH_READING_CLOSED) return 2;
+  d->want_body = 1;
+  return 0;
+}
+
+void lh_disp_raw_consume(lh_disp_t *d, size_t n) {
+  lh_conn_t *c = &d->conn;
+  if (n > lh_conn_buffered(c)) n = lh_conn_buffered(c);
+  c->rbuf.off += n;
+}
+
+char *lh_disp_raw_reserve(lh_disp_t *d, size_t n) {
+  lh_conn_t *c = &d->conn;
+  if (c->writing == LH_WRITING_CLOSED || d->closing) return NULL;
+  return lh_wq_reserve(&c->wq, n);
+}
+
+void lh_disp_raw_commit(lh_disp_t *d, size_t n) { lh_wq_commit(&d->conn.wq, n); }
+
+void lh_disp_raw_close(lh_disp_t *d) {
+  lh_conn_t *c = &d->conn;
+  lh_conn_close(c);
+  if (!c->eof) c->unread = 1;
 }
 
 int lh_disp_timer_kind(const lh_disp_t *d) {

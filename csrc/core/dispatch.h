@@ -219,13 +219,30 @@ static inline uint32_t lh_disp_trailers(const lh_disp_t *d, const lh_field_t **f
 /* 1 if the writer may queue more now; 0 after registering for write_ready */
 int lh_disp_can_write(lh_disp_t *d);
 /* after a 101 (or a 2xx to CONNECT) head: the connection becomes a raw
- * byte stream. Bytes buffered after the request head are read first. */
+ * byte stream. Bytes buffered after the request head are read first. A
+ * client upgrades once the 101 head is read (its request written). */
 int lh_disp_upgrade(lh_disp_t *d);
 /* raw stream reading: 1 data (all that is buffered), 2 EOF, 0 wait (then
  * body_ready is called) */
 int lh_disp_read_raw(lh_disp_t *d, const char **p, size_t *n);
 /* raw stream writing: queues the bytes as they are */
 int lh_disp_write_raw(lh_disp_t *d, const char *p, size_t n);
+/* The raw stream in place, for a protocol codec above it (WebSocket,
+ * lws.c) that parses frames without a copy per read. While the codec waits
+ * for the peer with nothing queued, the poll gives the buffers back.
+ * peek: everything buffered, in the read buffer itself, which the caller
+ * may rewrite (to unmask) and then consume a part of. 1 bytes, 2 EOF and
+ * nothing buffered, 0 nothing yet (body_ready will be called). */
+int lh_disp_raw_peek(lh_disp_t *d, char **p, size_t *n);
+void lh_disp_raw_consume(lh_disp_t *d, size_t n);
+/* room for n bytes at the end of the write queue, NULL when the stream is
+ * closed or memory is short; commit makes n of them part of the queue */
+char *lh_disp_raw_reserve(lh_disp_t *d, size_t n);
+void lh_disp_raw_commit(lh_disp_t *d, size_t n);
+/* the codec is done: nothing more is read or queued. Unless the peer
+ * already shut down, the close lingers (the peer may still be sending, and
+ * unread input would turn the close into a reset that loses what we sent) */
+void lh_disp_raw_close(lh_disp_t *d);
 /* which deadline applies now (deadline.h kinds): HEAD while a head is due
  * (a fresh connection, or bytes of one arrived), IDLE between messages,
  * NONE while a message is served */

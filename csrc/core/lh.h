@@ -41,7 +41,12 @@
   XX(EUSER_SERVICE, "user_service", "", "handler failed")                       \
   XX(EBODY_TOO_LARGE, "user_body", "", "body too large")                        \
   XX(ECANCELED, "canceled", "", "operation canceled")                           \
-  XX(ECLOSED, "closed", "", "connection closed")
+  XX(ECLOSED, "closed", "", "connection closed")                              \
+  XX(EWS_PROTOCOL, "parse", "websocket", "WebSocket protocol error")           \
+  XX(EWS_UTF8, "parse", "websocket_utf8", "invalid UTF-8 in a WebSocket text message") \
+  XX(EWS_TOO_LARGE, "parse", "too_large", "WebSocket message too large")       \
+  XX(EWS_DEFLATE, "parse", "websocket_deflate", "invalid compressed WebSocket message") \
+  XX(EWS_HANDSHAKE, "parse", "websocket_handshake", "invalid WebSocket handshake")
 
 typedef enum {
   LH__ERR_BASE = -20000,

@@ -44,6 +44,9 @@ typedef struct {
   unsigned cont_expired : 1; /* ... and it ran out: the body goes anyway */
   unsigned reused : 1;       /* the connection came from the pool */
   unsigned body_read : 1;    /* a res:body() iterator reached the end */
+  unsigned upgraded : 1;     /* a 101 came: the connection is a raw stream, kept
+                              * until the res is closed or hands it on (lh_res_take) */
+  lh_raw_t *raw;             /* the taker of an upgraded connection, until it lets go */
   char *head;              /* malloc: response fields, then head bytes */
   lh_field_t *fields;
   char *hbytes;
@@ -70,7 +73,7 @@ static void ex_release(lh_ex_t *ex) {
 }
 
 static void ex_maybe_done(lh_ex_t *ex) {
-  if (ex->head_ready && ex->body_done && ex->req_done) ex_release(ex);
+  if (ex->head_ready && ex->body_done && ex->req_done && !ex->upgraded) ex_release(ex);
 }
 
 static void ex_fail(lh_ex_t *ex, int err, const char *why) {
@@ -154,6 +157,12 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   ex->status = h->status;
   ex->minor = h->minor;
   ex->head_ready = 1;
+  if (h->status == 101 && ex->req_done && lh_disp_upgrade(d) == 0) {
+    /* RFC 9110 15.2.2: the connection speaks another protocol from here;
+     * bytes after the head are that protocol's */
+    ex->upgraded = 1;
+    ex->body_done = 1;
+  }
   if (lh_conn_is_read_done(lh_disp_conn(d))) ex->body_done = 1; /* HEAD, 204, 304, length 0 */
   ex_maybe_done(ex);
   if (ex->wait == EX_WAIT_HEAD || ex->wait == EX_WAIT_CONTINUE) ex_wake(ex);
@@ -162,12 +171,17 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
 
 static void svc_body_ready(lh_disp_t *d) {
   lh_ex_t *ex = disp_ex(d);
-  if (ex && ex->wait == EX_WAIT_BODY) ex_wake(ex);
+  if (ex && ex->raw) ex->raw->event(ex->raw, LH_RAW_READABLE);
+  else if (ex && ex->wait == EX_WAIT_BODY) ex_wake(ex);
 }
 
 static void svc_write_ready(lh_disp_t *d) {
   lh_ex_t *ex = disp_ex(d);
   if (!ex) return;
+  if (ex->raw) {
+    ex->raw->event(ex->raw, LH_RAW_WRITABLE);
+    return;
+  }
   if (ex->wait == EX_WAIT_CONTINUE) {
     /* no 100 in time: the body goes anyway (RFC 9110 10.1.1) */
     ex->cont_expired = 1;
@@ -187,6 +201,7 @@ static void svc_on_error(lh_disp_t *d, int err) {
     ex->err = err;
     ex->why = lh_cconn_why(cc);
   }
+  if (ex->raw) ex->raw->event(ex->raw, LH_RAW_GONE);
   ex_wake(ex);
 }
 
@@ -203,6 +218,7 @@ static void conn_closed(lh_cconn_t *cc) {
   if (!ex) return;
   ex->cc = NULL;
   if (!ex->err) ex->err = LH_ECLOSED;
+  if (ex->raw) ex->raw->event(ex->raw, LH_RAW_GONE);
   ex_wake(ex);
 }
 
@@ -210,6 +226,42 @@ static const lh_client_hooks_t hooks = {
   .svc = &client_service,
   .conn_closed = conn_closed,
 };
+
+/* --- an upgraded connection handed to C code (lh_raw_t, lraw.h) --- */
+
+static lh_disp_t *raw_disp(lh_raw_t *raw) {
+  lh_ex_t *ex = raw->conn;
+  return ex->cc && !ex->err ? lh_cconn_disp(ex->cc) : NULL;
+}
+
+static void raw_kick(lh_raw_t *raw) {
+  lh_ex_t *ex = raw->conn;
+  if (ex->cc) lh_cconn_kick(ex->cc);
+}
+
+static void raw_close(lh_raw_t *raw) {
+  lh_ex_t *ex = raw->conn;
+  ex->raw = NULL;
+  if (!ex->err) ex->err = LH_ECLOSED;
+  ex_release(ex); /* not idle: the connection closes */
+}
+
+static void raw_release(lh_raw_t *raw) {
+  lh_ex_t *ex = raw->conn;
+  if (ex->raw == raw) ex->raw = NULL;
+}
+
+static const lh_raw_ops_t res_raw_ops = {raw_disp, raw_kick, raw_close, raw_release};
+
+int lh_res_take(lua_State *L, int idx, lh_raw_t *raw) {
+  lh_ex_t *ex = check_ex(L, idx);
+  if (!ex->upgraded || !ex->cc || ex->err || ex->raw) return LH_ECLOSED;
+  ex->raw = raw;
+  raw->ops = &res_raw_ops;
+  raw->conn = ex;
+  lh_cconn_set_timeouts(ex->cc, 0, 0);
+  return 0;
+}
 
 /* --- requests --- */
 

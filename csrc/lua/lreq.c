@@ -709,6 +709,7 @@ static void classify(lua_State *L, int i, int *status, int *quiet, int *framing)
 static void fail(lua_State *L, lh_req_t *r, int i, const char *text) {
   int status, quiet, framing;
   classify(L, i, &status, &quiet, &framing);
+  if (r->sc && r->raw) r->raw->event(r->raw, LH_RAW_FAILED);
   if (r->sc && !r->upgraded) {
     lh_disp_t *d = lh_sconn_disp(r->sc);
     lh_disp_head_abort(d); /* a head the error cut short */
@@ -749,7 +750,9 @@ void lh_req_raised(lua_State *L, lh_req_t *r) {
 void lh_req_finish(lh_req_t *r) {
   r->finished = 1;
   if (r->upgraded) {
-    /* the stream is the task's that upgraded: closed when that one ends */
+    /* the stream is the task's that upgraded: closed when that one ends;
+     * C code that took it is told */
+    if (r->sc && r->raw) r->raw->event(r->raw, LH_RAW_DONE);
     return;
   }
   if (r->sc) {
@@ -773,6 +776,7 @@ void lh_req_drop(lh_req_t *r) {
   lh_req_detach(r);
   if (r->upgraded) {
     lh_stream_gone(r);
+    if (r->raw) r->raw->event(r->raw, LH_RAW_GONE);
     return;
   }
   lh_req_wake_all(r);
@@ -792,6 +796,10 @@ int lh_req_wait(lua_State *L, lh_req_t *r, int wait, lua_KFunction k) {
 }
 
 void lh_req_wake(lh_req_t *r, int wait) {
+  if (r->raw) {
+    r->raw->event(r->raw, wait == LH_WAIT_BODY ? LH_RAW_READABLE : LH_RAW_WRITABLE);
+    return;
+  }
   lh_task_t *t = wait == LH_WAIT_WRITE ? r->writer : r->reader;
   if (t && t->wait == wait) lh_task_resume(t);
 }
@@ -801,9 +809,22 @@ void lh_req_wake_all(lh_req_t *r) {
   if (r->writer) lh_task_wake(r->writer);
 }
 
+/* req:_respond(status, headers, body) -> true: answers now, for Lua code
+ * answering on the handler's behalf (lhyper.websocket.accept refusing a
+ * handshake); what the handler returns afterwards is ignored. body: nil
+ * or a string. Raises when a response was already sent. */
+static int req_respond_now(lua_State *L) {
+  lh_req_t *r = check_req(L, 1);
+  luaL_argcheck(L, lua_isnoneornil(L, 4) || lua_type(L, 4) == LUA_TSTRING, 4, "nil or string expected");
+  lua_settop(L, 4);
+  if (respond(L, r, 2) == LH_ECLOSED) return luaL_error(L, "req:_respond: a response was already sent");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg req_methods[] = {
   {"body", req_body}, {"trailers", req_trailers}, {"upgrade", req_upgrade},
-  {"_too_large", req_too_large}, {NULL, NULL}};
+  {"_too_large", req_too_large}, {"_respond", req_respond_now}, {NULL, NULL}};
 
 void lh_req_open(lua_State *L) {
   if (luaL_newmetatable(L, REQ_MT)) {

@@ -7,6 +7,7 @@
 #define LH_LREQ_H
 
 #include "lhead.h"
+#include "lraw.h"
 #include "ltask.h"
 #include "server.h"
 
@@ -70,6 +71,8 @@ struct lh_req {
   double began;             /* loop time when the request head arrived */
   lh_task_t *reader;        /* the task waiting for body or stream bytes; cleared when it runs */
   lh_task_t *writer;        /* the task waiting for room to write; cleared when it runs */
+  lh_raw_t *raw;            /* upgraded and taken by C code (lh_stream_take) until
+                             * it lets go: the connection's events go there */
   size_t burst;             /* body bytes written since the coroutine last yielded */
   int peer_port;            /* when the user value UV_PEER is set */
   lh_field_t *fields;       /* points into this block */

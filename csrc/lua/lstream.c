@@ -11,7 +11,8 @@
 typedef struct {
   lh_own_t own;            /* in the list of the task that upgraded */
   lh_req_t *r;
-  int closed;              /* stream:close() (or its owner's end) was called */
+  int closed;              /* stream:close() (or its owner's end) was called, or C code
+                            * took the stream (lh_stream_take): the taker owns the connection */
   lh_timer_t *idle_timer;  /* runs while open, when idle > 0 */
   double idle;             /* the server's stream_idle_timeout, 0: none */
   double last;             /* loop time of the last byte read or written */
@@ -39,6 +40,51 @@ static lh_stream_t *check_stream(lua_State *L) {
   lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
   if (s->closed) luaL_error(L, "attempt to use a closed stream");
   return s;
+}
+
+/* --- the stream handed to C code (lh_raw_t, lraw.h) --- */
+
+static lh_disp_t *raw_disp(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  return r->sc ? lh_sconn_disp(r->sc) : NULL;
+}
+
+static void raw_kick(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  if (r->sc) lh_disp_kick(lh_sconn_disp(r->sc));
+}
+
+static void raw_close(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  r->raw = NULL;
+  if (r->sc) {
+    lh_sconn_t *sc = r->sc;
+    lh_disp_raw_close(lh_sconn_disp(sc)); /* queued bytes still go out */
+    lh_req_detach(r);
+    lh_sconn_defer_poll(sc);
+  }
+}
+
+static void raw_release(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  if (r->raw == raw) r->raw = NULL;
+}
+
+static const lh_raw_ops_t stream_raw_ops = {raw_disp, raw_kick, raw_close, raw_release};
+
+int lh_stream_take(lua_State *L, int idx, lh_raw_t *raw) {
+  lh_stream_t *s = luaL_checkudata(L, idx, STREAM_MT);
+  if (s->closed || !s->r->sc || s->r->raw) return LH_ECLOSED;
+  s->closed = 1;
+  lh_own_leave(&s->own); /* the taker answers for it now */
+  if (s->idle_timer) {
+    lh_timer_cancel(s->idle_timer);
+    s->idle_timer = NULL;
+  }
+  s->r->raw = raw;
+  raw->ops = &stream_raw_ops;
+  raw->conn = s->r;
+  return 0;
 }
 
 void lh_stream_gone(lh_req_t *r) { lh_req_wake_all(r); }
@@ -147,7 +193,7 @@ static void stream_own_close(lh_own_t *o) { stream_shut((lh_stream_t *)o); }
 
 static int stream_close(lua_State *L) {
   lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
-  stream_shut(s);
+  stream_shut(s); /* nothing once taken: closed is set */
   lua_pushboolean(L, 1);
   return 1;
 }

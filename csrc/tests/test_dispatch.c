@@ -970,6 +970,78 @@ static void dispatch_reads_on_after_an_upgrade_nobody_took(void) {
   }
 }
 
+/* the raw stream in place (lh_disp_raw_*), as lws.c uses it: bytes are
+ * peeked, rewritten and consumed in part; frames are queued with
+ * reserve/commit; while the reader waits with nothing queued, the
+ * connection holds no buffers */
+static int upgrade_on_recv(mock_t *m, lh_head_t *h, const char *base) {
+  (void)h;
+  (void)base;
+  lh_conn_t *c = &m->d.conn;
+  int e = lh_conn_head_begin(c, 101);
+  if (!e) e = lh_conn_head_field(c, "upgrade", 7, "websocket", 9);
+  if (!e) e = lh_conn_head_end(c, -1);
+  if (!e) e = lh_disp_upgrade(&m->d);
+  m->answer_err = e;
+  return 0;
+}
+
+static void raw_body_ready(mock_t *m) { m->body_ready_calls++; }
+
+static void dispatch_raw_stream_in_place_holds_no_buffers_while_waiting(void) {
+  static const char up[] =
+    "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  for (int mode = 0; mode < 2; mode++) {
+    mock_t m;
+    lh_conn_opts_t o = mock_opts();
+    start(&m, &o, mode);
+    m.on_recv = upgrade_on_recv;
+    m.on_body_ready = raw_body_ready;
+    mock_feed_str(&m, up, mode);
+    REQUIRE_EQ(m.answer_err, 0);
+    CHECK_EQ(m.d.raw, 1);
+    char *p;
+    size_t n;
+    /* nothing yet: the reader waits, the poll flushes the 101 and lets go */
+    CHECK_EQ(lh_disp_raw_peek(&m.d, &p, &n), 0);
+    lh_disp_poll(&m.d);
+    CHECK(m.out.n > 0 && memcmp(m.out.p, "HTTP/1.1 101", 12) == 0);
+    CHECK_EQ(m.reading, 1);
+    CHECK_EQ(m.d.conn.rbuf.cap, 0);
+    CHECK_EQ(m.d.conn.wq.blk[0].cap + m.d.conn.wq.blk[1].cap, 0);
+    /* bytes arrive: body_ready; peek sees them all, rewritable */
+    int before = m.body_ready_calls;
+    mock_feed_str(&m, "abcdef", 0); /* one read: the reader pulls one at a time */
+    CHECK(m.body_ready_calls > before);
+    REQUIRE_EQ(lh_disp_raw_peek(&m.d, &p, &n), 1);
+    CHECK_EQ(n, 6);
+    p[0] = 'A';
+    lh_disp_raw_consume(&m.d, 2);
+    REQUIRE_EQ(lh_disp_raw_peek(&m.d, &p, &n), 1);
+    CHECK_MEM(p, n, "cdef");
+    lh_disp_raw_consume(&m.d, 4);
+    /* a frame out through reserve/commit */
+    size_t out_before = m.out.n;
+    char *q = lh_disp_raw_reserve(&m.d, 5);
+    REQUIRE(q != NULL);
+    memcpy(q, "hello", 5);
+    lh_disp_raw_commit(&m.d, 5);
+    CHECK_EQ(lh_disp_raw_peek(&m.d, &p, &n), 0);
+    lh_disp_poll(&m.d);
+    CHECK_MEM(m.out.p + out_before, m.out.n - out_before, "hello");
+    CHECK_EQ(m.d.conn.rbuf.cap, 0);
+    CHECK_EQ(m.d.conn.wq.blk[0].cap + m.d.conn.wq.blk[1].cap, 0);
+    /* the peer shuts down: peek says EOF; a close lingers */
+    mock_eof(&m);
+    CHECK_EQ(lh_disp_raw_peek(&m.d, &p, &n), 2);
+    lh_disp_raw_close(&m.d);
+    CHECK(lh_disp_raw_reserve(&m.d, 1) == NULL || lh_conn_is_closed(&m.d.conn));
+    lh_disp_poll(&m.d);
+    CHECK_EQ(m.close_calls, 1);
+    mock_free(&m);
+  }
+}
+
 int main(void) {
   guard_init();
   lh_date_freeze(0);
@@ -1010,6 +1082,7 @@ int main(void) {
     TEST_CASE(dispatch_drains_queue_after_close_as_writes_complete),
     TEST_CASE(dispatch_flushes_partial_writes_until_done),
     TEST_CASE(dispatch_reads_on_after_an_upgrade_nobody_took),
+    TEST_CASE(dispatch_raw_stream_in_place_holds_no_buffers_while_waiting),
   };
   return T_RUN(tests);
 }

@@ -209,5 +209,6 @@ M.request, M.client = client.request, client.new
 require("lhyper.request").install(core.methods, M)
 
 M.workers = require("lhyper.workers").new(M)
+M.websocket = require "lhyper.websocket"
 
 return M

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# bench/ws.sh - WebSocket echo: lhyper (bench/ws.lua) against Node's ws
+# (bench/node_ws.js) and lua-resty-websocket on nginx (OpenResty style:
+# libnginx-mod-http-lua + lua-nginx-websocket), in the same run.
+#
+# For each server and message size: bench/wsclient.c keeps CONNS connections
+# each echoing one message at a time for DURATION seconds (closed loop);
+# reported: messages/s, the server's CPU (utime+stime from /proc), messages/s
+# per server core, MB/s of payload echoed (one way). Then the idle memory:
+# IDLE_N connections that each echo one message and stay open; server RSS
+# after minus before, per connection.
+#
+# Env knobs: SERVERS ("lhyper node openresty"), SIZES ("64 65536"), CONNS (50),
+# DURATION (10 s), ROUNDS (1), IDLE_N (5000; 0: skip), WS_PING (lhyper's
+# keepalive pings: 0 turns them off for the idle figure), SERVER_CPU, CLIENT_CPU.
+set -u
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+SERVERS=${SERVERS:-"lhyper node openresty"}
+SIZES=${SIZES:-"64 65536"}
+CONNS=${CONNS:-50}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-1}
+IDLE_N=${IDLE_N:-5000}
+NODE_PATH=${NODE_PATH:-/usr/share/nodejs}
+RESTY_WS=${RESTY_WS:-/usr/share/lua/5.1/nginx/websocket/server.lua}
+export NODE_PATH
+
+cc -O2 -Wall -o "$WORK/wsclient" "$BENCH_DIR/wsclient.c" || { note "cannot build wsclient"; exit 1; }
+
+ws_unavailable() {
+    case $1 in
+    lhyper) unavailable lhyper ;;
+    node)
+        if ! command -v node >/dev/null; then echo "node not installed"
+        elif ! node -e 'require("ws")' >/dev/null 2>&1; then echo "node ws missing (apt-get install node-ws)"
+        fi ;;
+    openresty)
+        unavailable openresty
+        [ -e "$RESTY_WS" ] || echo "$RESTY_WS missing (apt-get install lua-nginx-websocket)" ;;
+    *) echo "unknown server $1" ;;
+    esac
+}
+
+resty_conf() {
+    local dir=$1 port=$2 modules=""
+    mkdir -p "$dir/tmp"
+    [ -e "$NGINX_NDK_MOD" ] && modules="load_module $NGINX_NDK_MOD;"
+    cat >"$dir/nginx.conf" <<CONF
+$modules
+load_module $NGINX_LUA_MOD;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    lua_package_path '$(dirname "$(dirname "$(dirname "$RESTY_WS")")")/?.lua;;';
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        location = / { return 200 "ws echo"; }
+        location /ws {
+            content_by_lua_block {
+                local server = require "nginx.websocket.server"
+                local wb = server:new{ timeout = 300000, max_payload_len = 16777216 }
+                if not wb then return ngx.exit(444) end
+                local parts, kind = {}, nil
+                while true do
+                    local data, typ, err = wb:recv_frame()
+                    if not data then break end
+                    if typ == "close" then wb:send_close() break
+                    elseif typ == "ping" then wb:send_pong(data)
+                    elseif typ ~= "pong" then
+                        if typ ~= "continuation" then kind, parts = typ, {} end
+                        parts[#parts + 1] = data
+                        if err ~= "again" then
+                            local msg = #parts == 1 and parts[1] or table.concat(parts)
+                            if kind == "text" then wb:send_text(msg) else wb:send_binary(msg) end
+                        end
+                    end
+                end
+            }
+        }
+    }
+}
+CONF
+}
+
+# start_ws NAME PORT: like lib.sh's start_server, for the echo servers
+start_ws() {
+    local name=$1 port=$2 dir
+    case $name in
+    lhyper) (cd "$REPO_DIR" && exec env "LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" \
+                "LUA_CPATH=$REPO_DIR/build/?.so;;" ${WS_PING:+WS_PING=$WS_PING} \
+                taskset -c "$SERVER_CPU" lua5.4 bench/ws.lua "$port") >"$WORK/$name-$port.log" 2>&1 & ;;
+    node) (exec taskset -c "$SERVER_CPU" node "$BENCH_DIR/node_ws.js" "$port") >"$WORK/$name-$port.log" 2>&1 & ;;
+    openresty)
+        dir=$WORK/resty-$port
+        resty_conf "$dir" "$port"
+        (exec taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;') \
+            >"$WORK/$name-$port.log" 2>&1 & ;;
+    esac
+    SERVER_PID=$!
+    STARTED_PIDS+=("$SERVER_PID")
+    if ! wait_ready "$port" 10; then
+        note "  $name: did not answer on port $port"; tail -n 5 "$WORK/$name-$port.log" >&2
+        stop_server "$SERVER_PID"; return 1
+    fi
+}
+
+rows=()
+port=$((BASE_PORT + 120))
+for round in $(seq 1 "$ROUNDS"); do
+  for size in $SIZES; do
+    for s in $SERVERS; do
+        why=$(ws_unavailable "$s")
+        if [ -n "$why" ]; then note "skip $s: $why"; continue; fi
+        port=$((port + 1))
+        start_ws "$s" "$port" || continue
+        taskset -c "$CLIENT_CPU" "$WORK/wsclient" echo "$port" /ws 10 "$size" 1 binary >/dev/null 2>&1 # warm-up
+        c0=$(cpu_ticks "$SERVER_PID")
+        out=$(taskset -c "$CLIENT_CPU" "$WORK/wsclient" echo "$port" /ws "$CONNS" "$size" "$DURATION" binary 2>&1)
+        c1=$(cpu_ticks "$SERVER_PID")
+        stop_server "$SERVER_PID"
+        read -r _ msgs _ secs _ errs <<<"$out"
+        row=$(awk -v s="$s" -v z="$size" -v m="${msgs:-0}" -v t="${secs:-1}" -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v e="${errs:-?}" -v r="$round" 'BEGIN {
+            rate = m / t; cpu = c / hz / t * 100;
+            printf "%-10s %6d %5d %11.0f %6.0f %14.0f %9.1f %6s", s, z, r, rate, cpu, (cpu > 0 ? rate / (cpu / 100) : 0), rate * z / 1e6, e }')
+        rows+=("$row")
+        note "  $row"
+    done
+  done
+done
+
+echo
+echo "WebSocket echo: $(date -u +%Y-%m-%dT%H:%MZ), $CONNS connections, ${DURATION}s, server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
+printf '%-10s %6s %5s %11s %6s %14s %9s %6s\n' server bytes round "msgs/s" "cpu %" "msgs/s per core" "MB/s" errors
+printf '%s\n' "${rows[@]}"
+
+[ "$IDLE_N" -gt 0 ] || exit 0
+if [ "$(ulimit -n)" -lt $((IDLE_N + 100)) ]; then note "ulimit -n is $(ulimit -n): idle figure skipped"; exit 0; fi
+irows=()
+for s in $SERVERS; do
+    why=$(ws_unavailable "$s")
+    [ -n "$why" ] && continue
+    port=$((port + 1))
+    start_ws "$s" "$port" || continue
+    wpid=$(worker_pid "$SERVER_PID")
+    taskset -c "$CLIENT_CPU" "$WORK/wsclient" idle "$port" /ws 100 0.5 >/dev/null 2>&1 # warm-up
+    sleep 0.5
+    before=$(status_kb "$wpid" VmRSS)
+    taskset -c "$CLIENT_CPU" "$WORK/wsclient" idle "$port" /ws "$IDLE_N" 60 >"$WORK/idle-$s.out" 2>&1 &
+    cpid=$!
+    for _ in $(seq 1 600); do grep -q '^ready' "$WORK/idle-$s.out" 2>/dev/null && break; kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+    sleep 1
+    after=$(status_kb "$wpid" VmRSS)
+    read -r _ ok failed <"$WORK/idle-$s.out" 2>/dev/null || { ok=0; failed=$IDLE_N; }
+    kill -TERM "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+    stop_server "$SERVER_PID"
+    per=$(awk -v a="${after:-0}" -v b="${before:-0}" -v n="${ok:-0}" 'BEGIN { if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "-" }')
+    irows+=("$(printf '%-10s %7s %7s %7s %11s %11s %12s' "$s" "$IDLE_N" "${ok:-0}" "${failed:-?}" "$before" "$after" "$per")")
+done
+echo
+echo "idle WebSocket connections (each echoed one message)${WS_PING:+, WS_PING=$WS_PING}"
+printf '%-10s %7s %7s %7s %11s %11s %12s\n' server N ok failed "RSS0 KiB" "RSS1 KiB" "B per conn"
+printf '%s\n' "${irows[@]}"

@@ -1,0 +1,1173 @@
+/* lhyper.websocket: a WebSocket (RFC 6455, RFC 7692) over an upgraded
+ * connection, a server's req:upgrade stream or a client's 101 response,
+ * taken over through lh_raw_t (lraw.h). Frames are read in place from the
+ * connection's read buffer by the core reader (ws.c) and written straight
+ * into its write queue; the handshake is lua/lhyper/websocket.lua's.
+ *
+ * Pull-based: the socket is read only while a task waits in receive (or
+ * while closing). A task waiting is resumed from loop callbacks: the reader
+ * at once (the hot path), writers and closers on the next loop iteration
+ * through their tick, so that no wake-up runs Lua inside another. Waiting
+ * threads are anchored in the ws's user values while they wait. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "lws.h"
+
+#include <lauxlib.h>
+
+#include "lclient.h"
+#include "loop.h"
+#include "lraw.h"
+#include "lstream.h"
+#include "ltask.h"
+#include "timer.h"
+#include "ws.h"
+#include "wskey.h"
+
+#define WS_MT "lhyper.websocket"
+
+#define QUEUE_MAX (1024 * 1024) /* queued bytes above which the reader stops
+                                 * answering pings until the peer reads */
+
+enum { WS_OPEN = 0, WS_CLOSING, WS_CLOSED };
+/* how a receive call hands out what it reads */
+enum { RECV_ONE = 0 /* receive(): nil, err at the end */, RECV_ITER /* messages() */,
+       RECV_PIECE /* frames(): pieces, nil at the end */ };
+#define AS_WRITER 16 /* a reader's continuation after waiting for room */
+/* user values */
+enum { UV_CONN = 1, UV_READER, UV_CLOSER, UV_WRITERS, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 6 };
+
+typedef struct {
+  lh_task_t *t;    /* NULL when nobody waits */
+  lua_State *co;   /* its thread, anchored in a user value while it waits */
+} waiter_t;
+
+typedef struct lh_lws {
+  lh_raw_t raw;              /* first: the events' hook is the ws */
+  lh_lstate_t *st;
+  lh_role_t role;
+  int state;                 /* WS_*: CLOSING once our close frame is queued and the
+                              * peer's is awaited; CLOSED when both went or it failed */
+  int anchor_ref;            /* registry slot holding the ws (or false): set while a
+                              * server's connection is open or a close timer runs */
+  unsigned anchored : 1;
+  unsigned taken : 1;        /* raw is hooked into its owner; cleared when let go */
+  unsigned gone : 1;         /* the connection is closed or lost: no more I/O */
+  unsigned close_sent : 1;   /* our close frame is queued */
+  unsigned close_recv : 1;   /* the peer's close frame was read */
+  unsigned await_eof : 1;    /* client: closes exchanged, the server is to close TCP */
+  unsigned ping_out : 1;     /* a keepalive ping waits for its pong */
+  int close_code;            /* 0 while open; then the peer's code, ours when we
+                              * failed the connection, 1006 when it was lost */
+  int fail_err;              /* what failed it (LH_EWS_*, LH_ETIMEOUT, io), 0 if none */
+  char *close_reason;        /* malloc, set with close_code (NULL: none, or no memory) */
+  /* options */
+  uint64_t max_message;
+  size_t frag_size;          /* largest frame we send */
+  double close_timeout, ping_interval, ping_timeout;
+  /* reading */
+  lh_ws_reader_t rd;
+  lh_pmd_t *pmd;             /* NULL without permessage-deflate */
+  char *msg;                 /* a message gathered from several pieces */
+  size_t mlen, mcap;
+  waiter_t reader;           /* the task waiting in receive (UV_READER) */
+  double reading_since;      /* loop time the reader began to wait, 0 if none */
+  /* writing */
+  waiter_t *writers;         /* tasks waiting for room or for the lock (UV_WRITERS) */
+  int nwriters, cwriters;
+  waiter_t lock;             /* the task sending a message in several frames */
+  const uint8_t *tx;         /* ... its payload (a string on its stack, or zbuf) */
+  size_t tx_len, tx_off;
+  uint8_t tx_op, tx_rsv;
+  uint8_t *zbuf;             /* the compressed message being sent */
+  size_t zlen, zcap;
+  waiter_t closer;           /* the task in close() (UV_CLOSER) */
+  lh_timer_t *close_timer;   /* while closing, and while a client awaits EOF */
+  lh_timer_t *ping_timer;    /* keepalive, while open */
+  double ping_sent;
+} lh_lws_t;
+
+/* Every C function of the metatable has upvalues 1: the metatable, 2: "text",
+ * 3: "binary" (__index also 4: the methods): a type check is one pointer
+ * compare and a kind is pushed without hashing its name. The iterators have
+ * 1: the ws instead. Continuations find the ws at stack index 1, checked
+ * before they yielded. */
+enum { UP_MT = 1, UP_TEXT = 2, UP_BINARY = 3, UP_METHODS = 4 };
+
+static lh_lws_t *check_ws(lua_State *L, int i) {
+  lh_lws_t *w = lua_touserdata(L, i);
+  if (w && lua_getmetatable(L, i)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(UP_MT));
+    lua_pop(L, 1);
+    if (same) return w;
+  }
+  return luaL_checkudata(L, i, WS_MT); /* raises, naming the type */
+}
+
+/* the ws at index 1 of a continuation */
+static lh_lws_t *ws_at1(lua_State *L) { return lua_touserdata(L, 1); }
+
+static int loop_usable(lh_lws_t *w) {
+  return w->st->loop && !lh_loop_is_closing(w->st->loop);
+}
+
+static lh_disp_t *ws_disp(lh_lws_t *w) {
+  if (w->gone || !w->taken) return NULL;
+  return w->raw.ops->disp(&w->raw);
+}
+
+static void ws_kick(lh_lws_t *w) {
+  if (!w->gone && w->taken) w->raw.ops->kick(&w->raw);
+}
+
+/* --- mask keys: RFC 6455 10.3 asks for unpredictable ones --- */
+
+static __thread struct {
+  uint8_t b[256];
+  size_t at;
+} entropy = {{0}, 256};
+
+static void mask_key(uint8_t key[4]) {
+  if (entropy.at + 4 > sizeof entropy.b) {
+    size_t got = 0;
+    while (got < sizeof entropy.b) {
+      ssize_t n = getrandom(entropy.b + got, sizeof entropy.b - got, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += (size_t)n;
+    }
+    entropy.at = 0;
+  }
+  memcpy(key, entropy.b + entropy.at, 4);
+  entropy.at += 4;
+}
+
+/* --- anchoring: a registry slot made with the ws, set and cleared without
+ * allocating, so C callbacks can let go --- */
+
+static void anchor(lua_State *L, lh_lws_t *w, int idx) {
+  if (w->anchored) return;
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, LUA_REGISTRYINDEX, w->anchor_ref);
+  w->anchored = 1;
+}
+
+static void unanchor(lh_lws_t *w) {
+  if (!w->anchored || !w->st->L) return;
+  lua_pushboolean(w->st->L, 0);
+  lua_rawseti(w->st->L, LUA_REGISTRYINDEX, w->anchor_ref);
+  w->anchored = 0;
+}
+
+/* --- waking --- */
+
+static int still_waits(const waiter_t *x, int wait) {
+  if (!x->t) return 0;
+  return lh_task_of(x->co) == x->t && x->t->wait == wait;
+}
+
+/* on the next loop iteration, through the task's tick */
+static void wake_later(lh_lws_t *w, waiter_t *x, int wait) {
+  if (still_waits(x, wait)) {
+    x->t->wait = LH_WAIT_TICK;
+    lh_loop_defer(w->st->loop, &x->t->tick);
+  }
+  x->t = NULL;
+}
+
+static void wake_writers(lh_lws_t *w) {
+  int n = w->nwriters;
+  w->nwriters = 0;
+  for (int i = 0; i < n; i++) wake_later(w, &w->writers[i], LH_WAIT_WRITE);
+}
+
+/* everyone waiting: the state changed for good */
+static void wake_all(lh_lws_t *w) {
+  if (!w->st->loop) return;
+  wake_later(w, &w->reader, LH_WAIT_BODY);
+  wake_later(w, &w->closer, LH_WAIT_BODY);
+  wake_writers(w);
+}
+
+/* --- frames out --- */
+
+static int put_frame(lh_lws_t *w, lh_disp_t *d, int fin, int rsv, int op, const uint8_t *p,
+                     size_t n) {
+  uint8_t key[4], h[LH_WSF_MAX];
+  int client = w->role == LH_ROLE_CLIENT;
+  if (client) mask_key(key);
+  size_t hl = lh_wsf_header(h, fin, rsv, op, n, client ? key : NULL);
+  char *q = lh_disp_raw_reserve(d, hl + n);
+  if (!q) return LH_ENOMEM;
+  memcpy(q, h, hl);
+  if (client) lh_ws_mask_copy((uint8_t *)q + hl, p, n, key, 0);
+  else if (n) memcpy(q + hl, p, n);
+  lh_disp_raw_commit(d, hl + n);
+  return 0;
+}
+
+static void put_control(lh_lws_t *w, int op, const uint8_t *p, size_t n) {
+  lh_disp_t *d = ws_disp(w);
+  if (!d || w->close_sent) return; /* nothing follows our close (5.5.1) */
+  put_frame(w, d, 1, 0, op, p, n);
+  ws_kick(w);
+}
+
+static void put_close(lh_lws_t *w, int code, const char *reason, size_t n) {
+  uint8_t pl[125];
+  size_t k = lh_ws_close_payload(pl, code, reason, n);
+  put_control(w, LH_WS_CLOSE, pl, k);
+  w->close_sent = 1;
+}
+
+/* --- state --- */
+
+static void set_close(lh_lws_t *w, int code, const char *reason, size_t n) {
+  if (w->close_code) return;
+  w->close_code = code;
+  if (n > 123) n = 123;
+  if ((w->close_reason = malloc(n + 1))) {
+    memcpy(w->close_reason, reason, n);
+    w->close_reason[n] = 0;
+  }
+}
+
+static const char *reason_of(const lh_lws_t *w) { return w->close_reason ? w->close_reason : ""; }
+
+static void stop_timer(lh_timer_t **t) {
+  if (*t) {
+    lh_timer_cancel(*t);
+    *t = NULL;
+  }
+}
+
+/* the transport is let go: it closes once what is queued is written */
+static void ws_drop(lh_lws_t *w) {
+  stop_timer(&w->close_timer);
+  stop_timer(&w->ping_timer);
+  w->await_eof = 0;
+  if (!w->gone) {
+    w->gone = 1;
+    if (w->taken) {
+      w->taken = 0;
+      w->raw.ops->close(&w->raw);
+    }
+  }
+  unanchor(w);
+}
+
+/* closed, as far as the user sees: no more messages, waiting tasks woken */
+static void ws_closed(lh_lws_t *w) {
+  w->state = WS_CLOSED;
+  stop_timer(&w->ping_timer);
+  wake_all(w);
+}
+
+/* failure (a bad frame, a timeout): our close frame with its code if the
+ * stream still takes one, then the connection goes (RFC 6455 7.1.7) */
+static void ws_fail(lh_lws_t *w, int err, int code, const char *why) {
+  if (!w->fail_err) w->fail_err = err;
+  if (code) put_close(w, code, why, strlen(why));
+  set_close(w, code ? code : 1006, why, strlen(why));
+  ws_closed(w);
+  ws_drop(w);
+}
+
+static void close_timer_cb(void *data) {
+  lh_lws_t *w = data;
+  w->close_timer = NULL;
+  if (w->state == WS_CLOSING) {
+    /* the peer never answered our close */
+    if (!w->fail_err) w->fail_err = LH_ETIMEOUT;
+    set_close(w, 1006, "closing handshake timed out", 27);
+    ws_closed(w);
+  }
+  ws_drop(w);
+}
+
+static void arm_close_timer(lh_lws_t *w) {
+  if (w->close_timer || w->close_timeout <= 0 || !loop_usable(w)) return;
+  w->close_timer = lh_timer_start(w->st->loop, w->close_timeout, close_timer_cb, w);
+}
+
+/* the peer's close frame: answered (5.5.1), and the connection ends, the
+ * server closing TCP first (7.1.1). L: a Lua context that may anchor the
+ * ws at idx for a client's wait for EOF, else NULL */
+static void on_close_frame(lh_lws_t *w, const lh_ws_ev_t *ev, lua_State *L, int idx) {
+  w->close_recv = 1;
+  set_close(w, ev->code, (const char *)ev->p, ev->n);
+  if (!w->close_sent) {
+    /* echo the code; none for a close that had none */
+    put_close(w, ev->code == 1005 ? 0 : ev->code, "", 0);
+  }
+  ws_closed(w);
+  if (w->role == LH_ROLE_SERVER) {
+    ws_drop(w);
+    return;
+  }
+  if (!w->close_timer && L) {
+    anchor(L, w, idx);
+    arm_close_timer(w);
+  }
+  if (w->close_timer) w->await_eof = 1;
+  else ws_drop(w);
+}
+
+static void on_eof(lh_lws_t *w) {
+  if (w->state != WS_CLOSED) {
+    set_close(w, 1006, "connection closed without a close frame", 39);
+    ws_closed(w);
+  }
+  ws_drop(w);
+}
+
+/* reading while closing: frames are read and dropped until the peer's
+ * close (then, for a client, until EOF); runs from loop callbacks */
+static void drain(lh_lws_t *w) {
+  for (;;) {
+    lh_disp_t *d = ws_disp(w);
+    if (!d) return;
+    char *p;
+    size_t n;
+    int rc = lh_disp_raw_peek(d, &p, &n);
+    if (rc == 0) {
+      lh_ws_reader_trim(&w->rd);
+      ws_kick(w);
+      return;
+    }
+    if (rc == 2) {
+      on_eof(w);
+      return;
+    }
+    lh_ws_ev_t ev;
+    w->rd.max_message = 0;
+    long k = lh_ws_read(&w->rd, (uint8_t *)p, n, &ev);
+    if (k < 0) {
+      ws_fail(w, (int)k, lh_ws_error_close_code((int)k), lh_strerror((int)k));
+      return;
+    }
+    lh_disp_raw_consume(d, (size_t)k);
+    if (ev.type == LH_WS_EV_CONTROL && ev.opcode == LH_WS_CLOSE) on_close_frame(w, &ev, NULL, 0);
+    if (w->state == WS_CLOSED && !w->await_eof) return;
+  }
+}
+
+/* starts the closing handshake (7.1.2); the caller anchored a client ws */
+static void start_close(lh_lws_t *w, int code, const char *reason, size_t n) {
+  if (w->state != WS_OPEN) return;
+  put_close(w, code, reason, n);
+  w->state = WS_CLOSING;
+  stop_timer(&w->ping_timer);
+  arm_close_timer(w);
+  drain(w);
+}
+
+/* --- keepalive --- */
+
+static void ping_timer_cb(void *data);
+
+static void arm_ping(lh_lws_t *w, double after) {
+  if (w->ping_timer || after <= 0 || w->state != WS_OPEN || !loop_usable(w)) return;
+  w->ping_timer = lh_timer_start(w->st->loop, after, ping_timer_cb, w);
+}
+
+static void ping_timer_cb(void *data) {
+  lh_lws_t *w = data;
+  w->ping_timer = NULL;
+  if (w->state != WS_OPEN) return;
+  double now = lh_loop_now(w->st->loop);
+  if (!w->ping_out) {
+    uint8_t pl[4];
+    mask_key(pl);
+    put_control(w, LH_WS_PING, pl, 4);
+    w->ping_out = 1;
+    w->ping_sent = now;
+    arm_ping(w, w->ping_timeout > 0 ? w->ping_timeout : w->ping_interval);
+    return;
+  }
+  /* a pong can only be seen while someone reads: the clock runs then */
+  double since = w->ping_sent > w->reading_since ? w->ping_sent : w->reading_since;
+  if (w->ping_timeout > 0 && w->reading_since > 0 && now - w->reading_since >= 0.05 &&
+      now - since >= w->ping_timeout) {
+    ws_fail(w, LH_ETIMEOUT, 1011, "keepalive ping timed out");
+    return;
+  }
+  arm_ping(w, w->ping_timeout > 0 ? w->ping_timeout : w->ping_interval);
+}
+
+/* --- events from the connection's owner --- */
+
+static void ws_event(lh_raw_t *raw, int ev) {
+  lh_lws_t *w = (lh_lws_t *)raw;
+  switch (ev) {
+    case LH_RAW_READABLE:
+      if (w->state != WS_OPEN) drain(w);
+      else if (still_waits(&w->reader, LH_WAIT_BODY)) lh_task_resume(w->reader.t);
+      break;
+    case LH_RAW_WRITABLE:
+      wake_writers(w);
+      break;
+    case LH_RAW_GONE:
+      w->gone = 1;
+      if (w->taken) {
+        w->taken = 0;
+        w->raw.ops->release(&w->raw);
+      }
+      if (w->state != WS_CLOSED) {
+        set_close(w, 1006, "connection lost", 15);
+        ws_closed(w);
+      }
+      ws_drop(w);
+      break;
+    case LH_RAW_FAILED:
+      start_close(w, 1011, "handler failed", 14);
+      break;
+    case LH_RAW_DONE:
+      start_close(w, 1000, "", 0);
+      if (w->state == WS_CLOSED && w->await_eof) ws_drop(w);
+      break;
+  }
+}
+
+/* --- receiving --- */
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx);
+
+static int push_kind(lua_State *L, int op) {
+  lua_pushvalue(L, lua_upvalueindex(op == LH_WS_TEXT ? UP_TEXT : UP_BINARY));
+  return 1;
+}
+
+/* after the end: nil (iterators) or nil, err, kind */
+static int push_end(lua_State *L, lh_lws_t *w, int mode) {
+  if (mode != RECV_ONE) return 0;
+  if (w->fail_err) return lh_push_fail(L, w->fail_err, reason_of(w));
+  char m[200];
+  const char *r = reason_of(w);
+  snprintf(m, sizeof m, "WebSocket closed (%d%s%s)", w->close_code ? w->close_code : 1005,
+           r[0] ? " " : "", r);
+  return lh_push_fail(L, LH_ECLOSED, m);
+}
+
+static int gather(lh_lws_t *w, const uint8_t *p, size_t n) {
+  if (w->mcap - w->mlen < n) {
+    size_t c = w->mcap ? w->mcap : 4096;
+    while (c - w->mlen < n) c *= 2;
+    char *q = realloc(w->msg, c);
+    if (!q) return LH_ENOMEM;
+    w->msg = q;
+    w->mcap = c;
+  }
+  memcpy(w->msg + w->mlen, p, n);
+  w->mlen += n;
+  return 0;
+}
+
+static void msg_reset(lh_lws_t *w) {
+  w->mlen = 0;
+  if (w->mcap > 64 * 1024) {
+    free(w->msg);
+    w->msg = NULL;
+    w->mcap = 0;
+  }
+}
+
+/* a data piece: returns the number of results when it completes what the
+ * call hands out, 0 to read on, or a negative code */
+static int on_data(lua_State *L, lh_lws_t *w, const lh_ws_ev_t *ev, int mode) {
+  if (mode == RECV_PIECE) {
+    if (w->mlen) msg_reset(w); /* a message begun by receive(): its rest comes in pieces */
+    lua_pushlstring(L, (const char *)ev->p, ev->n);
+    push_kind(L, ev->opcode);
+    lua_pushboolean(L, ev->fin);
+    return 3;
+  }
+  if (ev->fin && w->mlen == 0) {
+    /* the whole message at once, straight from the read buffer */
+    lua_pushlstring(L, (const char *)ev->p, ev->n);
+    return 1 + push_kind(L, ev->opcode);
+  }
+  int e = gather(w, ev->p, ev->n);
+  if (e) return e;
+  if (!ev->fin) return 0;
+  lua_pushlstring(L, w->msg, w->mlen);
+  msg_reset(w);
+  return 1 + push_kind(L, ev->opcode);
+}
+
+static void on_control(lua_State *L, lh_lws_t *w, const lh_ws_ev_t *ev, int idx) {
+  if (ev->opcode == LH_WS_PING) put_control(w, LH_WS_PONG, ev->p, ev->n);
+  else if (ev->opcode == LH_WS_PONG) w->ping_out = 0;
+  else on_close_frame(w, ev, L, idx);
+}
+
+static int wait_as(lua_State *L, lh_lws_t *w, waiter_t *x, int uv, int wait, lua_KFunction k,
+                   lua_KContext ctx) {
+  lh_task_t *t = lh_task_of(L);
+  if (!t || !t->running) return luaL_error(L, "websocket: not inside an lhyper handler or task");
+  x->t = t;
+  x->co = L;
+  lua_pushthread(L);
+  lua_setiuservalue(L, 1, uv);
+  t->wait = wait;
+  (void)w;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+/* a writer (or a reader held back by a full queue) waits for room or the
+ * lock: anchored in the UV_WRITERS table */
+static int wait_writer(lua_State *L, lh_lws_t *w, lua_KFunction k, lua_KContext ctx) {
+  lh_task_t *t = lh_task_of(L);
+  if (!t || !t->running) return luaL_error(L, "websocket: not inside an lhyper handler or task");
+  if (w->nwriters == w->cwriters) {
+    int c = w->cwriters ? 2 * w->cwriters : 4;
+    waiter_t *q = realloc(w->writers, (size_t)c * sizeof *q);
+    if (!q) return luaL_error(L, "websocket: out of memory");
+    w->writers = q;
+    w->cwriters = c;
+  }
+  if (lua_getiuservalue(L, 1, UV_WRITERS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L); /* made for the first writer that waits */
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, UV_WRITERS);
+  }
+  lua_pushthread(L);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  w->writers[w->nwriters].t = t;
+  w->writers[w->nwriters++].co = L;
+  t->wait = LH_WAIT_WRITE;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+static void unwait_writer(lua_State *L) {
+  if (lua_getiuservalue(L, 1, UV_WRITERS) == LUA_TTABLE) {
+    lua_pushthread(L);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
+}
+
+/* receive / messages / frames: ws at index 1 */
+static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
+  for (;;) {
+    if (w->state != WS_OPEN) return push_end(L, w, mode);
+    lh_disp_t *d = ws_disp(w);
+    if (!d) {
+      on_eof(w);
+      continue;
+    }
+    char *p;
+    size_t n;
+    int rc = lh_disp_raw_peek(d, &p, &n);
+    if (rc == 2 && !w->rd.z_tail) {
+      on_eof(w);
+      continue;
+    }
+    if (rc == 0 && !w->rd.z_tail) {
+      /* wait for the peer: the socket is read while we do */
+      lh_ws_reader_trim(&w->rd);
+      ws_kick(w);
+      if (!w->reading_since) w->reading_since = lh_loop_now(w->st->loop);
+      return wait_as(L, w, &w->reader, UV_READER, LH_WAIT_BODY, recv_k, mode);
+    }
+    if (lh_conn_pending(lh_disp_conn(d)) >= QUEUE_MAX && !lh_disp_can_write(d)) {
+      /* the peer does not read what we owe it (pongs): stop reading too */
+      ws_kick(w);
+      return wait_writer(L, w, recv_k, mode | AS_WRITER);
+    }
+    lh_ws_ev_t ev;
+    w->rd.max_message = mode == RECV_PIECE ? 0 : w->max_message;
+    long k = lh_ws_read(&w->rd, (uint8_t *)p, rc == 1 ? n : 0, &ev);
+    if (k < 0) {
+      ws_fail(w, (int)k, lh_ws_error_close_code((int)k), lh_strerror((int)k));
+      continue;
+    }
+    lh_disp_raw_consume(d, (size_t)k);
+    if (ev.type == LH_WS_EV_DATA) {
+      int r = on_data(L, w, &ev, mode);
+      if (r < 0) {
+        ws_fail(w, r, 1011, "out of memory");
+        continue;
+      }
+      if (r > 0) return r;
+    } else if (ev.type == LH_WS_EV_CONTROL) {
+      on_control(L, w, &ev, 1);
+    }
+  }
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lh_lws_t *w = ws_at1(L);
+  if (ctx & AS_WRITER) {
+    unwait_writer(L);
+  } else {
+    if (w->reader.t == lh_task_of(L)) w->reader.t = NULL;
+    w->reading_since = 0;
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, UV_READER);
+  }
+  return recv_step(L, w, (int)(ctx & ~AS_WRITER));
+}
+
+static int recv_begin(lua_State *L, lh_lws_t *w, int mode) {
+  lh_task_t *t = lh_task_of(L);
+  if (!t || !t->running) return luaL_error(L, "websocket: not inside an lhyper handler or task");
+  if (w->reader.t && w->reader.t != t && still_waits(&w->reader, LH_WAIT_BODY))
+    return luaL_error(L, "websocket: another task is already receiving");
+  return recv_step(L, w, mode);
+}
+
+/* ws:receive() -> message, kind | nil, err, kind */
+static int ws_receive(lua_State *L) {
+  lh_lws_t *w = check_ws(L, 1);
+  lua_settop(L, 1);
+  return recv_begin(L, w, RECV_ONE);
+}
+
+/* the iterators run with the ws as their upvalue, moved to index 1 */
+static int iter_next(lua_State *L, int mode) {
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  return recv_begin(L, ws_at1(L), mode);
+}
+static int messages_next(lua_State *L) { return iter_next(L, RECV_ITER); }
+static int frames_next(lua_State *L) { return iter_next(L, RECV_PIECE); }
+
+static int push_iter(lua_State *L, lua_CFunction f) {
+  check_ws(L, 1);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(UP_TEXT));
+  lua_pushvalue(L, lua_upvalueindex(UP_BINARY));
+  lua_pushcclosure(L, f, 3);
+  return 1;
+}
+
+/* for msg, kind in ws:messages() */
+static int ws_messages(lua_State *L) { return push_iter(L, messages_next); }
+
+/* for piece, kind, fin in ws:frames() */
+static int ws_frames(lua_State *L) { return push_iter(L, frames_next); }
+
+/* --- sending --- */
+
+static int lock_held_by_other(lh_lws_t *w, lh_task_t *t) {
+  if (!w->lock.t || w->lock.t == t) return 0;
+  if (still_waits(&w->lock, LH_WAIT_WRITE) || still_waits(&w->lock, LH_WAIT_TICK)) return 1;
+  /* its task is gone (cancelled) mid-message: end the message as it is */
+  lh_disp_t *d = ws_disp(w);
+  if (d) put_frame(w, d, 1, 0, LH_WS_CONT, NULL, 0);
+  w->lock.t = NULL;
+  return 0;
+}
+
+static int push_closed(lua_State *L, lh_lws_t *w) {
+  return lh_push_fail(L, LH_ECLOSED, w->state == WS_CLOSING ? "WebSocket is closing" : "WebSocket closed");
+}
+
+static int send_k(lua_State *L, int status, lua_KContext ctx);
+static int send_done_k(lua_State *L, int status, lua_KContext ctx);
+
+static void unlock(lh_lws_t *w) {
+  w->lock.t = NULL;
+  w->tx = NULL;
+  if (w->zcap > 64 * 1024) {
+    free(w->zbuf);
+    w->zbuf = NULL;
+    w->zcap = 0;
+  }
+  if (w->nwriters) wake_writers(w);
+}
+
+/* queues the frames of the message in w->tx*, waiting for room between
+ * them with the lock held */
+static int send_frames(lua_State *L, lh_lws_t *w) {
+  for (;;) {
+    lh_disp_t *d = ws_disp(w);
+    if (w->state != WS_OPEN || !d) {
+      unlock(w);
+      return push_closed(L, w);
+    }
+    size_t left = w->tx_len - w->tx_off, take = left < w->frag_size ? left : w->frag_size;
+    int first = w->tx_off == 0, fin = take == left;
+    int e = put_frame(w, d, fin, first ? w->tx_rsv : 0, first ? w->tx_op : LH_WS_CONT,
+                      w->tx + w->tx_off, take);
+    if (e) {
+      unlock(w);
+      return lh_push_fail(L, e, NULL);
+    }
+    w->tx_off += take;
+    ws_kick(w);
+    if (fin) {
+      unlock(w);
+      if (!lh_disp_can_write(d)) return wait_writer(L, w, send_done_k, 0);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    if (!lh_disp_can_write(d)) return wait_writer(L, w, send_k, 1);
+  }
+}
+
+static int send_done_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  unwait_writer(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int send_start(lua_State *L, lh_lws_t *w);
+
+/* ctx 1: the lock is ours, frames go on; 0: waiting for the lock */
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lh_lws_t *w = ws_at1(L);
+  unwait_writer(L);
+  if (ctx) {
+    w->tx = (const uint8_t *)(w->tx_rsv ? (const char *)w->zbuf : lua_tostring(L, 2));
+    return send_frames(L, w);
+  }
+  return send_start(L, w);
+}
+
+static int send_start(lua_State *L, lh_lws_t *w) {
+  lh_task_t *t = lh_task_of(L);
+  if (w->state != WS_OPEN) return push_closed(L, w);
+  if (lock_held_by_other(w, t)) return wait_writer(L, w, send_k, 0);
+  size_t n;
+  const char *p = lua_tolstring(L, 2, &n);
+  int op = (int)lua_tointeger(L, 3);
+  w->tx_rsv = 0;
+  w->tx = (const uint8_t *)p;
+  w->tx_len = n;
+  if (w->pmd) {
+    w->zlen = 0;
+    int e = lh_pmd_deflate(w->pmd, (const uint8_t *)p, n, 1, &w->zbuf, &w->zlen, &w->zcap);
+    if (e) return lh_push_fail(L, e, NULL);
+    w->tx = w->zbuf;
+    w->tx_len = w->zlen;
+    w->tx_rsv = LH_WS_RSV1;
+  }
+  w->tx_op = (uint8_t)op;
+  w->tx_off = 0;
+  w->lock.t = t;
+  w->lock.co = L;
+  return send_frames(L, w);
+}
+
+/* ws:send(data, kind) -> true | nil, err, kind; kind "text" (default) or
+ * "binary"; waits while the connection is backed up */
+static int ws_send(lua_State *L) {
+  static const char *const kinds[] = {"text", "binary", NULL};
+  lh_lws_t *w = check_ws(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  int op = LH_WS_TEXT;
+  if (lua_isnoneornil(L, 3) || lua_rawequal(L, 3, lua_upvalueindex(UP_TEXT))) op = LH_WS_TEXT;
+  else if (lua_rawequal(L, 3, lua_upvalueindex(UP_BINARY))) op = LH_WS_BINARY;
+  else op = luaL_checkoption(L, 3, "text", kinds) == 0 ? LH_WS_TEXT : LH_WS_BINARY;
+  lua_settop(L, 2);
+  lua_pushinteger(L, op);
+  lh_task_t *t = lh_task_of(L);
+  if (!t || !t->running) return luaL_error(L, "websocket: not inside an lhyper handler or task");
+  if (op == LH_WS_TEXT && !lh_utf8_valid((const uint8_t *)p, n))
+    return lh_push_fail(L, LH_EUSER_BODY, "WebSocket text message is not valid UTF-8");
+  return send_start(L, w);
+}
+
+static int send_control(lua_State *L, int op) {
+  lh_lws_t *w = check_ws(L, 1);
+  size_t n;
+  const char *p = luaL_optlstring(L, 2, "", &n);
+  if (n > 125) return luaL_argerror(L, 2, "control frame payload longer than 125 bytes");
+  if (w->state != WS_OPEN || !ws_disp(w)) return push_closed(L, w);
+  put_control(w, op, (const uint8_t *)p, n);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ws:ping(data) / ws:pong(data) -> true | nil, err, kind */
+static int ws_ping(lua_State *L) { return send_control(L, LH_WS_PING); }
+static int ws_pong(lua_State *L) { return send_control(L, LH_WS_PONG); }
+
+/* --- closing --- */
+
+static int close_result(lua_State *L, lh_lws_t *w) {
+  if (w->close_recv) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (w->fail_err) return lh_push_fail(L, w->fail_err, reason_of(w));
+  return lh_push_fail(L, LH_ECLOSED, reason_of(w)[0] ? reason_of(w) : NULL);
+}
+
+static int close_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  lh_lws_t *w = ws_at1(L);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_CLOSER);
+  if (w->state == WS_CLOSING) return wait_as(L, w, &w->closer, UV_CLOSER, LH_WAIT_BODY, close_k, 0);
+  return close_result(L, w);
+}
+
+static void check_close_args(lua_State *L, int *code, const char **reason, size_t *n) {
+  *code = (int)luaL_optinteger(L, 2, 1000);
+  *reason = luaL_optlstring(L, 3, "", n);
+  if (!lh_ws_close_code_valid(*code))
+    luaL_argerror(L, 2, "not a close code an endpoint may send (1000-1003, 1007-1014, 3000-4999)");
+  if (*n > 123) luaL_argerror(L, 3, "close reason longer than 123 bytes");
+  if (!lh_utf8_valid((const uint8_t *)*reason, *n)) luaL_argerror(L, 3, "close reason is not valid UTF-8");
+}
+
+/* ws:close(code, reason) -> true once the peer answered | nil, err, kind */
+static int ws_close(lua_State *L) {
+  lh_lws_t *w = check_ws(L, 1);
+  int code;
+  const char *reason;
+  size_t n;
+  check_close_args(L, &code, &reason, &n);
+  lua_settop(L, 1);
+  if (w->state == WS_OPEN) {
+    anchor(L, w, 1);
+    start_close(w, code, reason, n);
+  }
+  lh_task_t *t = lh_task_of(L);
+  if (w->state == WS_CLOSING && t && t->running)
+    return wait_as(L, w, &w->closer, UV_CLOSER, LH_WAIT_BODY, close_k, 0);
+  if (w->state == WS_CLOSING) {
+    lua_pushboolean(L, 1); /* outside a task: the handshake goes on in the background */
+    return 1;
+  }
+  return close_result(L, w);
+}
+
+/* __close: the closing handshake starts, nobody waits for it */
+static int ws_close_quietly(lua_State *L) {
+  lh_lws_t *w = check_ws(L, 1);
+  if (w->state == WS_OPEN && loop_usable(w)) {
+    anchor(L, w, 1);
+    start_close(w, 1000, "", 0);
+  }
+  return 0;
+}
+
+/* __gc: no handshake can wait now */
+static int ws_gc(lua_State *L) {
+  lh_lws_t *w = check_ws(L, 1);
+  if (loop_usable(w)) {
+    if (w->state == WS_OPEN) put_close(w, 1001, "", 0);
+    stop_timer(&w->close_timer);
+    stop_timer(&w->ping_timer);
+    if (w->taken) {
+      w->taken = 0;
+      if (!w->gone) w->raw.ops->close(&w->raw);
+      else w->raw.ops->release(&w->raw);
+    }
+  } else if (w->taken) {
+    w->taken = 0;
+    w->raw.ops->release(&w->raw);
+  }
+  w->gone = 1;
+  w->state = WS_CLOSED;
+  lh_ws_reader_free(&w->rd);
+  if (w->pmd) {
+    lh_pmd_free(w->pmd);
+    free(w->pmd);
+    w->pmd = NULL;
+  }
+  free(w->msg);
+  free(w->zbuf);
+  free(w->writers);
+  free(w->close_reason);
+  w->close_reason = NULL;
+  w->msg = NULL;
+  w->zbuf = NULL;
+  w->writers = NULL;
+  w->nwriters = w->cwriters = 0;
+  if (w->anchor_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->anchor_ref);
+    w->anchor_ref = LUA_NOREF;
+  }
+  return 0;
+}
+
+/* --- fields --- */
+
+static int ws_index(lua_State *L) {
+  /* methods first: ws:send in a loop is the common case */
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(UP_METHODS)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  lh_lws_t *w = check_ws(L, 1);
+  size_t n;
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+  if (k) {
+    if (n == 10 && !memcmp(k, "close_code", 10)) {
+      if (w->close_code) lua_pushinteger(L, w->close_code);
+      else lua_pushnil(L);
+      return 1;
+    }
+    if (n == 12 && !memcmp(k, "close_reason", 12)) {
+      if (w->close_code) lua_pushstring(L, reason_of(w));
+      else lua_pushnil(L);
+      return 1;
+    }
+    if (n == 5 && !memcmp(k, "state", 5)) {
+      static const char *const names[] = {"open", "closing", "closed"};
+      lua_pushstring(L, names[w->state]);
+      return 1;
+    }
+    if (n == 8 && !memcmp(k, "protocol", 8)) {
+      lua_getiuservalue(L, 1, UV_PROTOCOL);
+      return 1;
+    }
+    if (n == 10 && !memcmp(k, "extensions", 10)) {
+      lua_getiuservalue(L, 1, UV_EXTENSIONS);
+      return 1;
+    }
+    if (n == 7 && !memcmp(k, "is_open", 7)) {
+      lua_pushboolean(L, w->state == WS_OPEN);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int ws_tostring(lua_State *L) {
+  lh_lws_t *w = check_ws(L, 1);
+  static const char *const names[] = {"open", "closing", "closed"};
+  lua_pushfstring(L, "lhyper.websocket (%s, %s)", w->role == LH_ROLE_SERVER ? "server" : "client",
+                  names[w->state]);
+  return 1;
+}
+
+/* --- creation --- */
+
+static int opt_int(lua_State *L, int t, const char *k, int def) {
+  return (int)lh_opt_number(L, t, k, def);
+}
+
+static int opt_flag(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* ws_new(conn, role, opts) -> ws: conn is the stream of req:upgrade
+ * (role "server") or the 101 res (role "client"); opts hold the checked
+ * options and what the handshake agreed on (lhyper/websocket.lua) */
+static int l_ws_new(lua_State *L) {
+  static const char *const roles[] = {"server", "client", NULL};
+  int client = luaL_checkoption(L, 2, NULL, roles);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lh_lstate_t *st = lh_state(L);
+  lh_lws_t *w = lua_newuserdatauv(L, sizeof *w, WS_NUV);
+  memset(w, 0, sizeof *w);
+  w->anchor_ref = LUA_NOREF;
+  w->gone = 1; /* safe when collected before it is opened */
+  w->state = WS_CLOSED;
+  luaL_setmetatable(L, WS_MT);
+  int wi = lua_gettop(L);
+  w->st = st;
+  w->role = client ? LH_ROLE_CLIENT : LH_ROLE_SERVER;
+  w->max_message = (uint64_t)lh_opt_number(L, 3, "max_message", 1024 * 1024);
+  uint64_t max_frame = (uint64_t)lh_opt_number(L, 3, "max_frame", 0);
+  w->frag_size = (size_t)lh_opt_number(L, 3, "fragment_size", 64 * 1024);
+  if (w->frag_size < 1) w->frag_size = 1;
+  w->close_timeout = lh_opt_number(L, 3, "close_timeout", 10);
+  w->ping_interval = lh_opt_number(L, 3, "ping_interval", 0);
+  w->ping_timeout = lh_opt_number(L, 3, "ping_timeout", 0);
+  if (lua_getfield(L, 3, "deflate") == LUA_TTABLE) {
+    lh_pmd_params_t p;
+    p.server_no_context_takeover = (uint8_t)opt_flag(L, -1, "server_no_context_takeover");
+    p.client_no_context_takeover = (uint8_t)opt_flag(L, -1, "client_no_context_takeover");
+    p.server_max_window_bits = (uint8_t)opt_int(L, -1, "server_max_window_bits", 15);
+    p.client_max_window_bits = (uint8_t)opt_int(L, -1, "client_max_window_bits", 15);
+    w->pmd = malloc(sizeof *w->pmd);
+    if (!w->pmd) return luaL_error(L, "websocket: out of memory");
+    lh_pmd_init(w->pmd, w->role, &p, opt_int(L, -1, "level", -1), opt_int(L, -1, "mem_level", 8));
+  }
+  lua_pop(L, 1);
+  lh_ws_reader_init(&w->rd, w->role, max_frame, w->max_message, w->pmd);
+  lua_getfield(L, 3, "protocol");
+  lua_setiuservalue(L, wi, UV_PROTOCOL);
+  lua_getfield(L, 3, "extensions");
+  lua_setiuservalue(L, wi, UV_EXTENSIONS);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, wi, UV_CONN);
+  lua_pushboolean(L, 0);
+  w->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  int e = client ? lh_res_take(L, 1, &w->raw) : lh_stream_take(L, 1, &w->raw);
+  if (e) return lh_push_fail(L, e, "the connection is closed");
+  w->raw.event = ws_event;
+  w->taken = 1;
+  w->gone = 0;
+  w->state = WS_OPEN;
+  /* a server's ws lives as long as its connection (its handler ending
+   * closes it); a client's as long as it is referenced */
+  if (!client) anchor(L, w, wi);
+  arm_ping(w, w->ping_interval);
+  lua_settop(L, wi);
+  return 1;
+}
+
+/* ws_accept_key(key) -> Sec-WebSocket-Accept, or nil when key is not the
+ * base64 of 16 bytes */
+static int l_ws_accept_key(lua_State *L) {
+  size_t n;
+  const char *k = luaL_checklstring(L, 1, &n);
+  if (!lh_ws_key_valid(k, n)) return 0;
+  char out[LH_WS_ACCEPT_LEN + 1];
+  lh_ws_accept(k, n, out);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+/* ws_new_key() -> a fresh Sec-WebSocket-Key (16 random bytes, base64) */
+static int l_ws_new_key(lua_State *L) {
+  uint8_t raw[16];
+  char out[25];
+  for (int i = 0; i < 4; i++) mask_key(raw + 4 * i);
+  lh_base64_encode(raw, 16, out);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+static void conf_from(lua_State *L, int t, lh_pmd_conf_t *c) {
+  memset(c, 0, sizeof *c);
+  if (!lua_istable(L, t)) return;
+  c->server_no_context_takeover = (uint8_t)lua_toboolean(L, (lua_getfield(L, t, "server_no_context_takeover"), -1));
+  c->client_no_context_takeover = (uint8_t)lua_toboolean(L, (lua_getfield(L, t, "client_no_context_takeover"), -1));
+  lua_pop(L, 2);
+  c->server_max_window_bits = (uint8_t)lh_opt_number(L, t, "server_max_window_bits", 0);
+  c->client_max_window_bits = (uint8_t)lh_opt_number(L, t, "client_max_window_bits", 0);
+}
+
+static void push_params(lua_State *L, const lh_pmd_params_t *p) {
+  lua_createtable(L, 0, 4);
+  lua_pushboolean(L, p->server_no_context_takeover);
+  lua_setfield(L, -2, "server_no_context_takeover");
+  lua_pushboolean(L, p->client_no_context_takeover);
+  lua_setfield(L, -2, "client_no_context_takeover");
+  lua_pushinteger(L, p->server_max_window_bits);
+  lua_setfield(L, -2, "server_max_window_bits");
+  lua_pushinteger(L, p->client_max_window_bits);
+  lua_setfield(L, -2, "client_max_window_bits");
+}
+
+/* ws_deflate_accept(offer, conf) -> params, response | false (no offer
+ * taken) | nil (malformed) */
+static int l_ws_deflate_accept(lua_State *L) {
+  size_t n;
+  const char *h = luaL_checklstring(L, 1, &n);
+  lh_pmd_conf_t c;
+  conf_from(L, 2, &c);
+  lh_pmd_params_t p;
+  char resp[LH_PMD_HDR_MAX];
+  int r = lh_pmd_server_negotiate(h, n, &c, &p, resp);
+  if (r < 0) return 0;
+  if (r == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  push_params(L, &p);
+  lua_pushstring(L, resp);
+  return 2;
+}
+
+/* ws_deflate_offer(conf) -> offer */
+static int l_ws_deflate_offer(lua_State *L) {
+  lh_pmd_conf_t c;
+  conf_from(L, 1, &c);
+  char out[LH_PMD_HDR_MAX];
+  lh_pmd_client_offer(&c, out);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+/* ws_deflate_check(response, conf) -> params | false (none) | nil (fail) */
+static int l_ws_deflate_check(lua_State *L) {
+  size_t n;
+  const char *h = luaL_checklstring(L, 1, &n);
+  lh_pmd_conf_t c;
+  conf_from(L, 2, &c);
+  lh_pmd_params_t p;
+  int r = lh_pmd_client_accept(h, n, &c, &p);
+  if (r < 0) return 0;
+  if (r == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  push_params(L, &p);
+  return 1;
+}
+
+/* ws_utf8(s) -> true when s is valid UTF-8 */
+static int l_ws_utf8(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushboolean(L, lh_utf8_valid((const uint8_t *)s, n));
+  return 1;
+}
+
+static const luaL_Reg ws_methods[] = {
+  {"receive", ws_receive}, {"messages", ws_messages}, {"frames", ws_frames},
+  {"send", ws_send},       {"ping", ws_ping},         {"pong", ws_pong},
+  {"close", ws_close},     {NULL, NULL}};
+
+static const luaL_Reg ws_funcs[] = {
+  {"ws_new", l_ws_new},
+  {"ws_accept_key", l_ws_accept_key},
+  {"ws_new_key", l_ws_new_key},
+  {"ws_deflate_accept", l_ws_deflate_accept},
+  {"ws_deflate_offer", l_ws_deflate_offer},
+  {"ws_deflate_check", l_ws_deflate_check},
+  {"ws_utf8", l_ws_utf8},
+  {NULL, NULL}};
+
+/* pushes f as a closure over the metatable at mt and the two kinds, plus
+ * the value on top of the stack when extra is set (consumed) */
+static void push_fn(lua_State *L, int mt, lua_CFunction f, int extra) {
+  lua_pushvalue(L, mt);
+  lua_pushliteral(L, "text");
+  lua_pushliteral(L, "binary");
+  if (extra) lua_rotate(L, -4, 3); /* the extra value goes last */
+  lua_pushcclosure(L, f, 3 + extra);
+}
+
+void lh_ws_open(lua_State *L, int mod) {
+  if (luaL_newmetatable(L, WS_MT)) {
+    int mt = lua_gettop(L);
+    lua_newtable(L);
+    for (const luaL_Reg *r = ws_methods; r->name; r++) {
+      push_fn(L, mt, r->func, 0);
+      lua_setfield(L, -2, r->name);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, mt, "__methods"); /* core.methods adds Lua ones here */
+    push_fn(L, mt, ws_index, 1); /* takes the methods table */
+    lua_setfield(L, mt, "__index");
+    push_fn(L, mt, ws_gc, 0);
+    lua_setfield(L, mt, "__gc");
+    push_fn(L, mt, ws_close_quietly, 0);
+    lua_setfield(L, mt, "__close");
+    push_fn(L, mt, ws_tostring, 0);
+    lua_setfield(L, mt, "__tostring");
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, ws_funcs, 0);
+  lua_pop(L, 1);
+}
+
