@@ -20,6 +20,19 @@ endif
 
 LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
+# OpenSSL 3 (TLS): luarocks passes OPENSSL_*DIR; by hand pkg-config finds it.
+# Missing, the build stops with what to install (see check-openssl).
+ifdef OPENSSL_INCDIR
+SSL_CFLAGS := -I$(OPENSSL_INCDIR)
+SSL_LIBS := -L$(OPENSSL_LIBDIR) -lssl -lcrypto
+SSL_FOUND := given
+else
+SSL_CFLAGS := $(shell pkg-config --cflags openssl 2>/dev/null)
+SSL_LIBS := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+SSL_FOUND := $(shell pkg-config --atleast-version=3.0 openssl 2>/dev/null && echo 3 || \
+  (pkg-config --modversion openssl 2>/dev/null || echo none))
+endif
+
 # llhttp: the system library when there is one, else Debian 12's sources
 ifeq ($(shell pkg-config --exists llhttp 2>/dev/null && echo y),y)
 LLHTTP_CFLAGS := $(shell pkg-config --cflags llhttp)
@@ -45,7 +58,7 @@ ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(WE
 #              build from these alone
 #   csrc/uv    libuv glue
 #   csrc/lua   the Lua binding
-CORE_CFLAGS := -Icsrc/core $(LLHTTP_CFLAGS)
+CORE_CFLAGS := -Icsrc/core $(LLHTTP_CFLAGS) $(SSL_CFLAGS)
 UVL_CFLAGS := $(CORE_CFLAGS) -Icsrc/uv $(UV_CFLAGS)
 LUAL_CFLAGS := $(UVL_CFLAGS) -Icsrc/lua $(LUA_CFLAGS)
 CORE_H := $(wildcard csrc/core/*.h)
@@ -55,14 +68,14 @@ LUAL_H := $(UVL_H) $(wildcard csrc/lua/*.h)
 CORE := $(basename $(notdir $(wildcard csrc/core/*.c)))
 UVIO := $(basename $(notdir $(wildcard csrc/uv/*.c)))
 LBIND := $(basename $(notdir $(wildcard csrc/lua/*.c)))
-TESTS := test_conn test_dispatch test_timeout test_client test_lalloc
+TESTS := test_conn test_dispatch test_timeout test_client test_lalloc test_tls
 
 CORE_O := $(CORE:%=$(B)/obj/core/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)
 LBIND_O := $(LBIND:%=$(B)/obj/lua/%.o)
 LLHTTP_O := $(if $(LLHTTP_SRC),$(B)/obj/llhttp_llhttp.o $(B)/obj/llhttp_api.o $(B)/obj/llhttp_http.o)
 
-.PHONY: all deps run test test-quick tests test-sanitize check-layers fuzz-smoke install clean
+.PHONY: all deps run test test-quick tests test-sanitize check-layers fuzz-smoke install clean check-openssl
 
 all: $(B)/lhyper/core.so
 
@@ -91,7 +104,18 @@ test-quick: all tests
 
 tests: $(TESTS:%=$(B)/tests/%)
 
-$(B)/obj/core/%.o: csrc/core/%.c $(CORE_H) | $(B)/obj/core
+# OpenSSL 3's headers and libraries are required (TLS for server and client)
+check-openssl:
+ifeq ($(SSL_FOUND),none)
+	@echo "lhyper: OpenSSL 3 development files not found (pkg-config openssl)." >&2; \
+	echo "  Debian/Ubuntu: apt-get install libssl-dev   (or: make deps)" >&2; \
+	echo "  elsewhere: install OpenSSL >= 3.0 with its headers, or pass OPENSSL_INCDIR= OPENSSL_LIBDIR=" >&2; \
+	exit 1
+else ifneq ($(filter 3 given,$(SSL_FOUND)),$(SSL_FOUND))
+	@echo "lhyper: OpenSSL $(SSL_FOUND) found, lhyper needs OpenSSL 3.0 or later (Debian: libssl-dev)" >&2; exit 1
+endif
+
+$(B)/obj/core/%.o: csrc/core/%.c $(CORE_H) | $(B)/obj/core check-openssl
 	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -c $< -o $@
 
 $(B)/obj/uv/%.o: csrc/uv/%.c $(UVL_H) | $(B)/obj/uv
@@ -104,7 +128,7 @@ $(B)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(B)/obj
 	$(CC) $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden -w $(LLHTTP_CFLAGS) -c $< -o $@
 
 $(B)/lhyper/core.so: $(CORE_O) $(UVIO_O) $(LBIND_O) $(LLHTTP_O) | $(B)/lhyper
-	$(CC) -shared $(SAN) -o $@ $^ $(LLHTTP_LIBS) $(UV_LIBS)
+	$(CC) -shared $(SAN) -o $@ $^ $(LLHTTP_LIBS) $(UV_LIBS) $(SSL_LIBS)
 
 # the allocator cache runs over a real lua_State
 $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/tests/test.h | $(B)/tests
@@ -112,7 +136,7 @@ $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/test
 
 # the core's tests build with neither libuv nor Lua
 $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) $(LLHTTP_O) | $(B)/tests
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(LLHTTP_O) $(LLHTTP_LIBS)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(LLHTTP_O) $(LLHTTP_LIBS) $(SSL_LIBS)
 
 $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 	mkdir -p $@
@@ -151,7 +175,7 @@ $(FB)/obj/llhttp_%.o: $(LLHTTP_DIR)/%.c | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -c $< -o $@
 
 $(FB)/fuzz_%: csrc/tests/fuzz_%.c $(FUZZ_O) $(CORE_H) csrc/tests/*.h
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(LLHTTP_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(LLHTTP_LIBS) $(SSL_LIBS)
 
 $(FB)/obj:
 	mkdir -p $@

@@ -19,6 +19,7 @@ dependencies = {
 }
 external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },
+  OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
 -- The Makefile finds llhttp: the system library through pkg-config, or the
 -- C sources Debian 12 ships in node-llhttp (/usr/share/llhttp).
@@ -30,6 +31,8 @@ build = {
     LUA_INCDIR = "$(LUA_INCDIR)",
     LIBUV_INCDIR = "$(LIBUV_INCDIR)",
     LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
+    OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
+    OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
   },
   install_target = "install",
   install_variables = {

@@ -2,10 +2,10 @@
 # Installs the Debian packages lhyper needs to build and test, when missing.
 # Idempotent and quiet when everything is there.
 set -e
-pkgs="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev lua-cjson lua-busted lua-socket curl python3"
+pkgs="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev libssl-dev lua-cjson lua-busted lua-socket curl python3"
 if ! pkg-config --exists llhttp 2>/dev/null; then pkgs="$pkgs node-llhttp"; fi
 # clang and its runtime (libFuzzer) for the fuzz smoke run of `make test`
-if [ "${1:-}" = test ]; then pkgs="$pkgs valgrind nodejs nginx wrk python3-requests prometheus python3-prometheus-client clang libclang-rt-14-dev"; fi
+if [ "${1:-}" = test ]; then pkgs="$pkgs valgrind nodejs nginx wrk python3-requests prometheus python3-prometheus-client clang libclang-rt-14-dev openssl python3-trustme"; fi
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

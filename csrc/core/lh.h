@@ -40,7 +40,12 @@
   XX(EUSER_SERVICE, "user_service", "", "handler failed")                       \
   XX(EBODY_TOO_LARGE, "user_body", "", "body too large")                        \
   XX(ECANCELED, "canceled", "", "operation canceled")                           \
-  XX(ECLOSED, "closed", "", "connection closed")
+  XX(ECLOSED, "closed", "", "connection closed")                                \
+  XX(ETLS, "tls", "", "TLS failure")                                           \
+  XX(ETLS_HANDSHAKE, "tls", "handshake", "TLS handshake failed")               \
+  XX(ETLS_VERIFY, "tls", "verify", "TLS certificate verification failed")      \
+  XX(ETLS_PLAIN_HTTP, "tls", "plain_http", "plain HTTP request sent to a TLS port") \
+  XX(ETLS_CONFIG, "tls", "config", "invalid TLS configuration")
 
 typedef enum {
   LH__ERR_BASE = -20000,
