@@ -466,8 +466,6 @@ int lh_tls_ctx_new(lh_role_t role, const lh_tls_opts_t *o, lh_tls_ctx_t **out, c
     SSL_CTX_set_alpn_select_cb(c, alpn_cb, x);
     SSL_CTX_set_tlsext_servername_callback(c, servername_cb);
     SSL_CTX_set_tlsext_servername_arg(c, x);
-    x->sni = o->sni;
-    x->sni_arg = o->sni_arg;
     /* stateless resumption only: tickets under our keys, no session
      * cache in each process */
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
@@ -517,6 +515,11 @@ int lh_tls_ctx_new(lh_role_t role, const lh_tls_opts_t *o, lh_tls_ctx_t **out, c
 void lh_tls_ctx_ref(lh_tls_ctx_t *c) { SSL_CTX_up_ref(c->ssl); }
 void lh_tls_ctx_unref(lh_tls_ctx_t *c) { SSL_CTX_free(c->ssl); }
 lh_role_t lh_tls_ctx_role(const lh_tls_ctx_t *c) { return c->role; }
+
+void lh_tls_ctx_set_sni(lh_tls_ctx_t *c, lh_tls_sni_fn fn, void *arg) {
+  c->sni = fn;
+  c->sni_arg = arg;
+}
 
 /* --- connections --- */
 

@@ -43,8 +43,6 @@ typedef struct {
   int no_tickets;            /* server: no session tickets */
   uint32_t ticket_rotation;  /* server: seconds each ticket key encrypts; 0 = 3600 */
   lh_tls_ctx_t *keys_from;   /* server: share this context's ticket keys (SNI, reload) */
-  lh_tls_sni_fn sni;         /* server: see lh_tls_sni_fn; NULL = one certificate */
-  void *sni_arg;
 } lh_tls_opts_t;
 
 /* a context for role. returns 0, or a negative code (LH_ETLS_CONFIG with
@@ -55,6 +53,10 @@ int lh_tls_ctx_new(lh_role_t role, const lh_tls_opts_t *o, lh_tls_ctx_t **out, c
 void lh_tls_ctx_ref(lh_tls_ctx_t *c);
 void lh_tls_ctx_unref(lh_tls_ctx_t *c);
 lh_role_t lh_tls_ctx_role(const lh_tls_ctx_t *c);
+/* server: the context for a name a client asks for comes from fn (see
+ * lh_tls_sni_fn); NULL: this context's certificate for every name. arg
+ * must stay valid while connections over c may still be in a handshake */
+void lh_tls_ctx_set_sni(lh_tls_ctx_t *c, lh_tls_sni_fn fn, void *arg);
 
 /* a connection over ctx. Client: name is the server's name (SNI, and what
  * the certificate must match unless verification is off; an IP address

@@ -487,11 +487,11 @@ static lh_tls_ctx_t *pick(void *arg, const char *name, int *fail) {
 }
 
 static void sni_picks_the_certificate(void) {
-  lh_tls_opts_t so = {.sni = pick};
-  lh_tls_ctx_t *sx = server_ctx(&leaf, &so), *cx = client_ctx(&ca, NULL);
+  lh_tls_ctx_t *sx = server_ctx(&leaf, NULL), *cx = client_ctx(&ca, NULL);
   lh_tls_opts_t bo = {.keys_from = sx};
   sni_target = server_ctx(&sni_b, &bo);
   REQUIRE(sx && cx && sni_target);
+  lh_tls_ctx_set_sni(sx, pick, NULL);
   const char *names[] = {"b.test", "localhost", "refused.test"};
   for (int i = 0; i < 3; i++) {
     end_t cli, srv;
