@@ -464,6 +464,33 @@ local function handler(req)
   return 404, { ["content-type"] = "text/plain" }, "not found"
 end
 
+-- TLS: sni_certs = { [name] = { cert, key } } (an app option) becomes the
+-- tls.sni function; /tls tells the request's TLS; /__reload_tls?cert=&key=
+-- reloads the certificate with the server's other tls options.
+local sni_certs = opts.sni_certs
+opts.sni_certs = nil
+if sni_certs then
+  opts.tls.sni = function(name)
+    local c = sni_certs[name]
+    if name == "raise.test" then error("no certificate for raise.test") end
+    if c then return c[1], c[2] end
+  end
+end
+routes["/tls"] = function(req)
+  local t = req.tls
+  if not t then return 200, nil, "plain\n" end
+  return 200, nil, string.format("version=%s\ncipher=%s\nalpn=%s\nsni=%s\nresumed=%s\n",
+    t.version, t.cipher, tostring(t.alpn), tostring(t.sni), tostring(t.resumed))
+end
+routes["/__reload_tls"] = function(req, q)
+  local t = {}
+  for k, v in pairs(opts.tls) do t[k] = v end
+  t.cert, t.key = q.cert, q.key
+  local ok, err, kind = server:reload_tls(t)
+  if not ok then return 500, nil, tostring(kind) .. ": " .. tostring(err) end
+  return 200, nil, "reloaded"
+end
+
 local config = { host = "127.0.0.1", port = 0, handler = handler }
 if record_errors then
   config.on_error = function(err, info)
