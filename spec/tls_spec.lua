@@ -315,6 +315,39 @@ print("after bad reload", ou(new2.sock))
     assert.truthy(out:find("after bad reload reloaded", 1, true), out)
   end)
 
+  it("serve.lua serves https with TLS_CERT and TLS_KEY and reloads them on SIGHUP", function()
+    local dir = h.tmpname("-serve")
+    assert(os.execute(string.format("mkdir -p %s && cp %s %s/cert.pem && cp %s %s/key.pem", q(dir),
+      q(certs.server.cert), q(dir), q(certs.server.key), q(dir))))
+    finally(function() os.execute("rm -rf " .. q(dir)) end)
+    local port = h.free_port()
+    local p = h.start_lua("serve.lua " .. port, 30,
+      string.format("TLS_CERT=%s TLS_KEY=%s", q(dir .. "/cert.pem"), q(dir .. "/key.pem")))
+    finally(function() p:stop() end)
+    assert.is_true(p:wait_log("lhyper listening on https://127.0.0.1:" .. port, 5), p:log())
+    local out = h.python([[
+import http.client, ssl, sys, os, time, shutil
+port, ca, d, cert, key, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
+ctx = ssl.create_default_context(cafile=ca)
+def ou(sock):
+    return dict(x[0] for x in sock.getpeercert()["subject"]).get("organizationalUnitName")
+old = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=10)
+old.request("GET", "/"); print("first", old.getresponse().read().decode(), ou(old.sock))
+shutil.copy(cert, d + "/cert.pem"); shutil.copy(key, d + "/key.pem")
+os.kill(pid, 1)
+time.sleep(0.5)
+old.request("GET", "/"); print("old", old.getresponse().read().decode(), ou(old.sock))
+new = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=10)
+new.request("GET", "/"); new.getresponse().read(); print("new", ou(new.sock))
+]], string.format("%d %s %s %s %s %d", port, q(certs.ca), q(dir), q(certs.reloaded.cert),
+      q(certs.reloaded.key), p.pid))
+    assert.truthy(out:find("first Hello, World! first
+old Hello, World! first
+new reloaded
+", 1, true), out .. p:log())
+    assert.truthy(p:log():find("lhyper: certificates reloaded", 1, true), p:log())
+  end)
+
   it("requires client certificates with client_ca", function()
     local s = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key, client_ca = certs.ca } })
     finally(function() s:stop() end)
