@@ -122,7 +122,7 @@ end
 local res = assert(lhyper.request{ url = "https://localhost:" .. expired .. "/hello", tls = { verify = false } })
 say("noverify=" .. res.status)
 -- the default client trusts the system's CAs only
-local _, err = lhyper.request{ url = "https://localhost:" .. wrong .. "/hello" }
+local _, err = lhyper.request{ url = "https://localhost:" .. wrong .. "/hello", connect_timeout = 60 }
 say("system=" .. tostring(err))
 ]], { ca = certs.ca, wrong = tostring(bad.wrong.port), expired = tostring(bad.expired.port),
       stranger = tostring(bad.stranger.port) })

@@ -1,7 +1,13 @@
 /* TLS over OpenSSL 3 as a byte filter (see tls.h). OpenSSL reads and
  * writes through a BIO of our own whose ends are the connection's
  * ciphertext buffers (as h2o does), so nothing is copied through a memory
- * BIO pair and nothing here touches a socket. */
+ * BIO pair and nothing here touches a socket.
+ *
+ * Nothing is registered with OpenSSL for the life of the process (no
+ * ex_data index, no shared BIO method): the module may be unloaded with
+ * its Lua state while libcrypto stays. Each context owns its BIO method;
+ * a connection holds references to the contexts its callbacks reach (its
+ * own, and the one SNI switched it to), so they outlive its SSL. */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -58,7 +64,9 @@ typedef struct {
 } sess_t;
 
 struct lh_tls_ctx {
-  SSL_CTX *ssl;           /* owns this struct: freed with it (ctx_ex_free) */
+  int refs;               /* lh_tls_ctx_ref/unref; freed at 0 */
+  SSL_CTX *ssl;
+  BIO_METHOD *bio;        /* our BIO (see bio_read, bio_write) for its connections */
   lh_role_t role;
   unsigned verify : 1;    /* client: peer certificate and name checked */
   tkeys_t *keys;          /* server with tickets; shared by a server's contexts */
@@ -73,6 +81,7 @@ struct lh_tls_ctx {
 struct lh_tls {
   SSL *ssl;
   lh_tls_ctx_t *ctx;      /* a reference held */
+  lh_tls_ctx_t *sni_ctx;  /* server: the context SNI switched to, a reference; NULL if none */
   lh_rbuf_t in;           /* ciphertext not yet taken by OpenSSL */
   lh_wq_t out;            /* ciphertext for the peer */
   size_t in_want;         /* size of the next read: grows while reads fill it */
@@ -86,17 +95,14 @@ struct lh_tls {
   char why[200];
 };
 
-/* --- process-wide: our BIO type, where a context finds its struct --- */
+/* --- process-wide: the type number of our BIO (a number, nothing to free) --- */
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static BIO_METHOD *bio_meth;
-static int ctx_idx = -1;
+static int bio_type;
 static int64_t frozen_clock;
 
 static int64_t clock_now(void) { return frozen_clock ? frozen_clock : (int64_t)time(NULL); }
 void lh_tls_clock_freeze(int64_t unix_seconds) { frozen_clock = unix_seconds; }
-
-static lh_tls_ctx_t *ctx_of(const SSL_CTX *c) { return SSL_CTX_get_ex_data(c, ctx_idx); }
 
 static void keys_unref(tkeys_t *k) {
   if (!k || --k->refs > 0) return;
@@ -104,12 +110,9 @@ static void keys_unref(tkeys_t *k) {
   free(k);
 }
 
-/* the SSL_CTX's last reference is gone: its struct goes with it */
-static void ctx_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                        void *argp) {
-  (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-  lh_tls_ctx_t *x = ptr;
-  if (!x) return;
+static void ctx_free(lh_tls_ctx_t *x) {
+  SSL_CTX_free(x->ssl);
+  BIO_meth_free(x->bio);
   keys_unref(x->keys);
   free(x->alpn);
   for (int i = 0; i < SESS_MAX; i++) {
@@ -159,14 +162,15 @@ static int bio_create(BIO *b) {
   return 1;
 }
 
-static void init_once(void) {
-  ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ctx_ex_free);
-  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lhyper");
+static void init_once(void) { bio_type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK; }
+
+static BIO_METHOD *bio_method(void) {
+  BIO_METHOD *m = BIO_meth_new(bio_type, "lhyper");
   if (m && BIO_meth_set_write(m, bio_write) && BIO_meth_set_read(m, bio_read) &&
       BIO_meth_set_ctrl(m, bio_ctrl) && BIO_meth_set_create(m, bio_create))
-    bio_meth = m;
-  else
-    BIO_meth_free(m);
+    return m;
+  BIO_meth_free(m);
+  return NULL;
 }
 
 /* --- loading certificates and keys: a path, or PEM text --- */
@@ -293,8 +297,8 @@ static int ticket_mac_key(EVP_MAC_CTX *h, unsigned char *key) {
  * enc 0 opens one: 1 good, 2 good and to be renewed, 0 unknown key */
 static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
                      EVP_MAC_CTX *hctx, int enc) {
-  lh_tls_ctx_t *x = ctx_of(SSL_get_SSL_CTX(s));
-  tkeys_t *k = x ? x->keys : NULL;
+  lh_tls_t *t = SSL_get_app_data(s);
+  tkeys_t *k = t ? t->ctx->keys : NULL; /* the keys of the context it began with */
   if (!k || !keys_update(k)) return enc ? -1 : 0;
   if (enc) {
     memcpy(name, k->cur.name, 16);
@@ -342,12 +346,17 @@ static int servername_cb(SSL *s, int *alert, void *arg) {
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
   if (y) {
-    SSL_CTX *set = y->role == LH_ROLE_SERVER ? SSL_set_SSL_CTX(s, y->ssl) : NULL;
-    lh_tls_ctx_unref(y);
+    lh_tls_t *t = SSL_get_app_data(s);
+    SSL_CTX *set = y->role == LH_ROLE_SERVER && t ? SSL_set_SSL_CTX(s, y->ssl) : NULL;
     if (!set) {
+      lh_tls_ctx_unref(y);
       *alert = SSL_AD_INTERNAL_ERROR;
       return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
+    /* its callbacks (ALPN) now run with y: kept until the connection goes
+     * (a second client hello, after a retry request, asks again) */
+    if (t->sni_ctx) lh_tls_ctx_unref(t->sni_ctx);
+    t->sni_ctx = y;
   }
   return SSL_TLSEXT_ERR_OK;
 }
@@ -415,18 +424,18 @@ static const unsigned char http11[] = "\x08http/1.1";
 int lh_tls_ctx_new(lh_role_t role, const lh_tls_opts_t *o, lh_tls_ctx_t **out, char *err,
                    size_t err_len) {
   pthread_once(&once, init_once);
-  if (ctx_idx < 0 || !bio_meth) return LH_ENOMEM;
   ERR_clear_error();
-  SSL_CTX *c = SSL_CTX_new(role == LH_ROLE_SERVER ? TLS_server_method() : TLS_client_method());
-  lh_tls_ctx_t *x = c ? calloc(1, sizeof *x) : NULL;
-  if (!x || !SSL_CTX_set_ex_data(c, ctx_idx, x)) {
-    free(x);
-    SSL_CTX_free(c);
+  lh_tls_ctx_t *x = calloc(1, sizeof *x);
+  if (!x) return LH_ENOMEM;
+  x->refs = 1;
+  x->role = role;
+  SSL_CTX *c = x->ssl =
+      SSL_CTX_new(role == LH_ROLE_SERVER ? TLS_server_method() : TLS_client_method());
+  if (!c || !(x->bio = bio_method())) {
+    ctx_free(x);
     ERR_clear_error();
     return LH_ENOMEM;
   }
-  x->ssl = c;
-  x->role = role;
   int r = 0;
   const unsigned char *alpn = o->alpn ? o->alpn : http11;
   size_t alpn_len = o->alpn ? o->alpn_len : sizeof http11 - 1;
@@ -505,15 +514,17 @@ int lh_tls_ctx_new(lh_role_t role, const lh_tls_opts_t *o, lh_tls_ctx_t **out, c
   }
   ERR_clear_error();
   if (r) {
-    SSL_CTX_free(c);
+    ctx_free(x);
     return r;
   }
   *out = x;
   return 0;
 }
 
-void lh_tls_ctx_ref(lh_tls_ctx_t *c) { SSL_CTX_up_ref(c->ssl); }
-void lh_tls_ctx_unref(lh_tls_ctx_t *c) { SSL_CTX_free(c->ssl); }
+void lh_tls_ctx_ref(lh_tls_ctx_t *c) { c->refs++; }
+void lh_tls_ctx_unref(lh_tls_ctx_t *c) {
+  if (--c->refs == 0) ctx_free(c);
+}
 lh_role_t lh_tls_ctx_role(const lh_tls_ctx_t *c) { return c->role; }
 
 void lh_tls_ctx_set_sni(lh_tls_ctx_t *c, lh_tls_sni_fn fn, void *arg) {
@@ -563,7 +574,7 @@ int lh_tls_new(lh_tls_ctx_t *ctx, const char *name, const char *session, lh_tls_
   t->in_want = IN_FIRST;
   BIO *b = NULL;
   t->ssl = SSL_new(ctx->ssl);
-  if (t->ssl) b = BIO_new(bio_meth);
+  if (t->ssl) b = BIO_new(ctx->bio);
   if (!b) {
     lh_tls_free(t);
     ERR_clear_error();
@@ -594,6 +605,7 @@ void lh_tls_free(lh_tls_t *t) {
   lh_rbuf_free(&t->in);
   lh_wq_free(&t->out);
   free(t->session);
+  if (t->sni_ctx) lh_tls_ctx_unref(t->sni_ctx);
   lh_tls_ctx_unref(t->ctx);
   free(t);
 }
