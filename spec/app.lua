@@ -504,6 +504,10 @@ end
 for k, v in pairs(opts) do config[k] = v end
 
 server = assert(lhyper.server(config))
+-- the helper's /__quit is plain HTTP, which a TLS port refuses: TERM stops
+-- a TLS server the same way (lhyper.stop), so sanitizers and valgrind see
+-- a normal exit
+if config.tls then lhyper.on_signal("SIGTERM", function() lhyper.stop() end) end
 
 local stat = assert(io.open("/proc/self/stat")):read("l")
 local pid, pgid = stat:match("^(%d+) %b() %S+ %d+ (%d+)")

@@ -188,6 +188,12 @@ end
 -- Ask the app to quit through its /__quit route (lhyper.stop), so that the
 -- process exits normally; true when it did within `t` seconds.
 local function ask_quit(srv, t)
+  if srv.opts and srv.opts.tls then
+    -- a TLS port: curl speaks it (certificates are not checked here)
+    M.run(string.format("%scurl -sk --max-time %d -o /dev/null https://127.0.0.1:%d/__quit",
+      M.CLIENT_ENV, math.ceil(t), srv.port))
+    return srv:wait_exit(t)
+  end
   local sock = socket.tcp()
   sock:settimeout(t)
   if not sock:connect("127.0.0.1", srv.port) then sock:close(); return false end

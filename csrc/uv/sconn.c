@@ -153,7 +153,8 @@ static void sconn_close_now(lh_sconn_t *sc) {
   sc->closing = 1;
   sconn_deadline(sc, LH_DL_NONE, 0);
   close_socket_early(sc);
-  uv_close((uv_handle_t *)&sc->tcp, conn_close_cb);
+  /* tcp.data: conn_close_cb, or tls_close_cb for a TLS connection */
+  uv_close((uv_handle_t *)&sc->tcp, (uv_close_cb)sc->tcp.data);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
