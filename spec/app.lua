@@ -482,6 +482,10 @@ routes["/tls"] = function(req)
   return 200, nil, string.format("version=%s\ncipher=%s\nalpn=%s\nsni=%s\nresumed=%s\n",
     t.version, t.cipher, tostring(t.alpn), tostring(t.sni), tostring(t.resumed))
 end
+-- /redirect?to=URL[&status=N]: a redirect (302 unless said)
+routes["/redirect"] = function(req, q)
+  return tonumber(q.status) or 302, { location = q.to }, ""
+end
 routes["/__reload_tls"] = function(req, q)
   local t = {}
   for k, v in pairs(opts.tls) do t[k] = v end

@@ -215,6 +215,22 @@ say("client=" .. res.status .. ":" .. res:read_all())
     assert.equal("200:hello client over TLSv1.3", r.client)
   end)
 
+  it("follows redirects from http to https and relative ones over https", function()
+    local plain = h.start_server({})
+    finally(function() plain:stop() end)
+    local r = run([[
+local to = ("https://localhost:%d/tls"):format(tls_port)
+local res = assert(lhyper.request{ url = ("http://127.0.0.1:%d/redirect?to=%s"):format(plain_port, to),
+  follow_redirects = 2, tls = { ca = ca } })
+say("up=" .. res.status .. ":" .. res:read_all():match("version=(%S+)") .. ":" .. tostring(res.tls and res.tls.version))
+res = assert(lhyper.request{ url = ("https://localhost:%d/redirect?to=/hello"):format(tls_port),
+  follow_redirects = 2, tls = { ca = ca } })
+say("relative=" .. res.status .. ":" .. res:read_all() .. ":" .. tostring(res.tls ~= nil))
+]], { ca = certs.ca, tls_port = tostring(srv.port), plain_port = tostring(plain.port) })
+    assert.equal("200:TLSv1.3:TLSv1.3", r.up)
+    assert.equal("200:Hello, World!:true", r.relative)
+  end)
+
   it("refuses bad tls options", function()
     local out = h.lua([[
 local lhyper = require "lhyper"
