@@ -498,6 +498,9 @@ int lh_tls_ctx_new(lh_role_t role, const lh_tls_opts_t *o, lh_tls_ctx_t **out, c
         r = LH_ENOMEM;
       }
       if (!r) SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticket_cb);
+      /* the lifetime hint a client gets: a ticket is good for at least one
+       * period (made under the current key, taken under the next one) */
+      if (!r) SSL_CTX_set_timeout(c, (long)x->keys->period);
     }
   }
   if (!r && role == LH_ROLE_CLIENT) {
