@@ -231,6 +231,29 @@ say("relative=" .. res.status .. ":" .. res:read_all() .. ":" .. tostring(res.tl
     assert.equal("200:Hello, World!:true", r.relative)
   end)
 
+  it("counts the handshake in connect_timeout: a server that never answers it fails the request", function()
+    local mute = up.python([[
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print("PORT %d" % s.getsockname()[1], flush=True)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c) # accepted, never read or answered
+]])
+    finally(function() mute:stop() end)
+    local r = run([[
+local t0 = lhyper.now()
+local res, err, kind = lhyper.request{ url = base .. "/", connect_timeout = 1, tls = { ca = ca } }
+say("mute=" .. tostring(res) .. ":" .. kind .. ":" .. tostring(err))
+say("took=" .. (lhyper.now() - t0))
+]], { base = base(mute.port), ca = certs.ca })
+    assert.equal("nil:timeout:TLS handshake timed out", r.mute)
+    assert.is_true(tonumber(r.took) >= 0.9 and tonumber(r.took) < 5, r.took)
+  end)
+
   it("refuses bad tls options", function()
     local out = h.lua([[
 local lhyper = require "lhyper"

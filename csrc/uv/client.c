@@ -51,7 +51,7 @@ struct lh_cconn {
   int local_port;            /* 0 until asked for once connected */
   const char *why;           /* message of the deadline that expired */
   /* deadlines in loop seconds, 0 when unset */
-  double connect_deadline;   /* while connecting */
+  double connect_deadline;   /* while connecting, and for https until the handshake is done */
   double deadline;           /* the whole exchange */
   double read_idle;          /* seconds; the clock runs from last_read */
   double last_read;
@@ -282,8 +282,8 @@ static void cc_timer_cb(uv_timer_t *t) {
     else cc_arm(cc);
     return;
   }
-  if (!cc->connected && cc->connect_deadline && cc->connect_deadline <= now) {
-    cc_fail(cc, LH_ETIMEOUT, "connect timed out");
+  if (cc->connect_deadline && cc->connect_deadline <= now) {
+    cc_fail(cc, LH_ETIMEOUT, cc->connected ? "TLS handshake timed out" : "connect timed out");
     return;
   }
   if (cc->deadline && cc->deadline <= now) {
@@ -316,7 +316,7 @@ static void cc_arm(lh_cconn_t *cc) {
   if (cc->pooled) {
     CONSIDER(cc->idle_deadline);
   } else {
-    if (!cc->connected) CONSIDER(cc->connect_deadline);
+    CONSIDER(cc->connect_deadline);
     CONSIDER(cc->deadline);
     if (cc->read_idle > 0) CONSIDER(cc->last_read + cc->read_idle);
     CONSIDER(cc->cont_deadline);
@@ -530,6 +530,10 @@ static void tls_pump(lh_cconn_t *cc) {
     cc_fail(cc, r < 0 ? r : w, r < 0 ? lh_tls_why(cc->tls) : NULL);
     return;
   }
+  if (cc->connect_deadline && lh_tls_is_done(cc->tls)) {
+    cc->connect_deadline = 0; /* connect_timeout covered the handshake */
+    cc_arm(cc);
+  }
   if (r == 2) {
     /* the read buffer is full: the socket waits until the dispatcher asks again */
     uv_read_stop((uv_stream_t *)&cc->tcp);
@@ -645,7 +649,7 @@ static void connect_cb(uv_connect_t *req, int status) {
     return;
   }
   cc->connected = 1;
-  cc->connect_deadline = 0;
+  if (!cc->tls) cc->connect_deadline = 0; /* https: once the handshake is done */
   if (cc->ai) {
     uv_freeaddrinfo(cc->ai);
     cc->ai = cc->ai_next = NULL;
