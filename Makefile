@@ -146,6 +146,7 @@ $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 #   make fuzz FUZZ_SECONDS=60          server role (Dispatcher and Conn alone)
 #   make fuzz-client FUZZ_SECONDS=60   client role
 #   make fuzz-head FUZZ_SECONDS=60     fast request-head path against llhttp
+#   make fuzz-tls FUZZ_SECONDS=60      the TLS filter's server side, fed a peer's bytes
 # corpora, dictionary and crash artifacts live under build-fuzz/; a crash
 # replays with build-fuzz/fuzz_conn build-fuzz/crash-<sha1>
 FUZZ_CC ?= clang
@@ -160,10 +161,10 @@ FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 $(CORE_CF
 FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o \
   $(if $(LLHTTP_SRC),$(FB)/obj/llhttp_llhttp.o $(FB)/obj/llhttp_api.o $(FB)/obj/llhttp_http.o)
 
-.PHONY: fuzz fuzz-client fuzz-head fuzz-build
-.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
+.PHONY: fuzz fuzz-client fuzz-head fuzz-tls fuzz-build
+.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_tls
 
-fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head
+fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_tls
 
 $(FB)/obj/%.o: csrc/core/%.c $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
@@ -191,6 +192,7 @@ fuzz-run-%: $(FB)/fuzz_%
 fuzz: fuzz-run-conn
 fuzz-client: fuzz-run-client
 fuzz-head: fuzz-run-head
+fuzz-tls: fuzz-run-tls
 
 # every fuzzer a few seconds, so that none rots: one TAP line each
 FUZZERS := $(basename $(notdir $(wildcard csrc/tests/fuzz_*.c)))
