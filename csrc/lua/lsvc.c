@@ -328,8 +328,9 @@ static lh_tls_ctx_t *svc_sni(void *arg, const char *name, int *fail) {
     report(s, LH_ETLS_CONFIG, lh_error_text(L, -1), NULL);
     *fail = 1;
   } else if (!lua_isnil(L, -1)) {
-    ctx = lh_ltls_check(L, -1); /* checked by init.lua: never raises here */
-    lh_tls_ctx_ref(ctx);
+    /* init.lua's wrapper gives a context; anything else refuses the name */
+    if ((ctx = lh_ltls_test(L, -1))) lh_tls_ctx_ref(ctx);
+    else *fail = 1;
   }
   lua_settop(L, top);
   return ctx;

@@ -21,6 +21,11 @@ lh_tls_ctx_t *lh_ltls_check(lua_State *L, int i) {
   return x->ctx;
 }
 
+lh_tls_ctx_t *lh_ltls_test(lua_State *L, int i) {
+  lh_ltls_t *x = luaL_testudata(L, i, CTX_MT);
+  return x ? x->ctx : NULL;
+}
+
 /* t[k] as a string, NULL when absent; the value stays on the stack */
 static const char *opt_str(lua_State *L, int t, const char *k) {
   lua_getfield(L, t, k);

@@ -9,6 +9,8 @@
 
 /* the context at index i (raises if it is not one) */
 lh_tls_ctx_t *lh_ltls_check(lua_State *L, int i);
+/* the same, NULL instead of raising (where Lua must not unwind: OpenSSL's callbacks) */
+lh_tls_ctx_t *lh_ltls_test(lua_State *L, int i);
 /* pushes { version, cipher, alpn, sni, resumed } of a connection, or nil
  * for none (plain HTTP, or a connection that is gone) */
 void lh_ltls_push_info(lua_State *L, lh_tls_t *t);
