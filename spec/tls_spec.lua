@@ -321,11 +321,13 @@ print("after bad reload", ou(new2.sock))
     local dir = h.tmpname("-serve")
     assert(os.execute(string.format("mkdir -p %s && cp %s %s/cert.pem && cp %s %s/key.pem", q(dir),
       q(certs.server.cert), q(dir), q(certs.server.key), q(dir))))
-    finally(function() os.execute("rm -rf " .. q(dir)) end)
     local port = h.free_port()
     local p = h.start_lua("serve.lua " .. port, 30,
       string.format("TLS_CERT=%s TLS_KEY=%s", q(dir .. "/cert.pem"), q(dir .. "/key.pem")))
-    finally(function() p:stop() end)
+    finally(function() -- one finally per test: busted keeps the last
+      p:stop()
+      os.execute("rm -rf " .. q(dir))
+    end)
     assert.is_true(p:wait_log("lhyper listening on https://127.0.0.1:" .. port, 5), p:log())
     local out = h.python([[
 import http.client, ssl, sys, os, time, shutil
