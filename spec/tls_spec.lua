@@ -350,6 +350,58 @@ new.request("GET", "/"); new.getresponse().read(); print("new", ou(new.sock))
     assert.truthy(p:log():find("lhyper: certificates reloaded", 1, true), p:log())
   end)
 
+  it("serves from workers, which share the ticket keys: a session resumes on any of them", function()
+    local script = h.tmpname(".lua")
+    h.write_file(script, string.format([[
+local lhyper = require "lhyper"
+local id
+local s = assert(lhyper.server { port = tonumber(arg[1]), tls = { cert = %q, key = %q },
+  handler = function() return 200, nil, tostring(id) end })
+id = lhyper.workers { n = 2, mode = "reuseport" }
+lhyper.run()
+]], certs.server.cert, certs.server.key))
+    local port = h.free_port()
+    local p = h.start_lua(q(script) .. " " .. port, 60)
+    finally(function() -- one finally per test: busted keeps the last
+      p:stop()
+      os.remove(script)
+    end)
+    local out, code = h.python([[
+import socket, ssl, sys, time
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+deadline = time.time() + 20
+sess, workers, resumed = None, {}, 0
+n = 0
+while n < 24 and time.time() < deadline:
+    try:
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                            server_hostname="localhost", session=sess)
+    except OSError:
+        time.sleep(0.1) # the workers are starting
+        continue
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d: break
+        data += d
+    w = data.split(b"\r\n\r\n", 1)[1].decode()
+    if n > 0:
+        workers[w] = workers.get(w, 0) + 1
+        resumed += 1 if s.session_reused else 0
+    sess = s.session
+    s.close()
+    n += 1
+print("connections", n - 1, "workers", len(workers), "resumed", resumed)
+]], string.format("%d %s", port, q(certs.ca)), 40)
+    assert.equal(0, code, out .. p:log())
+    local n, w, r = out:match("connections (%d+) workers (%d+) resumed (%d+)")
+    assert.equal("23", n, out .. p:log())
+    assert.equal("2", w, out) -- both workers took connections
+    assert.equal("23", r, out) -- and each resumed the session the other made
+  end)
+
   it("requires client certificates with client_ca", function()
     local s = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key, client_ca = certs.ca } })
     finally(function() s:stop() end)
