@@ -20,6 +20,19 @@ endif
 
 LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
+# OpenSSL 3 (TLS): luarocks passes OPENSSL_*DIR; by hand pkg-config finds it.
+# Missing, the build stops with what to install (see check-openssl).
+ifdef OPENSSL_INCDIR
+SSL_CFLAGS := -I$(OPENSSL_INCDIR)
+SSL_LIBS := -L$(OPENSSL_LIBDIR) -lssl -lcrypto
+SSL_FOUND := given
+else
+SSL_CFLAGS := $(shell pkg-config --cflags openssl 2>/dev/null)
+SSL_LIBS := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+SSL_FOUND := $(shell pkg-config --atleast-version=3.0 openssl 2>/dev/null && echo 3 || \
+  (pkg-config --modversion openssl 2>/dev/null || echo none))
+endif
+
 # zlib for permessage-deflate (WebSocket); luarocks passes ZLIB_*DIR
 ifdef ZLIB_INCDIR
 Z_CFLAGS := -I$(ZLIB_INCDIR)
@@ -42,7 +55,7 @@ ALL_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(WE
 #              build from these alone
 #   csrc/uv    libuv glue
 #   csrc/lua   the Lua binding
-CORE_CFLAGS := -Icsrc/core $(Z_CFLAGS)
+CORE_CFLAGS := -Icsrc/core $(Z_CFLAGS) $(SSL_CFLAGS)
 UVL_CFLAGS := $(CORE_CFLAGS) -Icsrc/uv $(UV_CFLAGS)
 LUAL_CFLAGS := $(UVL_CFLAGS) -Icsrc/lua $(LUA_CFLAGS)
 CORE_H := $(wildcard csrc/core/*.h)
@@ -52,13 +65,13 @@ LUAL_H := $(UVL_H) $(wildcard csrc/lua/*.h)
 CORE := $(basename $(notdir $(wildcard csrc/core/*.c)))
 UVIO := $(basename $(notdir $(wildcard csrc/uv/*.c)))
 LBIND := $(basename $(notdir $(wildcard csrc/lua/*.c)))
-TESTS := test_parse test_conn test_dispatch test_timeout test_client test_lalloc test_ws
+TESTS := test_parse test_conn test_dispatch test_timeout test_client test_lalloc test_ws test_tls
 
 CORE_O := $(CORE:%=$(B)/obj/core/%.o)
 UVIO_O := $(UVIO:%=$(B)/obj/uv/%.o)
 LBIND_O := $(LBIND:%=$(B)/obj/lua/%.o)
 
-.PHONY: all deps run test test-quick test-ws-full tests test-sanitize check-layers fuzz-smoke install clean
+.PHONY: all deps run test test-quick test-ws-full tests test-sanitize check-layers fuzz-smoke install clean check-openssl
 
 all: $(B)/lhyper/core.so
 
@@ -91,7 +104,18 @@ test-ws-full: all
 
 tests: $(TESTS:%=$(B)/tests/%)
 
-$(B)/obj/core/%.o: csrc/core/%.c $(CORE_H) | $(B)/obj/core
+# OpenSSL 3's headers and libraries are required (TLS for server and client)
+check-openssl:
+ifeq ($(SSL_FOUND),none)
+	@echo "lhyper: OpenSSL 3 development files not found (pkg-config openssl)." >&2; \
+	echo "  Debian/Ubuntu: apt-get install libssl-dev   (or: make deps)" >&2; \
+	echo "  elsewhere: install OpenSSL >= 3.0 with its headers, or pass OPENSSL_INCDIR= OPENSSL_LIBDIR=" >&2; \
+	exit 1
+else ifneq ($(filter 3 given,$(SSL_FOUND)),$(SSL_FOUND))
+	@echo "lhyper: OpenSSL $(SSL_FOUND) found, lhyper needs OpenSSL 3.0 or later (Debian: libssl-dev)" >&2; exit 1
+endif
+
+$(B)/obj/core/%.o: csrc/core/%.c $(CORE_H) | $(B)/obj/core check-openssl
 	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -c $< -o $@
 
 $(B)/obj/uv/%.o: csrc/uv/%.c $(UVL_H) | $(B)/obj/uv
@@ -101,7 +125,7 @@ $(B)/obj/lua/%.o: csrc/lua/%.c $(LUAL_H) | $(B)/obj/lua
 	$(CC) $(ALL_CFLAGS) $(LUAL_CFLAGS) -c $< -o $@
 
 $(B)/lhyper/core.so: $(CORE_O) $(UVIO_O) $(LBIND_O) | $(B)/lhyper
-	$(CC) -shared $(SAN) -o $@ $^ $(UV_LIBS) $(Z_LIBS)
+	$(CC) -shared $(SAN) -o $@ $^ $(UV_LIBS) $(Z_LIBS) $(SSL_LIBS)
 
 # the allocator cache runs over a real lua_State
 $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/tests/test.h | $(B)/tests
@@ -109,7 +133,7 @@ $(B)/tests/test_lalloc: csrc/tests/test_lalloc.c $(B)/obj/lua/lalloc.o csrc/test
 
 # the core's tests build with neither libuv nor Lua
 $(B)/tests/%: csrc/tests/%.c csrc/tests/mock_io.c csrc/tests/*.h $(CORE_O) | $(B)/tests
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(Z_LIBS)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Icsrc/tests -o $@ $< csrc/tests/mock_io.c $(CORE_O) $(Z_LIBS) $(SSL_LIBS)
 
 $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 	mkdir -p $@
@@ -122,6 +146,7 @@ $(B)/obj $(B)/obj/core $(B)/obj/uv $(B)/obj/lua $(B)/lhyper $(B)/tests:
 #                                      the line parser fed byte by byte agree
 #   make fuzz-chunked FUZZ_SECONDS=60  chunked bodies against a reference decoder
 #   make fuzz-ws FUZZ_SECONDS=60       WebSocket reader, whole against chopped
+#   make fuzz-tls FUZZ_SECONDS=60      the TLS filter's server side, fed a peer's bytes
 # corpora, dictionary and crash artifacts live under build-fuzz/; a crash
 # replays with build-fuzz/fuzz_conn build-fuzz/crash-<sha1>
 FUZZ_CC ?= clang
@@ -132,10 +157,10 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 $(CORE_CFLAGS) -Icsrc/tests
 FUZZ_O := $(CORE:%=$(FB)/obj/%.o) $(FB)/obj/mock_io.o
 
-.PHONY: fuzz fuzz-client fuzz-head fuzz-chunked fuzz-ws fuzz-build
-.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked $(FB)/fuzz_ws
+.PHONY: fuzz fuzz-client fuzz-head fuzz-chunked fuzz-ws fuzz-tls fuzz-build
+.SECONDARY: $(FUZZ_O) $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked $(FB)/fuzz_ws $(FB)/fuzz_tls
 
-fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked $(FB)/fuzz_ws
+fuzz-build: $(FB)/fuzz_conn $(FB)/fuzz_client $(FB)/fuzz_head $(FB)/fuzz_chunked $(FB)/fuzz_ws $(FB)/fuzz_tls
 
 $(FB)/obj/%.o: csrc/core/%.c $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
@@ -144,7 +169,7 @@ $(FB)/obj/mock_io.o: csrc/tests/mock_io.c csrc/tests/*.h $(CORE_H) | $(FB)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
 
 $(FB)/fuzz_%: csrc/tests/fuzz_%.c $(FUZZ_O) $(CORE_H) csrc/tests/*.h
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(Z_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_O) $(Z_LIBS) $(SSL_LIBS)
 
 $(FB)/obj:
 	mkdir -p $@
@@ -162,6 +187,7 @@ fuzz-client: fuzz-run-client
 fuzz-head: fuzz-run-head
 fuzz-chunked: fuzz-run-chunked
 fuzz-ws: fuzz-run-ws
+fuzz-tls: fuzz-run-tls
 
 # every fuzzer a few seconds, so that none rots: one TAP line each
 FUZZERS := $(basename $(notdir $(wildcard csrc/tests/fuzz_*.c)))

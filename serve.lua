@@ -19,6 +19,9 @@
 -- drain delay, running requests finish with Connection: close); a second
 -- signal stops it at once. With workers the master takes the signals, and
 -- SIGHUP starts workers with this file loaded anew, then drains the old ones.
+-- TLS_CERT and TLS_KEY (PEM files) make it serve https. SIGHUP then reads
+-- them again: alone, with server:reload_tls (open connections stay); with
+-- workers, the new generation loads them as it starts.
 local lhyper = require "lhyper"
 local L = lhyper.layers
 
@@ -46,6 +49,9 @@ do
   end
 end
 local host, port = opts.host, assert(tonumber(opts.port), "port: a number")
+local tls_cert, tls_key = os.getenv("TLS_CERT"), os.getenv("TLS_KEY")
+local tls = tls_cert and tls_key and { cert = tls_cert, key = tls_key } or nil
+local scheme = tls and "https" or "http"
 
 local TEXT = { ["content-type"] = "text/plain" }
 local JSON = { ["content-type"] = "application/json" }
@@ -93,12 +99,12 @@ layers[#layers + 1] = L.metrics { path = "/metrics" }
 layers[#layers + 1] = app
 
 local server = assert(lhyper.server { host = host, port = port, handler = lhyper.stack(layers),
-  ready_path = "/ready", drain_delay = opts.drain_delay })
+  ready_path = "/ready", drain_delay = opts.drain_delay, tls = tls })
 
 if opts.workers then
   local id, gen = lhyper.workers { n = opts.workers, mode = opts.mode, grace = opts.grace }
   if id then
-    io.stderr:write(("lhyper worker %d (generation %d) serving http://%s:%d/\n"):format(id, gen, host, server.port))
+    io.stderr:write(("lhyper worker %d (generation %d) serving %s://%s:%d/\n"):format(id, gen, scheme, host, server.port))
   elseif gen then
     error("serve.lua: workers did not start: " .. tostring(gen))
   end
@@ -107,7 +113,7 @@ if opts.workers then
   return
 end
 
-io.stderr:write(("lhyper listening on http://%s:%d/\n"):format(host, server.port))
+io.stderr:write(("lhyper listening on %s://%s:%d/\n"):format(scheme, host, server.port))
 
 local closing = false
 local function on_signal(signum)
@@ -122,8 +128,13 @@ local function on_signal(signum)
 end
 local sigint = lhyper.on_signal("SIGINT", on_signal)
 local sigterm = lhyper.on_signal("SIGTERM", on_signal)
+local sighup = tls and lhyper.on_signal("SIGHUP", function()
+  local ok, err = server:reload_tls(tls)
+  io.stderr:write(ok and "lhyper: certificates reloaded\n" or ("lhyper: reload failed: %s\n"):format(tostring(err)))
+end)
 
 lhyper.run()
 sigint:stop()
 sigterm:stop()
+if sighup then sighup:stop() end
 io.stderr:write("lhyper: closed\n")

@@ -20,6 +20,7 @@ dependencies = {
 external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },
   ZLIB = { header = "zlib.h", library = "z" },
+  OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
 -- Lua 5.4 and libuv are all the module needs (liblua5.4-dev, libuv1-dev):
 -- the HTTP/1 parser is lhyper's own.
@@ -33,6 +34,8 @@ build = {
     LIBUV_LIBDIR = "$(LIBUV_LIBDIR)",
     ZLIB_INCDIR = "$(ZLIB_INCDIR)",
     ZLIB_LIBDIR = "$(ZLIB_LIBDIR)",
+    OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
+    OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
   },
   install_target = "install",
   install_variables = {

@@ -2,10 +2,10 @@
 # Installs the Debian packages lhyper needs to build and test, when missing.
 # Idempotent and quiet when everything is there.
 set -e
-pkgs="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev zlib1g-dev lua-cjson lua-busted lua-socket curl python3"
+pkgs="make gcc pkg-config lua5.4 liblua5.4-dev libuv1-dev zlib1g-dev libssl-dev lua-cjson lua-busted lua-socket curl python3"
 # clang and its runtime (libFuzzer) for the fuzz smoke run of `make test`
 if [ "${1:-}" = test ]; then
-  pkgs="$pkgs valgrind nodejs nginx wrk python3-requests prometheus python3-prometheus-client clang libclang-rt-14-dev"
+  pkgs="$pkgs valgrind nodejs nginx wrk python3-requests prometheus python3-prometheus-client clang libclang-rt-14-dev openssl python3-trustme"
   # WebSocket interop: Python's websockets, Node's ws, Chromium, lua-resty-websocket on nginx
   pkgs="$pkgs python3-websockets node-ws chromium libnginx-mod-http-lua lua-nginx-websocket"
 fi

@@ -983,6 +983,37 @@ local function report_line(err, info)
   return table.concat(f, "\t")
 end
 
+-- TLS: sni_certs = { [name] = { cert, key } } (an app option) becomes the
+-- tls.sni function; /tls tells the request's TLS; /__reload_tls?cert=&key=
+-- reloads the certificate with the server's other tls options.
+local sni_certs = opts.sni_certs
+opts.sni_certs = nil
+if sni_certs then
+  opts.tls.sni = function(name)
+    local c = sni_certs[name]
+    if name == "raise.test" then error("no certificate for raise.test") end
+    if c then return c[1], c[2] end
+  end
+end
+routes["/tls"] = function(req)
+  local t = req.tls
+  if not t then return 200, nil, "plain\n" end
+  return 200, nil, string.format("version=%s\ncipher=%s\nalpn=%s\nsni=%s\nresumed=%s\n",
+    t.version, t.cipher, tostring(t.alpn), tostring(t.sni), tostring(t.resumed))
+end
+-- /redirect?to=URL[&status=N]: a redirect (302 unless said)
+routes["/redirect"] = function(req, q)
+  return tonumber(q.status) or 302, { location = q.to }, ""
+end
+routes["/__reload_tls"] = function(req, q)
+  local t = {}
+  for k, v in pairs(opts.tls) do t[k] = v end
+  t.cert, t.key = q.cert, q.key
+  local ok, err, kind = server:reload_tls(t)
+  if not ok then return 500, nil, tostring(kind) .. ": " .. tostring(err) end
+  return 200, nil, "reloaded"
+end
+
 local config = { host = "127.0.0.1", port = 0, handler = handler }
 if record_errors then
   config.on_error = function(err, info)
@@ -997,6 +1028,10 @@ end
 for k, v in pairs(opts) do config[k] = v end
 
 server = assert(lhyper.server(config))
+-- the helper's /__quit is plain HTTP, which a TLS port refuses: TERM stops
+-- a TLS server the same way (lhyper.stop), so sanitizers and valgrind see
+-- a normal exit
+if config.tls then lhyper.on_signal("SIGTERM", function() lhyper.stop() end) end
 
 local stat = assert(io.open("/proc/self/stat")):read("l")
 local pid, pgid = stat:match("^(%d+) %b() %S+ %d+ (%d+)")

@@ -115,13 +115,13 @@ show(lhyper.request { url = A .. "/r302?to=/echo/here", headers = hdr, follow_re
 show(lhyper.request { url = A .. "/r301/sub?to=../echo/rel%3Fq%3D1", follow_redirects = 1 })
 show(lhyper.request { url = A .. "/loop", follow_redirects = 3 })
 print("hops", hops)
-show(lhyper.request { url = A .. "/r302?to=https%3A//example.invalid/", follow_redirects = 3 })
+show(lhyper.request { url = A .. "/r302?to=ftp%3A//example.invalid/", follow_redirects = 3 })
 ]])
     assert.equal(table.concat({
       "200\tGET\t/echo/rel?q=1\t\t",
       "302\t/loop",
       "hops\t4",
-      "302\thttps://example.invalid/",
+      "302\tftp://example.invalid/",
       "" }, "\n"), out)
   end)
 

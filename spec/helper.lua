@@ -188,6 +188,12 @@ end
 -- Ask the app to quit through its /__quit route (lhyper.stop), so that the
 -- process exits normally; true when it did within `t` seconds.
 local function ask_quit(srv, t)
+  if srv.opts and srv.opts.tls then
+    -- a TLS port: curl speaks it (certificates are not checked here)
+    M.run(string.format("%scurl -sk --max-time %d -o /dev/null https://127.0.0.1:%d/__quit",
+      M.CLIENT_ENV, math.ceil(t), srv.port))
+    return srv:wait_exit(t)
+  end
   local sock = socket.tcp()
   sock:settimeout(t)
   if not sock:connect("127.0.0.1", srv.port) then sock:close(); return false end
@@ -257,15 +263,16 @@ end
 
 -- Other Lua programs (serve.lua, small scripts) run as a process of their own,
 -- in their own process group under `timeout`, with stderr to a log file.
--- `args` is a string of already quoted arguments after the interpreter.
+-- `args` is a string of already quoted arguments after the interpreter;
+-- `env`, if given, a string of quoted NAME=value words for its environment.
 local Proc = {}
 Proc.__index = Proc
 
-function M.start_lua(args, lifetime)
+function M.start_lua(args, lifetime, env)
   local logfile = M.tmpname(".log")
   local cmd = string.format(
-    "cd %s && LUA_PATH=%s LUA_CPATH=%s exec %stimeout -s KILL %d sh -c %s sh %s%s %s 2>%s",
-    shell_quote(M.ROOT), shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), M.CLIENT_ENV,
+    "cd %s && LUA_PATH=%s LUA_CPATH=%s %s exec %stimeout -s KILL %d sh -c %s sh %s%s %s 2>%s",
+    shell_quote(M.ROOT), shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), env or "", M.CLIENT_ENV,
     lifetime or 30, shell_quote('echo "PID $$"; exec "$@"'), M.PRELOAD_ENV, M.LUA, args,
     shell_quote(logfile))
   local pipe = assert(io.popen(cmd, "r"))

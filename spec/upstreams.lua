@@ -162,9 +162,29 @@ function M.have(cmd)
   return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
 end
 
+-- A Python script (Debian's /usr/bin/python3, which has trustme and the
+-- like) that prints "PORT <n>" once listening; its group is the caller's.
+function M.python(src, args)
+  local file = h.tmpname(".py")
+  h.write_file(file, src)
+  local p = spawn(string.format("sh -c %s", shell_quote(
+    "echo PGID $PPID; exec /usr/bin/python3 -u " .. shell_quote(file) .. " " .. (args or ""))), h.tmpname(".log"))
+  p.files = file
+  local line = p.pipe:read("l") or ""
+  p.port = tonumber(line:match("PORT (%d+)"))
+  if not p.port then
+    local log = p:log()
+    p:stop()
+    error("python server did not start (" .. line .. "):\n" .. log, 2)
+  end
+  return p
+end
+
 -- nginx with `locations` (server block body) on a free loopback port, in a
 -- temp prefix holding `files` (name -> content) under static/; extra.main
--- and extra.http: lines (a string: extra.http) for the main and http contexts (modules, Lua paths).
+-- and extra.http: lines (a string: extra.http) for the main and http contexts
+-- (modules, Lua paths); extra.ssl makes the port a TLS one (the server block
+-- then names its certificate).
 function M.nginx(locations, files, extra)
   if type(extra) == "string" then extra = { http = extra } end
   extra = extra or {}
@@ -188,12 +208,12 @@ http {
   default_type application/octet-stream;
   HTTPEXTRA
   server {
-    listen 127.0.0.1:PORT;
+    listen 127.0.0.1:PORT SSL;
     LOCATIONS
   }
 }
 ]]):gsub("HTTPEXTRA", ((extra.http or ""):gsub("%%", "%%%%"))):gsub("PREFIX", prefix)
-    :gsub("PORT", tostring(port)):gsub("LOCATIONS", (locations:gsub("%%", "%%%%")))
+    :gsub("PORT SSL", tostring(port) .. (extra.ssl and " ssl" or "")):gsub("LOCATIONS", (locations:gsub("%%", "%%%%")))
     :gsub("ROOT", prefix))
   local cmd = string.format([[sh -c 'echo PGID $PPID; exec nginx -p %s -c %s -g "daemon off;"']],
     prefix, prefix .. "/nginx.conf")

@@ -46,7 +46,12 @@
   XX(EWS_UTF8, "parse", "websocket_utf8", "invalid UTF-8 in a WebSocket text message") \
   XX(EWS_TOO_LARGE, "parse", "too_large", "WebSocket message too large")       \
   XX(EWS_DEFLATE, "parse", "websocket_deflate", "invalid compressed WebSocket message") \
-  XX(EWS_HANDSHAKE, "parse", "websocket_handshake", "invalid WebSocket handshake")
+  XX(EWS_HANDSHAKE, "parse", "websocket_handshake", "invalid WebSocket handshake") \
+  XX(ETLS, "tls", "", "TLS failure")                                           \
+  XX(ETLS_HANDSHAKE, "tls", "handshake", "TLS handshake failed")               \
+  XX(ETLS_VERIFY, "tls", "verify", "TLS certificate verification failed")      \
+  XX(ETLS_PLAIN_HTTP, "tls", "plain_http", "plain HTTP request sent to a TLS port") \
+  XX(ETLS_CONFIG, "tls", "config", "invalid TLS configuration")
 
 typedef enum {
   LH__ERR_BASE = -20000,

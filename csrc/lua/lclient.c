@@ -11,6 +11,7 @@
 #include "client.h"
 #include "lheaders.h"
 #include "ltask.h"
+#include "ltls.h"
 
 #define CLIENT_MT "lhyper.client"
 #define RES_MT "lhyper.res"
@@ -33,6 +34,11 @@ typedef struct {
   int wait;                /* EX_WAIT_* while a task waits, cleared when woken */
   int err;                 /* first failure, 0 if none */
   const char *why;         /* its message when not the code's own */
+  char *why_copy;          /* malloc: a message that dies with its connection (TLS), copied */
+  const char *tls_version; /* https: OpenSSL's static names, set with the head; NULL for http */
+  const char *tls_cipher;
+  unsigned tls_resumed : 1;
+  unsigned tls_alpn : 1;     /* ALPN agreed on http/1.1 */
   int status;
   int local_port;
   uint8_t minor;
@@ -74,6 +80,14 @@ static void ex_release(lh_ex_t *ex) {
 
 static void ex_maybe_done(lh_ex_t *ex) {
   if (ex->head_ready && ex->body_done && ex->req_done && !ex->upgraded) ex_release(ex);
+}
+
+/* a message from the connection (a TLS failure's reason) outlives it here */
+static const char *ex_keep_why(lh_ex_t *ex, const char *why) {
+  if (!why || !lh_err_kind(ex->err) || strcmp(lh_err_kind(ex->err), "tls")) return why;
+  free(ex->why_copy);
+  ex->why_copy = strdup(why);
+  return ex->why_copy;
 }
 
 static void ex_fail(lh_ex_t *ex, int err, const char *why) {
@@ -157,6 +171,15 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   ex->status = h->status;
   ex->minor = h->minor;
   ex->head_ready = 1;
+  lh_tls_t *t = lh_cconn_tls(lh_cconn_from_disp(d));
+  if (t) {
+    size_t an;
+    const char *alpn = lh_tls_alpn(t, &an);
+    ex->tls_version = lh_tls_version(t);
+    ex->tls_cipher = lh_tls_cipher(t);
+    ex->tls_resumed = lh_tls_is_resumed(t) ? 1 : 0;
+    ex->tls_alpn = alpn && an == 8 && !memcmp(alpn, "http/1.1", 8);
+  }
   if (h->status == 101 && ex->req_done && lh_disp_upgrade(d) == 0) {
     /* RFC 9110 15.2.2: the connection speaks another protocol from here;
      * bytes after the head are that protocol's */
@@ -199,7 +222,7 @@ static void svc_on_error(lh_disp_t *d, int err) {
   if (!ex) return;
   if (!ex->err) {
     ex->err = err;
-    ex->why = lh_cconn_why(cc);
+    ex->why = ex_keep_why(ex, lh_cconn_why(cc));
   }
   if (ex->raw) ex->raw->event(ex->raw, LH_RAW_GONE);
   ex_wake(ex);
@@ -290,6 +313,7 @@ typedef struct {
   int port;
   int expect;            /* Expect: 100-continue: the body waits for res:_continue */
   double timeout, read_timeout, connect_timeout; /* seconds, 0: none */
+  lh_client_tls_t tls;   /* https: the context and the name to ask for; ctx NULL for http */
 } send_spec_t;
 
 /* the spec table at 2 into s; leaves its fields table at 3, its body at 4
@@ -314,12 +338,17 @@ static void send_spec(lua_State *L, send_spec_t *s) {
   lua_getfield(L, 2, "expect");
   s->expect = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 2, "tls_ctx");
+  s->tls.ctx = lua_isnil(L, -1) ? NULL : lh_ltls_check(L, -1);
+  lua_getfield(L, 2, "tls_name");
+  s->tls.name = lua_tostring(L, -1);
 }
 
 /* send(client, spec) -> res | nil, err, kind. spec: method, host, port,
  * target, fields (a flat array name, value, ...), body (nil, a string, or
  * true for a body the caller streams with res:_write), expect, timeout,
- * read_timeout, connect_timeout. Queues the request head, and a string
+ * read_timeout, connect_timeout; for https tls_ctx (an lhyper.tls_ctx) and
+ * tls_name (the name to ask for and verify, nil: host). Queues the request head, and a string
  * body unless expect is set. The connection may still be connecting;
  * nothing here yields. */
 static int l_send(lua_State *L) {
@@ -342,7 +371,8 @@ static int l_send(lua_State *L) {
   lua_setiuservalue(L, -2, UV_CLIENT);
   lh_cconn_t *cc;
   int reused;
-  int r = lh_client_checkout(lc->cl, s.host, s.port, s.connect_timeout, ex, &cc, &reused);
+  int r = lh_client_checkout(lc->cl, s.host, s.port, s.tls.ctx ? &s.tls : NULL, s.connect_timeout,
+                             ex, &cc, &reused);
   if (r) return lh_push_fail(L, r, NULL);
   ex->cc = cc;
   ex->reused = reused ? 1 : 0;
@@ -579,6 +609,9 @@ static int res_gc(lua_State *L) {
   lh_own_leave(&ex->own);
   ex_release(ex);
   free(ex->head);
+  free(ex->why_copy);
+  ex->why_copy = NULL;
+  ex->why = NULL;
   ex->head = NULL;
   ex->fields = NULL;
   ex->nfields = 0;
@@ -610,6 +643,20 @@ static int res_index(lua_State *L) {
       lua_setiuservalue(L, 1, UV_HEADERS);
       return 1;
     }
+  }
+  if (k && n == 3 && !memcmp(k, "tls", 3) && ex->tls_version) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, ex->tls_version);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, ex->tls_cipher);
+    lua_setfield(L, -2, "cipher");
+    if (ex->tls_alpn) {
+      lua_pushliteral(L, "http/1.1");
+      lua_setfield(L, -2, "alpn");
+    }
+    lua_pushboolean(L, ex->tls_resumed);
+    lua_setfield(L, -2, "resumed");
+    return 1;
   }
   if (k && n == 6 && !memcmp(k, "reused", 6)) {
     lua_pushboolean(L, ex->reused);

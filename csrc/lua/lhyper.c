@@ -4,7 +4,7 @@
  * Everything else lives with its object: ltask.c (state, tasks, errors),
  * lsvc.c (servers), lreq.c, lheaders.c, lstream.c, lclient.c, llayer.c
  * (what layers need), llogw.c (log writers), lroute.c (the router's walk), lworkers.c
- * (worker processes), lws.c (WebSocket). */
+ * (worker processes), lws.c (WebSocket), ltls.c (TLS contexts). */
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -20,6 +20,7 @@
 #include "lstream.h"
 #include "lsvc.h"
 #include "lws.h"
+#include "ltls.h"
 #include "ltask.h"
 #include "tuning.h"
 #include "lworkers.h"
@@ -96,6 +97,7 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
   lh_route_open(L, mod);
   lh_workers_open(L, mod);
   lh_ws_open(L, mod);
+  lh_ltls_open(L, mod);
   lua_pushcfunction(L, l_methods);
   lua_setfield(L, mod, "methods");
   lua_pushcfunction(L, l_tuning);

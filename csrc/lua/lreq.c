@@ -9,6 +9,7 @@
 
 #include "lheaders.h"
 #include "lstream.h"
+#include "ltls.h"
 #include "tuning.h"
 
 #define REQ_MT "lhyper.req"
@@ -148,6 +149,13 @@ static int req_index(lua_State *L) {
   lh_span_t path, query;
   int has_q;
   switch (n) {
+    case 3:
+      if (!memcmp(k, "tls", 3)) {
+        /* https: the connection's TLS, nil for http or once it is gone */
+        lh_ltls_push_info(L, r->sc ? lh_sconn_tls(r->sc) : NULL);
+        return 1;
+      }
+      break;
     case 4:
       if (!memcmp(k, "path", 4)) {
         target_parts(r, &path, &query, &has_q);

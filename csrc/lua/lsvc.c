@@ -11,6 +11,7 @@
 
 #include "llayer.h"
 #include "lreq.h"
+#include "ltls.h"
 #include "tuning.h"
 #include "workers.h"
 
@@ -24,6 +25,7 @@ typedef struct lh_lsrv {
   int handler_ref;
   int main_ref;          /* the requests' thread body (req_main) with its upvalues */
   int on_error_ref;      /* LUA_NOREF: one line on stderr; LUA_REFNIL: silent */
+  int sni_ref;           /* TLS: name -> context function, LUA_NOREF when none */
   uint32_t in_flight;    /* running handlers */
   uint32_t max_in_flight;/* 0: no limit */
   lh_sconn_t **waiting;  /* connections held back by max_in_flight (FIFO ring) */
@@ -347,10 +349,13 @@ static void svc_on_error(lh_disp_t *d, int err) {
     lh_req_drop(r);
     return;
   }
-  /* a message that never reached a handler: bad input or a slow client */
+  /* a message that never reached a handler: bad input, a slow client, a
+   * failed TLS handshake (with OpenSSL's reason) */
   const char *k = lh_err_kind(err);
   if (k && (!strcmp(k, "parse") || !strcmp(k, "header_timeout") || !strcmp(k, "incomplete")))
     report_code(s, err, NULL, NULL, NULL);
+  else if (k && !strcmp(k, "tls"))
+    report_code(s, err, lh_sconn_why(lh_sconn_from_disp(d)), NULL, NULL);
 }
 
 static const lh_service_t lua_service = {
@@ -384,15 +389,73 @@ static void server_done(lh_server_t *srv) {
   lh_waitq_broadcast(&s->done_q);
 }
 
+static lh_lsrv_t *check_server(lua_State *L, int i) { return luaL_checkudata(L, i, SERVER_MT); }
+
 static const lh_server_hooks_t hooks = {
   .svc = &lua_service,
   .conn_closed = conn_closed,
   .server_done = server_done,
 };
 
-/* --- server object --- */
+/* --- TLS: the server's context and its SNI function --- */
 
-static lh_lsrv_t *check_server(lua_State *L, int i) { return luaL_checkudata(L, i, SERVER_MT); }
+/* the context for the name a client asks for: the server's sni function
+ * (lhyper/init.lua wraps the user's, caching contexts by certificate)
+ * returns one, nil for the default, or raises (the handshake fails) */
+static lh_tls_ctx_t *svc_sni(void *arg, const char *name, int *fail) {
+  lh_lsrv_t *s = arg;
+  if (s->sni_ref == LUA_NOREF || !s->st->loop) return NULL;
+  lua_State *L = s->st->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->sni_ref);
+  lua_pushstring(L, name);
+  lh_tls_ctx_t *ctx = NULL;
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    report_code(s, LH_ETLS_CONFIG, lh_error_text(L, -1), NULL, NULL);
+    *fail = 1;
+  } else if (!lua_isnil(L, -1)) {
+    /* init.lua's wrapper gives a context; anything else refuses the name */
+    if ((ctx = lh_ltls_test(L, -1))) lh_tls_ctx_ref(ctx);
+    else *fail = 1;
+  }
+  lua_settop(L, top);
+  return ctx;
+}
+
+/* the server's TLS from now on: context at ctx_idx (anchored in the
+ * server's user value), SNI function at sni_idx or none */
+static int set_tls(lua_State *L, lh_lsrv_t *s, int self, int ctx_idx, int sni_idx) {
+  lh_tls_ctx_t *ctx = lh_ltls_check(L, ctx_idx);
+  int r = lh_server_set_tls(s->srv, ctx);
+  if (r) return r;
+  luaL_unref(L, LUA_REGISTRYINDEX, s->sni_ref);
+  s->sni_ref = LUA_NOREF;
+  if (lua_isfunction(L, sni_idx)) {
+    lua_pushvalue(L, sni_idx);
+    s->sni_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  /* the server outlives every handshake over its contexts (server_done) */
+  lh_tls_ctx_set_sni(ctx, svc_sni, s);
+  lua_pushvalue(L, ctx_idx);
+  lua_setiuservalue(L, self, 1);
+  return 0;
+}
+
+/* server:_set_tls(ctx, sni) -> true | nil, err, kind (certificates reloaded) */
+static int server_set_tls(lua_State *L) {
+  lh_lsrv_t *s = check_server(L, 1);
+  lh_ltls_check(L, 2);
+  if (!s->srv || s->closed) return lh_push_fail(L, LH_ECLOSED, "the server is closed");
+  if (lua_getiuservalue(L, 1, 1) == LUA_TNIL)
+    return lh_push_fail(L, LH_ETLS_CONFIG, "not a TLS server (it was made without tls)");
+  lua_pop(L, 1);
+  int r = set_tls(L, s, 1, 2, 3);
+  if (r) return lh_push_fail(L, r, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* --- server object --- */
 
 static int opt_bool(lua_State *L, int t, const char *k, int def) {
   int ty = lua_getfield(L, t, k);
@@ -401,9 +464,12 @@ static int opt_bool(lua_State *L, int t, const char *k, int def) {
   return v;
 }
 
-/* listen(opts): opts already checked by lhyper/init.lua */
+/* listen(opts, tls_ctx, sni): opts already checked by lhyper/init.lua;
+ * tls_ctx (lhyper.tls_ctx) and sni (function) for a TLS server, or nil */
 static int l_listen(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 3);
+  if (!lua_isnil(L, 2)) lh_ltls_check(L, 2);
   lh_lstate_t *st = lh_state(L);
   lh_server_opts_t o;
   memset(&o, 0, sizeof o);
@@ -424,10 +490,11 @@ static int l_listen(lua_State *L) {
   const char *host = luaL_optstring(L, -1, "127.0.0.1");
   int port = (int)lh_opt_number(L, 1, "port", 8080);
 
-  lh_lsrv_t *s = lua_newuserdatauv(L, sizeof *s, 0);
+  lh_lsrv_t *s = lua_newuserdatauv(L, sizeof *s, 1); /* user value: the TLS context */
   memset(s, 0, sizeof *s);
   s->st = st;
-  s->self_ref = s->handler_ref = s->main_ref = s->on_error_ref = LUA_NOREF;
+  s->self_ref = s->handler_ref = s->main_ref = s->on_error_ref = s->sni_ref = LUA_NOREF;
+  int self = lua_gettop(L);
   s->host.memo.anchor_ref = LUA_NOREF;
   s->host.report = host_report;
   s->closed = 1;
@@ -462,6 +529,11 @@ static int l_listen(lua_State *L) {
                                                       fd, got, port));
   }
   s->srv = srv;
+  /* before the loop runs again: no connection is accepted plain */
+  if (!lua_isnil(L, 2) && (r = set_tls(L, s, self, 2, 3))) {
+    lh_server_close(srv, 0);
+    return lh_push_fail(L, r, NULL);
+  }
   s->closed = 0;
   s->port = lh_server_port(srv);
   lua_pushvalue(L, -1);
@@ -561,9 +633,10 @@ static int server_index(lua_State *L) {
 static int server_gc(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, s->sni_ref);
   if (s->on_error_ref != LUA_REFNIL) luaL_unref(L, LUA_REGISTRYINDEX, s->on_error_ref);
   lh_head_memo_free(L, &s->host.memo);
-  s->handler_ref = s->on_error_ref = LUA_NOREF;
+  s->handler_ref = s->on_error_ref = s->sni_ref = LUA_NOREF;
   free(s->waiting);
   s->waiting = NULL;
   lh_waitq_drop(&s->done_q);
@@ -578,7 +651,7 @@ static int server_tostring(lua_State *L) {
 
 static const luaL_Reg server_methods[] = {
   {"close", server_close},   {"wait", server_wait}, {"_drain", server_drain},
-  {"_retire", server_retire}, {NULL, NULL}};
+  {"_retire", server_retire}, {"_set_tls", server_set_tls}, {NULL, NULL}};
 
 void lh_svc_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, SERVER_MT)) {

@@ -150,6 +150,7 @@ static int err_is_user(lua_State *L) {
   return 1;
 }
 static int err_is_unexpected(lua_State *L) { return err_is(L, "unexpected_message"); }
+static int err_is_tls(lua_State *L) { return err_is(L, "tls"); }
 
 /* lhyper.error(kind, message): an error object made by Lua code */
 static int l_error(lua_State *L) {
@@ -684,6 +685,7 @@ static const luaL_Reg err_methods[] = {
   {"is_timeout", err_is_timeout},     {"is_closed", err_is_closed},
   {"is_canceled", err_is_canceled},   {"is_io", err_is_io},
   {"is_user", err_is_user},           {"is_unexpected_message", err_is_unexpected},
+  {"is_tls", err_is_tls},
   {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {

@@ -15,7 +15,9 @@ typedef struct lh_host {
   lh_cconn_t *idle;   /* idle connections, most recently used first */
   uint32_t nidle;
   int port;
-  char name[];        /* lower case */
+  lh_tls_ctx_t *tls;  /* https: its context (a reference); NULL: plain */
+  const char *sni;    /* https: the name asked for, after name's NUL */
+  char name[];        /* lower case, then the TLS name */
 } lh_host_t;
 
 struct lh_client {
@@ -42,13 +44,14 @@ struct lh_cconn {
   lh_defer_t defer;
   struct addrinfo *ai;       /* resolved addresses, freed once connected */
   struct addrinfo *ai_next;  /* the next one to try */
+  lh_tls_t *tls;             /* https; NULL: plain */
   void *udata;               /* the exchange that owns it, NULL when pooled or let go */
   int refs;                  /* open handles + a pending getaddrinfo: freed at 0 */
   int last_err;              /* the last connect failure, for the final report */
   int local_port;            /* 0 until asked for once connected */
   const char *why;           /* message of the deadline that expired */
   /* deadlines in loop seconds, 0 when unset */
-  double connect_deadline;   /* while connecting */
+  double connect_deadline;   /* while connecting, and for https until the handshake is done */
   double deadline;           /* the whole exchange */
   double read_idle;          /* seconds; the clock runs from last_read */
   double last_read;
@@ -86,6 +89,7 @@ static void client_maybe_free(lh_client_t *cl) {
   if (!cl->closing || cl->nconns) return;
   for (lh_host_t *h = cl->hosts, *next; h; h = next) {
     next = h->next;
+    if (h->tls) lh_tls_ctx_unref(h->tls);
     free(h);
   }
   free(cl);
@@ -94,11 +98,16 @@ static void client_maybe_free(lh_client_t *cl) {
 uint32_t lh_client_connections(const lh_client_t *cl) { return cl->nconns; }
 uint32_t lh_client_idle(const lh_client_t *cl) { return cl->nidle; }
 
-static lh_host_t *host_get(lh_client_t *cl, const char *name, int port) {
+/* the pool of host:port, apart for each TLS context and name */
+static lh_host_t *host_get(lh_client_t *cl, const char *name, int port, const lh_client_tls_t *tls) {
   size_t n = strlen(name);
+  lh_tls_ctx_t *ctx = tls ? tls->ctx : NULL;
+  const char *sni = ctx ? (tls->name ? tls->name : name) : "";
+  size_t sn = strlen(sni);
   lh_host_t **pp = &cl->hosts;
   for (lh_host_t *h = cl->hosts; h; pp = &h->next, h = h->next) {
-    if (h->port == port && strncasecmp(h->name, name, n) == 0 && h->name[n] == 0) {
+    if (h->port == port && h->tls == ctx && strncasecmp(h->name, name, n) == 0 && h->name[n] == 0 &&
+        strcasecmp(h->sni, sni) == 0) {
       /* move to front: a few hosts take most requests */
       *pp = h->next;
       h->next = cl->hosts;
@@ -106,11 +115,15 @@ static lh_host_t *host_get(lh_client_t *cl, const char *name, int port) {
       return h;
     }
   }
-  lh_host_t *h = calloc(1, sizeof *h + n + 1);
+  lh_host_t *h = calloc(1, sizeof *h + n + 1 + sn + 1);
   if (!h) return NULL;
   for (size_t i = 0; i < n; i++)
     h->name[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+  h->sni = h->name + n + 1;
+  memcpy(h->name + n + 1, sni, sn);
   h->port = port;
+  h->tls = ctx;
+  if (ctx) lh_tls_ctx_ref(ctx);
   h->next = cl->hosts;
   cl->hosts = h;
   return h;
@@ -152,6 +165,7 @@ static void pool_put(lh_cconn_t *cc) {
   cc->pooled = 1;
   cc->deadline = cc->read_idle = cc->cont_deadline = 0;
   cc->why = NULL;
+  if (cc->tls) lh_tls_trim(cc->tls);
   if (cl->opts.pool_idle_timeout > 0)
     cc->idle_deadline = lh_loop_now(cl->loop) + cl->opts.pool_idle_timeout;
   lh_conn_trim(&cc->disp.conn);
@@ -164,7 +178,7 @@ static void pool_put(lh_cconn_t *cc) {
  * kernel holds no EOF or bytes the loop has not seen yet (hyper#3077: a
  * connection the server closed while idle must not take a request) */
 static int cc_alive(lh_cconn_t *cc) {
-  if (!lh_disp_is_reusable(&cc->disp)) return 0;
+  if (!lh_disp_is_reusable(&cc->disp) || (cc->tls && lh_tls_pending(cc->tls))) return 0;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&cc->tcp, &fd)) return 0;
   char b;
@@ -195,6 +209,7 @@ static void cc_unref(lh_cconn_t *cc) {
   if (!teardown(cl) && cl->hooks.conn_closed) cl->hooks.conn_closed(cc);
   lh_loop_undefer(cl->loop, &cc->defer);
   lh_disp_free(&cc->disp);
+  lh_tls_free(cc->tls);
   if (cc->ai) uv_freeaddrinfo(cc->ai);
   cl->nconns--;
   free(cc);
@@ -267,8 +282,8 @@ static void cc_timer_cb(uv_timer_t *t) {
     else cc_arm(cc);
     return;
   }
-  if (!cc->connected && cc->connect_deadline && cc->connect_deadline <= now) {
-    cc_fail(cc, LH_ETIMEOUT, "connect timed out");
+  if (cc->connect_deadline && cc->connect_deadline <= now) {
+    cc_fail(cc, LH_ETIMEOUT, cc->connected ? "TLS handshake timed out" : "connect timed out");
     return;
   }
   if (cc->deadline && cc->deadline <= now) {
@@ -301,7 +316,7 @@ static void cc_arm(lh_cconn_t *cc) {
   if (cc->pooled) {
     CONSIDER(cc->idle_deadline);
   } else {
-    if (!cc->connected) CONSIDER(cc->connect_deadline);
+    CONSIDER(cc->connect_deadline);
     CONSIDER(cc->deadline);
     if (cc->read_idle > 0) CONSIDER(cc->last_read + cc->read_idle);
     CONSIDER(cc->cont_deadline);
@@ -338,6 +353,7 @@ lh_cconn_t *lh_cconn_from_disp(lh_disp_t *d) {
   return (lh_cconn_t *)((char *)d - offsetof(lh_cconn_t, disp));
 }
 lh_disp_t *lh_cconn_disp(lh_cconn_t *cc) { return &cc->disp; }
+lh_tls_t *lh_cconn_tls(lh_cconn_t *cc) { return cc->tls; }
 void *lh_cconn_udata(lh_cconn_t *cc) { return cc->udata; }
 
 int lh_cconn_local_port(lh_cconn_t *cc) {
@@ -451,6 +467,143 @@ static const lh_io_t cconn_io = {
   .defer = io_defer,
 };
 
+/* --- TLS transport (https): ciphertext through lh_tls_t (tls.h) under
+ * the dispatcher, as for server connections (sconn.c); its own libuv
+ * callbacks and lh_io_t. The handshake starts once connected; requests
+ * queued before it is done go out after. --- */
+
+static void tls_write_cb(uv_write_t *req, int status);
+
+/* encrypts the queued request bytes and sends the ciphertext: what the
+ * kernel takes now, the rest with one uv_write. 0 or a negative code */
+static int tls_flush(lh_cconn_t *cc) {
+  if (!cc->connected || cc->writing || cc->closing) return 0;
+  lh_wq_t *q = lh_tls_out(cc->tls);
+  const char *p;
+  size_t n;
+  uv_buf_t b;
+  for (;;) {
+    int e = lh_tls_send(cc->tls, lh_disp_out(&cc->disp));
+    if (e < 0) return e;
+    n = lh_wq_peek(q, &p);
+    if (n == 0) return 0;
+    b = uv_buf_init((char *)p, (unsigned)n);
+    int r = uv_try_write((uv_stream_t *)&cc->tcp, &b, 1);
+    if (r < 0 && r != UV_EAGAIN) return r;
+    if (r > 0) lh_wq_consume(q, (size_t)r);
+    if (r != (int)n) break;
+  }
+  n = lh_wq_peek(q, &p);
+  b = uv_buf_init((char *)p, (unsigned)n);
+  lh_wq_begin_flight(q);
+  cc->wreq.data = cc;
+  int r = uv_write(&cc->wreq, (uv_stream_t *)&cc->tcp, &b, 1, tls_write_cb);
+  if (r < 0) {
+    lh_wq_end_flight(q);
+    return r;
+  }
+  cc->writing = 1;
+  return 0;
+}
+
+static void tls_write_cb(uv_write_t *req, int status) {
+  lh_cconn_t *cc = req->data;
+  cc->writing = 0;
+  if (cc->closing) return;
+  lh_wq_end_flight(lh_tls_out(cc->tls));
+  if (status >= 0) status = tls_flush(cc);
+  if (status < 0) {
+    cc_fail(cc, status, NULL);
+    return;
+  }
+  cc_poll(cc); /* a writer may wait for the room made */
+}
+
+/* hands decrypted bytes to the dispatcher and what OpenSSL has for the
+ * server (handshake, alerts) to the socket */
+static void tls_pump(lh_cconn_t *cc) {
+  lh_disp_t *d = &cc->disp;
+  size_t n, queued = lh_wq_pending(lh_disp_out(d));
+  int r = lh_tls_recv(cc->tls, &d->conn, &n);
+  int w = tls_flush(cc); /* once the handshake is done, what waited goes too */
+  if (r < 0 || w < 0) {
+    cc_fail(cc, r < 0 ? r : w, r < 0 ? lh_tls_why(cc->tls) : NULL);
+    return;
+  }
+  if (cc->connect_deadline && lh_tls_is_done(cc->tls)) {
+    cc->connect_deadline = 0; /* connect_timeout covered the handshake */
+    cc_arm(cc);
+  }
+  if (r == 2) {
+    /* the read buffer is full: the socket waits until the dispatcher asks again */
+    uv_read_stop((uv_stream_t *)&cc->tcp);
+    lh_disp_read_stopped(d);
+  }
+  if (r == 1) lh_disp_read_done(d, 0); /* with what came before close_notify */
+  else if (n > 0) lh_disp_read_done(d, (long)n);
+  /* a writer may wait for the room the flush made */
+  else if (lh_wq_pending(lh_disp_out(d)) < queued) lh_disp_poll(d);
+  cc_after(cc);
+}
+
+static void tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  lh_cconn_t *cc = (lh_cconn_t *)h;
+  char *p = NULL;
+  long n = lh_tls_in_space(cc->tls, &p);
+  *buf = uv_buf_init(n > 0 ? p : NULL, n > 0 ? (unsigned)n : 0);
+}
+
+static void tls_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  lh_cconn_t *cc = (lh_cconn_t *)st;
+  if (nread == 0 || cc->closing) return;
+  if (nread == UV_ENOBUFS) {
+    uv_read_stop(st);
+    lh_disp_read_stopped(&cc->disp);
+    cc_poll(cc);
+    return;
+  }
+  cc->last_read = lh_loop_now(cc->cl->loop);
+  if (nread > 0) {
+    lh_tls_in_commit(cc->tls, (size_t)nread);
+  } else if (nread == UV_EOF) {
+    lh_tls_in_eof(cc->tls);
+  } else {
+    lh_disp_read_done(&cc->disp, (long)nread);
+    cc_after(cc);
+    return;
+  }
+  tls_pump(cc);
+}
+
+static void tls_defer_cb(lh_defer_t *df) {
+  lh_cconn_t *cc = (lh_cconn_t *)((char *)df - offsetof(lh_cconn_t, defer));
+  lh_disp_defer_done(&cc->disp);
+  if (!cc->closing && cc->connected && lh_disp_is_reading(&cc->disp) && lh_tls_pending(cc->tls))
+    tls_pump(cc);
+  cc_poll(cc);
+}
+
+static void tls_io_read_start(lh_disp_t *d) {
+  lh_cconn_t *cc = lh_cconn_from_disp(d);
+  if (!cc->connected || cc->closing ||
+      uv_read_start((uv_stream_t *)&cc->tcp, tls_alloc_cb, tls_read_cb))
+    lh_disp_read_stopped(d); /* asked again once connected */
+  /* what stopped at a full read buffer goes on without new bytes */
+  else if (lh_tls_pending(cc->tls)) lh_loop_defer(cc->cl->loop, &cc->defer);
+}
+
+static int tls_io_flush(lh_disp_t *d) { return tls_flush(lh_cconn_from_disp(d)); }
+
+static const lh_io_t cconn_tls_io = {
+  .read_start = tls_io_read_start,
+  .read_stop = io_read_stop,
+  .flush = tls_io_flush,
+  .close = io_close,
+  .defer = io_defer,
+};
+
 void lh_cconn_kick(lh_cconn_t *cc) {
   if (cc->closing) return;
   lh_disp_kick(&cc->disp);
@@ -496,13 +649,14 @@ static void connect_cb(uv_connect_t *req, int status) {
     return;
   }
   cc->connected = 1;
-  cc->connect_deadline = 0;
+  if (!cc->tls) cc->connect_deadline = 0; /* https: once the handshake is done */
   if (cc->ai) {
     uv_freeaddrinfo(cc->ai);
     cc->ai = cc->ai_next = NULL;
   }
   cc->last_read = lh_loop_now(cc->cl->loop);
   cc_arm(cc);
+  if (cc->tls) tls_pump(cc); /* the client hello */
   cc_poll(cc);
 }
 
@@ -562,10 +716,11 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   cc_unref(cc);
 }
 
-int lh_client_checkout(lh_client_t *cl, const char *host, int port, double connect_timeout,
-                       void *udata, lh_cconn_t **out, int *reused) {
+int lh_client_checkout(lh_client_t *cl, const char *host, int port, const lh_client_tls_t *tls,
+                       double connect_timeout, void *udata, lh_cconn_t **out, int *reused) {
   if (cl->closing) return LH_ECLOSED;
-  lh_host_t *h = host_get(cl, host, port);
+  if (tls && (!tls->ctx || lh_tls_ctx_role(tls->ctx) != LH_ROLE_CLIENT)) return LH_ETLS_CONFIG;
+  lh_host_t *h = host_get(cl, host, port, tls);
   if (!h) return UV_ENOMEM;
   while (h->idle) {
     lh_cconn_t *cc = h->idle;
@@ -587,7 +742,18 @@ int lh_client_checkout(lh_client_t *cl, const char *host, int port, double conne
   cc->host = h;
   cc->defer.cb = defer_cb;
   cc->gai.data = cc;
-  lh_disp_init(&cc->disp, LH_ROLE_CLIENT, &cl->opts.conn, cl->hooks.svc, &cconn_io, cl->data);
+  if (h->tls) {
+    /* sessions are kept per host, port and name for resumption */
+    char key[300];
+    snprintf(key, sizeof key, "%s:%d/%s", h->name, port, h->sni);
+    if (lh_tls_new(h->tls, h->sni, key, &cc->tls)) {
+      free(cc);
+      return UV_ENOMEM;
+    }
+    cc->defer.cb = tls_defer_cb;
+  }
+  lh_disp_init(&cc->disp, LH_ROLE_CLIENT, &cl->opts.conn, cl->hooks.svc,
+               cc->tls ? &cconn_tls_io : &cconn_io, cl->data);
   uv_timer_init(&cl->loop->uv, &cc->timer);
   cc->timer.data = (void *)timer_close_cb; /* how lh_loop_free closes it */
   cc->refs = 1;

@@ -7,6 +7,7 @@
 
 #include "dispatch.h"
 #include "loop.h"
+#include "tls.h"
 
 typedef struct lh_client lh_client_t;
 typedef struct lh_cconn lh_cconn_t;
@@ -34,13 +35,22 @@ void lh_client_close(lh_client_t *cl);
 uint32_t lh_client_connections(const lh_client_t *cl);
 uint32_t lh_client_idle(const lh_client_t *cl);
 
+/* TLS for a connection (https): the client context, and the name the
+ * server is asked for (SNI) and must prove (NULL: the host) */
+typedef struct {
+  lh_tls_ctx_t *ctx;
+  const char *name;
+} lh_client_tls_t;
+
 /* a connection to host:port for one exchange (udata): an idle one that
  * passed the liveness check (EOF or stray bytes while idle close it), with
  * *reused = 1, else a new one that starts resolving and connecting now;
- * bytes queued meanwhile go out once connected. connect_timeout in seconds,
- * 0: none. returns 0 or a negative code (nothing to release then) */
-int lh_client_checkout(lh_client_t *cl, const char *host, int port, double connect_timeout,
-                       void *udata, lh_cconn_t **out, int *reused);
+ * bytes queued meanwhile go out once connected (and, with tls, once the
+ * handshake is done). tls NULL: plain; connections are pooled apart by
+ * context and name. connect_timeout in seconds, 0: none. returns 0 or a
+ * negative code (nothing to release then) */
+int lh_client_checkout(lh_client_t *cl, const char *host, int port, const lh_client_tls_t *tls,
+                       double connect_timeout, void *udata, lh_cconn_t **out, int *reused);
 
 lh_cconn_t *lh_cconn_from_disp(lh_disp_t *d);
 lh_disp_t *lh_cconn_disp(lh_cconn_t *cc);
@@ -62,5 +72,7 @@ void lh_cconn_continue_after(lh_cconn_t *cc, double sec);
 const char *lh_cconn_why(lh_cconn_t *cc);
 /* local port of the connection, 0 while not connected */
 int lh_cconn_local_port(lh_cconn_t *cc);
+/* the connection's TLS state, NULL for plain HTTP */
+lh_tls_t *lh_cconn_tls(lh_cconn_t *cc);
 
 #endif

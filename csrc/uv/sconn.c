@@ -32,6 +32,7 @@ struct lh_sconn {
   lh_dnode_t dnode;        /* on the set's deadline list of its kind */
   lh_defer_t defer;
   void *udata;
+  lh_tls_t *tls;           /* TLS state, made at the first read of a TLS connection; NULL: plain */
   union {
     struct sockaddr sa;
     struct sockaddr_in in4;
@@ -158,7 +159,8 @@ static void sconn_close_now(lh_sconn_t *sc) {
   sc->closing = 1;
   sconn_deadline(sc, LH_DL_NONE, 0);
   close_socket_early(sc);
-  uv_close((uv_handle_t *)&sc->tcp, conn_close_cb);
+  /* tcp.data: conn_close_cb, or tls_close_cb for a TLS connection */
+  uv_close((uv_handle_t *)&sc->tcp, (uv_close_cb)sc->tcp.data);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -403,6 +405,216 @@ void lh_sconn_defer_poll(lh_sconn_t *sc) {
   if (!sc->closing) lh_loop_defer(sc->set->loop, &sc->defer);
 }
 
+/* --- TLS transport: the same socket, with lh_tls_t (tls.h) between it and
+ * the dispatcher, which sees plaintext. Ciphertext is read into the TLS
+ * input buffer and sent from its out queue; plaintext is decrypted into the
+ * Conn's read buffer and encrypted from its write queue only while the out
+ * queue has room, so the write queue's bound is the backpressure, as
+ * without TLS. These are their own libuv callbacks and lh_io_t: a plain
+ * connection runs none of this. --- */
+
+static void tls_write_cb(uv_write_t *req, int status);
+
+/* encrypts what the dispatcher queued and sends the ciphertext: what the
+ * kernel takes now, the rest with one uv_write. Once the connection is
+ * closing and everything is encrypted, close_notify goes last. 0 or a
+ * negative code */
+static int tls_flush(lh_sconn_t *sc) {
+  if (sc->writing || sc->handle_closing || !sc->tls) return 0;
+  lh_wq_t *q = lh_tls_out(sc->tls);
+  const char *p;
+  size_t n;
+  for (;;) {
+    if (sc->d) {
+      lh_wq_t *plain = lh_disp_out(sc->d);
+      int e = lh_tls_send(sc->tls, plain);
+      if (e < 0) return e;
+      if (sc->closing && lh_wq_pending(plain) == 0) lh_tls_close(sc->tls);
+    }
+    n = lh_wq_peek(q, &p);
+    if (n == 0) return 0;
+    before_write(sc, n);
+    struct iovec v = {(void *)p, n};
+    long r = sock_send(sc, &v, 1);
+    if (r < 0) return (int)r;
+    lh_wq_consume(q, (size_t)r);
+    if ((size_t)r < n) break;
+  }
+  n = lh_wq_peek(q, &p);
+  uv_write_t *req = malloc(sizeof *req);
+  if (!req) return UV_ENOMEM;
+  lh_wq_begin_flight(q);
+  req->data = sc;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  int r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, tls_write_cb);
+  if (r < 0) {
+    free(req);
+    lh_wq_end_flight(q);
+    return r;
+  }
+  sc->set->bytes_out += n;
+  sc->writing = 1;
+  return 0;
+}
+
+static void tls_write_cb(uv_write_t *req, int status) {
+  lh_sconn_t *sc = req->data;
+  free(req);
+  sc->writing = 0;
+  if (sc->handle_closing) return;
+  lh_wq_end_flight(lh_tls_out(sc->tls));
+  if (status >= 0) status = tls_flush(sc);
+  if (sc->closing) {
+    /* a failure only decides how the socket closes (no lingering) */
+    if (status < 0 && sc->d) lh_disp_read_done(sc->d, status);
+    finish_close(sc);
+    return;
+  }
+  if (status < 0) lh_disp_read_done(sc->d, status); /* aborts, then polls */
+  else lh_disp_poll(sc->d); /* a writer may wait for the room made */
+  sconn_timer_update(sc);
+}
+
+/* the TLS layer failed (err from lh_tls_recv): the alert, or the answer to
+ * a plain HTTP request, goes out before the connection closes; a failure
+ * no handler saw is reported as the service reports bad heads */
+static void tls_fail(lh_sconn_t *sc, int err) {
+  lh_disp_t *d = sc->d;
+  int unseen = lh_disp_served(d) == 0 || lh_disp_is_idle(d);
+  lh_disp_abort(d, err);
+  if (unseen) sc->set->hooks.svc->on_error(d, err);
+  lh_sconn_poll(sc);
+}
+
+/* hands decrypted bytes to the dispatcher and what OpenSSL has for the
+ * peer (handshake, tickets, alerts) to the socket */
+static void tls_pump(lh_sconn_t *sc) {
+  lh_disp_t *d = sc->d;
+  size_t n, queued = lh_wq_pending(lh_disp_out(d));
+  int r = lh_tls_recv(sc->tls, &d->conn, &n);
+  int w = tls_flush(sc);
+  if (r < 0) {
+    tls_fail(sc, r);
+    return;
+  }
+  if (r == 2) {
+    /* the read buffer is full: the socket waits until the dispatcher asks
+     * for more (tls_io_read_start goes on with what is buffered) */
+    uv_read_stop((uv_stream_t *)&sc->tcp);
+    lh_disp_read_stopped(d);
+  }
+  if (w < 0) lh_disp_read_done(d, w);
+  else if (r == 1) lh_disp_read_done(d, 0); /* with what came before close_notify */
+  else if (n > 0) lh_disp_read_done(d, (long)n);
+  /* also when a writer may wait for the room the flush made */
+  else if (r == 2 || lh_wq_pending(lh_disp_out(d)) < queued) lh_sconn_poll(sc);
+  sconn_timer_update(sc);
+}
+
+static void tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  lh_sconn_t *sc = (lh_sconn_t *)h;
+  char *p = NULL;
+  long n = lh_tls_in_space(sc->tls, &p);
+  *buf = uv_buf_init(n > 0 ? p : NULL, n > 0 ? (unsigned)n : 0);
+}
+
+static void tls_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  lh_sconn_t *sc = (lh_sconn_t *)st;
+  if (nread == 0) return;
+  if (!sc->d && !sconn_wake(sc)) {
+    sconn_close_now(sc);
+    return;
+  }
+  if (nread == UV_ENOBUFS) {
+    /* ciphertext at its bound: stop until the dispatcher consumes */
+    uv_read_stop(st);
+    lh_disp_read_stopped(sc->d);
+    lh_sconn_poll(sc);
+    return;
+  }
+  if (nread > 0) {
+    sc->set->bytes_in += (uint64_t)nread;
+    lh_tls_in_commit(sc->tls, (size_t)nread);
+  } else if (nread == UV_EOF) {
+    lh_tls_in_eof(sc->tls);
+  } else {
+    lh_disp_read_done(sc->d, (long)nread);
+    sconn_timer_update(sc);
+    return;
+  }
+  tls_pump(sc);
+}
+
+static void tls_close_cb(uv_handle_t *h) {
+  lh_sconn_t *sc = (lh_sconn_t *)h;
+  lh_tls_free(sc->tls);
+  sc->tls = NULL;
+  conn_close_cb(h);
+}
+
+static void tls_defer_cb(lh_defer_t *df) {
+  lh_sconn_t *sc = (lh_sconn_t *)((char *)df - offsetof(lh_sconn_t, defer));
+  if (sc->d) {
+    lh_disp_defer_done(sc->d);
+    if (!sc->closing && lh_disp_is_reading(sc->d) && lh_tls_pending(sc->tls)) tls_pump(sc);
+  }
+  lh_sconn_poll(sc);
+}
+
+static void tls_io_read_start(lh_disp_t *d) {
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  if (!sc->tls) {
+    /* the context of the server now: a reload applies from here on */
+    if (lh_tls_new(sc->set->tls, NULL, NULL, &sc->tls)) {
+      lh_disp_read_stopped(d);
+      lh_disp_abort(d, LH_ENOMEM);
+      lh_sconn_defer_poll(sc);
+      return;
+    }
+    sc->tcp.data = (void *)tls_close_cb; /* how it is closed, by us or lh_loop_free */
+    sc->defer.cb = tls_defer_cb;
+  }
+  if (uv_read_start((uv_stream_t *)&sc->tcp, tls_alloc_cb, tls_read_cb)) lh_disp_read_stopped(d);
+  /* what stopped at a full read buffer goes on without new bytes */
+  else if (lh_tls_pending(sc->tls)) lh_loop_defer(sc->set->loop, &sc->defer);
+}
+
+static int tls_io_flush(lh_disp_t *d) { return tls_flush(lh_sconn_from_disp(d)); }
+
+static void tls_io_close(lh_disp_t *d) {
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  if (sc->closing) return;
+  sc->closing = 1;
+  sconn_deadline(sc, LH_DL_NONE, 0);
+  uv_read_stop((uv_stream_t *)&sc->tcp);
+  /* the rest of the write queue, then close_notify */
+  int e = lh_disp_io_error(d) ? 0 : tls_flush(sc);
+  if (e < 0) lh_disp_read_done(d, e);
+  finish_close(sc);
+}
+
+static const lh_io_t sconn_tls_io = {
+  .read_start = tls_io_read_start,
+  .read_stop = io_read_stop,
+  .flush = tls_io_flush,
+  .close = tls_io_close,
+  .defer = io_defer,
+};
+
+lh_tls_t *lh_sconn_tls(lh_sconn_t *sc) { return sc->tls; }
+const char *lh_sconn_why(lh_sconn_t *sc) { return sc->tls ? lh_tls_why(sc->tls) : NULL; }
+
+int lh_sconn_set_tls(lh_sconn_set_t *set, lh_tls_ctx_t *ctx) {
+  if (set->io && (set->tls != NULL) != (ctx != NULL) && set->nconns) return LH_ETLS_CONFIG;
+  if (ctx) lh_tls_ctx_ref(ctx);
+  if (set->tls) lh_tls_ctx_unref(set->tls);
+  set->tls = ctx;
+  set->io = ctx ? &sconn_tls_io : &sconn_io;
+  return 0;
+}
+
 /* --- message state on demand: an idle connection keeps only its handle,
  * its links and a few flags; the dispatcher comes from a free list.
  *
@@ -447,7 +659,7 @@ static int sconn_wake(lh_sconn_t *sc) {
   x->prev = x->next = NULL;
   x->dozing = 0;
   lh_disp_t *d = &x->d;
-  lh_disp_init(d, LH_ROLE_SERVER, &s->opts.conn, s->hooks.svc, &sconn_io, s->data);
+  lh_disp_init(d, LH_ROLE_SERVER, &s->opts.conn, s->hooks.svc, s->io, s->data);
   x->sc = sc;
   lh_disp_carry(d, sc->served, sc->reading_on);
   if (s->closing) lh_disp_disable_keep_alive(d);
@@ -463,6 +675,7 @@ static void sconn_sleep(lh_sconn_t *sc) {
   sc->reading_on = lh_disp_is_reading(d);
   sc->d = NULL;
   disp_put(d);
+  if (sc->tls) lh_tls_trim(sc->tls);
 }
 
 /* the connection is idle (1) or not (0): an idle one dozes, then sleeps */

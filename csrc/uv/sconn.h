@@ -8,12 +8,16 @@
 
 #include "deadline.h"
 #include "server.h"
+#include "tls.h"
 
 typedef struct lh_sdisp lh_sdisp_t;
 
-/* zero-filled plus loop, opts, hooks, data and the callbacks is a valid start */
+/* zero-filled plus loop, opts, hooks, data, the callbacks and
+ * lh_sconn_set_tls is a valid start */
 typedef struct lh_sconn_set {
   lh_loop_t *loop;
+  const lh_io_t *io;      /* its connections' transport (lh_sconn_set_tls) */
+  lh_tls_ctx_t *tls;      /* TLS context for new connections, a reference; NULL: plain */
   lh_server_opts_t opts;
   lh_server_hooks_t hooks;
   void *data;             /* the binding's, handed to the service */
@@ -32,6 +36,11 @@ typedef struct lh_sconn_set {
   void (*gone)(struct lh_sconn_set *set);
 } lh_sconn_set_t;
 
+/* the transport of new connections: TLS over ctx (a reference is taken,
+ * the previous context's let go), or plain when ctx is NULL. Connections
+ * keep the context they began with. A set changes between plain and TLS
+ * only while it has no connection: LH_ETLS_CONFIG then */
+int lh_sconn_set_tls(lh_sconn_set_t *set, lh_tls_ctx_t *ctx);
 /* a new connection over the accepted socket fd; 0, or a negative code
  * (fd is closed then) */
 int lh_sconn_accept(lh_sconn_set_t *set, int fd);

@@ -207,7 +207,9 @@ static void set_gone(lh_sconn_set_t *set) {
  * connection points at it any more, whichever comes last (teardown closes
  * them in any order) */
 static void server_try_free(lh_server_t *s) {
-  if (s->listener_closed && s->timer_closed && s->set.nconns == 0) free(s);
+  if (!s->listener_closed || !s->timer_closed || s->set.nconns) return;
+  if (s->set.tls) lh_tls_ctx_unref(s->set.tls);
+  free(s);
 }
 
 static void timer_close_cb(uv_handle_t *h) {
@@ -283,6 +285,7 @@ static int server_start(lh_loop_t *l, int fd, const lh_server_opts_t *o,
   s->set.data = data;
   s->set.arm = set_arm;
   s->set.gone = set_gone;
+  lh_sconn_set_tls(&s->set, NULL);
   r = uv_poll_init_socket(&l->uv, &s->poll, fd);
   if (r) {
     close(fd);
@@ -476,6 +479,11 @@ static void set_grace(lh_server_t *s, double grace) {
 void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out) {
   *in = s->set.bytes_in;
   *out = s->set.bytes_out;
+}
+
+int lh_server_set_tls(lh_server_t *s, lh_tls_ctx_t *ctx) {
+  if (ctx && lh_tls_ctx_role(ctx) != LH_ROLE_SERVER) return LH_ETLS_CONFIG;
+  return lh_sconn_set_tls(&s->set, ctx);
 }
 
 void lh_server_close(lh_server_t *s, double grace) {

@@ -7,6 +7,7 @@
 
 #include "dispatch.h"
 #include "loop.h"
+#include "tls.h"
 
 typedef struct lh_server lh_server_t;
 typedef struct lh_sconn lh_sconn_t;
@@ -50,6 +51,13 @@ void lh_server_close(lh_server_t *s, double grace);
 uint32_t lh_server_connections(const lh_server_t *s);
 /* bytes read from and handed for writing to the server's connections so far */
 void lh_server_bytes(const lh_server_t *s, uint64_t *in, uint64_t *out);
+/* TLS for the connections accepted from now on (a reference to ctx is
+ * taken); open ones go on with their context. Right after listen, before
+ * any connection, it makes a plain server a TLS one; later, a TLS server
+ * takes only another context (certificates reloaded): LH_ETLS_CONFIG
+ * otherwise */
+int lh_server_set_tls(lh_server_t *s, lh_tls_ctx_t *ctx);
+
 /* the server drains, gently enough for a load balancer: keep-alive ends
  * (responses not yet begun say Connection: close; idle connections close
  * after `idle` seconds idle), the listener closes after `delay` seconds,
@@ -79,6 +87,10 @@ void *lh_sconn_data(lh_sconn_t *sc);
 void **lh_sconn_udata(lh_sconn_t *sc);
 /* peer address as text; returns the port */
 int lh_sconn_peer(lh_sconn_t *sc, char *buf, size_t len);
+/* the connection's TLS state, NULL for plain HTTP (and before its first read) */
+lh_tls_t *lh_sconn_tls(lh_sconn_t *sc);
+/* the message of the connection's last TLS failure, NULL if none */
+const char *lh_sconn_why(lh_sconn_t *sc);
 /* loop-side work after the binding changed the connection's state */
 void lh_sconn_poll(lh_sconn_t *sc);
 /* the same, from the next loop iteration */

@@ -14,15 +14,43 @@ local client_option_types = {
   connect_timeout = "number|false", read_timeout = "number|false", timeout = "number|false",
   expect_timeout = "number", keep_alive = "boolean",
   max_buf_size = "number", max_headers = "number", follow_redirects = "number|false",
+  tls = "table",
 }
 
 local request_option_types = {
   method = "string", url = "string", headers = "table", body = "string|function",
   timeout = "number|false", read_timeout = "number|false", connect_timeout = "number|false",
   expect_continue = "boolean", expect_timeout = "number", follow_redirects = "number|false",
+  tls = "table",
+}
+
+-- https: what a client's or a request's tls table may hold
+local tls_types = {
+  ca = "string", verify = "boolean", cert = "string", key = "string", sni = "string",
+  ciphers = "string", ciphersuites = "string", min_version = "string", max_version = "string",
 }
 
 local check = require("lhyper.options").check
+
+-- raises at `level` (2: the caller of the function that checks)
+local function check_tls(t, who, level)
+  level = level + 1
+  for k, v in pairs(t) do
+    local want = tls_types[k]
+    if not want then error(who .. ": unknown tls option '" .. tostring(k) .. "'", level) end
+    if type(v) ~= want then
+      error(("%s: tls option '%s' must be a %s, got %s"):format(who, k, want, type(v)), level)
+    end
+  end
+  for _, k in ipairs { "min_version", "max_version" } do
+    if t[k] and t[k] ~= "1.2" and t[k] ~= "1.3" then
+      error(who .. ": tls option '" .. k .. "' must be \"1.2\" or \"1.3\"", level)
+    end
+  end
+  if (t.cert == nil) ~= (t.key == nil) then
+    error(who .. ": tls options 'cert' and 'key' go together", level)
+  end
+end
 
 --- lhyper.client(opts) -> client
 -- Options (defaults): pool_max_idle_per_host (32), pool_idle_timeout (90 s,
@@ -33,6 +61,7 @@ local check = require("lhyper.options").check
 function M.new(opts)
   opts = opts or {}
   check(client_option_types, opts, "lhyper.client", true)
+  if opts.tls then check_tls(opts.tls, "lhyper.client", 2) end
   local n = opts.pool_max_idle_per_host
   if n and n ~= math.floor(n) then error("lhyper.client: option 'pool_max_idle_per_host' must be an integer", 2) end
   local c = assert(core.client_new(opts))
@@ -43,21 +72,21 @@ function M.new(opts)
     timeout = opts.timeout or 0,
     expect_timeout = opts.expect_timeout or 1,
     follow_redirects = opts.follow_redirects or false,
+    tls = opts.tls or {},
+    tls_ctx = {}, -- contexts made for this client, by their options
   }
   return c
 end
 M.defaults_ = setmetatable({}, { __mode = "k" })
 
---- URL -> host, port, authority (for Host), target; raises on what is not
--- http (at `level`, 2 when the user called it)
+--- URL -> host, port, authority (for Host), target, https; raises on what
+-- is neither http nor https (at `level`, 2 when the user called it)
 local function parse_url(url, level)
   level = (level or 1) + 1
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   if not scheme then error("lhyper.request: invalid URL '" .. url .. "' (expected http://host[:port]/path)", level) end
   scheme = scheme:lower()
-  if scheme == "https" then
-    error("lhyper.request: https:// is not supported (no TLS in lhyper yet): " .. url, level)
-  elseif scheme ~= "http" then
+  if scheme ~= "http" and scheme ~= "https" then
     error("lhyper.request: unsupported URL scheme '" .. scheme .. "' in " .. url, level)
   end
   local authority, target = rest:match("^([^/?#]*)(.*)$")
@@ -75,9 +104,9 @@ local function parse_url(url, level)
     host, port = authority:match("^([^:]+):?(%d*)$")
   end
   if not host or host == "" then error("lhyper.request: invalid host in URL " .. url, level) end
-  port = port ~= "" and tonumber(port) or 80
+  port = port ~= "" and tonumber(port) or (scheme == "https" and 443 or 80)
   if port < 1 or port > 65535 then error("lhyper.request: invalid port in URL " .. url, level) end
-  return host, port, authority, target
+  return host, port, authority, target, scheme == "https"
 end
 M.parse_url = parse_url
 
@@ -86,12 +115,35 @@ M.parse_url = parse_url
 local url_cache, url_cached = {}, 0
 local function parse_url_cached(url, level)
   local t = url_cache[url]
-  if t then return t[1], t[2], t[3], t[4] end
-  local host, port, authority, target = parse_url(url, level + 1)
+  if t then return t[1], t[2], t[3], t[4], t[5] end
+  local host, port, authority, target, https = parse_url(url, level + 1)
   if url_cached >= 256 then url_cache, url_cached = {}, 0 end
-  url_cache[url] = { host, port, authority, target }
+  url_cache[url] = { host, port, authority, target, https }
   url_cached = url_cached + 1
-  return host, port, authority, target
+  return host, port, authority, target, https
+end
+
+-- the TLS context of a request (client options, then the request's), made
+-- once per set of options and client; and the name to ask for
+local function tls_for(d, req_tls)
+  local o = d.tls
+  if req_tls then
+    o = {}
+    for k, v in pairs(d.tls) do o[k] = v end
+    for k, v in pairs(req_tls) do o[k] = v end
+  end
+  local id = table.concat({ tostring(o.ca), tostring(o.verify), tostring(o.cert), tostring(o.key),
+    tostring(o.ciphers), tostring(o.ciphersuites), tostring(o.min_version), tostring(o.max_version) }, "\0")
+  local ctx = d.tls_ctx[id]
+  if not ctx then
+    local err, kind
+    ctx, err, kind = core.tls_ctx("client", o)
+    if not ctx then return nil, err, kind end
+    d.ntls = (d.ntls or 0) + 1
+    if d.ntls > 64 then d.tls_ctx, d.ntls = {}, 1 end
+    d.tls_ctx[id] = ctx
+  end
+  return ctx, o.sni
 end
 
 -- headers (map or array of pairs) -> flat array name, value, ...; and what
@@ -283,13 +335,14 @@ end
 
 -- one request and its response head, retried once on a fresh connection
 -- when the kept-alive one it took turned out dead
-local function exchange(client, d, opts, method, host, port, target, fields, expect)
+local function exchange(client, d, opts, method, host, port, target, fields, expect, tls_ctx, tls_name)
   local body = opts.body
   local spec = {
     method = method, host = host, port = port, target = target, fields = fields,
     body = type(body) == "function" or body, expect = expect,
     timeout = opt(opts, d, "timeout"), read_timeout = opt(opts, d, "read_timeout"),
     connect_timeout = opt(opts, d, "connect_timeout"),
+    tls_ctx = tls_ctx, tls_name = tls_name,
   }
   local res, err, kind, failed = attempt(client, d, opts, spec)
   if not res and failed and retryable(failed, method, body, err) then
@@ -321,24 +374,26 @@ local function remove_dots(path)
 end
 
 -- a Location value resolved against the URL it answered (RFC 9110 10.2.2:
--- it may be relative); nil when it is not http
+-- it may be relative; a relative one keeps the base's scheme); nil when it
+-- is neither http nor https
 local function resolve(base, loc)
   loc = loc:gsub("#.*$", "")
   if loc:match("^%a[%w+.-]*:") then
-    return loc:match("^[hH][tT][tT][pP]://") and loc or nil
+    return loc:match("^[hH][tT][tT][pP][sS]?://") and loc or nil
   end
-  local authority, path = base:match("^%a[%w+.-]*://([^/?#]*)([^#]*)$")
+  local scheme, authority, path = base:match("^(%a[%w+.-]*)://([^/?#]*)([^#]*)$")
   if not authority then return nil end
-  if loc:sub(1, 2) == "//" then return "http:" .. loc end
+  scheme = scheme:lower()
+  if loc:sub(1, 2) == "//" then return scheme .. ":" .. loc end
   local p, q = loc:match("^([^?]*)(.*)$")
   if p == "" then -- only a query, or nothing
     local bp = path:match("^[^?]*")
-    return "http://" .. authority .. (bp == "" and "/" or bp) .. (q ~= "" and q or path:match("%?.*$") or "")
+    return scheme .. "://" .. authority .. (bp == "" and "/" or bp) .. (q ~= "" and q or path:match("%?.*$") or "")
   end
   if p:sub(1, 1) ~= "/" then
     p = (path:match("^([^?]*/)") or "/") .. p
   end
-  return "http://" .. authority .. remove_dots(p) .. q
+  return scheme .. "://" .. authority .. remove_dots(p) .. q
 end
 M.resolve_ = resolve
 
@@ -370,8 +425,9 @@ local function next_hop(opts, method, res, host, port)
   local loc = res.headers.location
   local url = loc and resolve(opts.url, loc)
   if not url then return nil end
-  local ok, nhost, nport, _, _ = pcall(parse_url, url)
+  local ok, nhost, nport, _, _, nhttps = pcall(parse_url, url)
   if not ok then return nil end
+  local https = select(5, parse_url_cached(opts.url, 2))
   local body, drop = opts.body, { host = true }
   local status = res.status
   if (status == 303 and method ~= "HEAD") or ((status == 301 or status == 302) and method == "POST") then
@@ -381,7 +437,7 @@ local function next_hop(opts, method, res, host, port)
   elseif type(body) == "function" then
     return nil -- 301/302/307/308 keep the body, and an iterator cannot be sent twice
   end
-  if nhost:lower() ~= host:lower() or nport ~= port then
+  if nhost:lower() ~= host:lower() or nport ~= port or nhttps ~= https then
     for k in pairs(credentials) do drop[k] = true end
   end
   local n = {}
@@ -416,11 +472,19 @@ local function request(client, opts)
   end
   local method = opts.method and methods_upper[opts.method] or "GET"
   if not method:find(TOKEN) then error("lhyper.request: method '" .. method .. "' is not a token", 2) end
-  local host, port, authority, target = parse_url_cached(opts.url, 2)
+  if opts.tls then check_tls(opts.tls, "lhyper.request", 2) end
+  local host, port, authority, target, https = parse_url_cached(opts.url, 2)
   local fields, expect = prepare(opts, authority, 2)
   local hops = 0
   while true do
-    local res, err, kind = exchange(client, d, opts, method, host, port, target, fields, expect)
+    local tls_ctx, tls_name
+    if https then
+      local ctx, name_or_err, kind = tls_for(d, opts.tls)
+      if not ctx then return nil, name_or_err, kind end
+      tls_ctx, tls_name = ctx, name_or_err
+    end
+    local res, err, kind = exchange(client, d, opts, method, host, port, target, fields, expect,
+      tls_ctx, tls_name)
     if not res then return nil, err, kind end
     if not follow or hops >= follow or not redirects[res.status] then return res end
     local nopts, nmethod, nhost, nport = next_hop(opts, method, res, host, port)
@@ -432,7 +496,7 @@ local function request(client, opts)
     hops = hops + 1
     opts, method, host, port = nopts, nmethod, nhost, nport
     local _
-    _, _, authority, target = parse_url_cached(opts.url, 2)
+    _, _, authority, target, https = parse_url_cached(opts.url, 2)
     fields, expect = prepare(opts, authority, 2)
   end
 end

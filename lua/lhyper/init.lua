@@ -69,7 +69,84 @@ local option_types = {
   pipeline_flush = "boolean", title_case_headers = "boolean", date_header = "boolean",
   reuseport = "boolean", backlog = "number", on_error = "function|false",
   fd = "number", ready_path = "string", drain_delay = "number", drain_idle = "number",
+  tls = "table",
 }
+
+local tls_types = {
+  cert = "string", key = "string", ciphers = "string", ciphersuites = "string",
+  min_version = "string", max_version = "string", alpn = "table", sni = "function",
+  session_tickets = "boolean", ticket_rotation = "number", client_ca = "string",
+}
+
+-- the tls option of a server (or server:reload_tls's argument)
+local function check_tls(t, who, level)
+  if type(t) ~= "table" then error(who .. ": tls options table expected", level) end
+  for k, v in pairs(t) do
+    local want = tls_types[k]
+    if not want then error(who .. ": unknown tls option '" .. tostring(k) .. "'", level) end
+    if type(v) ~= want then
+      error(("%s: tls option '%s' must be a %s, got %s"):format(who, k, want, type(v)), level)
+    end
+  end
+  if not t.cert or not t.key then error(who .. ": tls options 'cert' and 'key' are required", level) end
+  for _, k in ipairs { "min_version", "max_version" } do
+    if t[k] and t[k] ~= "1.2" and t[k] ~= "1.3" then
+      error(who .. ": tls option '" .. k .. "' must be \"1.2\" or \"1.3\"", level)
+    end
+  end
+  if t.min_version == "1.3" and t.max_version == "1.2" then
+    error(who .. ": tls min_version is above max_version", level)
+  end
+  local r = t.ticket_rotation
+  if r and (r < 1 or r ~= math.floor(r)) then
+    error(who .. ": tls option 'ticket_rotation' must be a positive integer (seconds)", level)
+  end
+  if t.alpn then
+    for i, name in ipairs(t.alpn) do
+      if type(name) ~= "string" or #name == 0 or #name > 255 then
+        error(("%s: tls alpn[%d] must be a protocol name of 1 to 255 bytes"):format(who, i), level)
+      end
+    end
+  end
+end
+
+-- a server TLS context from checked options; keys_from: a context whose
+-- ticket keys it shares (SNI certificates, reloads: tickets stay good)
+local function server_ctx(t, keys_from)
+  local o = {}
+  for k, v in pairs(t) do o[k] = v end
+  o.sni, o._keys_from = nil, keys_from
+  return core.tls_ctx("server", o)
+end
+
+-- The user's sni(name) -> cert, key (nothing: the default certificate)
+-- as the core calls it: name -> context. A context is made once per
+-- cert/key pair and kept until the next reload_tls (at most 256).
+local function sni_function(t, keys_from)
+  local user = t.sni
+  if not user then return nil end
+  local cache, n = {}, 0
+  return function(name)
+    local cert, key = user(name)
+    if cert == nil then return nil end
+    if type(cert) ~= "string" or type(key) ~= "string" then
+      error("tls.sni must return cert and key (strings), or nothing for the default certificate", 0)
+    end
+    local id = cert .. "\0" .. key
+    local ctx = cache[id]
+    if not ctx then
+      local o = {}
+      for k, v in pairs(t) do o[k] = v end
+      o.cert, o.key = cert, key
+      local err
+      ctx, err = server_ctx(o, keys_from)
+      if not ctx then error("tls.sni(" .. name .. "): " .. tostring(err), 0) end
+      if n >= 256 then cache, n = {}, 0 end
+      cache[id], n = ctx, n + 1
+    end
+    return ctx
+  end
+end
 
 local check = require("lhyper.options").check
 
@@ -107,6 +184,7 @@ local function check_options(opts)
   if type(opts.max_buf_size) == "number" and opts.max_buf_size < 8192 then
     error("lhyper.server: option 'max_buf_size' must be at least 8192", 3)
   end
+  if opts.tls then check_tls(opts.tls, "lhyper.server", 4) end
 end
 
 local service = require "lhyper.service"
@@ -132,6 +210,8 @@ local function with_readiness(opts)
   return copy, function(s) server = s end
 end
 
+local tls_of = setmetatable({}, { __mode = "k" }) -- server -> its current TLS context
+
 --- lhyper.server(opts) -> server, or nil, err, kind
 function M.server(opts)
   if type(opts) == "table" and opts.handler ~= nil and type(opts.handler) ~= "function" then
@@ -142,10 +222,18 @@ function M.server(opts)
     opts = copy
   end
   check_options(opts)
+  local ctx, sni
+  if opts.tls then
+    local err, kind
+    ctx, err, kind = server_ctx(opts.tls)
+    if not ctx then return nil, err, kind end
+    sni = sni_function(opts.tls, ctx)
+  end
   local set_server
   if opts.ready_path then opts, set_server = with_readiness(opts) end
-  local server, err, kind = core.listen(opts)
+  local server, err, kind = core.listen(opts, ctx, sni)
   if not server then return nil, err, kind end
+  tls_of[server] = ctx
   if set_server then set_server(server) end
   nservers = nservers + 1
   servers[nservers] = server
@@ -201,6 +289,21 @@ M.error_status = service.error_status
 M.router = require("lhyper.router").new
 M.layers = require "lhyper.layers"
 M.log_writer = core.log_writer
+
+core.methods("server", {
+  --- server:reload_tls(tls) -> true, or nil, err, kind: new connections get
+  -- these certificates; open ones keep theirs; session tickets stay good
+  reload_tls = function(server, t)
+    check_tls(t, "server:reload_tls", 3)
+    local ctx, err, kind = server_ctx(t, tls_of[server])
+    if not ctx then return nil, err, kind end
+    local ok
+    ok, err, kind = server:_set_tls(ctx, sni_function(t, ctx))
+    if not ok then return nil, err, kind end
+    tls_of[server] = ctx
+    return true
+  end,
+})
 
 local client = require "lhyper.client"
 M.request, M.client = client.request, client.new
