@@ -139,6 +139,12 @@ describe("the fast path", function()
       local steps, count = session(i * 7919, { v }, "v=" .. v .. "&n=13", "v=" .. v .. "&n=13")
       local out = same(steps, count, v, v == "cl_twice")
       -- and it answered as the handler meant (the plain path's bytes are the reference)
+      if v == "cl_twice" then
+        -- one map naming a field twice (in two cases) is refused on both paths
+        local _, errs = out:gsub("HTTP/1%.[01] 500 Internal Server Error\r\n", "")
+        assert.is_true(errs > 10, v)
+        return
+      end
       local _, oks = out:gsub("HTTP/1%.[01] 200 OK\r\n", "")
       assert.is_true(oks > 10, v)
       assert.equal("hhhhhhhhhhhhh", out:sub(-13), v)
