@@ -971,6 +971,7 @@ local function report_line(err, info)
   local f = {}
   local function put(k, v) f[#f + 1] = k .. "=" .. tostring(v):gsub("[\t\r\n]", " ") end
   put("kind", type(err) == "table" and err.kind)
+  put("what", type(err) == "table" and err.what)
   put("message", type(err) == "table" and err.message or err)
   put("marker", type(err) == "table" and err.marker)
   local cause = type(err) == "table" and err.cause

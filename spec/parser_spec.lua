@@ -242,6 +242,60 @@ describe("parser: invalid input it refuses", function()
   end)
 end)
 
+describe("parser: request-target bytes (RFC 3986, hyper's leniencies)", function()
+  local srv
+  setup(function() srv = h.start_server({ record_errors = true }) end)
+  teardown(function() if srv then srv:stop() end end)
+
+  -- the first on_error report of kind parse (the server sees no other)
+  local function parse_report()
+    local deadline, line = h.now() + 3, nil
+    repeat
+      local res = assert(h.raw_request(srv.port, h.req("GET", "/reports")))
+      line = res.body:match("[^\n]*kind=parse[^\n]*")
+      if not line then h.sleep(0.05) end
+    until line or h.now() > deadline
+    return line
+  end
+
+  it("answers 400 to a raw backslash in the path, reported as a parse error of the uri", function()
+    rejects(srv, "GET /static/..\\secret HTTP/1.1\r\nHost: x\r\n\r\n", 400)
+    local line = parse_report()
+    assert.truthy(line, "no parse report")
+    assert.truthy(line:find("what=uri", 1, true), line)
+    assert.truthy(line:find("message=invalid request target", 1, true), line)
+  end)
+
+  it("answers 400 to a backslash in an absolute-form path, whole or byte by byte", function()
+    rejects(srv, "GET http://x/a\\b HTTP/1.1\r\nHost: x\r\n\r\n", 400)
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    for c in ("GET /a\\b HTTP/1.1\r\nHost: x\r\n\r\n"):gmatch(".") do
+      if not sock:send(c) then break end
+    end
+    assert.equal(400, assert(r:final_response()).status)
+  end)
+
+  it("answers 400 to < > and a backtick in the path, < > and a quote in the query", function()
+    for _, t in ipairs { "/a<b", "/a>b", "/a`b", "/info?a<b", "/info?a>b", '/info?a"b' } do
+      rejects(srv, "GET " .. t .. " HTTP/1.1\r\nHost: x\r\n\r\n", 400)
+    end
+  end)
+
+  it("serves the bytes hyper takes: \" { } | ^ [ ] in the path", function()
+    local res = assert(h.raw_request(srv.port, 'GET /a"{}|^[] HTTP/1.1\r\nHost: x\r\n\r\n'))
+    assert.equal(404, res.status) -- the handler's answer: no route
+    assert.equal("not found", res.body)
+  end)
+
+  it("serves a backslash, backtick, { } | ^ in the query as they came", function()
+    local res = accepts(srv, "GET /info?q=C:\\dir`{x}|^ HTTP/1.1\r\nHost: x\r\n\r\n")
+    local info = h.parse_info(res.body)
+    assert.equal("/info", info.path)
+    assert.equal("q=C:\\dir`{x}|^", info.query)
+  end)
+end)
+
 describe("parser: a broken request body is the client's fault", function()
   local srv
   setup(function() srv = h.start_server() end)

@@ -24,9 +24,20 @@ const char lh_tchar[256] = {
  * control byte, no DEL */
 static const char field_vchar[256] = {['\t'] = 1, [' ' ... '~'] = 1, [0x80 ... 0xff] = 1};
 
-/* request-target bytes: VCHAR but '#', since a fragment is no part of a
- * request-target (RFC 9112 3.2); no obs-text */
-static const char target_char[256] = {['!' ... '"'] = 1, ['$' ... '~'] = 1};
+/* request-target bytes (RFC 9112 3.2, RFC 3986 3.3 and 3.4), before and
+ * after the first '?'; no obs-text, no '#' (a fragment is no part of a
+ * request-target). As hyper (the http crate's scan of path and query), the
+ * path takes '"', '{', '}', '|', '^', '[' and ']' unencoded, which some
+ * clients send, but not '<', '>' or '`'; the query takes every VCHAR but
+ * '"', '<' and '>'. Unlike hyper, a '\' in the path is refused: a WHATWG
+ * URL parser (a browser, many proxies) reads it as '/', so lhyper and
+ * what is in front of it would disagree on the path (the query's is
+ * sent raw by browsers and means nothing there) */
+static const char path_char[256] = {
+  ['!'] = 1, ['"'] = 1, ['$' ... ';'] = 1, ['='] = 1, ['@' ... '['] = 1, [']' ... '_'] = 1,
+  ['a' ... '~'] = 1,
+};
+static const char query_char[256] = {['!'] = 1, ['$' ... ';'] = 1, ['='] = 1, ['?' ... '~'] = 1};
 
 /* uri-host bytes outside an IP-literal (RFC 3986 3.2.2 reg-name, which
  * covers IPv4address): unreserved and sub-delims; '%' is checked apart */
@@ -652,8 +663,9 @@ static int request_line_end(lh_parser_t *p, const char *d, size_t vs) {
   return absolute_ok(t, tl) ? 0 : LH_EPARSE_URI;
 }
 
-/* where the request line's scan is */
-enum { RL_METHOD = 0, RL_TARGET, RL_VERSION };
+/* where the request line's scan is: RL_TARGET in the target's path (or
+ * authority, or '*'), RL_QUERY after its first '?' */
+enum { RL_METHOD = 0, RL_TARGET, RL_QUERY, RL_VERSION };
 
 /* request-line = method SP request-target SP HTTP-version, read from
  * p->scan on and checked byte by byte as it arrives, so a wrong line fails
@@ -679,7 +691,15 @@ static int request_line(lh_parser_t *p, const char *d, size_t n) {
       p->rl_phase = RL_TARGET;
       /* fall through */
     case RL_TARGET:
-      while (i < n && target_char[(unsigned char)d[i]]) i++;
+      while (i < n && path_char[(unsigned char)d[i]]) i++;
+      if (i < n && d[i] == '?') {
+        p->rl_phase = RL_QUERY;
+        i++;
+      }
+      /* fall through */
+    case RL_QUERY:
+      if (p->rl_phase == RL_QUERY)
+        while (i < n && query_char[(unsigned char)d[i]]) i++;
       hd->target.len = (uint32_t)(i - hd->target.off);
       if (hd->target.len > p->limits.max_target) return LH_EPARSE_URI_TOO_LONG;
       if (i == n) goto more;

@@ -39,7 +39,8 @@ static const char *const DICT[] = {
   " HTTP/1.1\r\n", " HTTP/1.0\r\n", "\r\n", "\r\n\r\n", "Host: x\r\n", "Content-Length: ",
   "Transfer-Encoding: chunked\r\n", "Connection: ", "close", "keep-alive", "upgrade",
   "Upgrade: ", "Proxy-Connection: ", "Expect: 100-continue\r\n", ":", "\t", " ", "?", "%",
-  "#", "*", "http://h/", "Transfer-Encoding: ", "chunked", "gzip, ", "Content-Length: 5\r\n",
+  "#", "*", "http://h/", "\\", "<", ">", "`", "{", "^", "Transfer-Encoding: ", "chunked",
+  "gzip, ", "Content-Length: 5\r\n",
   "Host: [::1]:80\r\n", "HTTP/1.2", "\n", "\r", "\x80", "\x7f", "\"",
 };
 

@@ -38,7 +38,11 @@ static int rh_tchar(unsigned char c) {
 }
 static int rh_ws(unsigned char c) { return c == ' ' || c == '\t'; }
 static int rh_value_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
-static int rh_target_byte(unsigned char c) { return c > 0x20 && c < 0x7f && c != '#'; }
+/* a VCHAR but those listed: the path refuses '#', '<', '>', '`' and '\',
+ * the query (after the first '?') '#', '<', '>' and '"' */
+static int rh_target_byte(unsigned char c, int query) {
+  return c > 0x20 && c < 0x7f && !strchr(query ? "#<>\"" : "#<>`\\", c);
+}
 static int rh_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static int rh_hex(unsigned char c) {
   return rh_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -198,7 +202,9 @@ static void ref_head(const char *d, size_t size, const lh_limits_t *lim, ref_hea
   o->method.len = (uint32_t)(i - m0);
   /* request-target SP, failing once longer than max_target */
   size_t t0 = ++i;
-  while (i < n && rh_target_byte((unsigned char)d[i])) {
+  int query = 0;
+  while (i < n && rh_target_byte((unsigned char)d[i], query)) {
+    query |= d[i] == '?';
     i++;
     if (i - t0 > lim->max_target) RH_OUT(414);
   }
