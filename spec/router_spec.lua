@@ -260,7 +260,8 @@ describe("lhyper.router trailing_slash", function()
   end)
 
   it("redirect: never to another host (a location starting // or /\\), in C and in Lua", function()
-    -- browsers read "/\evil.example" as "//evil.example": another host
+    -- browsers read "/\evil.example" as "//evil.example": another host; the
+    -- parser refuses a '\' in the path (400) before any router sees it
     local src = [[
 local lhyper = require "lhyper"
 local app = lhyper.router { trailing_slash = "redirect" }
@@ -269,9 +270,9 @@ local api = lhyper.router { trailing_slash = "redirect" }
 api:get("/items", function() return 200, nil, "items" end)
 app:nest("/t/{tenant}", api)
 app:nest("/{tenant}/api", api)
-local srv = assert(lhyper.server { port = 0, handler = app })
+local srv = assert(lhyper.server { port = 0, handler = app, on_error = function() end })
 lhyper.spawn(function()
-  for _, p in ipairs { "/\\evil.example/", "/\\evil.example/api/items/", "/ok/", "/t/x/items/" } do
+  for _, p in ipairs { "/\\evil.example/", "//evil.example/", "//evil.example/api/items/", "/ok/", "/t/x/items/" } do
     local res = assert(lhyper.request { url = ("http://127.0.0.1:%d%s"):format(srv.port, p) })
     print(p, res.status, res.headers.location)
   end
@@ -283,7 +284,7 @@ lhyper.run()
       local out, code = h.lua(src, 20, env)
       assert.equal(0, code, out)
       assert.equal(table.concat({
-        "/\\evil.example/\t404\tnil", "/\\evil.example/api/items/\t404\tnil",
+        "/\\evil.example/\t400\tnil", "//evil.example/\t404\tnil", "//evil.example/api/items/\t404\tnil",
         "/ok/\t308\t/ok", "/t/x/items/\t308\t/t/x/items", "",
       }, "\n"), out)
     end
