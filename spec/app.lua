@@ -280,6 +280,30 @@ routes["/sleep"] = function(req, q)
   return 200, { ["x-elapsed"] = string.format("%.3f", lhyper.now() - t0) }, "slept"
 end
 
+-- An outbound exchange whose failure the handler raises (upstream_error_spec):
+-- ?up= the upstream's port, ?path= the (percent-encoded) target there,
+-- ?timeout= the request's; mode=stream passes the upstream body through as
+-- the response's iterator, otherwise it is read whole with read_all.
+routes["/proxy"] = function(req, q)
+  local res = assert(lhyper.request { url = "http://127.0.0.1:" .. q.up .. (q.path or "/hello"),
+    timeout = tonumber(q.timeout) })
+  if q.mode == "stream" then return 200, nil, res:body() end
+  return 200, nil, assert(res:read_all())
+end
+
+-- Errors of kind closed and canceled that are not about the client: a
+-- closed channel, a child task cancelled before its join.
+routes["/raise/channel"] = function()
+  local ch = lhyper.channel(1)
+  ch:close()
+  assert(ch:send("x"))
+end
+routes["/raise/join"] = function()
+  local t = lhyper.spawn(function() lhyper.sleep(10) end)
+  t:cancel()
+  assert(t:join())
+end
+
 -- A spawned task passes its arguments back through shared state.
 routes["/spawn"] = function(req, q)
   local key = q.key or "k"
@@ -972,6 +996,7 @@ local function report_line(err, info)
   local function put(k, v) f[#f + 1] = k .. "=" .. tostring(v):gsub("[\t\r\n]", " ") end
   put("kind", type(err) == "table" and err.kind)
   put("what", type(err) == "table" and err.what)
+  put("upstream", type(err) == "table" and err.upstream)
   put("message", type(err) == "table" and err.message or err)
   put("marker", type(err) == "table" and err.marker)
   local cause = type(err) == "table" and err.cause

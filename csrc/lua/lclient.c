@@ -4,6 +4,7 @@
  * loop callbacks; its thread is anchored in the res while it waits. */
 #include "lclient.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,8 +125,40 @@ static void ex_own_close(lh_own_t *o) {
   ex_release(ex);
 }
 
+/* The error object on top of L, of an exchange that failed with code, is
+ * the upstream's: err.upstream = true and err.status 502 (504 when it timed
+ * out), what a handler that raises it answers its own client (lreq.c
+ * classify). Not for the caller's own mistakes (user_* kinds: a body that
+ * does not match its length) or a lack of memory here */
+static void mark_upstream(lua_State *L, int code) {
+  const char *kind = lh_err_kind(code);
+  if (code == LH_ENOMEM || (kind && !strncmp(kind, "user_", 5))) return;
+  int timeout = code == LH_ETIMEOUT || code == LH_EHEADER_TIMEOUT ||
+                code == -ETIMEDOUT; /* libuv's UV_ETIMEDOUT */
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "upstream");
+  lua_pushinteger(L, timeout ? 504 : 502);
+  lua_setfield(L, -2, "status");
+}
+
+/* nil, err, kind for the exchange's failure code (msg NULL: its own text) */
+static int ex_fail_push(lua_State *L, int code, const char *msg) {
+  lh_push_fail(L, code, msg);
+  lua_pushvalue(L, -2);
+  mark_upstream(L, code);
+  lua_pop(L, 1);
+  return 3;
+}
+
+/* raises the exchange's failure code as an error object */
+static int ex_fail_raise(lua_State *L, int code, const char *msg) {
+  lh_push_error(L, code, msg);
+  mark_upstream(L, code);
+  return lua_error(L);
+}
+
 static int ex_push_fail(lua_State *L, lh_ex_t *ex) {
-  return lh_push_fail(L, ex->err ? ex->err : LH_ECLOSED, ex->why);
+  return ex_fail_push(L, ex->err ? ex->err : LH_ECLOSED, ex->why);
 }
 
 /* suspends the running task until the exchange at stack index idx moves */
@@ -373,7 +406,7 @@ static int l_send(lua_State *L) {
   int reused;
   int r = lh_client_checkout(lc->cl, s.host, s.port, s.tls.ctx ? &s.tls : NULL, s.connect_timeout,
                              ex, &cc, &reused);
-  if (r) return lh_push_fail(L, r, NULL);
+  if (r) return ex_fail_push(L, r, NULL);
   ex->cc = cc;
   ex->reused = reused ? 1 : 0;
   lh_disp_t *d = lh_cconn_disp(cc);
@@ -393,7 +426,7 @@ static int l_send(lua_State *L) {
     if (!r) r = lh_disp_write_end(d);
     if (r) {
       ex_fail(ex, r, NULL);
-      return lh_push_fail(L, r, NULL);
+      return ex_fail_push(L, r, NULL);
     }
     ex->req_done = 1;
   }
@@ -549,9 +582,9 @@ static int body_next(lua_State *L) {
   }
   if (ex->err) {
     ex_release(ex);
-    return lh_raise(L, ex->err, ex->why);
+    return ex_fail_raise(L, ex->err, ex->why);
   }
-  if (!ex->cc) return lh_raise(L, LH_ECLOSED, "connection closed before the body was read");
+  if (!ex->cc) return ex_fail_raise(L, LH_ECLOSED, "connection closed before the body was read");
   lh_disp_t *d = lh_cconn_disp(ex->cc);
   const char *p;
   size_t n;
@@ -575,7 +608,7 @@ static int body_next(lua_State *L) {
     return ex_yield(L, 1, ex, EX_WAIT_BODY, body_next_k);
   }
   ex_fail(ex, rc, NULL);
-  return lh_raise(L, rc, NULL);
+  return ex_fail_raise(L, rc, NULL);
 }
 
 /* res:body() -> iterator of string chunks; raises if the connection fails */

@@ -349,6 +349,7 @@ static int body_next(lua_State *L) {
     return lh_req_wait(L, r, LH_WAIT_BODY, body_next_k);
   }
   /* the failure is the server's to report, whatever the handler does with it */
+  r->body_failed = 1;
   report(r, rc, NULL);
   return lh_raise(L, rc, NULL);
 }
@@ -678,29 +679,40 @@ void lh_req_answer(lua_State *co, lh_req_t *r, int si) {
 
 /* --- failing and finishing --- */
 
-/* what raising the value at L's index i means: the status to answer
- * (0: none, the client is gone), whether it is reported (not for a
+/* the request's own connection is gone or broken, or the handler is on
+ * its way out: an error about something closed is no news then */
+static int own_conn_gone(const lh_req_t *r) {
+  return !r->sc || r->dropped || r->body_failed || r->upgraded || r->task.cancel;
+}
+
+/* what raising the value at L's index i means for r: the status to
+ * answer (0: none, the client is gone), whether it is reported (not for a
  * malformed body, reported where it happened; a client that went away; an
  * error status below 500 a helper chose for bad input) and whether the
- * request's framing is broken */
-static void classify(lua_State *L, int i, int *status, int *quiet, int *framing) {
+ * request's framing is broken. An error of an outbound exchange
+ * (err.upstream, lclient.c) answers its err.status (502, 504) unless the
+ * client left first; any other closed, canceled or incomplete one is about
+ * the client only when r's connection is gone, else it is a plain 500 */
+static void classify(lua_State *L, const lh_req_t *r, int i, int *status, int *quiet, int *framing) {
   *status = 500;
   *quiet = *framing = 0;
   if (lh_is_error(L, i)) {
     lua_getfield(L, i, "kind");
     lua_getfield(L, i, "code");
-    const char *k = lua_tostring(L, -2);
-    int code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : LH_EUSER_SERVICE;
-    if (k && !strcmp(k, "parse") && code != LH_EUSER_SERVICE)
+    int upstream = lua_getfield(L, i, "upstream") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    const char *k = lua_tostring(L, -3);
+    int code = lua_isinteger(L, -2) ? (int)lua_tointeger(L, -2) : LH_EUSER_SERVICE;
+    int gone = k && (!strcmp(k, "closed") || !strcmp(k, "canceled") || !strcmp(k, "incomplete"));
+    if (!upstream && k && !strcmp(k, "parse") && code != LH_EUSER_SERVICE)
       *status = lh_error_status(code), *quiet = *framing = 1;
-    if (k && (!strcmp(k, "closed") || !strcmp(k, "canceled") || !strcmp(k, "incomplete")))
-      *status = 0, *quiet = 1;
-    lua_pop(L, 2);
+    if (gone && own_conn_gone(r)) *status = 0, *quiet = 1;
+    lua_pop(L, 3);
   }
   if (lua_istable(L, i) && *status) {
     /* err.status (400..599): the answer a helper chose for bad input, such
-     * as invalid JSON (400) or a body over its limit (413); the client's
-     * mistakes are not the server's errors to report */
+     * as invalid JSON (400) or a body over its limit (413), or the client
+     * for an upstream's failure; the client's mistakes are not the
+     * server's errors to report */
     lua_Integer given = 0;
     if (lua_getfield(L, i, "status") == LUA_TNUMBER && lua_isinteger(L, -1)) given = lua_tointeger(L, -1);
     lua_pop(L, 1);
@@ -716,7 +728,7 @@ static void classify(lua_State *L, int i, int *status, int *quiet, int *framing)
  * status) when nothing was sent yet, and report it */
 static void fail(lua_State *L, lh_req_t *r, int i, const char *text) {
   int status, quiet, framing;
-  classify(L, i, &status, &quiet, &framing);
+  classify(L, r, i, &status, &quiet, &framing);
   if (r->sc && r->raw) r->raw->event(r->raw, LH_RAW_FAILED);
   if (r->sc && !r->upgraded) {
     lh_disp_t *d = lh_sconn_disp(r->sc);
@@ -747,7 +759,7 @@ void lh_req_raised(lua_State *L, lh_req_t *r) {
   if (r->pumping || r->task.cancel) {
     /* the head is out (or the handler is being cancelled): report only */
     int status, quiet, framing;
-    classify(L, top + 1, &status, &quiet, &framing);
+    classify(L, r, top + 1, &status, &quiet, &framing);
     if (!quiet) lh_req_report(r, LH_EUSER_SERVICE, text, L, top + 1, NULL);
   } else {
     fail(L, r, top + 1, text);

@@ -68,6 +68,8 @@ struct lh_req {
   uint64_t t0;              /* uv_hrtime when alog was set */
   int64_t wall;             /* and the wall clock (seconds) */
   unsigned dropped : 1;     /* the connection failed or went away (lh_req_drop) */
+  unsigned body_failed : 1; /* reading the request body failed (its connection
+                             * broke, or its framing): set once, by req:body() */
   double began;             /* loop time when the request head arrived */
   lh_task_t *reader;        /* the task waiting for body or stream bytes; cleared when it runs */
   lh_task_t *writer;        /* the task waiting for room to write; cleared when it runs */
