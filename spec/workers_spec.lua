@@ -34,6 +34,25 @@ local server = assert(lhyper.server { host = "127.0.0.1", port = O.port or 0, re
     end
     return 404, nil, "no"
   end })
+if O.pool then
+  -- libuv's thread pool started before lhyper.workers: its threads do not
+  -- block the master's signals ("dns": a name resolved there; "log": a
+  -- log_writer's write, which goes out on a pool thread)
+  lhyper.spawn(function()
+    if O.pool == "dns" then
+      local res, err = lhyper.request { url = "http://localhost:1/", connect_timeout = 5 }
+      io.stderr:write("POOL ", tostring(res and res.status or err.kind), "\n")
+    else
+      local w <close> = assert(lhyper.log_writer(O.pool_log))
+      w:write("written from the pool\n")
+      w:flush()
+      lhyper.sleep(0.2)
+      io.stderr:write("POOL ", tostring(w:stats().written), "\n")
+    end
+    lhyper.stop()
+  end)
+  lhyper.run()
+end
 io.stderr:write("PORT ", server.port, "\n")
 server:on_drain(function() io.stderr:write(("DRAINING %d %d %s\n"):format(ID, GEN, mypid())) end)
 local id, gen = lhyper.workers { n = O.n or 2, mode = O.mode, grace = O.grace or 3 }
@@ -514,6 +533,43 @@ describe("lhyper.workers", function()
     h.sleep(0.1)
     assert.same({}, app:group())
   end)
+
+  -- The master's signals wait for its signalfd, blocked in its thread; a
+  -- thread of libuv's pool started before lhyper.workers does not block
+  -- them, and the kernel gives a process' signal to such a thread: without
+  -- the master's forwarding action a SIGHUP or SIGTERM would kill the
+  -- master by its default action.
+  for _, pool in ipairs { "dns", "log" } do
+    it("reloads and drains as told after libuv's thread pool started (" .. pool .. "), never dying of a signal", function()
+      local log_file = h.tmpname(".log")
+      finally(function() os.remove(log_file) end)
+      app = start_app({ n = 1, expect_ready = 1, pool = pool, pool_log = log_file, grace = 3 }, "1")
+      assert.truthy(app:log():find("POOL ", 1, true), app:log())
+      for gen = 1, 3 do
+        write_app(app.file, tostring(gen + 1))
+        assert(app:kill("HUP"))
+        assert.is_true(app.p:wait_log("generation " .. gen .. " serves", 15), app:log())
+        assert.is_true(app.p:alive(), "the master died\n" .. app:log())
+        local deadline, v = h.now() + 5, nil
+        repeat
+          local res = get(app.port, "/pid")
+          v = res and res.status == 200 and info(res).v
+          if v ~= tostring(gen + 1) then h.sleep(0.05) end
+        until v == tostring(gen + 1) or h.now() > deadline
+        assert.equal(tostring(gen + 1), v, app:log())
+      end
+      -- USR1 and USR2 too: the forwarding action, not a default one
+      assert(app:kill("USR2"))
+      assert(app:kill("TERM"))
+      assert.is_true(app.p:wait_log("draining", 5), app:log())
+      assert.equal(0, app.p:exit_code(10), app:log())
+      local log = app:log()
+      assert.truthy(log:find("all workers exited", 1, true), log)
+      assert.truthy(log:find("MASTER DONE run=true closed=true", 1, true), log)
+      h.sleep(0.1)
+      assert.same({}, app:group())
+    end)
+  end
 
   it("leaves workers that lost their master to drain and exit", function()
     app = start_app({ n = 2, grace = 2 })
