@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* dup3, signalfd, sched_getaffinity, close_range */
 #include "workers.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -139,8 +140,41 @@ typedef struct {
   int can_steer;       /* reuseport groups of our own making: their order is the slots' */
   int steering;        /* a program steers new connections to the slots in `steered` */
   unsigned char *steered; /* per slot: 1 when a worker serves it */
+  int threaded;        /* the process ran other threads when the master began
+                        * (libuv's pool, most likely): set once */
   pid_t me;
 } master_t;
+
+/* the threads of the process, this one included (/proc/self/task) */
+static int process_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return 1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+/* A forked worker has none of the master's pool threads, yet libuv joins
+ * the threads its pool started when the library is unloaded at exit
+ * (uv_library_shutdown): a crash, or a hang. After a fork libuv starts its
+ * pool afresh on the next work queued (its pthread_atfork handler resets
+ * it); a no-op queued at once makes the threads joined at exit the
+ * worker's own. 0 or a libuv error */
+static void pool_noop_cb(uv_work_t *w) { (void)w; }
+static void pool_noop_done_cb(uv_work_t *w, int status) {
+  (void)status;
+  free(w);
+}
+
+static int pool_restart(uv_loop_t *loop) {
+  uv_work_t *w = malloc(sizeof *w);
+  if (!w) return UV_ENOMEM;
+  int r = uv_queue_work(loop, w, pool_noop_cb, pool_noop_done_cb);
+  if (r) free(w);
+  return r;
+}
 
 /* the actions the program had for master_sigs; async-signal-safe */
 static void actions_restore(master_t *m) {
@@ -261,7 +295,7 @@ static int child_become(master_t *m, int slot, int gen, int ctl, lh_worker_info_
   close_socks(m);
   child_signals(m);
   master_free(m);
-  if (bad || uv_loop_fork(&m->loop->uv) != 0) {
+  if (bad || uv_loop_fork(&m->loop->uv) != 0 || (m->threaded && pool_restart(&m->loop->uv) != 0)) {
     fprintf(stderr, "lhyper worker %d: cannot take over the master's loop\n", (int)getpid());
     _exit(70);
   }
@@ -791,6 +825,7 @@ int lh_workers_run(lh_loop_t *l, lh_server_t *const *srv, int nsrv, const lh_wor
   m.nsrv = nsrv;
   m.o = *o;
   m.me = getpid();
+  m.threaded = process_threads() > 1;
   m.sfd = -1;
   m.restart_at = calloc((size_t)o->n, sizeof *m.restart_at);
   m.backoff = calloc((size_t)o->n, sizeof *m.backoff);
