@@ -139,7 +139,7 @@ local function run(src, port, raw_port)
   return up.parse(out), out
 end
 
-describe("lhyper.request against Node", function()
+describe("lhyper.request against Node #peers", function()
   if not up.have("node") then
     pending("node is not installed")
     return

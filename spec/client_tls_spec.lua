@@ -39,7 +39,7 @@ for i = 1, 3 do
 end
 ]]
 
-describe("lhyper.request over https", function()
+describe("lhyper.request over https #peers", function()
   if not tc.available() then
     pending("python3-trustme is not installed (apt-get install python3-trustme)")
     return

@@ -29,7 +29,7 @@ local function result(srv, id, key, t)
   end
 end
 
-describe("WebSocket interop", function()
+describe("WebSocket interop #peers", function()
   local srv
   setup(function() srv = h.start_server() end)
   teardown(function() if srv then srv:stop() end end)
