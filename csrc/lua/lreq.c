@@ -467,7 +467,10 @@ static int req_upgrade(lua_State *L) {
     hi = lua_gettop(L);
   }
   char why[LH_HEAD_WHY];
-  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, hi, -1, NULL, why);
+  /* request_id's field too, as on any response */
+  lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen};
+  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, hi, -1,
+                        r->xname && r->id ? &x : NULL, why);
   if (e == LH_EUSER_HEADER) return luaL_error(L, "req:upgrade: %s", why);
   if (!e) e = lh_disp_upgrade(d);
   if (e) return lh_push_fail(L, e, NULL);

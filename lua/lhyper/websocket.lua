@@ -99,6 +99,18 @@ local function list(headers, name)
   return out
 end
 
+--- lhyper.websocket.check_accept_options(opts, who, level): raises, at the
+-- given level, on options accept would refuse (router:ws checks them when
+-- the route is added)
+function M.check_accept_options(opts, who, level)
+  if type(opts) ~= "table" then error(who .. ": options table expected", level) end
+  local ok, err = pcall(function()
+    check_types(accept_types, opts, who, true)
+    check_values(opts, who)
+  end)
+  if not ok then error(tostring(err):gsub("^[^:]*:%d+: ", ""), level) end
+end
+
 --- lhyper.websocket.is_request(req) -> true when req asks for a WebSocket
 function M.is_request(req)
   local h = req.headers
