@@ -815,6 +815,10 @@ void lh_req_wake(lh_req_t *r, int wait) {
   if (t && t->wait == wait) lh_task_resume(t);
 }
 
+void lh_req_shutdown(lh_req_t *r) {
+  if (r->upgraded && r->sc && r->raw) r->raw->event(r->raw, LH_RAW_SHUTDOWN);
+}
+
 void lh_req_wake_all(lh_req_t *r) {
   if (r->reader) lh_task_wake(r->reader);
   if (r->writer) lh_task_wake(r->writer);

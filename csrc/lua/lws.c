@@ -440,6 +440,9 @@ static void ws_event(lh_raw_t *raw, int ev) {
     case LH_RAW_FAILED:
       start_close(w, 1011, "handler failed", 14);
       break;
+    case LH_RAW_SHUTDOWN:
+      start_close(w, 1001, "server shutting down", 20);
+      break;
     case LH_RAW_DONE:
       start_close(w, 1000, "", 0);
       if (w->state == WS_CLOSED && w->await_eof) ws_drop(w);
@@ -1054,6 +1057,8 @@ static int l_ws_new(lua_State *L) {
    * closes it); a client's as long as it is referenced */
   if (!client) anchor(L, w, wi);
   arm_ping(w, w->ping_interval);
+  /* the server began to go while the handshake was answered */
+  if (w->raw.ops->shutting && w->raw.ops->shutting(&w->raw)) start_close(w, 1001, "server shutting down", 20);
   lua_settop(L, wi);
   return 1;
 }
