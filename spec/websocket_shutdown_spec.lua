@@ -50,10 +50,15 @@ local function start(opts)
   h.LUA = saved
   if not ok then os.remove(file) error(p, 2) end
   p.file = file
-  local want = opts and opts.workers and "READY" or "PORT"
-  assert(p:wait_log(want, 20), p:log())
-  p.port = tonumber(p:log():match("PORT (%d+)"))
-  return p
+  local want = opts and opts.workers and "READY\n" or "PORT"
+  local deadline = socket.gettime() + 30
+  repeat
+    local log = p:log()
+    p.port = tonumber(log:match("PORT (%d+)\n"))
+    if p.port and log:find(want, 1, true) then return p end
+    socket.sleep(0.05)
+  until socket.gettime() > deadline
+  error("the app did not start:\n" .. p:log(), 2)
 end
 
 -- a Python websockets client: echoes one message, then runs `trigger`
