@@ -96,6 +96,10 @@ local srv = serve(function(req)
   for i = 1, 3 do
     tasks[i] = lhyper.spawn(function() return ws:close(4000 + i) end)
   end
+  -- one more, cancelled while it waits: the others are not disturbed
+  local gone = lhyper.spawn(function() return ws:close() end)
+  lhyper.sleep(0.1)
+  gone:cancel()
   for i = 1, 3 do res[i] = tostring((tasks[i]:join(10))) end
   say("closers=" .. table.concat(res, ","))
   say("code=" .. tostring(ws.close_code))
