@@ -55,6 +55,10 @@ function M.connect(port, path, headers)
   return setmetatable({ sock = sock, r = r }, Conn), res
 end
 
+-- a Conn over a socket and its reader (h.connect) whose handshake the
+-- caller made
+function M.wrap(sock, r) return setmetatable({ sock = sock, r = r }, Conn) end
+
 function Conn:send(op, payload, opts) return self.sock:send(M.frame(op, payload, opts)) end
 function Conn:send_raw(bytes) return self.sock:send(bytes) end
 function Conn:close_socket() self.sock:close() end

@@ -307,11 +307,12 @@ static void raw_release(lh_raw_t *raw) {
   if (ex->raw == raw) ex->raw = NULL;
 }
 
-static const lh_raw_ops_t res_raw_ops = {raw_disp, raw_kick, raw_close, raw_release};
+static const lh_raw_ops_t res_raw_ops = {raw_disp, raw_kick, raw_close, raw_release, NULL};
 
 int lh_res_take(lua_State *L, int idx, lh_raw_t *raw) {
   lh_ex_t *ex = check_ex(L, idx);
   if (!ex->upgraded || !ex->cc || ex->err || ex->raw) return LH_ECLOSED;
+  lh_own_leave(&ex->own); /* the taker answers for the connection now */
   ex->raw = raw;
   raw->ops = &res_raw_ops;
   raw->conn = ex;

@@ -10,7 +10,8 @@
  * client_new and client_send to the module table at mod */
 void lh_client_open(lua_State *L, int mod);
 /* the 101 response at idx hands its connection to raw (ops and conn
- * filled); the request's timeouts no longer apply. 0, or LH_ECLOSED */
+ * filled); the request's timeouts no longer apply, and the res leaves the
+ * ownership of its task (the taker answers for it). 0, or LH_ECLOSED */
 int lh_res_take(lua_State *L, int idx, lh_raw_t *raw);
 
 #endif

@@ -14,7 +14,8 @@ enum {
   LH_RAW_WRITABLE,     /* the write queue drained below its mark (write_ready) */
   LH_RAW_GONE,         /* the connection failed or closed: disp is NULL from now on */
   LH_RAW_DONE,         /* server: the handler's coroutine ended */
-  LH_RAW_FAILED        /* server: the handler raised (DONE follows) */
+  LH_RAW_FAILED,       /* server: the handler raised (DONE follows) */
+  LH_RAW_SHUTDOWN      /* server: the server began to close or drain: end politely */
 };
 
 typedef struct lh_raw lh_raw_t;
@@ -24,6 +25,9 @@ typedef struct {
   void (*close)(lh_raw_t *raw);      /* nothing more will be queued: close once written;
                                       * no event after this */
   void (*release)(lh_raw_t *raw);    /* the taker is going away: no event after this */
+  /* server: 1 when the server is already closing or draining (taken after
+   * LH_RAW_SHUTDOWN would have come); NULL for a client */
+  int (*shutting)(lh_raw_t *raw);
 } lh_raw_ops_t;
 
 struct lh_raw {

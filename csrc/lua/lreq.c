@@ -468,7 +468,10 @@ static int req_upgrade(lua_State *L) {
     hi = lua_gettop(L);
   }
   char why[LH_HEAD_WHY];
-  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, hi, -1, NULL, why);
+  /* request_id's field too, as on any response */
+  lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen};
+  int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, hi, -1,
+                        r->xname && r->id ? &x : NULL, why);
   if (e == LH_EUSER_HEADER) return luaL_error(L, "req:upgrade: %s", why);
   if (!e) e = lh_disp_upgrade(d);
   if (e) return lh_push_fail(L, e, NULL);
@@ -822,6 +825,10 @@ void lh_req_wake(lh_req_t *r, int wait) {
   }
   lh_task_t *t = wait == LH_WAIT_WRITE ? r->writer : r->reader;
   if (t && t->wait == wait) lh_task_resume(t);
+}
+
+void lh_req_shutdown(lh_req_t *r) {
+  if (r->upgraded && r->sc && r->raw) r->raw->event(r->raw, LH_RAW_SHUTDOWN);
 }
 
 void lh_req_wake_all(lh_req_t *r) {

@@ -29,6 +29,8 @@ typedef struct {
 typedef struct lh_req_host {
   lh_head_memo_t memo;   /* the server's kept response head */
   double stream_idle;    /* stream_idle_timeout in seconds, 0: none */
+  unsigned shutting : 1; /* set when the server begins to close or drain: an
+                          * upgraded connection is to end (a WebSocket's 1001) */
   /* a failure to report (the server's on_error); r NULL: no request */
   void (*report)(struct lh_req_host *h, const lh_report_t *rep, const lh_req_t *r);
 } lh_req_host_t;
@@ -121,6 +123,9 @@ void lh_req_wake(lh_req_t *r, int wait);
 int lh_req_wait(lua_State *L, lh_req_t *r, int wait, lua_KFunction k);
 /* the reader and the writer, if any, are woken (from the next loop
  * iteration): the connection or the request is over */
+/* the server is closing or draining: C code that took the upgraded
+ * connection is told (LH_RAW_SHUTDOWN) */
+void lh_req_shutdown(lh_req_t *r);
 void lh_req_wake_all(lh_req_t *r);
 
 /* --- for routers and layers (llayer.c, lroute.c) --- */

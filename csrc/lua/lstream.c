@@ -70,7 +70,12 @@ static void raw_release(lh_raw_t *raw) {
   if (r->raw == raw) r->raw = NULL;
 }
 
-static const lh_raw_ops_t stream_raw_ops = {raw_disp, raw_kick, raw_close, raw_release};
+static int raw_shutting(lh_raw_t *raw) {
+  lh_req_t *r = raw->conn;
+  return r->host->shutting;
+}
+
+static const lh_raw_ops_t stream_raw_ops = {raw_disp, raw_kick, raw_close, raw_release, raw_shutting};
 
 int lh_stream_take(lua_State *L, int idx, lh_raw_t *raw) {
   lh_stream_t *s = luaL_checkudata(L, idx, STREAM_MT);

@@ -373,6 +373,12 @@ static void conn_closed(lh_sconn_t *sc) {
   if (r) lh_req_drop(r);
 }
 
+/* the server began to close or drain: an upgraded connection is told */
+static void conn_shutdown(lh_sconn_t *sc) {
+  lh_req_t *r = conn_req(sc);
+  if (r) lh_req_shutdown(r);
+}
+
 static void server_done(lh_server_t *srv) {
   lh_lsrv_t *s = lh_server_data(srv);
   lua_State *L = s->st->L;
@@ -395,6 +401,7 @@ static const lh_server_hooks_t hooks = {
   .svc = &lua_service,
   .conn_closed = conn_closed,
   .server_done = server_done,
+  .conn_shutdown = conn_shutdown,
 };
 
 /* --- TLS: the server's context and its SNI function --- */
@@ -549,6 +556,7 @@ static int l_listen(lua_State *L) {
 static int server_close(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   double grace = luaL_optnumber(L, 2, 10);
+  s->host.shutting = 1;
   if (s->srv) lh_server_close(s->srv, grace);
   return 0;
 }
@@ -560,6 +568,7 @@ static int server_drain(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   double grace = luaL_optnumber(L, 2, 10);
   s->not_ready = 1;
+  s->host.shutting = 1;
   if (s->srv) lh_server_drain(s->srv, s->drain_delay, s->drain_idle, grace, 0);
   return 0;
 }
@@ -569,6 +578,7 @@ static int server_drain(lua_State *L) {
 static int server_retire(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
   double grace = luaL_optnumber(L, 2, 10);
+  s->host.shutting = 1;
   if (s->srv) lh_server_drain(s->srv, 0, s->drain_idle, grace, 1);
   return 0;
 }
@@ -577,6 +587,7 @@ lh_server_t *lh_svc_server(lua_State *L, int i) { return check_server(L, i)->srv
 /* <close>: as server:close() with its default grace */
 static int server_close_tbc(lua_State *L) {
   lh_lsrv_t *s = check_server(L, 1);
+  s->host.shutting = 1;
   if (s->srv) lh_server_close(s->srv, 10);
   return 0;
 }

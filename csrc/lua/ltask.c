@@ -250,6 +250,7 @@ static void own_end(lh_task_t *t) {
       lh_own_add(parent, o);
     } else {
       lh_own_leave(o);
+      o->end = t->end;
       o->close(o);
     }
   }
@@ -274,6 +275,10 @@ static void queue_unlink(lh_task_t *t, int pass) {
 }
 
 int lh_waitq_wait(lua_State *L, lh_waitq_t *q, double timeout, lua_KFunction k) {
+  return lh_waitq_waitk(L, q, timeout, k, 0);
+}
+
+int lh_waitq_waitk(lua_State *L, lh_waitq_t *q, double timeout, lua_KFunction k, lua_KContext ctx) {
   lh_task_t *t = lh_task_current(L);
   if (!t) return luaL_error(L, "not inside an lhyper handler or task");
   if (timeout >= 0) lh_task_arm(L, t, timeout, 0);
@@ -286,7 +291,8 @@ int lh_waitq_wait(lua_State *L, lh_waitq_t *q, double timeout, lua_KFunction k) 
   else q->head = t;
   q->tail = t;
   q->n++;
-  return lh_task_yield(L, LH_WAIT_QUEUE, k);
+  t->wait = LH_WAIT_QUEUE;
+  return lua_yieldk(L, 0, ctx, k);
 }
 
 int lh_waitq_again(lua_State *L, lua_KFunction k) {

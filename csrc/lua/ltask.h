@@ -61,6 +61,7 @@ struct lh_own {
   void (*close)(lh_own_t *o);
   void *ud;                /* its Lua userdata, matched against returned values */
   unsigned pass : 1;       /* returned by its owner: goes to the owner's parent */
+  uint8_t end;             /* how its owner ended (LH_END_*): set just before close */
 };
 
 /* Tasks waiting for something, first come first served. A woken
@@ -195,6 +196,8 @@ void lh_own_mark_returned(lua_State *L, lh_task_t *t, int i, int j);
  * when timeout >= 0, that many seconds passed; k then runs and decides:
  * lh_waitq_leave when done, or lh_waitq_again to wait on in its place */
 int lh_waitq_wait(lua_State *L, lh_waitq_t *q, double timeout, lua_KFunction k);
+/* the same with a context for k */
+int lh_waitq_waitk(lua_State *L, lh_waitq_t *q, double timeout, lua_KFunction k, lua_KContext ctx);
 int lh_waitq_again(lua_State *L, lua_KFunction k);
 /* the running task t leaves its queue (and its timer stops) */
 void lh_waitq_leave(lh_task_t *t);

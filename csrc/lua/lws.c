@@ -7,8 +7,15 @@
  * Pull-based: the socket is read only while a task waits in receive (or
  * while closing). A task waiting is resumed from loop callbacks: the reader
  * at once (the hot path), writers and closers on the next loop iteration
- * through their tick, so that no wake-up runs Lua inside another. Waiting
- * threads are anchored in the ws's user values while they wait. */
+ * through their tick, so that no wake-up runs Lua inside another.
+ *
+ * Waiting follows the task runtime, so that a task cancelled while it waits
+ * leaves nothing behind: the reader sits in a slot the runtime clears when
+ * its task ends (t->slot), writers and closers in wait queues it leaves.
+ * The sender of a message in several frames owns lock_own while it holds
+ * the lock: its end (cancelled between two frames) sends the rest of the
+ * message. The ws itself is owned by the task that accepted or opened it
+ * and closed when that task ends (own). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,15 +47,15 @@ enum { RECV_ONE = 0 /* receive(): nil, err at the end */, RECV_ITER /* messages(
        RECV_PIECE /* frames(): pieces, nil at the end */ };
 #define AS_WRITER 16 /* a reader's continuation after waiting for room */
 /* user values */
-enum { UV_CONN = 1, UV_READER, UV_CLOSER, UV_WRITERS, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 6 };
+enum { UV_CONN = 1, UV_TX, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 4 };
 
-typedef struct {
-  lh_task_t *t;    /* NULL when nobody waits */
-  lua_State *co;   /* its thread, anchored in a user value while it waits */
-} waiter_t;
+/* the registry's weak table from each ws (light userdata) to itself: C code
+ * that has only the pointer (an owner's end) finds the value to anchor */
+static const char live_key = 0;
 
 typedef struct lh_lws {
   lh_raw_t raw;              /* first: the events' hook is the ws */
+  lh_own_t own;              /* in the list of the task that accepted or opened it */
   lh_lstate_t *st;
   lh_role_t role;
   int state;                 /* WS_*: CLOSING once our close frame is queued and the
@@ -75,18 +82,20 @@ typedef struct lh_lws {
   lh_pmd_t *pmd;             /* NULL without permessage-deflate */
   char *msg;                 /* a message gathered from several pieces */
   size_t mlen, mcap;
-  waiter_t reader;           /* the task waiting in receive (UV_READER) */
+  lh_task_t *reader;         /* the task in receive, set while it waits (its t->slot) */
   double reading_since;      /* loop time the reader began to wait, 0 if none */
   /* writing */
-  waiter_t *writers;         /* tasks waiting for room or for the lock (UV_WRITERS) */
-  int nwriters, cwriters;
-  waiter_t lock;             /* the task sending a message in several frames */
-  const uint8_t *tx;         /* ... its payload (a string on its stack, or zbuf) */
+  lh_waitq_t writers;        /* tasks waiting for room or for the lock, and a reader
+                              * held back by a full queue */
+  lh_task_t *lock;           /* the task sending a message, while it does */
+  lh_own_t lock_own;         /* in the lock holder's list while its message takes
+                              * several frames */
+  const uint8_t *tx;         /* ... its payload (a string anchored in UV_TX, or zbuf) */
   size_t tx_len, tx_off;
   uint8_t tx_op, tx_rsv;
   uint8_t *zbuf;             /* the compressed message being sent */
   size_t zlen, zcap;
-  waiter_t closer;           /* the task in close() (UV_CLOSER) */
+  lh_waitq_t closers;        /* tasks in close() */
   lh_timer_t *close_timer;   /* while closing, and while a client awaits EOF */
   lh_timer_t *ping_timer;    /* keepalive, while open */
   double ping_sent;
@@ -164,33 +173,35 @@ static void unanchor(lh_lws_t *w) {
   w->anchored = 0;
 }
 
+/* pushes the ws on the main thread, if it is still there (not collected);
+ * 1 when pushed */
+static int push_self(lh_lws_t *w) {
+  lua_State *L = w->st->L;
+  if (!L || !lua_checkstack(L, 2)) return 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &live_key) == LUA_TTABLE &&
+      lua_rawgetp(L, -1, w) == LUA_TUSERDATA && lua_touserdata(L, -1) == w) {
+    lua_remove(L, -2);
+    return 1;
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
 /* --- waking --- */
 
-static int still_waits(const waiter_t *x, int wait) {
-  if (!x->t) return 0;
-  return lh_task_of(x->co) == x->t && x->t->wait == wait;
+/* the reader waits for bytes (LH_WAIT_BODY) or for room (in writers) */
+static int reader_waits(const lh_lws_t *w) {
+  return w->reader && w->reader->wait == LH_WAIT_BODY;
 }
 
-/* on the next loop iteration, through the task's tick */
-static void wake_later(lh_lws_t *w, waiter_t *x, int wait) {
-  if (still_waits(x, wait)) {
-    x->t->wait = LH_WAIT_TICK;
-    lh_loop_defer(w->st->loop, &x->t->tick);
-  }
-  x->t = NULL;
-}
-
-static void wake_writers(lh_lws_t *w) {
-  int n = w->nwriters;
-  w->nwriters = 0;
-  for (int i = 0; i < n; i++) wake_later(w, &w->writers[i], LH_WAIT_WRITE);
-}
+/* on the next loop iteration, through their ticks */
+static void wake_writers(lh_lws_t *w) { lh_waitq_broadcast(&w->writers); }
 
 /* everyone waiting: the state changed for good */
 static void wake_all(lh_lws_t *w) {
   if (!w->st->loop) return;
-  wake_later(w, &w->reader, LH_WAIT_BODY);
-  wake_later(w, &w->closer, LH_WAIT_BODY);
+  if (w->reader) lh_task_wake(w->reader);
+  lh_waitq_broadcast(&w->closers);
   wake_writers(w);
 }
 
@@ -390,7 +401,9 @@ static void ping_timer_cb(void *data) {
     arm_ping(w, w->ping_timeout > 0 ? w->ping_timeout : w->ping_interval);
     return;
   }
-  /* a pong can only be seen while someone reads: the clock runs then */
+  /* a pong can only be seen while someone reads: the clock runs then
+   * (a reader cancelled in its wait left no reader) */
+  if (!w->reader) w->reading_since = 0;
   double since = w->ping_sent > w->reading_since ? w->ping_sent : w->reading_since;
   if (w->ping_timeout > 0 && w->reading_since > 0 && now - w->reading_since >= 0.05 &&
       now - since >= w->ping_timeout) {
@@ -407,7 +420,7 @@ static void ws_event(lh_raw_t *raw, int ev) {
   switch (ev) {
     case LH_RAW_READABLE:
       if (w->state != WS_OPEN) drain(w);
-      else if (still_waits(&w->reader, LH_WAIT_BODY)) lh_task_resume(w->reader.t);
+      else if (reader_waits(w)) lh_task_resume(w->reader);
       break;
     case LH_RAW_WRITABLE:
       wake_writers(w);
@@ -426,6 +439,9 @@ static void ws_event(lh_raw_t *raw, int ev) {
       break;
     case LH_RAW_FAILED:
       start_close(w, 1011, "handler failed", 14);
+      break;
+    case LH_RAW_SHUTDOWN:
+      start_close(w, 1001, "server shutting down", 20);
       break;
     case LH_RAW_DONE:
       start_close(w, 1000, "", 0);
@@ -506,54 +522,22 @@ static void on_control(lua_State *L, lh_lws_t *w, const lh_ws_ev_t *ev, int idx)
   else on_close_frame(w, ev, L, idx);
 }
 
-static int wait_as(lua_State *L, lh_lws_t *w, waiter_t *x, int uv, int wait, lua_KFunction k,
-                   lua_KContext ctx) {
-  lh_task_t *t = lh_task_of(L);
-  if (!t || !t->running) return luaL_error(L, "websocket: not inside an lhyper handler or task");
-  x->t = t;
-  x->co = L;
-  lua_pushthread(L);
-  lua_setiuservalue(L, 1, uv);
-  t->wait = wait;
-  (void)w;
-  return lua_yieldk(L, 0, ctx, k);
+static lh_task_t *current(lua_State *L) {
+  lh_task_t *t = lh_task_current(L);
+  if (!t) luaL_error(L, "websocket: not inside an lhyper handler or task");
+  return t;
 }
 
-/* a writer (or a reader held back by a full queue) waits for room or the
- * lock: anchored in the UV_WRITERS table */
+/* the reader's slot: cleared by the runtime when its task ends */
+static void take_reader(lh_lws_t *w, lh_task_t *t) {
+  w->reader = t;
+  t->slot = &w->reader;
+}
+
+/* a writer (or a reader held back by a full queue) waits for room or for
+ * the lock */
 static int wait_writer(lua_State *L, lh_lws_t *w, lua_KFunction k, lua_KContext ctx) {
-  lh_task_t *t = lh_task_of(L);
-  if (!t || !t->running) return luaL_error(L, "websocket: not inside an lhyper handler or task");
-  if (w->nwriters == w->cwriters) {
-    int c = w->cwriters ? 2 * w->cwriters : 4;
-    waiter_t *q = realloc(w->writers, (size_t)c * sizeof *q);
-    if (!q) return luaL_error(L, "websocket: out of memory");
-    w->writers = q;
-    w->cwriters = c;
-  }
-  if (lua_getiuservalue(L, 1, UV_WRITERS) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L); /* made for the first writer that waits */
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, UV_WRITERS);
-  }
-  lua_pushthread(L);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  w->writers[w->nwriters].t = t;
-  w->writers[w->nwriters++].co = L;
-  t->wait = LH_WAIT_WRITE;
-  return lua_yieldk(L, 0, ctx, k);
-}
-
-static void unwait_writer(lua_State *L) {
-  if (lua_getiuservalue(L, 1, UV_WRITERS) == LUA_TTABLE) {
-    lua_pushthread(L);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-  }
-  lua_pop(L, 1);
+  return lh_waitq_waitk(L, &w->writers, -1, k, ctx);
 }
 
 /* receive / messages / frames: ws at index 1 */
@@ -577,11 +561,14 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
       lh_ws_reader_trim(&w->rd);
       ws_kick(w);
       if (!w->reading_since) w->reading_since = lh_loop_now(w->st->loop);
-      return wait_as(L, w, &w->reader, UV_READER, LH_WAIT_BODY, recv_k, mode);
+      take_reader(w, current(L));
+      w->reader->wait = LH_WAIT_BODY;
+      return lua_yieldk(L, 0, mode, recv_k);
     }
     if (lh_conn_pending(lh_disp_conn(d)) >= QUEUE_MAX && !lh_disp_can_write(d)) {
       /* the peer does not read what we owe it (pongs): stop reading too */
       ws_kick(w);
+      take_reader(w, current(L));
       return wait_writer(L, w, recv_k, mode | AS_WRITER);
     }
     lh_ws_ev_t ev;
@@ -608,22 +595,16 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lh_lws_t *w = ws_at1(L);
-  if (ctx & AS_WRITER) {
-    unwait_writer(L);
-  } else {
-    if (w->reader.t == lh_task_of(L)) w->reader.t = NULL;
-    w->reading_since = 0;
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, UV_READER);
-  }
+  lh_task_t *t = lh_task_current(L);
+  lh_task_unslot(t); /* w->reader */
+  if (ctx & AS_WRITER) lh_waitq_leave(t);
+  else w->reading_since = 0;
   return recv_step(L, w, (int)(ctx & ~AS_WRITER));
 }
 
 static int recv_begin(lua_State *L, lh_lws_t *w, int mode) {
-  lh_task_t *t = lh_task_of(L);
-  if (!t || !t->running) return luaL_error(L, "websocket: not inside an lhyper handler or task");
-  if (w->reader.t && w->reader.t != t && still_waits(&w->reader, LH_WAIT_BODY))
-    return luaL_error(L, "websocket: another task is already receiving");
+  lh_task_t *t = current(L);
+  if (w->reader && w->reader != t) return luaL_error(L, "websocket: another task is already receiving");
   return recv_step(L, w, mode);
 }
 
@@ -660,16 +641,6 @@ static int ws_frames(lua_State *L) { return push_iter(L, frames_next); }
 
 /* --- sending --- */
 
-static int lock_held_by_other(lh_lws_t *w, lh_task_t *t) {
-  if (!w->lock.t || w->lock.t == t) return 0;
-  if (still_waits(&w->lock, LH_WAIT_WRITE) || still_waits(&w->lock, LH_WAIT_TICK)) return 1;
-  /* its task is gone (cancelled) mid-message: end the message as it is */
-  lh_disp_t *d = ws_disp(w);
-  if (d) put_frame(w, d, 1, 0, LH_WS_CONT, NULL, 0);
-  w->lock.t = NULL;
-  return 0;
-}
-
 static int push_closed(lua_State *L, lh_lws_t *w) {
   return lh_push_fail(L, LH_ECLOSED, w->state == WS_CLOSING ? "WebSocket is closing" : "WebSocket closed");
 }
@@ -677,15 +648,48 @@ static int push_closed(lua_State *L, lh_lws_t *w) {
 static int send_k(lua_State *L, int status, lua_KContext ctx);
 static int send_done_k(lua_State *L, int status, lua_KContext ctx);
 
-static void unlock(lh_lws_t *w) {
-  w->lock.t = NULL;
+/* the message is out (or given up): the next sender may go. L: a thread
+ * with the ws at index 1, or NULL */
+static void unlock(lh_lws_t *w, lua_State *L) {
+  w->lock = NULL;
   w->tx = NULL;
+  lh_own_leave(&w->lock_own);
   if (w->zcap > 64 * 1024) {
     free(w->zbuf);
     w->zbuf = NULL;
     w->zcap = 0;
   }
-  if (w->nwriters) wake_writers(w);
+  if (L) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, UV_TX);
+  } else if (push_self(w)) {
+    lua_pushnil(w->st->L);
+    lua_setiuservalue(w->st->L, -2, UV_TX);
+    lua_pop(w->st->L, 1);
+  }
+  wake_writers(w);
+}
+
+/* the lock holder's task ended between two frames of its message (it was
+ * cancelled): the rest goes now, whole, without waiting for room. A
+ * message cut short would reach the peer as a shorter message, and a
+ * compressed one would break the peer's inflater; its bytes are at hand
+ * (UV_TX, zbuf). */
+static void lock_own_close(lh_own_t *o) {
+  lh_lws_t *w = (lh_lws_t *)((char *)o - offsetof(lh_lws_t, lock_own));
+  lh_disp_t *d = ws_disp(w);
+  if (d && w->tx && w->state == WS_OPEN && !w->close_sent) {
+    while (w->tx_off < w->tx_len) {
+      size_t left = w->tx_len - w->tx_off, take = left < w->frag_size ? left : w->frag_size;
+      if (put_frame(w, d, take == left, 0, LH_WS_CONT, w->tx + w->tx_off, take)) {
+        ws_fail(w, LH_ENOMEM, 1011, "out of memory");
+        break;
+      }
+      w->tx_off += take;
+    }
+    ws_kick(w);
+  }
+  unlock(w, NULL);
 }
 
 /* queues the frames of the message in w->tx*, waiting for room between
@@ -694,7 +698,7 @@ static int send_frames(lua_State *L, lh_lws_t *w) {
   for (;;) {
     lh_disp_t *d = ws_disp(w);
     if (w->state != WS_OPEN || !d) {
-      unlock(w);
+      unlock(w, L);
       return push_closed(L, w);
     }
     size_t left = w->tx_len - w->tx_off, take = left < w->frag_size ? left : w->frag_size;
@@ -702,25 +706,33 @@ static int send_frames(lua_State *L, lh_lws_t *w) {
     int e = put_frame(w, d, fin, first ? w->tx_rsv : 0, first ? w->tx_op : LH_WS_CONT,
                       w->tx + w->tx_off, take);
     if (e) {
-      unlock(w);
+      unlock(w, L);
       return lh_push_fail(L, e, NULL);
     }
     w->tx_off += take;
     ws_kick(w);
     if (fin) {
-      unlock(w);
+      unlock(w, L);
       if (!lh_disp_can_write(d)) return wait_writer(L, w, send_done_k, 0);
       lua_pushboolean(L, 1);
       return 1;
     }
-    if (!lh_disp_can_write(d)) return wait_writer(L, w, send_k, 1);
+    if (!lh_disp_can_write(d)) {
+      /* between two frames: the message is finished should the task end */
+      if (!w->lock_own.owner) {
+        lua_pushvalue(L, 2);
+        lua_setiuservalue(L, 1, UV_TX);
+        lh_own_add(lh_task_current(L), &w->lock_own);
+      }
+      return wait_writer(L, w, send_k, 1);
+    }
   }
 }
 
 static int send_done_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  unwait_writer(L);
+  lh_waitq_leave(lh_task_current(L));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -731,7 +743,7 @@ static int send_start(lua_State *L, lh_lws_t *w);
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lh_lws_t *w = ws_at1(L);
-  unwait_writer(L);
+  lh_waitq_leave(lh_task_current(L));
   if (ctx) {
     w->tx = (const uint8_t *)(w->tx_rsv ? (const char *)w->zbuf : lua_tostring(L, 2));
     return send_frames(L, w);
@@ -740,9 +752,9 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int send_start(lua_State *L, lh_lws_t *w) {
-  lh_task_t *t = lh_task_of(L);
+  lh_task_t *t = lh_task_current(L);
   if (w->state != WS_OPEN) return push_closed(L, w);
-  if (lock_held_by_other(w, t)) return wait_writer(L, w, send_k, 0);
+  if (w->lock && w->lock != t) return wait_writer(L, w, send_k, 0);
   size_t n;
   const char *p = lua_tolstring(L, 2, &n);
   int op = (int)lua_tointeger(L, 3);
@@ -759,8 +771,7 @@ static int send_start(lua_State *L, lh_lws_t *w) {
   }
   w->tx_op = (uint8_t)op;
   w->tx_off = 0;
-  w->lock.t = t;
-  w->lock.co = L;
+  w->lock = t;
   return send_frames(L, w);
 }
 
@@ -777,8 +788,7 @@ static int ws_send(lua_State *L) {
   else op = luaL_checkoption(L, 3, "text", kinds) == 0 ? LH_WS_TEXT : LH_WS_BINARY;
   lua_settop(L, 2);
   lua_pushinteger(L, op);
-  lh_task_t *t = lh_task_of(L);
-  if (!t || !t->running) return luaL_error(L, "websocket: not inside an lhyper handler or task");
+  current(L);
   if (op == LH_WS_TEXT && !lh_utf8_valid((const uint8_t *)p, n))
     return lh_push_fail(L, LH_EUSER_BODY, "WebSocket text message is not valid UTF-8");
   return send_start(L, w);
@@ -814,9 +824,8 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   lh_lws_t *w = ws_at1(L);
-  lua_pushnil(L);
-  lua_setiuservalue(L, 1, UV_CLOSER);
-  if (w->state == WS_CLOSING) return wait_as(L, w, &w->closer, UV_CLOSER, LH_WAIT_BODY, close_k, 0);
+  lh_waitq_leave(lh_task_current(L));
+  if (w->state == WS_CLOSING) return lh_waitq_wait(L, &w->closers, -1, close_k);
   return close_result(L, w);
 }
 
@@ -841,9 +850,7 @@ static int ws_close(lua_State *L) {
     anchor(L, w, 1);
     start_close(w, code, reason, n);
   }
-  lh_task_t *t = lh_task_of(L);
-  if (w->state == WS_CLOSING && t && t->running)
-    return wait_as(L, w, &w->closer, UV_CLOSER, LH_WAIT_BODY, close_k, 0);
+  if (w->state == WS_CLOSING && lh_task_current(L)) return lh_waitq_wait(L, &w->closers, -1, close_k);
   if (w->state == WS_CLOSING) {
     lua_pushboolean(L, 1); /* outside a task: the handshake goes on in the background */
     return 1;
@@ -861,9 +868,34 @@ static int ws_close_quietly(lua_State *L) {
   return 0;
 }
 
+/* the task that accepted or opened the ws is over (o->end says how): the
+ * closing handshake starts, 1000 when it returned, 1011 when it failed,
+ * 1001 when it was cancelled, and goes on without it */
+static void ws_own_close(lh_own_t *o) {
+  lh_lws_t *w = (lh_lws_t *)((char *)o - offsetof(lh_lws_t, own));
+  if (w->state != WS_OPEN || !loop_usable(w)) return;
+  if (w->role == LH_ROLE_CLIENT) {
+    /* a client ws lives while referenced: anchored for the handshake */
+    if (!push_self(w)) return;
+    anchor(w->st->L, w, -1);
+    lua_pop(w->st->L, 1);
+  }
+  if (o->end == LH_END_FAILED) start_close(w, 1011, "task failed", 11);
+  else if (o->end == LH_END_CANCELED) start_close(w, 1001, "going away", 10);
+  else start_close(w, 1000, "", 0);
+}
+
 /* __gc: no handshake can wait now */
 static int ws_gc(lua_State *L) {
   lh_lws_t *w = check_ws(L, 1);
+  lh_own_leave(&w->own);
+  lh_own_leave(&w->lock_own);
+  if (w->reader) { /* no task waits on a collected ws: nothing should be here */
+    if (w->reader->slot == &w->reader) w->reader->slot = NULL;
+    w->reader = NULL;
+  }
+  lh_waitq_drop(&w->writers);
+  lh_waitq_drop(&w->closers);
   if (loop_usable(w)) {
     if (w->state == WS_OPEN) put_close(w, 1001, "", 0);
     stop_timer(&w->close_timer);
@@ -887,13 +919,10 @@ static int ws_gc(lua_State *L) {
   }
   free(w->msg);
   free(w->zbuf);
-  free(w->writers);
   free(w->close_reason);
   w->close_reason = NULL;
   w->msg = NULL;
   w->zbuf = NULL;
-  w->writers = NULL;
-  w->nwriters = w->cwriters = 0;
   if (w->anchor_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->anchor_ref);
     w->anchor_ref = LUA_NOREF;
@@ -975,6 +1004,9 @@ static int l_ws_new(lua_State *L) {
   lh_lws_t *w = lua_newuserdatauv(L, sizeof *w, WS_NUV);
   memset(w, 0, sizeof *w);
   w->anchor_ref = LUA_NOREF;
+  w->own.close = ws_own_close;
+  w->own.ud = w;
+  w->lock_own.close = lock_own_close;
   w->gone = 1; /* safe when collected before it is opened */
   w->state = WS_CLOSED;
   luaL_setmetatable(L, WS_MT);
@@ -1014,10 +1046,19 @@ static int l_ws_new(lua_State *L) {
   w->taken = 1;
   w->gone = 0;
   w->state = WS_OPEN;
+  /* closed when the task that made it ends, unless it returns it to its
+   * parent (lhyper.spawn, lhyper.timeout) */
+  lh_own_add(lh_task_current(L), &w->own);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &live_key);
+  lua_pushvalue(L, wi);
+  lua_rawsetp(L, -2, w);
+  lua_pop(L, 1);
   /* a server's ws lives as long as its connection (its handler ending
    * closes it); a client's as long as it is referenced */
   if (!client) anchor(L, w, wi);
   arm_ping(w, w->ping_interval);
+  /* the server began to go while the handshake was answered */
+  if (w->raw.ops->shutting && w->raw.ops->shutting(&w->raw)) start_close(w, 1001, "server shutting down", 20);
   lua_settop(L, wi);
   return 1;
 }
@@ -1164,6 +1205,12 @@ void lh_ws_open(lua_State *L, int mod) {
     lua_setfield(L, mt, "__close");
     push_fn(L, mt, ws_tostring, 0);
     lua_setfield(L, mt, "__tostring");
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &live_key);
   }
   lua_pop(L, 1);
   lua_pushvalue(L, mod);

@@ -793,7 +793,17 @@ void lh_sconn_set_expire(lh_sconn_set_t *set, double now) {
   }
 }
 
+/* the binding hears of every busy connection that the server is going */
+static void set_shutdown(lh_sconn_set_t *set) {
+  if (!set->hooks.conn_shutdown) return;
+  for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
+    next = sc->next;
+    if (!sc->closing && sc->d) set->hooks.conn_shutdown(sc);
+  }
+}
+
 void lh_sconn_set_close(lh_sconn_set_t *set, double grace) {
+  int was = set->closing;
   set->closing = 1;
   for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
     next = sc->next;
@@ -814,9 +824,11 @@ void lh_sconn_set_close(lh_sconn_set_t *set, double grace) {
     }
     lh_sconn_poll(sc);
   }
+  if (!was) set_shutdown(set);
 }
 
 void lh_sconn_set_drain(lh_sconn_set_t *set, double idle) {
+  int was = set->closing;
   set->closing = 1;
   set->draining = 1;
   set->drain_idle = idle;
@@ -838,6 +850,7 @@ void lh_sconn_set_drain(lh_sconn_set_t *set, double idle) {
       sconn_deadline(sc, LH_DL_GRACE, idle > 0 ? idle : 0.001);
     }
   }
+  if (!was) set_shutdown(set);
 }
 
 void lh_sconn_set_abort(lh_sconn_set_t *set) {

@@ -47,7 +47,9 @@ int lh_sconn_accept(lh_sconn_set_t *set, int fd);
 /* fires the deadlines due at `now` */
 void lh_sconn_set_expire(lh_sconn_set_t *set, double now);
 /* the server closes: idle connections close now, busy ones after their
- * response, one that never sent a byte gets a short window (at most grace) */
+ * response, one that never sent a byte gets a short window (at most grace).
+ * The first of close and drain tells the binding of each busy connection
+ * (hooks.conn_shutdown) */
 void lh_sconn_set_close(lh_sconn_set_t *set, double grace);
 /* the server drains: no connection is kept alive after a response whose
  * head is not out yet (it says Connection: close), and a connection that

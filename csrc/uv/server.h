@@ -29,6 +29,10 @@ typedef struct {
   void (*conn_closed)(lh_sconn_t *sc);
   /* the listener is closed and every connection with it */
   void (*server_done)(lh_server_t *s);
+  /* optional: the server began to close or drain, and this connection is
+   * busy: one that speaks another protocol now (upgraded) can be ended
+   * politely by its owner before the grace runs out */
+  void (*conn_shutdown)(lh_sconn_t *sc);
 } lh_server_hooks_t;
 
 /* listens on host:port (0: any free port); host a numeric address, "*"

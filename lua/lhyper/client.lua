@@ -52,6 +52,8 @@ local function check_tls(t, who, level)
   end
 end
 
+M.check_tls = check_tls
+
 --- lhyper.client(opts) -> client
 -- Options (defaults): pool_max_idle_per_host (32), pool_idle_timeout (90 s,
 -- false: none), connect_timeout (10 s), read_timeout (60 s: silence while a

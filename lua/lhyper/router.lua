@@ -283,6 +283,7 @@ local function allow_list(ep)
   local function add(m) if not seen[m] then seen[m] = true; list[#list + 1] = m end end
   for m in pairs(ep.methods) do add(m) end
   if seen.GET then add("HEAD") end
+  if ep.ws then add("GET") end -- a handshake is a GET; no HEAD
   add("OPTIONS")
   sort(list, function(a, b)
     local x, y = METHOD_ORDER[a] or 99, METHOD_ORDER[b] or 99
@@ -293,12 +294,27 @@ local function allow_list(ep)
 end
 
 -- the endpoint's own service: its method's, GET's for HEAD, `any`'s, an
--- automatic OPTIONS (204) or 405, both with Allow
+-- automatic OPTIONS (204) or 405, both with Allow. With a WebSocket route
+-- (router:ws), a handshake goes to it first; other GETs and HEADs go to
+-- it too when nothing else takes them, and its accept answers them
+-- (426, 405).
 local function method_service(ep)
-  local methods, any = ep.methods, ep.any
+  local methods, any, ws = ep.methods, ep.any, ep.ws
   local allow = allow_list(ep)
   local H405 = { allow = allow, ["content-type"] = "text/plain" }
   local H204 = { allow = allow }
+  if ws then
+    local is_ws = require("lhyper.websocket").is_request
+    return function(req)
+      local m = req.method
+      if m == "GET" and is_ws(req) then return ws(req) end
+      local h = methods[m] or (m == "HEAD" and methods.GET) or any
+      if h then return h(req) end
+      if m == "GET" or m == "HEAD" then return ws(req) end
+      if m == "OPTIONS" then return 204, H204, nil end
+      return 405, H405, "method not allowed\n"
+    end
+  end
   return function(req)
     local m = req.method
     local h = methods[m] or (m == "HEAD" and methods.GET) or any
@@ -394,7 +410,7 @@ local function dispatch(self, req)
     if not ep then return no_match(self, req, params, nil) end
     if not params then return 400, BAD_PARAM, "bad percent-encoding in the path\n" end
     if not ep.nest then
-      if self.direct_ then
+      if self.direct_ and not ep.ws then
         -- no layers: the method's service at once (method_service's choice)
         local methods = ep.methods
         local h = methods[method] or (method == "HEAD" and methods.GET) or ep.any
@@ -555,6 +571,37 @@ end
 --- router:any(pattern, service): every method without a route of its own
 function Router:any(pattern, svc)
   add(self, nil, pattern, svc, "router:any", 3)
+  return self
+end
+
+--- router:ws(pattern, function(ws, req) ... end, opts): a WebSocket route.
+-- A handshake (a GET with Upgrade: websocket) is accepted with
+-- lhyper.websocket.accept(req, opts) and the function serves the ws; the
+-- route goes through the router's layers as its other routes do. A GET of
+-- the same pattern (router:get, route{ get = }) takes the requests that
+-- are not handshakes; without one, accept answers them (426, 405).
+function Router:ws(pattern, fn, opts)
+  local what = "router:ws"
+  if type(fn) ~= "function" then error(what .. ": a function(ws, req) expected", 2) end
+  local websocket = require "lhyper.websocket"
+  if opts ~= nil then websocket.check_accept_options(opts, what, 3) end
+  local accept = websocket.accept
+  local svc = function(req)
+    local ws = accept(req, opts)
+    if not ws then return end -- accept answered
+    return fn(ws, req)
+  end
+  if self.ignore_ and type(pattern) == "string" and #pattern > 1 and byte(pattern, -1) == 47 then
+    pattern = sub(pattern, 1, -2)
+  end
+  local segs, names = parse(pattern, what, 3)
+  local node, slot = place(self, segs, pattern, what, 3)
+  local ep = endpoint(self, node, slot, pattern, names, what, 3)
+  if ep.ws then error(("%s: %q conflicts with %q (two WebSocket routes)"):format(what, pattern, ep.route), 2) end
+  ep.ws = svc
+  if #names == 0 then self.static_[pattern] = ep end
+  self.nroutes_ = self.nroutes_ + 1
+  self.dirty_ = true
   return self
 end
 

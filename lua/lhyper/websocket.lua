@@ -23,7 +23,8 @@ local function types(extra)
   return t
 end
 local accept_types = types { origin = "function|table" }
-local connect_types = types { origin = "string", timeout = "number|false", connect_timeout = "number|false" }
+local connect_types = types { origin = "string", timeout = "number|false", connect_timeout = "number|false",
+  tls = "table" }
 local compress_types = {
   server_no_context_takeover = "boolean", client_no_context_takeover = "boolean",
   server_max_window_bits = "number", client_max_window_bits = "number",
@@ -97,6 +98,18 @@ local function list(headers, name)
     end
   end
   return out
+end
+
+--- lhyper.websocket.check_accept_options(opts, who, level): raises, at the
+-- given level, on options accept would refuse (router:ws checks them when
+-- the route is added)
+function M.check_accept_options(opts, who, level)
+  if type(opts) ~= "table" then error(who .. ": options table expected", level) end
+  local ok, err = pcall(function()
+    check_types(accept_types, opts, who, true)
+    check_values(opts, who)
+  end)
+  if not ok then error(tostring(err):gsub("^[^:]*:%d+: ", ""), level) end
 end
 
 --- lhyper.websocket.is_request(req) -> true when req asks for a WebSocket
@@ -201,7 +214,8 @@ local function handshake_error(msg, status)
 end
 
 --- lhyper.websocket.connect(url, opts) -> ws | nil, err, kind
--- url: ws://host[:port]/path (wss:// needs TLS, which lhyper does not have yet)
+-- url: ws://host[:port]/path, or wss:// over TLS (the client's https, with
+-- opts.tls as a request's tls option: ca, verify, cert, key, sni, ...)
 function M.connect(url, opts)
   opts = opts or {}
   check_types(connect_types, opts, "lhyper.websocket.connect", true)
@@ -209,13 +223,16 @@ function M.connect(url, opts)
   if type(url) ~= "string" then error("lhyper.websocket.connect: url (a string) expected", 2) end
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   scheme = scheme and scheme:lower()
-  if scheme == "wss" then
-    error("lhyper.websocket.connect: wss:// is not supported (no TLS in lhyper yet): " .. url, 2)
-  elseif scheme ~= "ws" and scheme ~= "http" then
-    error("lhyper.websocket.connect: invalid URL '" .. url .. "' (expected ws://host[:port]/path)", 2)
+  local http_url
+  if scheme == "ws" or scheme == "http" then
+    http_url = "http://" .. rest
+  elseif scheme == "wss" or scheme == "https" then
+    http_url = "https://" .. rest
+  else
+    error("lhyper.websocket.connect: invalid URL '" .. url .. "' (expected ws:// or wss://host[:port]/path)", 2)
   end
-  local http_url = "http://" .. rest
   client.parse_url(http_url) -- raises on a bad URL
+  if opts.tls then client.check_tls(opts.tls, "lhyper.websocket.connect", 2) end
   local key = core.ws_new_key()
   local headers = {
     upgrade = "websocket", connection = "Upgrade",
@@ -228,6 +245,7 @@ function M.connect(url, opts)
   for k, v in pairs(opts.headers or {}) do headers[k] = v end
   local res, err, kind = client.request {
     url = http_url, headers = headers, timeout = opts.timeout, connect_timeout = opts.connect_timeout,
+    tls = opts.tls,
   }
   if not res then return nil, err, kind end
   local h = res.headers
