@@ -16,6 +16,10 @@ typedef struct {
   lh_waitq_t joiners;      /* tasks in join (and lhyper.timeout's caller) */
   int self_ref;            /* anchors the userdata until the task is over */
   unsigned quiet : 1;      /* lhyper.timeout's: its caller raises its error */
+  /* lh_spawn_within's: what the time running out means to its caller, set
+   * when the task is made; NULL for other tasks */
+  lh_within_expired_fn expired;
+  void *expired_ud;
 } lh_spawn_t;
 
 static lh_spawn_t *check_task(lua_State *L, int i) { return luaL_checkudata(L, i, TASK_MT); }
@@ -312,6 +316,70 @@ static int l_timeout(lua_State *L) {
   lh_task_start(L, &s->task);
   if (s->task.end) return timeout_outcome(L, s, 2);
   return lh_waitq_wait(L, &s->joiners, sec, timeout_k);
+}
+
+/* --- lh_spawn_within: lhyper.timeout for a caller that answers expiry --- */
+
+/* a within's child is over: its results as they are (none stays none),
+ * its error raised again */
+static int within_outcome(lua_State *L, lh_spawn_t *s, int i) {
+  if (s->task.end == LH_END_FAILED) {
+    lua_getiuservalue(L, i, 1);
+    return lua_error(L);
+  }
+  if (s->task.end == LH_END_CANCELED) return lh_raise(L, LH_ECANCELED, "task canceled");
+  lua_getiuservalue(L, i, 1);
+  int tbl = lua_gettop(L);
+  lua_getfield(L, tbl, "n");
+  int n = (int)lua_tointeger(L, -1);
+  lua_settop(L, tbl);
+  luaL_checkstack(L, n, "too many results");
+  for (int k = 1; k <= n; k++) lua_rawgeti(L, tbl, k);
+  return n;
+}
+
+/* after expiry, the caller let the child run on: no deadline any more.
+ * The child is at the top of the waiting stack (so in both continuations) */
+static int within_held_k(lua_State *L, int status, lua_KContext ctx) {
+  int i = lua_gettop(L);
+  lh_spawn_t *s = lua_touserdata(L, i);
+  lh_task_t *t = lh_task_current(L);
+  if (s->task.end) {
+    lh_waitq_leave(t);
+    return within_outcome(L, s, i);
+  }
+  return lh_waitq_again(L, within_held_k);
+}
+
+static int within_k(lua_State *L, int status, lua_KContext ctx) {
+  int i = lua_gettop(L);
+  lh_spawn_t *s = lua_touserdata(L, i);
+  lh_task_t *t = lh_task_current(L);
+  if (s->task.end) {
+    lh_waitq_leave(t);
+    return within_outcome(L, s, i);
+  }
+  if (!t->expired) return lh_waitq_again(L, within_k);
+  int n = s->expired(L, s->expired_ud);
+  if (n < 0) return lh_waitq_again(L, within_held_k); /* the timer is gone: no deadline */
+  lh_waitq_leave(t);
+  lh_task_cancel(&s->task);
+  return n;
+}
+
+int lh_spawn_within(lua_State *L, double sec, int first, int last, lh_within_expired_fn expired,
+                    void *ud) {
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "not inside an lhyper handler or task");
+  lh_spawn_t *s = spawn_new(L, first, last, t, 0);
+  s->task.adopt = 1;
+  s->quiet = 1;
+  s->expired = expired;
+  s->expired_ud = ud;
+  int i = lua_gettop(L);
+  lh_task_start(L, &s->task);
+  if (s->task.end) return within_outcome(L, s, i);
+  return lh_waitq_wait(L, &s->joiners, sec, within_k);
 }
 
 static const luaL_Reg task_methods[] = {
