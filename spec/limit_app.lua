@@ -56,6 +56,15 @@ app:get("/t/stream", lhyper.stack { T, function()
     return "part " .. i .. "\n"
   end
 end })
+-- upgraded in time: the stream outlives the budget
+app:get("/t/upgrade", lhyper.stack { T, function(req)
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  lhyper.sleep(0.3)
+  stream:write("still here\n")
+  local data = stream:read()
+  stream:write("echo " .. tostring(data))
+  stream:close()
+end })
 app:get("/t/raise", lhyper.stack { T, function()
   local err = lhyper.error("user_service", "teapot")
   err.status = 418
