@@ -16,6 +16,7 @@ typedef struct {
   lh_waitq_t joiners;      /* tasks in join (and lhyper.timeout's caller) */
   int self_ref;            /* anchors the userdata until the task is over */
   unsigned quiet : 1;      /* lhyper.timeout's: its caller raises its error */
+  int nres;                /* how many results it returned (in user value 1 when > 0) */
   /* lh_spawn_within's: what the time running out means to its caller, set
    * when the task is made; NULL for other tasks */
   lh_within_expired_fn expired;
@@ -23,6 +24,10 @@ typedef struct {
 } lh_spawn_t;
 
 static lh_spawn_t *check_task(lua_State *L, int i) { return luaL_checkudata(L, i, TASK_MT); }
+
+/* the metatable is also kept under this key's address: a cheaper lookup
+ * than by name for every task made */
+static const char task_mt_key = 0;
 
 /* --- the task's life, as the runtime sees it --- */
 
@@ -86,12 +91,12 @@ static void child_close(lh_own_t *o) {
 static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
   lh_spawn_t *s = lua_touserdata(L, 1);
   int n = lua_gettop(L) - 1;
-  lh_own_mark_returned(L, &s->task, 2, n + 1);
-  lua_createtable(L, n, 1);
+  if (!s->task.adopt) lh_own_mark_returned(L, &s->task, 2, n + 1); /* adopt: all passes */
+  s->nres = n;
+  if (n == 0) return 0;
+  lua_createtable(L, n, 0);
   lua_insert(L, 2);
   for (int i = n; i >= 1; i--) lua_rawseti(L, 2, i);
-  lua_pushinteger(L, n);
-  lua_setfield(L, 2, "n");
   lua_setiuservalue(L, 1, 1);
   return 0;
 }
@@ -106,7 +111,7 @@ static int task_main(lua_State *L) {
  * deferred: it starts on the next loop iteration, else when its maker
  * starts it (lh_task_start) */
 static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *parent, int deferred) {
-  lh_lstate_t *st = lh_state(L);
+  lh_lstate_t *st = parent ? parent->st : lh_state(L);
   int n = last - first + 1;
   if (lh_co_reserve(st)) luaL_error(L, "lhyper.spawn: out of memory");
   luaL_checkstack(L, n + 2, NULL);
@@ -114,7 +119,8 @@ static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *paren
   memset(s, 0, sizeof *s);
   s->self_ref = LUA_NOREF;
   s->task.ref = LUA_NOREF;
-  luaL_setmetatable(L, TASK_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  lua_setmetatable(L, -2);
   int ud = lua_gettop(L);
   lua_pushvalue(L, ud);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -167,17 +173,17 @@ int lh_spawn_root(lua_State *L) {
 
 /* the results kept in the task at index i; nothing returned gives true */
 static int push_results(lua_State *L, int i) {
-  lua_getiuservalue(L, i, 1);
-  int tbl = lua_gettop(L);
-  lua_getfield(L, tbl, "n");
-  int n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
+  lh_spawn_t *s = lua_touserdata(L, i);
+  int n = s->nres;
   if (n == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  luaL_checkstack(L, n, "too many results");
+  luaL_checkstack(L, n + 1, "too many results");
+  lua_getiuservalue(L, i, 1);
+  int tbl = lua_gettop(L);
   for (int k = 1; k <= n; k++) lua_rawgeti(L, tbl, k);
+  lua_remove(L, tbl);
   return n;
 }
 
@@ -328,14 +334,8 @@ static int within_outcome(lua_State *L, lh_spawn_t *s, int i) {
     return lua_error(L);
   }
   if (s->task.end == LH_END_CANCELED) return lh_raise(L, LH_ECANCELED, "task canceled");
-  lua_getiuservalue(L, i, 1);
-  int tbl = lua_gettop(L);
-  lua_getfield(L, tbl, "n");
-  int n = (int)lua_tointeger(L, -1);
-  lua_settop(L, tbl);
-  luaL_checkstack(L, n, "too many results");
-  for (int k = 1; k <= n; k++) lua_rawgeti(L, tbl, k);
-  return n;
+  if (s->nres == 0) return 0;
+  return push_results(L, i);
 }
 
 /* after expiry, the caller let the child run on: no deadline any more.
@@ -396,6 +396,8 @@ void lh_spawn_open(lua_State *L, int mod) {
     lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, task_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_mt_key);
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, l_spawn);
