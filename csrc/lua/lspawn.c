@@ -338,19 +338,7 @@ static int within_outcome(lua_State *L, lh_spawn_t *s, int i) {
   return push_results(L, i);
 }
 
-/* after expiry, the caller let the child run on: no deadline any more.
- * The child is at the top of the waiting stack (so in both continuations) */
-static int within_held_k(lua_State *L, int status, lua_KContext ctx) {
-  int i = lua_gettop(L);
-  lh_spawn_t *s = lua_touserdata(L, i);
-  lh_task_t *t = lh_task_current(L);
-  if (s->task.end) {
-    lh_waitq_leave(t);
-    return within_outcome(L, s, i);
-  }
-  return lh_waitq_again(L, within_held_k);
-}
-
+/* the waiting task's continuation; the child is at the top of its stack */
 static int within_k(lua_State *L, int status, lua_KContext ctx) {
   int i = lua_gettop(L);
   lh_spawn_t *s = lua_touserdata(L, i);
@@ -361,7 +349,10 @@ static int within_k(lua_State *L, int status, lua_KContext ctx) {
   }
   if (!t->expired) return lh_waitq_again(L, within_k);
   int n = s->expired(L, s->expired_ud);
-  if (n < 0) return lh_waitq_again(L, within_held_k); /* the timer is gone: no deadline */
+  if (n < 0) { /* waits on; its timer is gone: no deadline any more */
+    t->expired = 0;
+    return lh_waitq_again(L, within_k);
+  }
   lh_waitq_leave(t);
   lh_task_cancel(&s->task);
   return n;
