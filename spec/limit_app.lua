@@ -32,6 +32,8 @@ end
 -- --- timeout ---
 local T = L.timeout(0.1)
 app:get("/t/fast", lhyper.stack { T, function() return 200, TEXT, "fast\n" end })
+-- waits a little, well within the budget (the layer's timer runs then)
+app:get("/t/brief", lhyper.stack { T, function() lhyper.sleep(0.01); return 200, TEXT, "brief\n" end })
 app:get("/t/sleep", lhyper.stack { T, function()
   local _ <close> = closer("sleep_closed")
   lhyper.sleep(2)
