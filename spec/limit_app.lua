@@ -72,6 +72,19 @@ app:get("/t/raise", lhyper.stack { T, function()
   err.status = 418
   error(err)
 end })
+-- what the layer raises again, caught outside it
+local function catcher(inner)
+  return function(req)
+    local ok, a, b, c = pcall(inner, req)
+    if ok then return a, b, c end
+    return 500, TEXT, "caught: " .. tostring(a)
+  end
+end
+app:get("/t/raise-text", lhyper.stack { catcher, T, function()
+  lhyper.sleep(0.01)
+  error("plain failure")
+end })
+app:get("/t/raise-now", lhyper.stack { catcher, T, function() error("failed at once") end })
 app:get("/t/nothing", lhyper.stack { T, function() end })
 app:get("/t/status", lhyper.stack { L.timeout(0.1, { status = 504 }), function()
   lhyper.sleep(2)

@@ -64,6 +64,13 @@ describe("layers.timeout", function()
     assert.equal(200, res.status)
     assert.equal("brief\n", res.body)
     assert.equal(418, get(srv, "/t/raise").status)
+    -- a string error comes out with the inner service's traceback, whether
+    -- it raised at once or after waiting
+    for _, case in ipairs { { "/t/raise-text", "plain failure" }, { "/t/raise-now", "failed at once" } } do
+      local r = get(srv, case[1])
+      assert.equal(500, r.status)
+      assert.truthy(r.body:find("^caught: spec/limit_app%.lua:%d+: " .. case[2] .. "\nstack traceback:"), r.body)
+    end
     assert.equal(500, get(srv, "/t/nothing").status)
     -- a request body read by the handler under the layer (its child task)
     local body = string.rep("x", 200000)
