@@ -171,6 +171,41 @@ describe("layers.timeout", function()
   end)
 end)
 
+describe("layers.timeout under garbage collection", function()
+  it("keeps its child task alive while it runs, returns, raises or is cancelled", function()
+    -- full collections at every step: the child's task object is anchored
+    -- only by its waiting parent (csrc/lua/lspawn.c lh_spawn_within)
+    local out, code = h.lua([[
+local lhyper = require "lhyper"
+local counts = { 0, 0, 0, 0 }
+for i = 1, 200 do
+  lhyper.spawn(function()
+    local kind = i % 4
+    local svc = lhyper.layers.timeout(0.05)(function()
+      local _ <close> = setmetatable({}, { __close = function() collectgarbage() end })
+      collectgarbage()
+      if kind == 0 then return 200, nil, "now" end
+      lhyper.sleep(kind == 3 and 0.5 or 0.01)
+      collectgarbage()
+      if kind == 1 then error("late " .. i) end
+      return 200, nil, "late"
+    end)
+    local ok, a, _, c = pcall(svc, {})
+    collectgarbage()
+    if kind == 1 then assert(not ok and a:find("late " .. i, 1, true), tostring(a))
+    elseif kind == 3 then assert(ok and a == 503 and c == "timed out\n", tostring(a))
+    else assert(ok and a == 200, tostring(a)) end
+    counts[kind + 1] = counts[kind + 1] + 1
+  end)
+end
+lhyper.run()
+print(table.concat(counts, " "))
+]], 60)
+    assert.equal(0, code, out)
+    assert.equal("50 50 50 50\n", out)
+  end)
+end)
+
 describe("layers.concurrency_limit", function()
   local srv
   setup(function() srv = h.start_app("spec/limit_app.lua", {}) end)

@@ -14,7 +14,8 @@
 typedef struct {
   lh_task_t task;          /* first: the runtime's task is the object */
   lh_waitq_t joiners;      /* tasks in join (and lhyper.timeout's caller) */
-  int self_ref;            /* anchors the userdata until the task is over */
+  int self_ref;            /* anchors the userdata until the task is over; LUA_NOREF
+                            * for lh_spawn_within's, which its waiting parent anchors */
   unsigned quiet : 1;      /* lhyper.timeout's: its caller raises its error */
   int nres;                /* how many results it returned (in user value 1 when > 0) */
   /* lh_spawn_within's: what the time running out means to its caller, set
@@ -38,6 +39,25 @@ static lh_task_t *root_of(lh_task_t *t) {
   return r;
 }
 
+/* pushes the task's userdata: by its anchor, or for one without (an
+ * lh_spawn_within child) from the outermost frame of its thread, task_main,
+ * whose first value it is (nil if not found) */
+static void push_self(lua_State *L, lh_spawn_t *s, lua_State *co) {
+  if (s->self_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+    return;
+  }
+  lua_Debug ar;
+  int level = 0;
+  while (lua_getstack(co, level + 1, &ar)) level++;
+  if (lua_checkstack(co, 2) && lua_getstack(co, level, &ar) && lua_getlocal(co, &ar, 1)) {
+    lua_xmove(co, L, 1);
+    if (lua_touserdata(L, -1) == s) return;
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+}
+
 /* the error value is on top of t->co: kept in the task (with the task's
  * traceback in a string for lhyper.timeout, whose caller raises it again)
  * and reported unless someone waits for it */
@@ -46,7 +66,7 @@ static void spawn_raised(lua_State *L, lh_task_t *t) {
   lua_State *co = t->co;
   int top = lua_gettop(L);
   luaL_checkstack(L, 6, NULL);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+  push_self(L, s, co);
   const char *text = lh_push_traceback(L, co, -1);
   if (s->quiet && lua_type(co, -1) == LUA_TSTRING) {
     lua_pushvalue(L, top + 2);
@@ -54,7 +74,8 @@ static void spawn_raised(lua_State *L, lh_task_t *t) {
     lua_pushvalue(co, -1);
     lua_xmove(co, L, 1);
   }
-  lua_setiuservalue(L, top + 1, 1);
+  if (lua_type(L, top + 1) == LUA_TUSERDATA) lua_setiuservalue(L, top + 1, 1);
+  else lua_pop(L, 1);
   if (!s->quiet && s->joiners.n == 0) {
     lua_pushvalue(co, -1);
     lua_xmove(co, L, 1);
@@ -110,7 +131,8 @@ static int task_main(lua_State *L) {
  * values up to index last as arguments, a child of parent (NULL: none);
  * deferred: it starts on the next loop iteration, else when its maker
  * starts it (lh_task_start) */
-static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *parent, int deferred) {
+static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *parent, int deferred,
+                             int anchored) {
   lh_lstate_t *st = parent ? parent->st : lh_state(L);
   int n = last - first + 1;
   if (lh_co_reserve(st)) luaL_error(L, "lhyper.spawn: out of memory");
@@ -122,8 +144,10 @@ static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *paren
   lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
   lua_setmetatable(L, -2);
   int ud = lua_gettop(L);
-  lua_pushvalue(L, ud);
-  s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (!anchored) {
+    lua_pushvalue(L, ud);
+    s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   int ref;
   lua_State *co = lh_co_take(st, L, &ref); /* the reserved one: nothing allocated */
   if (!lua_checkstack(co, n + 2)) {
@@ -159,13 +183,13 @@ static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *paren
  * iteration, a child of the running task (if any) */
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  spawn_new(L, 1, lua_gettop(L), lh_task_current(L), 1);
+  spawn_new(L, 1, lua_gettop(L), lh_task_current(L), 1, 0);
   return 1;
 }
 
 int lh_spawn_root(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  spawn_new(L, 1, lua_gettop(L), NULL, 1);
+  spawn_new(L, 1, lua_gettop(L), NULL, 1, 0);
   return 1;
 }
 
@@ -314,7 +338,7 @@ static int l_timeout(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lh_task_t *t = lh_task_current(L);
   if (!t) return luaL_error(L, "lhyper.timeout: not inside an lhyper handler or task");
-  lh_spawn_t *s = spawn_new(L, 2, lua_gettop(L), t, 0);
+  lh_spawn_t *s = spawn_new(L, 2, lua_gettop(L), t, 0, 0);
   s->task.adopt = 1;
   s->quiet = 1;
   lua_replace(L, 2);
@@ -362,7 +386,7 @@ int lh_spawn_within(lua_State *L, double sec, int first, int last, lh_within_exp
                     void *ud) {
   lh_task_t *t = lh_task_current(L);
   if (!t) return luaL_error(L, "not inside an lhyper handler or task");
-  lh_spawn_t *s = spawn_new(L, first, last, t, 0);
+  lh_spawn_t *s = spawn_new(L, first, last, t, 0, 1);
   s->task.adopt = 1;
   s->quiet = 1;
   s->expired = expired;
