@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/layers.sh - keep-alive hello through the composition layer against
 # the bare handler, same run: bench/layered.lua (lhyper.router +
-# request_id + access_log to a file) and bench/hello.lua, each pinned to
+# request_id + access_log to a file + timeout; LAYERS picks others) and
+# bench/hello.lua, each pinned to
 # SERVER_CPU, wrk -t1 -c50 on CLIENT_CPU, rounds interleaved. Prints req/s
 # and req/s per server core for both, and layered / bare per round.
 #

@@ -77,7 +77,7 @@ if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
       spec/malformed_spec.lua spec/smuggling_spec.lua spec/upgrade_spec.lua spec/errors_spec.lua \
       spec/expect_spec.lua spec/trailers_spec.lua spec/cancel_spec.lua spec/drain_spec.lua \
       spec/response_spec.lua spec/http10_spec.lua spec/content_length_spec.lua \
-      spec/router_spec.lua spec/layers_spec.lua spec/server_drain_spec.lua spec/workers_spec.lua \
+      spec/router_spec.lua spec/layers_spec.lua spec/limit_layers_spec.lua spec/server_drain_spec.lua spec/workers_spec.lua \
       spec/websocket_spec.lua spec/websocket_client_spec.lua spec/websocket_cancel_spec.lua \
       spec/websocket_shutdown_spec.lua spec/websocket_tls_spec.lua spec/router_ws_spec.lua \
       spec/tls_spec.lua

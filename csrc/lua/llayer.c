@@ -14,6 +14,7 @@
 
 #include "llogw.h"
 #include "logw.h"
+#include "lspawn.h"
 
 #define REQ_MT "lhyper.req"
 #define ALOG_MT "lhyper.access_log"
@@ -442,6 +443,35 @@ static int l_request_id(lua_State *L) {
   return 1;
 }
 
+/* --- the timeout layer --- */
+
+/* core.serve_within's time ran out. A request whose head already went out
+ * (req:upgrade's 101) is its service's from then on: it runs on with no
+ * deadline. Else the answer: the status at index 2, a short text */
+static int within_expired(lua_State *L, void *ud) {
+  lh_req_t *r = ud;
+  if (r && (r->responded || r->upgraded)) return -1;
+  lua_pushvalue(L, 2);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "text/plain");
+  lua_setfield(L, -2, "content-type");
+  lua_pushliteral(L, "timed out\n");
+  return 3;
+}
+
+/* core.serve_within(seconds, status, service, req) -> what service(req)
+ * returns, run at once in a child task; if it has not returned within
+ * seconds, the child is cancelled and the answer is status, a text/plain
+ * field and "timed out\n" (lua/lhyper/layers/timeout.lua) */
+static int l_serve_within(lua_State *L) {
+  double sec = luaL_checknumber(L, 1);
+  luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 4);
+  lh_req_t *r = luaL_testudata(L, 4, REQ_MT);
+  return lh_spawn_within(L, sec, 3, 4, within_expired, r);
+}
+
 /* --- the rest --- */
 
 /* core.req_server(req) -> the server that received it */
@@ -467,7 +497,7 @@ static const luaL_Reg funcs[] = {
   {"req_on_end", l_req_on_end},     {"access_log", l_access_log},
   {"access_log_begin", l_access_log_begin}, {"request_id", l_request_id},
   {"req_server", l_req_server},     {"hrtime", l_hrtime},
-  {"error_status", l_error_status}, {NULL, NULL}};
+  {"error_status", l_error_status}, {"serve_within", l_serve_within}, {NULL, NULL}};
 
 void lh_layer_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, ALOG_MT)) pthread_atfork(NULL, NULL, rng_forked);

@@ -1,6 +1,7 @@
 /* What layers (lua/lhyper/layers) need from the core: how a request's
  * response ended (req:on_end), access log lines made in C, request ids,
- * a request's server, a clock and the status of an error code. */
+ * a request's server, a clock, the status of an error code and the
+ * timeout layer's call. */
 #ifndef LH_LLAYER_H
 #define LH_LLAYER_H
 
@@ -11,7 +12,8 @@
  * line, then the functions given to req:on_end */
 void lh_layer_ended(lh_req_t *r);
 /* registers the metatables and adds req_on_end, access_log,
- * access_log_begin, request_id, req_server, hrtime and error_status to
+ * access_log_begin, request_id, req_server, hrtime, error_status and
+ * serve_within to
  * the module table at mod */
 void lh_layer_open(lua_State *L, int mod);
 

@@ -14,11 +14,21 @@
 typedef struct {
   lh_task_t task;          /* first: the runtime's task is the object */
   lh_waitq_t joiners;      /* tasks in join (and lhyper.timeout's caller) */
-  int self_ref;            /* anchors the userdata until the task is over */
+  int self_ref;            /* anchors the userdata until the task is over; LUA_NOREF
+                            * for lh_spawn_within's, which its waiting parent anchors */
   unsigned quiet : 1;      /* lhyper.timeout's: its caller raises its error */
+  int nres;                /* how many results it returned (in user value 1 when > 0) */
+  /* lh_spawn_within's: what the time running out means to its caller, set
+   * when the task is made; NULL for other tasks */
+  lh_within_expired_fn expired;
+  void *expired_ud;
 } lh_spawn_t;
 
 static lh_spawn_t *check_task(lua_State *L, int i) { return luaL_checkudata(L, i, TASK_MT); }
+
+/* the metatable is also kept under this key's address: a cheaper lookup
+ * than by name for every task made */
+static const char task_mt_key = 0;
 
 /* --- the task's life, as the runtime sees it --- */
 
@@ -29,6 +39,25 @@ static lh_task_t *root_of(lh_task_t *t) {
   return r;
 }
 
+/* pushes the task's userdata: by its anchor, or for one without (an
+ * lh_spawn_within child) from the outermost frame of its thread, task_main,
+ * whose first value it is (nil if not found) */
+static void push_self(lua_State *L, lh_spawn_t *s, lua_State *co) {
+  if (s->self_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+    return;
+  }
+  lua_Debug ar;
+  int level = 0;
+  while (lua_getstack(co, level + 1, &ar)) level++;
+  if (lua_checkstack(co, 2) && lua_getstack(co, level, &ar) && lua_getlocal(co, &ar, 1)) {
+    lua_xmove(co, L, 1);
+    if (lua_touserdata(L, -1) == s) return;
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+}
+
 /* the error value is on top of t->co: kept in the task (with the task's
  * traceback in a string for lhyper.timeout, whose caller raises it again)
  * and reported unless someone waits for it */
@@ -37,7 +66,7 @@ static void spawn_raised(lua_State *L, lh_task_t *t) {
   lua_State *co = t->co;
   int top = lua_gettop(L);
   luaL_checkstack(L, 6, NULL);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+  push_self(L, s, co);
   const char *text = lh_push_traceback(L, co, -1);
   if (s->quiet && lua_type(co, -1) == LUA_TSTRING) {
     lua_pushvalue(L, top + 2);
@@ -45,7 +74,8 @@ static void spawn_raised(lua_State *L, lh_task_t *t) {
     lua_pushvalue(co, -1);
     lua_xmove(co, L, 1);
   }
-  lua_setiuservalue(L, top + 1, 1);
+  if (lua_type(L, top + 1) == LUA_TUSERDATA) lua_setiuservalue(L, top + 1, 1);
+  else lua_pop(L, 1);
   if (!s->quiet && s->joiners.n == 0) {
     lua_pushvalue(co, -1);
     lua_xmove(co, L, 1);
@@ -82,12 +112,12 @@ static void child_close(lh_own_t *o) {
 static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
   lh_spawn_t *s = lua_touserdata(L, 1);
   int n = lua_gettop(L) - 1;
-  lh_own_mark_returned(L, &s->task, 2, n + 1);
-  lua_createtable(L, n, 1);
+  if (!s->task.adopt) lh_own_mark_returned(L, &s->task, 2, n + 1); /* adopt: all passes */
+  s->nres = n;
+  if (n == 0) return 0;
+  lua_createtable(L, n, 0);
   lua_insert(L, 2);
   for (int i = n; i >= 1; i--) lua_rawseti(L, 2, i);
-  lua_pushinteger(L, n);
-  lua_setfield(L, 2, "n");
   lua_setiuservalue(L, 1, 1);
   return 0;
 }
@@ -101,8 +131,9 @@ static int task_main(lua_State *L) {
  * values up to index last as arguments, a child of parent (NULL: none);
  * deferred: it starts on the next loop iteration, else when its maker
  * starts it (lh_task_start) */
-static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *parent, int deferred) {
-  lh_lstate_t *st = lh_state(L);
+static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *parent, int deferred,
+                             int anchored) {
+  lh_lstate_t *st = parent ? parent->st : lh_state(L);
   int n = last - first + 1;
   if (lh_co_reserve(st)) luaL_error(L, "lhyper.spawn: out of memory");
   luaL_checkstack(L, n + 2, NULL);
@@ -110,10 +141,13 @@ static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *paren
   memset(s, 0, sizeof *s);
   s->self_ref = LUA_NOREF;
   s->task.ref = LUA_NOREF;
-  luaL_setmetatable(L, TASK_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  lua_setmetatable(L, -2);
   int ud = lua_gettop(L);
-  lua_pushvalue(L, ud);
-  s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (!anchored) {
+    lua_pushvalue(L, ud);
+    s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   int ref;
   lua_State *co = lh_co_take(st, L, &ref); /* the reserved one: nothing allocated */
   if (!lua_checkstack(co, n + 2)) {
@@ -149,13 +183,13 @@ static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *paren
  * iteration, a child of the running task (if any) */
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  spawn_new(L, 1, lua_gettop(L), lh_task_current(L), 1);
+  spawn_new(L, 1, lua_gettop(L), lh_task_current(L), 1, 0);
   return 1;
 }
 
 int lh_spawn_root(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  spawn_new(L, 1, lua_gettop(L), NULL, 1);
+  spawn_new(L, 1, lua_gettop(L), NULL, 1, 0);
   return 1;
 }
 
@@ -163,17 +197,17 @@ int lh_spawn_root(lua_State *L) {
 
 /* the results kept in the task at index i; nothing returned gives true */
 static int push_results(lua_State *L, int i) {
-  lua_getiuservalue(L, i, 1);
-  int tbl = lua_gettop(L);
-  lua_getfield(L, tbl, "n");
-  int n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
+  lh_spawn_t *s = lua_touserdata(L, i);
+  int n = s->nres;
   if (n == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  luaL_checkstack(L, n, "too many results");
+  luaL_checkstack(L, n + 1, "too many results");
+  lua_getiuservalue(L, i, 1);
+  int tbl = lua_gettop(L);
   for (int k = 1; k <= n; k++) lua_rawgeti(L, tbl, k);
+  lua_remove(L, tbl);
   return n;
 }
 
@@ -304,7 +338,7 @@ static int l_timeout(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lh_task_t *t = lh_task_current(L);
   if (!t) return luaL_error(L, "lhyper.timeout: not inside an lhyper handler or task");
-  lh_spawn_t *s = spawn_new(L, 2, lua_gettop(L), t, 0);
+  lh_spawn_t *s = spawn_new(L, 2, lua_gettop(L), t, 0, 0);
   s->task.adopt = 1;
   s->quiet = 1;
   lua_replace(L, 2);
@@ -312,6 +346,55 @@ static int l_timeout(lua_State *L) {
   lh_task_start(L, &s->task);
   if (s->task.end) return timeout_outcome(L, s, 2);
   return lh_waitq_wait(L, &s->joiners, sec, timeout_k);
+}
+
+/* --- lh_spawn_within: lhyper.timeout for a caller that answers expiry --- */
+
+/* a within's child is over: its results as they are (none stays none),
+ * its error raised again */
+static int within_outcome(lua_State *L, lh_spawn_t *s, int i) {
+  if (s->task.end == LH_END_FAILED) {
+    lua_getiuservalue(L, i, 1);
+    return lua_error(L);
+  }
+  if (s->task.end == LH_END_CANCELED) return lh_raise(L, LH_ECANCELED, "task canceled");
+  if (s->nres == 0) return 0;
+  return push_results(L, i);
+}
+
+/* the waiting task's continuation; the child is at the top of its stack */
+static int within_k(lua_State *L, int status, lua_KContext ctx) {
+  int i = lua_gettop(L);
+  lh_spawn_t *s = lua_touserdata(L, i);
+  lh_task_t *t = lh_task_current(L);
+  if (s->task.end) {
+    lh_waitq_leave(t);
+    return within_outcome(L, s, i);
+  }
+  if (!t->expired) return lh_waitq_again(L, within_k);
+  int n = s->expired(L, s->expired_ud);
+  if (n < 0) { /* waits on; its timer is gone: no deadline any more */
+    t->expired = 0;
+    return lh_waitq_again(L, within_k);
+  }
+  lh_waitq_leave(t);
+  lh_task_cancel(&s->task);
+  return n;
+}
+
+int lh_spawn_within(lua_State *L, double sec, int first, int last, lh_within_expired_fn expired,
+                    void *ud) {
+  lh_task_t *t = lh_task_current(L);
+  if (!t) return luaL_error(L, "not inside an lhyper handler or task");
+  lh_spawn_t *s = spawn_new(L, first, last, t, 0, 1);
+  s->task.adopt = 1;
+  s->quiet = 1;
+  s->expired = expired;
+  s->expired_ud = ud;
+  int i = lua_gettop(L);
+  lh_task_start(L, &s->task);
+  if (s->task.end) return within_outcome(L, s, i);
+  return lh_waitq_wait(L, &s->joiners, sec, within_k);
 }
 
 static const luaL_Reg task_methods[] = {
@@ -328,6 +411,8 @@ void lh_spawn_open(lua_State *L, int mod) {
     lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, task_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_mt_key);
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, l_spawn);
