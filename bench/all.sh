@@ -24,7 +24,7 @@
 # Env knobs: PARTS, OUT (a new directory under /tmp), BUDGET seconds for the
 # whole run (1200: a part that would end past it is skipped; about 1,000 s
 # for the default parts on the project's 2-core VM), RATE (60000,
-# for cpu), LAYERS ("request_id,access_log,metrics": three layers), and each
+# for cpu), LAYERS ("request_id,access_log,timeout": issue 19's three layers), and each
 # script's own knobs, which pass through (SERVER_CPU, CLIENT_CPU, ...).
 # A smoke run: QUICK=1 bench/all.sh (every part at its shortest).
 set -u
@@ -33,7 +33,7 @@ PARTS=${PARTS:-"run variants cpu layers ws tls workers"}
 OUT=${OUT:-$(mktemp -d /tmp/lhyper-all.XXXXXX)}
 BUDGET=${BUDGET:-1200}
 RATE=${RATE:-60000}
-LAYERS=${LAYERS:-request_id,access_log,metrics}
+LAYERS=${LAYERS:-request_id,access_log,timeout}
 QUICK=${QUICK:-0}
 mkdir -p "$OUT"
 
