@@ -22,8 +22,10 @@ external_dependencies = {
   ZLIB = { header = "zlib.h", library = "z" },
   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
--- Lua 5.4 and libuv are all the module needs (liblua5.4-dev, libuv1-dev):
--- the HTTP/1 parser is lhyper's own.
+-- Besides Lua 5.4: libuv (libuv1-dev), zlib for WebSocket compression
+-- (zlib1g-dev) and OpenSSL 3 for TLS (libssl-dev). The HTTP/1 parser is
+-- lhyper's own; lua-cjson may come from the system (Debian's lua-cjson;
+-- luarocks make --deps-mode=none then).
 build = {
   type = "make",
   build_target = "all",
