@@ -5,6 +5,7 @@
 --   GET  /headers       the request head as text
 --   GET  /stream?n=10   n lines, streamed as they are made
 --   GET  /users/{id}    a JSON document from the path's number
+--   GET  /ws            a WebSocket that echoes each message (compression offered)
 --   GET  /metrics       Prometheus metrics (each worker's own)
 --   GET  /ready         200, or 503 while draining (a load balancer's check)
 -- Every exchange is logged on stderr (ACCESS_LOG=off: not at all, or a
@@ -91,6 +92,12 @@ app:get("/users/{id:%d+}", function(req)
   local id = req.params.id
   return 200, JSON, ('{"id":%s,"name":"user %s","route":"%s"}\n'):format(id, id, req.route)
 end)
+
+app:ws("/ws", function(ws)
+  for msg, kind in ws:messages() do
+    if not ws:send(msg, kind) then break end
+  end
+end, { compress = true })
 
 local layers = { L.request_id() }
 local log = os.getenv("ACCESS_LOG")

@@ -83,6 +83,27 @@ describe("serve.lua", function()
     assert.truthy(p:log():find('"serve-spec-1" ok', 1, true), p:log())
   end)
 
+  it("echoes on /ws for Python's websockets, compressed, and logs the 101", function()
+    local src = ([[
+import asyncio, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:PORT/ws", compression="deflate") as ws:
+        await ws.send("hello")
+        text = await ws.recv()
+        await ws.send(b"\x00\x01" * 5000)
+        data = await ws.recv()
+        print("ext", ws.response_headers.get("sec-websocket-extensions"))
+        print("echo", text, len(data), data[:2] == b"\x00\x01")
+    print("code", ws.close_code)
+asyncio.run(main())
+]]):gsub("PORT", tostring(port))
+    local out = h.run(string.format("%stimeout -s KILL 20 /usr/bin/python3 -c %s 2>&1", h.CLIENT_ENV, h.shell_quote(src)))
+    assert.truthy(out:find("echo hello 10000 True", 1, true), out)
+    assert.truthy(out:find("ext permessage-deflate", 1, true), out)
+    assert.truthy(out:find("code 1000", 1, true), out)
+    assert.truthy(p:wait_log('"GET /ws HTTP/1.1" 101 ', 3), p:log())
+  end)
+
   for _, sig in ipairs({ "TERM", "INT" }) do
     it("closes an idle keep-alive connection on SIG" .. sig .. " and exits 0 by itself", function()
       local sock, r = assert(h.connect(port))
