@@ -23,7 +23,10 @@
  * [END_REQ] the req, then the functions given to req:on_end. */
 enum { END_REQ = 1, END_FN };
 
-static lh_req_t *check_req(lua_State *L, int i) { return luaL_checkudata(L, i, REQ_MT); }
+/* the functions' upvalues: the req and access log metatables */
+enum { UP_REQ_MT = 1, UP_ALOG_MT };
+
+static lh_req_t *check_req(lua_State *L, int i) { return lh_req_at(L, i, lua_upvalueindex(UP_REQ_MT)); }
 
 /* pushes the end table of the req at idx, made on first use */
 static void end_table(lua_State *L, lh_req_t *r, int idx) {
@@ -81,7 +84,10 @@ static int l_access_log(lua_State *L) {
  * now. false when the request has a log already (a request holds one: a
  * second access_log layer writes its line from req:on_end) */
 static int l_access_log_begin(lua_State *L) {
-  lh_alog_t *a = luaL_checkudata(L, 1, ALOG_MT);
+  lh_alog_t *a = lua_touserdata(L, 1);
+  int ok = a && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_ALOG_MT));
+  lua_settop(L, 2);
+  if (!ok) a = luaL_checkudata(L, 1, ALOG_MT); /* raises */
   lh_req_t *r = check_req(L, 2);
   if (r->finished) return luaL_error(L, "access_log: the request is already over");
   lua_pushboolean(L, r->alog == NULL);
@@ -468,7 +474,9 @@ static int l_serve_within(lua_State *L) {
   luaL_checkinteger(L, 2);
   luaL_checktype(L, 3, LUA_TFUNCTION);
   lua_settop(L, 4);
-  lh_req_t *r = luaL_testudata(L, 4, REQ_MT);
+  lh_req_t *r = lua_touserdata(L, 4);
+  if (!r || !lua_getmetatable(L, 4) || !lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT))) r = NULL;
+  lua_settop(L, 4);
   return lh_spawn_within(L, sec, 3, 4, within_expired, r);
 }
 
@@ -501,8 +509,10 @@ static const luaL_Reg funcs[] = {
 
 void lh_layer_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, ALOG_MT)) pthread_atfork(NULL, NULL, rng_forked);
-  lua_pop(L, 1);
+  int alog = lua_gettop(L);
   lua_pushvalue(L, mod);
-  luaL_setfuncs(L, funcs, 0);
-  lua_pop(L, 1);
+  lh_req_push_mt(L); /* lh_req_open made it */
+  lua_pushvalue(L, alog);
+  luaL_setfuncs(L, funcs, 2);
+  lua_pop(L, 2);
 }

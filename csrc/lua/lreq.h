@@ -87,6 +87,18 @@ struct lh_req {
 void lh_req_open(lua_State *L);
 /* pushes the req metatable */
 void lh_req_push_mt(lua_State *L);
+/* the req at index i, told by its metatable at index mt (an upvalue that
+ * lh_req_push_mt filled), without luaL_checkudata's look-up by name; a
+ * value of another kind raises as luaL_checkudata does */
+static inline lh_req_t *lh_req_at(lua_State *L, int i, int mt) {
+  lh_req_t *r = lua_touserdata(L, i);
+  if (r && lua_getmetatable(L, i)) {
+    int ok = lua_rawequal(L, -1, mt);
+    lua_pop(L, 1);
+    if (ok) return r;
+  }
+  return luaL_checkudata(L, i, "lhyper.req");
+}
 
 /* pushes a new req for the head h (bytes at base) served on sc; mt and
  * owner are stack indices of the req metatable and of the server's

@@ -286,7 +286,7 @@ static int l_route_walk(lua_State *L) {
  * req.route are set, unless the endpoint is a nest. nil, path when
  * nothing matches; endpoint, false when a parameter is badly encoded. */
 static int l_route_req(lua_State *L) {
-  lh_req_t *r = luaL_checkudata(L, 1, "lhyper.req");
+  lh_req_t *r = lh_req_at(L, 1, lua_upvalueindex(2));
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   int ignore = lua_toboolean(L, 5);
@@ -335,6 +335,7 @@ void lh_route_open(lua_State *L, int mod) {
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, l_route_walk, 1);
   lua_setfield(L, mod, "route_walk");
-  lua_pushcclosure(L, l_route_req, 1);
+  lh_req_push_mt(L); /* upvalue 2: lh_req_at tells a req by it */
+  lua_pushcclosure(L, l_route_req, 2);
   lua_setfield(L, mod, "route_req");
 }
