@@ -155,6 +155,18 @@ routes["/vary"] = function(req, q)
   return tonumber(q.s) or 200, h, string.rep("b", tonumber(q.n) or 0)
 end
 
+-- /vary behind the request_id layer, whose field (x-request-id) follows the
+-- handler's: ?cl=1 the handler's own content-length, ?own=1 its own
+-- x-request-id ("own"), which the layer leaves alone.
+local vary_id = lhyper.stack { lhyper.layers.request_id(), function(req)
+  local q = qs(req.query)
+  local s, hd, body = routes["/vary"](req, q)
+  if q.cl == "1" then hd["content-length"] = tostring(#body) end
+  if q.own == "1" then hd["x-request-id"] = "own" end
+  return s, hd, body
+end }
+routes["/vary_id"] = function(req) return vary_id(req) end
+
 -- The bench's handler shapes (bench/hello.lua, VARIANT) for the fast path
 -- spec, which compares their bytes with those of a server whose shortcuts
 -- are off: ?v= the shape, ?n= body bytes, ?s= status, ?cl= a content-length

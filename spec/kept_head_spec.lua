@@ -50,6 +50,46 @@ describe("kept response heads", function()
     end
   end)
 
+  it("gives every response its own request id (the request_id layer's field) on one connection", function()
+    local sock, r = h.connect(srv)
+    finally(function() sock:close() end)
+    local seed = 777
+    local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
+    local statuses, values, lengths = { 200, 200, 200, 201, 404 }, { "a", "a", "b" }, { 0, 3, 13, 1000 }
+    local seen = {}
+    for i = 1, 300 do
+      local s, v, n = statuses[rand(#statuses)], values[rand(#values)], lengths[rand(#lengths)]
+      local extra, cl, own = rand(4) == 1, rand(4) == 1, rand(8) == 1
+      local head = rand(5) == 1 and "HEAD" or "GET"
+      local incoming = ({ false, false, "id-" .. i, "bad id " .. i })[rand(4)]
+      local target = ("/vary_id?s=%d&v=%s&n=%d%s%s%s"):format(s, v, n, extra and "&extra=1" or "",
+        cl and "&cl=1" or "", own and "&own=1" or "")
+      assert(sock:send(h.req(head, target, incoming and { ["x-request-id"] = incoming } or nil)))
+      local res = assert(r:final_response({ method = head }))
+      local where = ("request %d: %s %s id %s"):format(i, head, target, tostring(incoming))
+      assert.equal(s, res.status, where)
+      assert.equal(v, res.headers.get("x-v"), where)
+      assert.equal(extra and "e" or nil, res.headers.get("x-extra"), where)
+      assert.equal(1, res.headers.count("x-request-id"), where)
+      local id = res.headers.get("x-request-id")
+      if own then
+        assert.equal("own", id, where)
+      elseif incoming == "id-" .. i then
+        assert.equal(incoming, id, where)
+      else
+        assert.truthy(#id == 32 and id:find("^%x+$"), where .. ": " .. id)
+        assert.is_nil(seen[id], where)
+        seen[id] = true
+      end
+      local want = { "content-length", "date", "x-request-id", "x-v" }
+      if extra then want[#want + 1] = "x-extra" end
+      table.sort(want)
+      assert.equal(table.concat(want, ","), names(res), where)
+      assert.equal(tostring(n), res.headers.get("content-length"), where)
+      assert.equal(head == "GET" and string.rep("b", n) or "", res.body, where)
+    end
+  end)
+
   it("answers HTTP/1.0, keep-alive or not, and Connection: close with the right head after HTTP/1.1", function()
     for _ = 1, 3 do
       local res = assert(h.raw_request(srv, h.req("GET", "/hello")))

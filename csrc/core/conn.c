@@ -507,16 +507,37 @@ int lh_conn_head_end(lh_conn_t *c, int64_t body_len) {
  * fields are the same (lreq.c compares the handler's strings). */
 
 int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t) {
+  return lh_conn_head_keep_x(c, body_len, t, 0, 0);
+}
+
+/* copies [from, to) of the head at b, without the bytes [xv, xe), to p;
+ * returns the end */
+static char *copy_without(char *p, const char *b, uint32_t from, uint32_t to, uint32_t xv,
+                          uint32_t xe) {
+  if (xe > xv && xv >= from && xe <= to) {
+    memcpy(p, b + from, xv - from);
+    p += xv - from;
+    from = xe;
+  }
+  memcpy(p, b + from, to - from);
+  return p + (to - from);
+}
+
+int lh_conn_head_keep_x(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t, uint32_t xv,
+                        uint32_t xe) {
   const lh_bytes_t *b = &c->wq.blk[c->wq.cur];
   uint32_t mark = c->enc.head_mark;
   if (c->role != LH_ROLE_SERVER || c->writing != LH_WRITING_BODY || c->enc.status < 200) return -1;
   /* the handler's fields changed nothing but the bytes */
   if (c->enc.kind == LH_ENC_CLOSE || c->enc.user_date || c->enc.user_conn || c->enc.user_close)
     return -1;
-  if (b->len < mark || b->len - mark > sizeof t->bytes) return -1;
-  size_t len = b->len - mark;
+  uint32_t xlen = xe > xv ? xe - xv : 0;
+  if (b->len < mark || b->len - mark - xlen > sizeof t->bytes) return -1;
+  if (xlen && (xv < mark || xe > b->len)) return -1;
   int cl = c->enc.cl_end > c->enc.cl_mark;
   if (cl && (c->enc.cl_mark < mark || c->enc.cl_end > b->len)) return -1;
+  /* the value is a whole field's, apart from the content-length digits */
+  if (xlen && cl && !(xe + 2 <= c->enc.cl_mark || xv >= c->enc.cl_end)) return -1;
   if (c->enc.user_length) {
     /* the handler's content-length, kept as ours when it is what ours
      * would be: the body's length, in plain digits */
@@ -534,25 +555,51 @@ int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t) {
   t->user_length = c->enc.user_length;
   /* pre ends with the name of our content-length field, suf begins with
    * the CRLF after its digits */
-  t->pre = (uint16_t)(cl ? c->enc.cl_mark + 16 - mark : len);
-  t->suf = (uint16_t)(cl ? b->len - (c->enc.cl_end - 2) : 0);
-  memcpy(t->bytes, b->data + mark, t->pre);
-  if (cl) memcpy(t->bytes + t->pre, b->data + c->enc.cl_end - 2, t->suf);
+  uint32_t pre_end = cl ? c->enc.cl_mark + 16 : (uint32_t)b->len;
+  uint32_t suf_at = cl ? c->enc.cl_end - 2 : (uint32_t)b->len;
+  int x_in_pre = xlen && xe <= pre_end;
+  t->pre = (uint16_t)(pre_end - mark - (x_in_pre ? xlen : 0));
+  t->suf = (uint16_t)(b->len - suf_at - (xlen && !x_in_pre ? xlen : 0));
+  t->x = xlen > 0;
+  t->xat = (uint16_t)(!xlen ? 0 : x_in_pre ? xv - mark : t->pre + (xv - suf_at));
+  char *p = copy_without(t->bytes, b->data, mark, pre_end, xv, xe);
+  if (cl) copy_without(p, b->data, suf_at, (uint32_t)b->len, xv, xe);
   return 0;
 }
 
 int lh_conn_head_replay(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len) {
+  return lh_conn_head_replay_x(c, t, body_len, NULL, 0);
+}
+
+/* copies [from, to) of the template's bytes to p, with v put at t->xat
+ * when that falls in it; returns the end */
+static char *copy_with(char *p, const lh_head_tpl_t *t, size_t from, size_t to, const char *v,
+                       size_t vlen) {
+  if (t->x && t->xat >= from && t->xat < to) {
+    memcpy(p, t->bytes + from, t->xat - from);
+    p += t->xat - from;
+    memcpy(p, v, vlen);
+    p += vlen;
+    from = t->xat;
+  }
+  memcpy(p, t->bytes + from, to - from);
+  return p + (to - from);
+}
+
+int lh_conn_head_replay_x(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len, const char *v,
+                          size_t vlen) {
   if (c->writing != LH_WRITING_INIT) return LH_ECLOSED;
+  if (!t->x) vlen = 0;
   char num[24];
   size_t k = t->cl ? (size_t)fmt_dec(num, (uint64_t)body_len) : 0;
-  size_t n = t->pre + k + t->suf;
+  size_t n = t->pre + k + t->suf + vlen;
   uint32_t mark = (uint32_t)lh_wq_mark(&c->wq);
   char *d = lh_wq_reserve(&c->wq, n);
   if (!d) return LH_ENOMEM;
-  memcpy(d, t->bytes, t->pre);
+  char *p = copy_with(d, t, 0, t->pre, v, vlen);
   if (t->cl) {
-    memcpy(d + t->pre, num, k);
-    memcpy(d + t->pre + k, t->bytes + t->pre, t->suf);
+    memcpy(p, num, k);
+    copy_with(p + k, t, t->pre, (size_t)t->pre + t->suf, v, vlen);
   }
   /* the date is the last field: "date: <29 bytes>\r\n\r\n" */
   if (t->date) memcpy(d + n - 33, lh_date(), 29);

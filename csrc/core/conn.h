@@ -155,6 +155,9 @@ typedef struct {
   uint8_t date;        /* the last field is our date */
   uint8_t kind, no_body;
   uint8_t user_length; /* the content-length field is the handler's */
+  uint8_t x;           /* a slot for a field value that differs each time (kept by
+                        * lh_conn_head_keep_x): its bytes are not in `bytes` */
+  uint16_t xat;        /* with x: where in `bytes` the value goes */
   char bytes[320];
 } lh_head_tpl_t;
 /* what besides status and fields shapes a server's response head; 0 for a client */
@@ -169,11 +172,20 @@ static inline uint32_t lh_conn_head_key(const lh_conn_t *c, int64_t body_len) {
  * depend on the fields (none of Date or Connection, and a Content-Length
  * only when it is body_len in plain digits); 0 when kept */
 int lh_conn_head_keep(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t);
+/* the same, leaving out the value written between the write queue's
+ * marks xv and xe (a field value that differs each time, xe > xv; xv = xe
+ * = 0: none), which lh_conn_head_replay_x puts back */
+int lh_conn_head_keep_x(const lh_conn_t *c, int64_t body_len, lh_head_tpl_t *t, uint32_t xv,
+                        uint32_t xe);
 /* in place of head_begin, fields and head_end, for a head kept under the
  * same key and status with the same fields; a head kept with the
  * handler's content-length (t->user_length) stands for fields whose
  * content-length is this body_len */
 int lh_conn_head_replay(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len);
+/* the same for a head kept with a value slot (t->x): v (vlen bytes, which
+ * the caller checked as a field value) goes in it */
+int lh_conn_head_replay_x(lh_conn_t *c, const lh_head_tpl_t *t, int64_t body_len, const char *v,
+                          size_t vlen);
 /* accounts n body bytes in the encoder without queueing them: the chunk
  * header goes to hdr (*hlen bytes) and *tlen bytes of "\r\n" follow the
  * data. returns 0, 1 when the bytes are to be dropped (HEAD, 204, ...), or

@@ -186,6 +186,17 @@ static inline int lh_disp_head_keep(const lh_disp_t *d, int64_t body_len, lh_hea
 static inline int lh_disp_head_replay(lh_disp_t *d, const lh_head_tpl_t *t, int64_t body_len) {
   return lh_conn_head_replay(&d->conn, t, body_len);
 }
+static inline int lh_disp_head_keep_x(const lh_disp_t *d, int64_t body_len, lh_head_tpl_t *t,
+                                      uint32_t xv, uint32_t xe) {
+  return lh_conn_head_keep_x(&d->conn, body_len, t, xv, xe);
+}
+static inline int lh_disp_head_replay_x(lh_disp_t *d, const lh_head_tpl_t *t, int64_t body_len,
+                                        const char *v, size_t vlen) {
+  return lh_conn_head_replay_x(&d->conn, t, body_len, v, vlen);
+}
+static inline uint32_t lh_disp_head_mark(const lh_disp_t *d) {
+  return (uint32_t)lh_wq_mark(&d->conn.wq);
+}
 /* body bytes through the encoder: written straight to the socket when
  * nothing is queued (no copy), the rest queued. 0 or a negative code */
 int lh_disp_write_body(lh_disp_t *d, const char *p, size_t n);

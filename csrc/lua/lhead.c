@@ -212,10 +212,11 @@ static int memo_how(lua_State *L, int64_t body_len) {
 /* keeps the head just written from the map at hi (0: none) when every
  * field was a string name with a value memo_how takes, anchoring the
  * strings */
-static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_disp_t *d, int hi, int64_t body_len) {
+static void memo_keep(lua_State *L, lh_head_memo_t *m, lh_disp_t *d, int hi, int64_t body_len,
+                      uint32_t xv, uint32_t xe) {
   m->misses = 0;
   m->valid = 0;
-  if (m->anchor_ref == LUA_NOREF || lh_disp_head_keep(d, body_len, &m->tpl)) return;
+  if (m->anchor_ref == LUA_NOREF || lh_disp_head_keep_x(d, body_len, &m->tpl, xv, xe)) return;
   /* presized when the server was made: nothing here allocates */
   lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchor_ref);
   int a = lua_gettop(L), i = 0;
@@ -256,6 +257,22 @@ static int is_extra(const lh_head_extra_t *x, const char *name, size_t n) {
   return 1;
 }
 
+/* 1 when the kept head has a slot for the extra field's value (written
+ * after the handler's fields, which matched) under x's name, and x's
+ * value may go on the wire */
+static int memo_extra(const lh_head_memo_t *m, const lh_head_extra_t *x) {
+  const lh_head_tpl_t *t = &m->tpl;
+  if (!x) return !t->x;
+  if (!t->x || x->vlen == 0 || (size_t)t->xat < x->nlen + 3) return 0;
+  const char *n = t->bytes + t->xat - 2 - x->nlen;
+  if (n[-1] != '\n' || n[x->nlen] != ':' || n[x->nlen + 1] != ' ') return 0;
+  for (size_t i = 0; i < x->nlen; i++)
+    if ((n[i] >= 'A' && n[i] <= 'Z' ? n[i] + 32 : n[i]) != x->name[i]) return 0;
+  int bad = 0;
+  for (size_t i = 0; i < x->vlen; i++) bad |= lh_value_bad[(unsigned char)x->value[i]];
+  return !bad;
+}
+
 int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int hi,
                   int64_t body_len, const lh_head_extra_t *x, char *why) {
   int e, is_map, upper = 0;
@@ -268,13 +285,14 @@ int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int
     snprintf(why, LH_HEAD_WHY, "headers must be a table, not a %s", luaL_typename(L, hi));
     return LH_EUSER_HEADER;
   }
-  if (status < 200 || x) m = NULL; /* the extra field differs each time */
+  if (status < 200) m = NULL;
   if (m) {
-    /* an array of pairs never matches: its keys are numbers */
+    /* an array of pairs never matches: its keys are numbers. The extra
+     * field's value, which differs each time, has a slot of its own */
     if (m->valid && m->tpl.status == status && m->tpl.key == lh_disp_head_key(d, body_len) &&
-        memo_match(L, m, hi, body_len)) {
+        memo_extra(m, x) && memo_match(L, m, hi, body_len)) {
       m->misses = 0;
-      return lh_disp_head_replay(d, &m->tpl, body_len);
+      return lh_disp_head_replay_x(d, &m->tpl, body_len, x ? x->value : NULL, x ? x->vlen : 0);
     }
     if (m->misses < LH_MEMO_PATIENCE) m->misses++;
   }
@@ -326,15 +344,21 @@ int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int
     if (e) lua_pop(L, 1); /* the key lua_next left */
     else if (upper) e = map_dups(L, hi, why);
   }
+  uint32_t xv = 0, xe = 0; /* where the extra field's value went */
   if (!e && x && !seen_x) {
+    uint32_t at = lh_disp_head_mark(d);
     e = lh_disp_head_field(d, x->name, x->nlen, x->value, x->vlen);
     if (e == LH_EUSER_HEADER) lh_head_why_field(why, x->name, x->nlen, x->value, x->vlen);
+    uint32_t end = lh_disp_head_mark(d);
+    if (!e && end > at && end - at == x->nlen + x->vlen + 4) xv = at + (uint32_t)x->nlen + 2, xe = end - 2;
+    else if (!e) m = NULL; /* not where it was expected: not kept */
   }
+  if (x && seen_x) m = NULL; /* the handler's own field stands for it: not kept */
   if (!e) e = lh_disp_head_end(d, body_len);
   if (e) {
     lh_disp_head_abort(d);
     return e;
   }
-  if (m && (is_map || !hi) && m->misses >= LH_MEMO_PATIENCE) memo_keep(L, m, d, hi, body_len);
+  if (m && (is_map || !hi) && m->misses >= LH_MEMO_PATIENCE) memo_keep(L, m, d, hi, body_len, xv, xe);
   return 0;
 }

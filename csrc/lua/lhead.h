@@ -48,8 +48,8 @@ typedef struct {
 /* writes the head for status with the headers at index hi (0: none) and a
  * body of body_len bytes (-1: streamed) through d. The header value is nil,
  * a map or an array of {name, value}, read raw. m (NULL: none) may serve
- * the head, or keep it; x (NULL: none) adds its field, and the head is
- * then neither served nor kept. 0, or a negative code with nothing
+ * the head, or keep it; x (NULL: none) adds its field, whose value has a
+ * slot of its own in a kept head. 0, or a negative code with nothing
  * written; for LH_EUSER_HEADER, why (LH_HEAD_WHY bytes) names the field
  * and the reason */
 int lh_head_write(lua_State *L, lh_disp_t *d, lh_head_memo_t *m, int status, int hi,
