@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define TASK_MT "lhyper.task"
+#define WITHIN_SLOTS 3 /* results a within's child keeps without a table */
 
 typedef struct {
   lh_task_t task;          /* first: the runtime's task is the object */
@@ -18,6 +19,10 @@ typedef struct {
                             * for lh_spawn_within's, which its waiting parent anchors */
   unsigned quiet : 1;      /* lhyper.timeout's: its caller raises its error */
   int nres;                /* how many results it returned (in user value 1 when > 0) */
+  uint8_t slots;           /* user values past the first: up to this many results are
+                            * kept in them (2, 3, ...) in place of a table; a
+                            * within's child has WITHIN_SLOTS, others none */
+  uint8_t in_slots;        /* set when it returned: the results are in the slots */
   /* lh_spawn_within's: what the time running out means to its caller, set
    * when the task is made; NULL for other tasks */
   lh_within_expired_fn expired;
@@ -115,6 +120,12 @@ static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
   if (!s->task.adopt) lh_own_mark_returned(L, &s->task, 2, n + 1); /* adopt: all passes */
   s->nres = n;
   if (n == 0) return 0;
+  if (n <= s->slots) {
+    /* the common few results of a within's service: no table */
+    for (int k = n; k >= 1; k--) lua_setiuservalue(L, 1, 1 + k);
+    s->in_slots = 1;
+    return 0;
+  }
   lua_createtable(L, n, 0);
   lua_insert(L, 2);
   for (int i = n; i >= 1; i--) lua_rawseti(L, 2, i);
@@ -137,8 +148,11 @@ static lh_spawn_t *spawn_new(lua_State *L, int first, int last, lh_task_t *paren
   int n = last - first + 1;
   if (lh_co_reserve(st)) luaL_error(L, "lhyper.spawn: out of memory");
   luaL_checkstack(L, n + 2, NULL);
-  lh_spawn_t *s = lua_newuserdatauv(L, sizeof *s, 1);
+  /* a within's service most often returns status, headers and body */
+  int slots = anchored ? WITHIN_SLOTS : 0;
+  lh_spawn_t *s = lua_newuserdatauv(L, sizeof *s, 1 + slots);
   memset(s, 0, sizeof *s);
+  s->slots = (uint8_t)slots;
   s->self_ref = LUA_NOREF;
   s->task.ref = LUA_NOREF;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
@@ -204,6 +218,10 @@ static int push_results(lua_State *L, int i) {
     return 1;
   }
   luaL_checkstack(L, n + 1, "too many results");
+  if (s->in_slots) {
+    for (int k = 1; k <= n; k++) lua_getiuservalue(L, i, 1 + k);
+    return n;
+  }
   lua_getiuservalue(L, i, 1);
   int tbl = lua_gettop(L);
   for (int k = 1; k <= n; k++) lua_rawgeti(L, tbl, k);
