@@ -1482,6 +1482,74 @@ static int kh_full(tc_t *t, const lh_conn_opts_t *o, const char *req, int status
   return e;
 }
 
+/* the head of kh_full with one field more after f, x-request-id: v; *xv
+ * and *xe: where v went in the write queue */
+static int kh_full_x(tc_t *t, const lh_conn_opts_t *o, const kh_field_t *f, int64_t len,
+                     const char *v, uint32_t *xv, uint32_t *xe) {
+  if (conn_with_request(t, o, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") != 1) return -100;
+  int e = lh_conn_head_begin(&t->c, 200);
+  for (; !e && f && f->name; f++)
+    e = lh_conn_head_field(&t->c, f->name, strlen(f->name), f->value, strlen(f->value));
+  uint32_t at = (uint32_t)lh_wq_mark(&t->c.wq);
+  if (!e) e = lh_conn_head_field(&t->c, "x-request-id", 12, v, strlen(v));
+  *xv = at + 14;
+  *xe = (uint32_t)lh_wq_mark(&t->c.wq) - 2;
+  if (!e) e = lh_conn_head_end(&t->c, len);
+  return e;
+}
+
+/* A head kept with a slot for a value that differs each time (the
+ * request_id layer's field, before our content-length or after the
+ * handler's) is written again with another value as the full way writes it. */
+static void conn_replays_kept_head_with_a_value_slot(void) {
+  static const kh_field_t f_none[] = {{NULL, NULL}};
+  static const kh_field_t f_one[] = {{"content-type", "text/plain"}, {NULL, NULL}};
+  static const kh_field_t f_cl[] = {{"content-type", "text/plain"}, {"content-length", "13"}, {NULL, NULL}};
+  static const kh_field_t *const fsets[] = {f_none, f_one, f_cl};
+  static const int64_t lens[] = {13, 0, -1};
+  static const char *const vals[] = {"first-id", "b", "0123456789abcdef0123456789abcdef"};
+  int replayed = 0;
+  for (int oi = 0; oi < 4; oi++) {
+    lh_conn_opts_t o = opts();
+    o.title_case = oi & 1;
+    o.date_header = !(oi & 2);
+    for (size_t fi = 0; fi < sizeof fsets / sizeof *fsets; fi++)
+      for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        if (fsets[fi] == f_cl && lens[li] != 13) continue;
+        tc_t a;
+        lh_head_tpl_t tpl;
+        uint32_t xv, xe;
+        lh_date_freeze(0);
+        REQUIRE_EQ(kh_full_x(&a, &o, fsets[fi], lens[li], vals[0], &xv, &xe), 0);
+        CHECK_EQ(lh_conn_head_keep_x(&a.c, lens[li], &tpl, xv, xe), 0);
+        CHECK_EQ(tpl.x, 1);
+        tc_free(&a);
+        for (size_t vi = 0; vi < sizeof vals / sizeof *vals; vi++) {
+          tc_t b, c;
+          size_t bn, cn;
+          lh_date_freeze(86400 * 365 + 7);
+          REQUIRE_EQ(kh_full_x(&b, &o, fsets[fi], lens[li], vals[vi], &xv, &xe), 0);
+          REQUIRE_EQ(conn_with_request(&c, &o, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 1);
+          CHECK_EQ(lh_conn_head_replay_x(&c.c, &tpl, lens[li], vals[vi], strlen(vals[vi])), 0);
+          CHECK_EQ(c.c.writing, b.c.writing);
+          CHECK_EQ(c.c.enc.remaining, b.c.enc.remaining);
+          CHECK_EQ(c.c.enc.head_mark, b.c.enc.head_mark);
+          char bo[512];
+          const char *p = conn_take(&b.c, &bn);
+          REQUIRE(bn > 0 && bn <= sizeof bo);
+          memcpy(bo, p, bn);
+          const char *co = conn_take(&c.c, &cn);
+          (void)t_mem_eq(__FILE__, __LINE__, "replayed head with a value", co, cn, bo, bn);
+          replayed++;
+          tc_free(&b);
+          tc_free(&c);
+        }
+      }
+  }
+  lh_date_freeze(0);
+  CHECK_EQ(replayed, 4 * 7 * 3);
+}
+
 /* A kept head written again must leave the same bytes and the same
  * connection state as the full way, for every body length of its kind and
  * with the date of the moment it is written. */
@@ -1763,6 +1831,7 @@ int main(void) {
     TEST_CASE(conn_read_space_is_bounded),
     TEST_CASE(conn_replays_kept_head_as_written_the_full_way),
     TEST_CASE(conn_replays_kept_head_with_the_handlers_content_length),
+    TEST_CASE(conn_replays_kept_head_with_a_value_slot),
     TEST_CASE(conn_does_not_keep_a_content_length_unlike_the_body),
     TEST_CASE(conn_does_not_keep_heads_with_framing_fields),
     TEST_CASE(conn_head_abort_takes_back_only_a_half_written_head),
