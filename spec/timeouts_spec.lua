@@ -124,9 +124,13 @@ describe("idle_timeout", function()
     -- gaps well under the timeout (a loaded machine delays the answers),
     -- adding up to more than twice the timeout
     local busy = h.start_server({ idle_timeout = 1 })
-    finally(function() busy:stop() end)
-    local sock, r = h.connect(busy)
-    finally(function() sock:close() end)
+    local sock, r
+    -- one finally: busted keeps only the last one given
+    finally(function()
+      if sock then sock:close() end
+      busy:stop()
+    end)
+    sock, r = h.connect(busy)
     for _ = 1, 6 do
       assert(sock:send(h.req("GET", "/hello")))
       assert.equal(200, assert(r:final_response()).status)
