@@ -174,20 +174,29 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(n > 0 ? p : NULL, n > 0 ? (unsigned)n : 0);
 }
 
-static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  lh_sconn_t *sc = (lh_sconn_t *)st;
-  if (nread == 0) return;
+/* The start read_cb and tls_read_cb share: 1 when nread is data, the end
+ * of the stream or an error, for the caller to take; 0 when it is all done
+ * here: nothing read, no message state to be had (closed), or the buffer
+ * (plain or ciphertext) at its bound, reading stopped until the dispatcher
+ * consumes it. */
+static inline int sconn_read_begin(lh_sconn_t *sc, ssize_t nread) {
+  if (nread == 0) return 0;
   if (!sc->d && !sconn_wake(sc)) {
     sconn_close_now(sc);
-    return;
+    return 0;
   }
   if (nread == UV_ENOBUFS) {
-    /* read buffer at its bound: stop until the dispatcher consumes it */
-    uv_read_stop(st);
+    uv_read_stop((uv_stream_t *)&sc->tcp);
     lh_disp_read_stopped(sc->d);
     lh_sconn_poll(sc);
-    return;
+    return 0;
   }
+  return 1;
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  lh_sconn_t *sc = (lh_sconn_t *)st;
+  if (!sconn_read_begin(sc, nread)) return;
   if (nread > 0) {
     sc->set->bytes_in += (uint64_t)nread;
     lh_conn_read_commit(&sc->d->conn, (size_t)nread);
@@ -522,18 +531,7 @@ static void tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void tls_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   lh_sconn_t *sc = (lh_sconn_t *)st;
-  if (nread == 0) return;
-  if (!sc->d && !sconn_wake(sc)) {
-    sconn_close_now(sc);
-    return;
-  }
-  if (nread == UV_ENOBUFS) {
-    /* ciphertext at its bound: stop until the dispatcher consumes */
-    uv_read_stop(st);
-    lh_disp_read_stopped(sc->d);
-    lh_sconn_poll(sc);
-    return;
-  }
+  if (!sconn_read_begin(sc, nread)) return;
   if (nread > 0) {
     sc->set->bytes_in += (uint64_t)nread;
     lh_tls_in_commit(sc->tls, (size_t)nread);
