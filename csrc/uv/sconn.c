@@ -320,6 +320,26 @@ static long sock_send(lh_sconn_t *sc, const struct iovec *iov, int n) {
   return -errno; /* libuv's errors are negated errno values on Unix */
 }
 
+/* sends the n bytes at p, the head of q, with one uv_write; cb (write_cb or
+ * tls_write_cb) frees the request and ends q's flight. 0 or a negative
+ * code (then nothing is in flight) */
+static int sconn_write_start(lh_sconn_t *sc, lh_wq_t *q, const char *p, size_t n, uv_write_cb cb) {
+  uv_write_t *req = malloc(sizeof *req);
+  if (!req) return UV_ENOMEM;
+  lh_wq_begin_flight(q);
+  req->data = sc;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  int r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, cb);
+  if (r < 0) {
+    free(req);
+    lh_wq_end_flight(q);
+    return r;
+  }
+  sc->set->bytes_out += n;
+  sc->writing = 1;
+  return 0;
+}
+
 static int io_flush(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->writing || sc->handle_closing) return 0;
@@ -338,21 +358,8 @@ static int io_flush(lh_disp_t *d) {
   if (r < 0) return (int)r;
   if (r > 0) lh_wq_consume(q, (size_t)r);
   n = lh_wq_peek(q, &p);
-  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-  uv_write_t *req = malloc(sizeof *req);
-  if (!req) return UV_ENOMEM;
-  lh_wq_begin_flight(q);
-  req->data = sc;
   before_write(sc, n);
-  r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, write_cb);
-  if (r < 0) {
-    free(req);
-    lh_wq_end_flight(q);
-    return r;
-  }
-  sc->set->bytes_out += n;
-  sc->writing = 1;
-  return 0;
+  return sconn_write_start(sc, q, p, n, write_cb);
 }
 
 static long io_try_write(lh_disp_t *d, const struct iovec *iov, int n) {
@@ -450,20 +457,7 @@ static int tls_flush(lh_sconn_t *sc) {
     if ((size_t)r < n) break;
   }
   n = lh_wq_peek(q, &p);
-  uv_write_t *req = malloc(sizeof *req);
-  if (!req) return UV_ENOMEM;
-  lh_wq_begin_flight(q);
-  req->data = sc;
-  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-  int r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, tls_write_cb);
-  if (r < 0) {
-    free(req);
-    lh_wq_end_flight(q);
-    return r;
-  }
-  sc->set->bytes_out += n;
-  sc->writing = 1;
-  return 0;
+  return sconn_write_start(sc, q, p, n, tls_write_cb);
 }
 
 static void tls_write_cb(uv_write_t *req, int status) {
