@@ -5,6 +5,7 @@
 
 local h = require "helper"
 local socket = require "socket"
+local check = require "luassert" -- busted's assert: a failed check fails the test
 
 local M = {}
 
@@ -30,6 +31,17 @@ end)
 lhyper.run()
 ]]
   return h.lua(prog, limit or 20)
+end
+
+-- M.client with `vars` (name -> string) as locals before `src`, failing the
+-- test unless it exits 0 and raises nothing; its output parsed, and raw.
+function M.run(src, vars, limit)
+  local pre = {}
+  for k, v in pairs(vars or {}) do pre[#pre + 1] = string.format("local %s = %q\n", k, v) end
+  local out, code = M.client(table.concat(pre) .. src, limit or 40)
+  check.equal(0, code, out)
+  check.is_nil(out:find("ERROR", 1, true), out)
+  return M.parse(out), out
 end
 
 -- Lines "key=value" of a client script's output -> table (last value wins).
