@@ -606,6 +606,37 @@ function M.parse_info(body)
   return t
 end
 
+-- What spec/app.lua's /record route keeps under `key` on the server at
+-- `port`, parsed; nil when it has nothing (not 200).
+function M.record(port, key)
+  local res = assert(M.raw_request(port, M.req("GET", "/record?key=" .. key)))
+  if res.status ~= 200 then return nil end
+  return M.parse_info(res.body)
+end
+
+-- Polls f() every `step` seconds (0.05) until pred(value) holds or `t`
+-- seconds (3) pass; returns the last value and whether pred held.
+function M.wait_for(f, pred, t, step)
+  local deadline = M.now() + (t or 3)
+  local v
+  repeat
+    v = f()
+    if pred(v) then return v, true end
+    M.sleep(step or 0.05)
+  until M.now() > deadline
+  return v, false
+end
+
+-- How many established TCP connections have `port` as either end, as
+-- ss (iproute2) sees them.
+function M.established(port)
+  local out = M.run(string.format("ss -Htn state established '( sport = :%d or dport = :%d )' 2>&1",
+    port, port))
+  local n = 0
+  for _ in out:gmatch("[^\n]+") do n = n + 1 end
+  return n
+end
+
 ---------------------------------------------------------------------------
 -- External clients
 ---------------------------------------------------------------------------
