@@ -606,6 +606,14 @@ function M.parse_info(body)
   return t
 end
 
+-- Parse a line of tab-separated "key=value" fields (an on_error report as
+-- spec/app.lua's record_errors keeps it).
+function M.parse_fields(line)
+  local t = {}
+  for k, v in line:gmatch("([%w_]+)=([^\t]*)") do t[k] = v end
+  return t
+end
+
 -- What spec/app.lua's /record route keeps under `key` on the server at
 -- `port`, parsed; nil when it has nothing (not 200).
 function M.record(port, key)
