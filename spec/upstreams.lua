@@ -11,14 +11,15 @@ local M = {}
 
 local shell_quote = h.shell_quote
 
--- Runs `src` as the body of a task in a fresh lua5.4 with lhyper loaded
--- (locals `lhyper`, `say` = print). The loop stops when the task ends; a
--- raised error prints "ERROR <message>". Returns stdout+stderr, exit code.
-function M.client(src, limit)
-  local prog = [[
+-- A program running `src` as the body of a task, lhyper loaded (locals
+-- `lhyper`, `say` = print, and what `prelude` defines). The loop stops when
+-- the task ends; a raised error prints "ERROR <message>".
+function M.program(src, prelude)
+  return [[
 local lhyper = require "lhyper"
 local say = print
 io.stdout:setvbuf("line")
+]] .. (prelude or "") .. [[
 local function main()
 ]] .. src .. [[
 
@@ -30,7 +31,11 @@ lhyper.spawn(function()
 end)
 lhyper.run()
 ]]
-  return h.lua(prog, limit or 20)
+end
+
+-- Runs M.program(src) in a fresh lua5.4. Returns stdout+stderr, exit code.
+function M.client(src, limit)
+  return h.lua(M.program(src), limit or 20)
 end
 
 -- M.client with `vars` (name -> string) as locals before `src`, failing the
