@@ -264,16 +264,17 @@ end
 -- Other Lua programs (serve.lua, small scripts) run as a process of their own,
 -- in their own process group under `timeout`, with stderr to a log file.
 -- `args` is a string of already quoted arguments after the interpreter;
--- `env`, if given, a string of quoted NAME=value words for its environment.
+-- `env`, if given, a string of quoted NAME=value words for its environment;
+-- `wrap`: under LHYPER_SPEC_WRAP's tool (valgrind) as the app servers are.
 local Proc = {}
 Proc.__index = Proc
 
-function M.start_lua(args, lifetime, env)
+function M.start_lua(args, lifetime, env, wrap)
   local logfile = M.tmpname(".log")
   local cmd = string.format(
     "cd %s && LUA_PATH=%s LUA_CPATH=%s %s exec %stimeout -s KILL %d sh -c %s sh %s%s %s 2>%s",
     shell_quote(M.ROOT), shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), env or "", M.CLIENT_ENV,
-    lifetime or 30, shell_quote('echo "PID $$"; exec "$@"'), M.PRELOAD_ENV, M.LUA, args,
+    lifetime or 30, shell_quote('echo "PID $$"; exec "$@"'), M.PRELOAD_ENV, (wrap and M.WRAP or "") .. M.LUA, args,
     shell_quote(logfile))
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("l")

@@ -59,10 +59,7 @@ sig:stop()
 local function start(opts)
   local file = h.tmpname(".lua")
   h.write_file(file, APP)
-  local saved = h.LUA
-  h.LUA = h.WRAP .. h.LUA -- under LHYPER_SPEC_WRAP (valgrind), in the tool
-  local ok, p = pcall(h.start_lua, file .. " " .. h.shell_quote(h.serialize(opts or {})), 60)
-  h.LUA = saved
+  local ok, p = pcall(h.start_lua, file .. " " .. h.shell_quote(h.serialize(opts or {})), 60, nil, true)
   if not ok then error(p, 2) end
   local deadline = h.now() + 15
   repeat

@@ -44,10 +44,7 @@ io.stderr:write("EXIT\n")
 local function start(opts)
   local file = h.tmpname(".lua")
   h.write_file(file, APP)
-  local saved = h.LUA
-  h.LUA = h.WRAP .. h.LUA
-  local ok, p = pcall(h.start_lua, file .. " " .. h.shell_quote(h.serialize(opts or {})), 120)
-  h.LUA = saved
+  local ok, p = pcall(h.start_lua, file .. " " .. h.shell_quote(h.serialize(opts or {})), 120, nil, true)
   if not ok then os.remove(file) error(p, 2) end
   p.file = file
   local want = opts and opts.workers and "READY\n" or "PORT"
