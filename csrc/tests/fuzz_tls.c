@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fuzz_dict.h"
 #include "tls.h"
 
 static lh_tls_ctx_t *server, *client;
@@ -70,17 +71,6 @@ static void make_contexts(void) {
   EVP_PKEY_free(k);
 }
 
-static void write_file(const char *path, const void *p, size_t n, uint8_t cfg) {
-  FILE *fp = fopen(path, "wb");
-  if (!fp) {
-    perror(path);
-    exit(1);
-  }
-  fputc(cfg, fp);
-  fwrite(p, 1, n, fp);
-  fclose(fp);
-}
-
 /* the client hello a real client sends */
 static size_t client_hello(char *buf, size_t cap) {
   lh_tls_t *t;
@@ -111,11 +101,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     mkdir(dir, 0777);
     for (uint8_t cfg = 0; cfg < 64; cfg += 9) {
       snprintf(path, sizeof path, "%s/hello-%u", dir, cfg);
-      write_file(path, hello, n, cfg);
+      fuzz_write_seed(path, hello, n, &cfg, 1);
       snprintf(path, sizeof path, "%s/half-%u", dir, cfg);
-      write_file(path, hello, n / 2, cfg);
+      fuzz_write_seed(path, hello, n / 2, &cfg, 1);
       snprintf(path, sizeof path, "%s/plain-%u", dir, cfg);
-      write_file(path, plain, sizeof plain - 1, cfg);
+      fuzz_write_seed(path, plain, sizeof plain - 1, &cfg, 1);
     }
     exit(0);
   }
