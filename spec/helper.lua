@@ -291,6 +291,20 @@ function M.start_lua(args, lifetime, env, wrap)
   return p
 end
 
+-- A Lua program `src`, written to a temp file, started as start_lua does
+-- (wrapped) with `opts` serialized as its argument; the file goes at stop.
+function M.start_script(src, opts, lifetime)
+  local file = M.tmpname(".lua")
+  M.write_file(file, src)
+  local ok, p = pcall(M.start_lua, file .. " " .. shell_quote(M.serialize(opts or {})), lifetime, nil, true)
+  if not ok then
+    os.remove(file)
+    error(p, 2)
+  end
+  p.file = file
+  return p
+end
+
 Proc.alive = Server.alive
 Proc.log = Server.log
 Proc.wait_exit = Server.wait_exit
@@ -329,6 +343,7 @@ function Proc:stop()
     io.stderr:write(string.format("[spec] stderr of pid %d:\n%s\n", self.pid, text))
   end
   os.remove(self.logfile)
+  if self.file then os.remove(self.file) end
 end
 
 ---------------------------------------------------------------------------
