@@ -3,6 +3,7 @@
 -- Prints "PORT <port> PID <pid> PGID <pgid>" on stdout once listening.
 
 local lhyper = require "lhyper"
+local support = require "app_support"
 
 local opts = assert(load("return " .. (arg[1] or "{}"), "=options", "t", {}))()
 
@@ -1071,10 +1072,7 @@ server = assert(lhyper.server(config))
 -- a normal exit
 if config.tls then lhyper.on_signal("SIGTERM", function() lhyper.stop() end) end
 
-local stat = assert(io.open("/proc/self/stat")):read("l")
-local pid, pgid = stat:match("^(%d+) %b() %S+ %d+ (%d+)")
-io.stdout:write(string.format("PORT %d PID %s PGID %s\n", server.port, pid, pgid))
-io.stdout:flush()
+support.announce(server)
 
 lhyper.run()
 io.stderr:write("app: lhyper.run() returned\n")

@@ -6,26 +6,7 @@
 local h = require "helper"
 local up = require "upstreams"
 
--- established TCP connections with `port` as either end, as ss sees them
-local function established(port)
-  local out = h.run(string.format("ss -Htn state established '( sport = :%d or dport = :%d )' 2>&1",
-    port, port))
-  local n = 0
-  for _ in out:gmatch("[^\n]+") do n = n + 1 end
-  return n
-end
-
--- polls until pred() holds or t seconds pass; the last value of f()
-local function wait_for(f, pred, t)
-  local deadline = h.now() + (t or 3)
-  local v
-  repeat
-    v = f()
-    if pred(v) then return v, true end
-    h.sleep(0.05)
-  until h.now() > deadline
-  return v, false
-end
+local established, wait_for = h.established, h.wait_for
 
 describe("cancellation through examples/proxy.lua", function()
   if not h.run("command -v ss"):find("ss") then
@@ -42,11 +23,7 @@ describe("cancellation through examples/proxy.lua", function()
     if upstream then upstream:stop() end
   end)
 
-  local function record(k)
-    local res = assert(h.raw_request(upstream.port, h.req("GET", "/record?key=" .. k)))
-    if res.status ~= 200 then return {} end
-    return h.parse_info(res.body)
-  end
+  local function record(k) return h.record(upstream.port, k) or {} end
 
   it("closes the upstream connection of each aborted download and unblocks the upstream handler", function()
     local base = established(upstream.port)

@@ -6,14 +6,7 @@ local h = require "helper"
 local up = require "upstreams"
 local tc = require "tls_certs"
 
-local function run(src, vars)
-  local pre = {}
-  for k, v in pairs(vars or {}) do pre[#pre + 1] = string.format("local %s = %q\n", k, v) end
-  local out, code = up.client(table.concat(pre) .. src, 40)
-  assert.equal(0, code, out)
-  assert.is_nil(out:find("ERROR", 1, true), out)
-  return up.parse(out), out
-end
+local run = up.run
 
 -- the exchange script most tests share: three GETs through one client,
 -- then three through a client that pools nothing (new connections)
@@ -41,18 +34,12 @@ end
 
 describe("lhyper.request over https #peers", function()
   if not tc.available() then
-    pending("python3-trustme is not installed (apt-get install python3-trustme)")
+    pending(tc.MISSING)
     return
   end
   local certs, srv
-  setup(function()
-    certs = assert(tc.make())
-    srv = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key } })
-  end)
-  teardown(function()
-    if srv then srv:stop() end
-    if certs then certs.remove() end
-  end)
+  setup(function() certs, srv = tc.start_server() end)
+  teardown(function() tc.stop(certs, srv) end)
 
   local function base(port, host) return string.format("https://%s:%d", host or "localhost", port) end
 
@@ -89,7 +76,7 @@ say("stream=" .. n)
   end)
 
   it("matches an IP address against the certificate, and sends SNI when asked", function()
-    local s = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key },
+    local s = h.start_server({ tls = certs.server_tls(),
       sni_certs = { ["b.test"] = { certs.b.cert, certs.b.key } } })
     finally(function() s:stop() end)
     local r = run([[
@@ -134,7 +121,7 @@ say("system=" .. tostring(err))
   end)
 
   it("presents a client certificate when the server asks for one", function()
-    local s = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key, client_ca = certs.ca } })
+    local s = h.start_server({ tls = certs.server_tls { client_ca = certs.ca } })
     finally(function() s:stop() end)
     local r = run([[
 local res = assert(lhyper.request{ url = base .. "/hello", tls = { ca = ca, cert = cert, key = key } })

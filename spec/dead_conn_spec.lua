@@ -15,11 +15,7 @@ describe("a dead connection", function()
     return "dc" .. seq
   end
 
-  local function record(k)
-    local res = assert(h.raw_request(srv.port, h.req("GET", "/record?key=" .. k)))
-    if res.status ~= 200 then return nil end
-    return h.parse_info(res.body)
-  end
+  local function record(k) return h.record(srv.port, k) end
 
   -- Polls the record until pred(rec) holds; the last record otherwise.
   local function wait_record(k, pred, t)

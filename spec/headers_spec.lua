@@ -4,11 +4,7 @@
 -- in one table are refused, not both sent.
 local h = require "helper"
 
-local function parse(line)
-  local t = {}
-  for k, v in line:gmatch("([%w_]+)=([^\t]*)") do t[k] = v end
-  return t
-end
+local parse = h.parse_fields
 
 describe("response header mistakes", function()
   local srv

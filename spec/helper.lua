@@ -264,16 +264,17 @@ end
 -- Other Lua programs (serve.lua, small scripts) run as a process of their own,
 -- in their own process group under `timeout`, with stderr to a log file.
 -- `args` is a string of already quoted arguments after the interpreter;
--- `env`, if given, a string of quoted NAME=value words for its environment.
+-- `env`, if given, a string of quoted NAME=value words for its environment;
+-- `wrap`: under LHYPER_SPEC_WRAP's tool (valgrind) as the app servers are.
 local Proc = {}
 Proc.__index = Proc
 
-function M.start_lua(args, lifetime, env)
+function M.start_lua(args, lifetime, env, wrap)
   local logfile = M.tmpname(".log")
   local cmd = string.format(
     "cd %s && LUA_PATH=%s LUA_CPATH=%s %s exec %stimeout -s KILL %d sh -c %s sh %s%s %s 2>%s",
     shell_quote(M.ROOT), shell_quote(M.LUA_PATH), shell_quote(M.LUA_CPATH), env or "", M.CLIENT_ENV,
-    lifetime or 30, shell_quote('echo "PID $$"; exec "$@"'), M.PRELOAD_ENV, M.LUA, args,
+    lifetime or 30, shell_quote('echo "PID $$"; exec "$@"'), M.PRELOAD_ENV, (wrap and M.WRAP or "") .. M.LUA, args,
     shell_quote(logfile))
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("l")
@@ -287,6 +288,20 @@ function M.start_lua(args, lifetime, env)
   local pgid = tonumber(stat:match("^%d+ %b() %S+ %d+ (%d+)"))
   local p = setmetatable({ pid = pid, pgid = pgid, pipe = pipe, logfile = logfile }, Proc)
   live[p] = true
+  return p
+end
+
+-- A Lua program `src`, written to a temp file, started as start_lua does
+-- (wrapped) with `opts` serialized as its argument; the file goes at stop.
+function M.start_script(src, opts, lifetime)
+  local file = M.tmpname(".lua")
+  M.write_file(file, src)
+  local ok, p = pcall(M.start_lua, file .. " " .. shell_quote(M.serialize(opts or {})), lifetime, nil, true)
+  if not ok then
+    os.remove(file)
+    error(p, 2)
+  end
+  p.file = file
   return p
 end
 
@@ -328,6 +343,7 @@ function Proc:stop()
     io.stderr:write(string.format("[spec] stderr of pid %d:\n%s\n", self.pid, text))
   end
   os.remove(self.logfile)
+  if self.file then os.remove(self.file) end
 end
 
 ---------------------------------------------------------------------------
@@ -604,6 +620,45 @@ function M.parse_info(body)
     end
   end
   return t
+end
+
+-- Parse a line of tab-separated "key=value" fields (an on_error report as
+-- spec/app.lua's record_errors keeps it).
+function M.parse_fields(line)
+  local t = {}
+  for k, v in line:gmatch("([%w_]+)=([^\t]*)") do t[k] = v end
+  return t
+end
+
+-- What spec/app.lua's /record route keeps under `key` on the server at
+-- `port`, parsed; nil when it has nothing (not 200).
+function M.record(port, key)
+  local res = assert(M.raw_request(port, M.req("GET", "/record?key=" .. key)))
+  if res.status ~= 200 then return nil end
+  return M.parse_info(res.body)
+end
+
+-- Polls f() every `step` seconds (0.05) until pred(value) holds or `t`
+-- seconds (3) pass; returns the last value and whether pred held.
+function M.wait_for(f, pred, t, step)
+  local deadline = M.now() + (t or 3)
+  local v
+  repeat
+    v = f()
+    if pred(v) then return v, true end
+    M.sleep(step or 0.05)
+  until M.now() > deadline
+  return v, false
+end
+
+-- How many established TCP connections have `port` as either end, as
+-- ss (iproute2) sees them.
+function M.established(port)
+  local out = M.run(string.format("ss -Htn state established '( sport = :%d or dport = :%d )' 2>&1",
+    port, port))
+  local n = 0
+  for _ in out:gmatch("[^\n]+") do n = n + 1 end
+  return n
 end
 
 ---------------------------------------------------------------------------

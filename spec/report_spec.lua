@@ -5,11 +5,7 @@
 -- line on stderr has the traceback.
 local h = require "helper"
 
-local function parse(line)
-  local t = {}
-  for k, v in line:gmatch("([%w_]+)=([^\t]*)") do t[k] = v end
-  return t
-end
+local parse = h.parse_fields
 
 describe("on_error reports", function()
   local srv

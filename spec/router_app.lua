@@ -10,6 +10,7 @@
 --   normalize       true: normalize_path in front of the router
 --   server          extra lhyper.server options (a table)
 local lhyper = require "lhyper"
+local support = require "app_support"
 local L = lhyper.layers
 
 local opts = assert(load("return " .. (arg[1] or "{}"), "=options", "t", {}))()
@@ -166,16 +167,7 @@ if opts.on_error then
   end)
 end
 
--- the harness's stop route, ahead of everything
-local function quit(inner)
-  return function(req)
-    if req.path == "/__quit" then
-      lhyper.stop()
-      return 200, { connection = "close" }, "bye"
-    end
-    return inner(req)
-  end
-end
+local quit = support.quit -- the harness's stop route, ahead of everything
 
 local stack = { quit, L.request_id() }
 if opts.log then stack[#stack + 1] = L.access_log { out = opts.log, format = opts.log_format } end
@@ -187,9 +179,6 @@ local config = { host = "127.0.0.1", port = 0, handler = lhyper.stack(stack) }
 for k, v in pairs(opts.server or {}) do config[k] = v end
 local server = assert(lhyper.server(config))
 
-local stat = assert(io.open("/proc/self/stat")):read("l")
-local pid, pgid = stat:match("^(%d+) %b() %S+ %d+ (%d+)")
-io.stdout:write(string.format("PORT %d PID %s PGID %s\n", server.port, pid, pgid))
-io.stdout:flush()
+support.announce(server)
 
 lhyper.run()

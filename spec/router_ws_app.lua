@@ -4,6 +4,7 @@
 -- listening, GET /__quit stops it. Options:
 --   log   access_log (combined) to this file, as a router layer
 local lhyper = require "lhyper"
+local support = require "app_support"
 local L = lhyper.layers
 
 local opts = assert(load("return " .. (arg[1] or "{}"), "=options", "t", {}))()
@@ -45,19 +46,8 @@ app:ws("/deflate", function(ws)
 end, { compress = true })
 app:get("/", function() return 200, TEXT, "home\n" end)
 
-local function quit(inner)
-  return function(req)
-    if req.path == "/__quit" then
-      lhyper.stop()
-      return 200, { connection = "close" }, "bye"
-    end
-    return inner(req)
-  end
-end
+local quit = support.quit
 
 local server = assert(lhyper.server { host = "127.0.0.1", port = 0, handler = lhyper.stack { quit, app } })
-local stat = assert(io.open("/proc/self/stat")):read("l")
-local pid, pgid = stat:match("^(%d+) %b() %S+ %d+ (%d+)")
-io.stdout:write(string.format("PORT %d PID %s PGID %s\n", server.port, pid, pgid))
-io.stdout:flush()
+support.announce(server)
 lhyper.run()

@@ -57,20 +57,13 @@ sig:stop()
 ]]
 
 local function start(opts)
-  local file = h.tmpname(".lua")
-  h.write_file(file, APP)
-  local saved = h.LUA
-  h.LUA = h.WRAP .. h.LUA -- under LHYPER_SPEC_WRAP (valgrind), in the tool
-  local ok, p = pcall(h.start_lua, file .. " " .. h.shell_quote(h.serialize(opts or {})), 60)
-  h.LUA = saved
-  if not ok then error(p, 2) end
+  local p = h.start_script(APP, opts, 60)
   local deadline = h.now() + 15
   repeat
     p.port = tonumber(p:log():match("PORT (%d+)\n"))
     if not p.port then h.sleep(0.02) end
   until p.port or h.now() > deadline
   assert(p.port, p:log())
-  p.file = file
   return p
 end
 
@@ -87,10 +80,7 @@ end
 describe("server:drain", function()
   local p
   after_each(function()
-    if p then
-      p:stop()
-      os.remove(p.file)
-    end
+    if p then p:stop() end
     p = nil
   end)
 

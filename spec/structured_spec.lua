@@ -4,24 +4,8 @@
 -- another task wakes its reader; reads and idle streams time out.
 local h = require "helper"
 
-local function established(port)
-  local out = h.run(string.format("ss -Htn state established '( sport = :%d or dport = :%d )' 2>&1",
-    port, port))
-  local n = 0
-  for _ in out:gmatch("[^\n]+") do n = n + 1 end
-  return n
-end
-
-local function wait_for(f, pred, t)
-  local deadline = h.now() + (t or 3)
-  local v
-  repeat
-    v = f()
-    if pred(v) then return v, true end
-    h.sleep(0.03)
-  until h.now() > deadline
-  return v, false
-end
+local established = h.established
+local function wait_for(f, pred, t) return h.wait_for(f, pred, t, 0.03) end
 
 local UPGRADE = "GET %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
 
@@ -42,11 +26,7 @@ describe("structured concurrency in handlers", function()
     return "st" .. seq
   end
 
-  local function record(k)
-    local res = assert(h.raw_request(srv.port, h.req("GET", "/record?key=" .. k)))
-    if res.status ~= 200 then return {} end
-    return h.parse_info(res.body)
-  end
+  local function record(k) return h.record(srv.port, k) or {} end
 
   it("cancels a handler's child task, before the handler's own <close> variables, when the client leaves", function()
     local k = key()

@@ -50,8 +50,39 @@ function M.make()
   local set = { dir = dir, ca = dir .. "/ca.pem", other_ca = dir .. "/other_ca.pem" }
   for _, n in ipairs(NAMES) do set[n] = { cert = dir .. "/" .. n .. ".pem", key = dir .. "/" .. n .. ".key" } end
   function set.remove() os.execute("rm -rf " .. h.shell_quote(dir)) end
+  -- a server's tls option with the "server" certificate, and `extra` fields
+  function set.server_tls(extra)
+    local t = { cert = set.server.cert, key = set.server.key }
+    for k, v in pairs(extra or {}) do t[k] = v end
+    return t
+  end
   return set
 end
+
+-- For a describe block's setup: makes the set and starts a spec/app.lua
+-- server over TLS with the "server" certificate (`opts`: more of
+-- h.start_server's options). Returns the set and the server.
+function M.start_server(opts)
+  local set = assert(M.make())
+  local o = { tls = set.server_tls() }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local ok, srv = pcall(h.start_server, o)
+  if not ok then
+    set.remove()
+    error(srv, 0)
+  end
+  return set, srv
+end
+
+-- For its teardown: stops the server and removes the set (either may be nil:
+-- a failed setup)
+function M.stop(set, srv)
+  if srv then srv:stop() end
+  if set then set.remove() end
+end
+
+-- why the TLS specs are pending when trustme is missing
+M.MISSING = "python3-trustme is not installed (apt-get install python3-trustme)"
 
 -- true when /usr/bin/python3 has trustme
 function M.available()

@@ -10,18 +10,12 @@ local function q(s) return h.shell_quote(s) end
 
 describe("TLS server", function()
   if not tc.available() then
-    pending("python3-trustme is not installed (apt-get install python3-trustme)")
+    pending(tc.MISSING)
     return
   end
   local certs, srv
-  setup(function()
-    certs = assert(tc.make())
-    srv = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key }, record_errors = true })
-  end)
-  teardown(function()
-    if srv then srv:stop() end
-    if certs then certs.remove() end
-  end)
+  setup(function() certs, srv = tc.start_server { record_errors = true } end)
+  teardown(function() tc.stop(certs, srv) end)
 
   local function curl(args, limit)
     return h.curl(string.format("--cacert %s --resolve localhost:%d:127.0.0.1 %s", q(certs.ca),
@@ -147,7 +141,7 @@ one();
   end)
 
   it("counts the handshake in header_read_timeout: silent and stalled clients are closed", function()
-    local fast = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key },
+    local fast = h.start_server({ tls = certs.server_tls(),
       header_read_timeout = 1 })
     finally(function() fast:stop() end)
     -- nothing sent
@@ -258,7 +252,7 @@ print(head.split(b"\r\n")[0].decode(), rest == msg)
   end)
 
   it("picks certificates by SNI, with the default for other names", function()
-    local s = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key },
+    local s = h.start_server({ tls = certs.server_tls(),
       sni_certs = { ["b.test"] = { certs.b.cert, certs.b.key } } })
     finally(function() s:stop() end)
     local out = s_client("-ign_eof -servername b.test -CAfile " .. q(certs.ca) .. " -verify_hostname b.test",
@@ -279,7 +273,7 @@ print(head.split(b"\r\n")[0].decode(), rest == msg)
   end)
 
   it("reloads certificates without dropping open connections; tickets stay good", function()
-    local s = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key } })
+    local s = h.start_server({ tls = certs.server_tls() })
     finally(function() s:stop() end)
     local out, code = h.python([[
 import http.client, ssl, sys, socket
@@ -403,7 +397,7 @@ print("connections", n - 1, "workers", len(workers), "resumed", resumed)
   end)
 
   it("requires client certificates with client_ca", function()
-    local s = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key, client_ca = certs.ca } })
+    local s = h.start_server({ tls = certs.server_tls { client_ca = certs.ca } })
     finally(function() s:stop() end)
     local out = h.curl(string.format("--cacert %s --cert %s --key %s --resolve localhost:%d:127.0.0.1 https://localhost:%d/hello",
       q(certs.ca), q(certs.client.cert), q(certs.client.key), s.port, s.port))

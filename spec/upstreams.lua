@@ -5,19 +5,21 @@
 
 local h = require "helper"
 local socket = require "socket"
+local check = require "luassert" -- busted's assert: a failed check fails the test
 
 local M = {}
 
 local shell_quote = h.shell_quote
 
--- Runs `src` as the body of a task in a fresh lua5.4 with lhyper loaded
--- (locals `lhyper`, `say` = print). The loop stops when the task ends; a
--- raised error prints "ERROR <message>". Returns stdout+stderr, exit code.
-function M.client(src, limit)
-  local prog = [[
+-- A program running `src` as the body of a task, lhyper loaded (locals
+-- `lhyper`, `say` = print, and what `prelude` defines). The loop stops when
+-- the task ends; a raised error prints "ERROR <message>".
+function M.program(src, prelude)
+  return [[
 local lhyper = require "lhyper"
 local say = print
 io.stdout:setvbuf("line")
+]] .. (prelude or "") .. [[
 local function main()
 ]] .. src .. [[
 
@@ -29,7 +31,22 @@ lhyper.spawn(function()
 end)
 lhyper.run()
 ]]
-  return h.lua(prog, limit or 20)
+end
+
+-- Runs M.program(src) in a fresh lua5.4. Returns stdout+stderr, exit code.
+function M.client(src, limit)
+  return h.lua(M.program(src), limit or 20)
+end
+
+-- M.client with `vars` (name -> string) as locals before `src`, failing the
+-- test unless it exits 0 and raises nothing; its output parsed, and raw.
+function M.run(src, vars, limit)
+  local pre = {}
+  for k, v in pairs(vars or {}) do pre[#pre + 1] = string.format("local %s = %q\n", k, v) end
+  local out, code = M.client(table.concat(pre) .. src, limit or 40)
+  check.equal(0, code, out)
+  check.is_nil(out:find("ERROR", 1, true), out)
+  return M.parse(out), out
 end
 
 -- Lines "key=value" of a client script's output -> table (last value wins).

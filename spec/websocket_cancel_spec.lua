@@ -7,26 +7,13 @@ local h = require "helper"
 local up = require "upstreams"
 
 local function run(src, limit)
-  local prog = [[
-local lhyper = require "lhyper"
+  local prog = up.program(src, [[
 local wsm = lhyper.websocket
-local say = print
-io.stdout:setvbuf("line")
 -- a server on a free port; handler(req) for every request
 local function serve(handler)
   return assert(lhyper.server { host = "127.0.0.1", port = 0, handler = handler })
 end
-local function main()
-]] .. src .. [[
-
-end
-lhyper.spawn(function()
-  local ok, err = xpcall(main, debug.traceback)
-  if not ok then print("ERROR " .. tostring(err)) end
-  lhyper.stop()
-end)
-lhyper.run()
-]]
+]])
   local file = h.tmpname(".lua")
   h.write_file(file, prog)
   local out, code = h.run(string.format(

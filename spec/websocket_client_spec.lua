@@ -3,12 +3,7 @@
 local h = require "helper"
 local up = require "upstreams"
 
-local function run(src, port, limit)
-  local out, code = up.client(string.format("local port = %d\n", port) .. src, limit or 30)
-  assert.equal(0, code, out)
-  assert.is_nil(out:find("ERROR", 1, true), out)
-  return up.parse(out), out
-end
+local function run(src, port, limit) return up.run(src, { port = port }, limit or 30) end
 
 describe("lhyper.websocket.connect", function()
   local srv

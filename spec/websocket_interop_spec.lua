@@ -12,12 +12,7 @@ local function have_node_ws()
   return up.have("node") and os.execute(NODE_ENV .. "node -e \"require('ws')\" >/dev/null 2>&1") == true
 end
 
-local function run(src, port, limit)
-  local out, code = up.client(string.format("local port = %d\n", port) .. src, limit or 30)
-  assert.equal(0, code, out)
-  assert.is_nil(out:find("ERROR", 1, true), out)
-  return up.parse(out), out
-end
+local function run(src, port, limit) return up.run(src, { port = port }, limit or 30) end
 
 local function result(srv, id, key, t)
   local deadline = socket.gettime() + t

@@ -42,14 +42,7 @@ io.stderr:write("EXIT\n")
 ]]
 
 local function start(opts)
-  local file = h.tmpname(".lua")
-  h.write_file(file, APP)
-  local saved = h.LUA
-  h.LUA = h.WRAP .. h.LUA
-  local ok, p = pcall(h.start_lua, file .. " " .. h.shell_quote(h.serialize(opts or {})), 120)
-  h.LUA = saved
-  if not ok then os.remove(file) error(p, 2) end
-  p.file = file
+  local p = h.start_script(APP, opts, 120)
   local want = opts and opts.workers and "READY\n" or "PORT"
   local deadline = socket.gettime() + 30
   repeat
@@ -91,10 +84,7 @@ end
 describe("WebSockets at shutdown", function()
   local p
   after_each(function()
-    if p then
-      p:stop()
-      os.remove(p.file)
-    end
+    if p then p:stop() end
     p = nil
   end)
 

@@ -8,29 +8,16 @@ local tc = require "tls_certs"
 
 local PY = "/usr/bin/python3"
 
-local function run(src, vars)
-  local pre = {}
-  for k, v in pairs(vars or {}) do pre[#pre + 1] = string.format("local %s = %q\n", k, v) end
-  local out, code = up.client(table.concat(pre) .. src, 40)
-  assert.equal(0, code, out)
-  assert.is_nil(out:find("ERROR", 1, true), out)
-  return up.parse(out), out
-end
+local run = up.run
 
 describe("wss://", function()
   if not tc.available() then
-    pending("python3-trustme is not installed (apt-get install python3-trustme)")
+    pending(tc.MISSING)
     return
   end
   local certs, srv
-  setup(function()
-    certs = assert(tc.make())
-    srv = h.start_server({ tls = { cert = certs.server.cert, key = certs.server.key } })
-  end)
-  teardown(function()
-    if srv then srv:stop() end
-    if certs then certs.remove() end
-  end)
+  setup(function() certs, srv = tc.start_server() end)
+  teardown(function() tc.stop(certs, srv) end)
 
   it("connects to lhyper's TLS server: echo, compression, a close with code and reason", function()
     local r = run([[

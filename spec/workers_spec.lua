@@ -684,11 +684,7 @@ end)
 describe("serve.lua --workers", function()
   it("serves from 2 workers, reloads on SIGHUP and drains on SIGTERM", function()
     local port = h.free_port()
-    local saved = h.LUA
-    h.LUA = h.WRAP .. h.LUA
-    local ok, p = pcall(h.start_lua, "serve.lua " .. port .. " --workers 2 --grace 3", 60)
-    h.LUA = saved
-    assert(ok, p)
+    local p = h.start_lua("serve.lua " .. port .. " --workers 2 --grace 3", 60, nil, true)
     finally(function()
       p:stop()
       os.execute(string.format("kill -KILL -%d 2>/dev/null", p.pgid))

@@ -65,17 +65,6 @@ static size_t piece(void *ctx, size_t left) {
   return k < left ? k : left;
 }
 
-static void write_file(const char *path, const void *p, size_t n, const void *pre, size_t pn) {
-  FILE *fp = fopen(path, "wb");
-  if (!fp) {
-    perror(path);
-    exit(1);
-  }
-  if (pn) fwrite(pre, 1, pn, fp);
-  fwrite(p, 1, n, fp);
-  fclose(fp);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
@@ -87,7 +76,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         char path[512];
         uint8_t pre[2] = {cfg, 3};
         snprintf(path, sizeof path, "%s/seed-%02zu-%d", dir, i, cfg);
-        write_file(path, SEEDS[i], strlen(SEEDS[i]), pre, 2);
+        fuzz_write_seed(path, SEEDS[i], strlen(SEEDS[i]), pre, 2);
       }
   }
   if (dict) fuzz_write_dict(dict, DICT, sizeof DICT / sizeof *DICT);

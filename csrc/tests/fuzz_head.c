@@ -44,17 +44,6 @@ static const char *const DICT[] = {
   "Host: [::1]:80\r\n", "HTTP/1.2", "\n", "\r", "\x80", "\x7f", "\"",
 };
 
-static void write_file(const char *path, const void *p, size_t n, const void *pre, size_t pn) {
-  FILE *fp = fopen(path, "wb");
-  if (!fp) {
-    perror(path);
-    exit(1);
-  }
-  if (pn) fwrite(pre, 1, pn, fp);
-  fwrite(p, 1, n, fp);
-  fclose(fp);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
@@ -65,7 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
       for (uint8_t cfg = 0; cfg < 4; cfg++) {
         char path[512];
         snprintf(path, sizeof path, "%s/seed-%02zu-%d", dir, i, cfg);
-        write_file(path, SEEDS[i], strlen(SEEDS[i]), &cfg, 1);
+        fuzz_write_seed(path, SEEDS[i], strlen(SEEDS[i]), &cfg, 1);
       }
   }
   if (dict) fuzz_write_dict(dict, DICT, sizeof DICT / sizeof *DICT);

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fuzz_dict.h"
+#include "pem.h"
 #include "tls.h"
 
 static lh_tls_ctx_t *server, *client;
@@ -28,19 +30,6 @@ static const lh_conn_opts_t small = {.max_buf_size = 8192, .max_headers = 100, .
                                      .keep_alive = 1};
 static const lh_conn_opts_t large = {.max_buf_size = 65536, .max_headers = 100,
                                      .max_target = 8192, .keep_alive = 1};
-
-static char *pem_of(X509 *x, EVP_PKEY *k) {
-  BIO *b = BIO_new(BIO_s_mem());
-  if (x) PEM_write_bio_X509(b, x);
-  if (k) PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-  char *p;
-  long n = BIO_get_mem_data(b, &p);
-  char *s = malloc((size_t)n + 1);
-  memcpy(s, p, (size_t)n);
-  s[n] = 0;
-  BIO_free(b);
-  return s;
-}
 
 /* a self-signed certificate for localhost, made once */
 static void make_contexts(void) {
@@ -55,7 +44,7 @@ static void make_contexts(void) {
                              (const unsigned char *)"localhost", -1, -1, 0);
   X509_set_issuer_name(x, X509_get_subject_name(x));
   X509_sign(x, k, EVP_sha256());
-  char *cert = pem_of(x, NULL), *key = pem_of(NULL, k);
+  char *cert = to_pem(x, NULL), *key = to_pem(NULL, k);
   lh_tls_opts_t so = {.cert = cert, .key = key};
   lh_tls_opts_t co = {.no_verify = 1};
   char err[200];
@@ -68,17 +57,6 @@ static void make_contexts(void) {
   free(key);
   X509_free(x);
   EVP_PKEY_free(k);
-}
-
-static void write_file(const char *path, const void *p, size_t n, uint8_t cfg) {
-  FILE *fp = fopen(path, "wb");
-  if (!fp) {
-    perror(path);
-    exit(1);
-  }
-  fputc(cfg, fp);
-  fwrite(p, 1, n, fp);
-  fclose(fp);
 }
 
 /* the client hello a real client sends */
@@ -111,11 +89,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     mkdir(dir, 0777);
     for (uint8_t cfg = 0; cfg < 64; cfg += 9) {
       snprintf(path, sizeof path, "%s/hello-%u", dir, cfg);
-      write_file(path, hello, n, cfg);
+      fuzz_write_seed(path, hello, n, &cfg, 1);
       snprintf(path, sizeof path, "%s/half-%u", dir, cfg);
-      write_file(path, hello, n / 2, cfg);
+      fuzz_write_seed(path, hello, n / 2, &cfg, 1);
       snprintf(path, sizeof path, "%s/plain-%u", dir, cfg);
-      write_file(path, plain, sizeof plain - 1, cfg);
+      fuzz_write_seed(path, plain, sizeof plain - 1, &cfg, 1);
     }
     exit(0);
   }

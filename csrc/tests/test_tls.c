@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "pem.h"
 #include "test.h"
 #include "tls.h"
 
@@ -17,19 +18,6 @@ typedef struct {
   X509 *x;
   EVP_PKEY *k;
 } pem_t;
-
-static char *to_pem(X509 *x, EVP_PKEY *k) {
-  BIO *b = BIO_new(BIO_s_mem());
-  if (x) PEM_write_bio_X509(b, x);
-  if (k) PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-  char *p;
-  long n = BIO_get_mem_data(b, &p);
-  char *s = malloc((size_t)n + 1);
-  memcpy(s, p, (size_t)n);
-  s[n] = 0;
-  BIO_free(b);
-  return s;
-}
 
 static void add_ext(X509 *x, X509 *issuer, int nid, const char *value) {
   X509V3_CTX v;

@@ -377,17 +377,26 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(n > 0 ? p : NULL, n > 0 ? (unsigned)n : 0);
 }
 
-static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  lh_cconn_t *cc = (lh_cconn_t *)st;
-  if (nread == 0 || cc->closing) return;
+/* The start read_cb and tls_read_cb share: 1 when nread is data, the end
+ * of the stream or an error, for the caller to take (last_read stamped);
+ * 0 when it is all done here: nothing read, the connection closing, or the
+ * buffer (plain or ciphertext) at its bound, reading stopped until the
+ * dispatcher consumes it. */
+static inline int cc_read_begin(lh_cconn_t *cc, ssize_t nread) {
+  if (nread == 0 || cc->closing) return 0;
   if (nread == UV_ENOBUFS) {
-    /* read buffer at its bound: stop until the dispatcher consumes it */
-    uv_read_stop(st);
+    uv_read_stop((uv_stream_t *)&cc->tcp);
     lh_disp_read_stopped(&cc->disp);
     cc_poll(cc);
-    return;
+    return 0;
   }
   cc->last_read = lh_loop_now(cc->cl->loop);
+  return 1;
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  lh_cconn_t *cc = (lh_cconn_t *)st;
+  if (!cc_read_begin(cc, nread)) return;
   if (nread > 0) {
     lh_conn_read_commit(&cc->disp.conn, (size_t)nread);
     lh_disp_read_done(&cc->disp, (long)nread);
@@ -557,14 +566,7 @@ static void tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void tls_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   lh_cconn_t *cc = (lh_cconn_t *)st;
-  if (nread == 0 || cc->closing) return;
-  if (nread == UV_ENOBUFS) {
-    uv_read_stop(st);
-    lh_disp_read_stopped(&cc->disp);
-    cc_poll(cc);
-    return;
-  }
-  cc->last_read = lh_loop_now(cc->cl->loop);
+  if (!cc_read_begin(cc, nread)) return;
   if (nread > 0) {
     lh_tls_in_commit(cc->tls, (size_t)nread);
   } else if (nread == UV_EOF) {

@@ -174,20 +174,29 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(n > 0 ? p : NULL, n > 0 ? (unsigned)n : 0);
 }
 
-static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  lh_sconn_t *sc = (lh_sconn_t *)st;
-  if (nread == 0) return;
+/* The start read_cb and tls_read_cb share: 1 when nread is data, the end
+ * of the stream or an error, for the caller to take; 0 when it is all done
+ * here: nothing read, no message state to be had (closed), or the buffer
+ * (plain or ciphertext) at its bound, reading stopped until the dispatcher
+ * consumes it. */
+static inline int sconn_read_begin(lh_sconn_t *sc, ssize_t nread) {
+  if (nread == 0) return 0;
   if (!sc->d && !sconn_wake(sc)) {
     sconn_close_now(sc);
-    return;
+    return 0;
   }
   if (nread == UV_ENOBUFS) {
-    /* read buffer at its bound: stop until the dispatcher consumes it */
-    uv_read_stop(st);
+    uv_read_stop((uv_stream_t *)&sc->tcp);
     lh_disp_read_stopped(sc->d);
     lh_sconn_poll(sc);
-    return;
+    return 0;
   }
+  return 1;
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  lh_sconn_t *sc = (lh_sconn_t *)st;
+  if (!sconn_read_begin(sc, nread)) return;
   if (nread > 0) {
     sc->set->bytes_in += (uint64_t)nread;
     lh_conn_read_commit(&sc->d->conn, (size_t)nread);
@@ -311,6 +320,26 @@ static long sock_send(lh_sconn_t *sc, const struct iovec *iov, int n) {
   return -errno; /* libuv's errors are negated errno values on Unix */
 }
 
+/* sends the n bytes at p, the head of q, with one uv_write; cb (write_cb or
+ * tls_write_cb) frees the request and ends q's flight. 0 or a negative
+ * code (then nothing is in flight) */
+static int sconn_write_start(lh_sconn_t *sc, lh_wq_t *q, const char *p, size_t n, uv_write_cb cb) {
+  uv_write_t *req = malloc(sizeof *req);
+  if (!req) return UV_ENOMEM;
+  lh_wq_begin_flight(q);
+  req->data = sc;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  int r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, cb);
+  if (r < 0) {
+    free(req);
+    lh_wq_end_flight(q);
+    return r;
+  }
+  sc->set->bytes_out += n;
+  sc->writing = 1;
+  return 0;
+}
+
 static int io_flush(lh_disp_t *d) {
   lh_sconn_t *sc = lh_sconn_from_disp(d);
   if (sc->writing || sc->handle_closing) return 0;
@@ -329,21 +358,8 @@ static int io_flush(lh_disp_t *d) {
   if (r < 0) return (int)r;
   if (r > 0) lh_wq_consume(q, (size_t)r);
   n = lh_wq_peek(q, &p);
-  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-  uv_write_t *req = malloc(sizeof *req);
-  if (!req) return UV_ENOMEM;
-  lh_wq_begin_flight(q);
-  req->data = sc;
   before_write(sc, n);
-  r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, write_cb);
-  if (r < 0) {
-    free(req);
-    lh_wq_end_flight(q);
-    return r;
-  }
-  sc->set->bytes_out += n;
-  sc->writing = 1;
-  return 0;
+  return sconn_write_start(sc, q, p, n, write_cb);
 }
 
 static long io_try_write(lh_disp_t *d, const struct iovec *iov, int n) {
@@ -441,20 +457,7 @@ static int tls_flush(lh_sconn_t *sc) {
     if ((size_t)r < n) break;
   }
   n = lh_wq_peek(q, &p);
-  uv_write_t *req = malloc(sizeof *req);
-  if (!req) return UV_ENOMEM;
-  lh_wq_begin_flight(q);
-  req->data = sc;
-  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-  int r = uv_write(req, (uv_stream_t *)&sc->tcp, &b, 1, tls_write_cb);
-  if (r < 0) {
-    free(req);
-    lh_wq_end_flight(q);
-    return r;
-  }
-  sc->set->bytes_out += n;
-  sc->writing = 1;
-  return 0;
+  return sconn_write_start(sc, q, p, n, tls_write_cb);
 }
 
 static void tls_write_cb(uv_write_t *req, int status) {
@@ -522,18 +525,7 @@ static void tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void tls_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   lh_sconn_t *sc = (lh_sconn_t *)st;
-  if (nread == 0) return;
-  if (!sc->d && !sconn_wake(sc)) {
-    sconn_close_now(sc);
-    return;
-  }
-  if (nread == UV_ENOBUFS) {
-    /* ciphertext at its bound: stop until the dispatcher consumes */
-    uv_read_stop(st);
-    lh_disp_read_stopped(sc->d);
-    lh_sconn_poll(sc);
-    return;
-  }
+  if (!sconn_read_begin(sc, nread)) return;
   if (nread > 0) {
     sc->set->bytes_in += (uint64_t)nread;
     lh_tls_in_commit(sc->tls, (size_t)nread);

@@ -31,22 +31,13 @@ local tls_types = {
 }
 
 local check = require("lhyper.options").check
+local tls = require "lhyper.tls"
 
 -- raises at `level` (2: the caller of the function that checks)
 local function check_tls(t, who, level)
   level = level + 1
-  for k, v in pairs(t) do
-    local want = tls_types[k]
-    if not want then error(who .. ": unknown tls option '" .. tostring(k) .. "'", level) end
-    if type(v) ~= want then
-      error(("%s: tls option '%s' must be a %s, got %s"):format(who, k, want, type(v)), level)
-    end
-  end
-  for _, k in ipairs { "min_version", "max_version" } do
-    if t[k] and t[k] ~= "1.2" and t[k] ~= "1.3" then
-      error(who .. ": tls option '" .. k .. "' must be \"1.2\" or \"1.3\"", level)
-    end
-  end
+  tls.fields(tls_types, t, who, level)
+  tls.versions(t, who, level)
   if (t.cert == nil) ~= (t.key == nil) then
     error(who .. ": tls options 'cert' and 'key' go together", level)
   end

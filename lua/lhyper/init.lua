@@ -78,22 +78,14 @@ local tls_types = {
   session_tickets = "boolean", ticket_rotation = "number", client_ca = "string",
 }
 
+local tls = require "lhyper.tls"
+
 -- the tls option of a server (or server:reload_tls's argument)
 local function check_tls(t, who, level)
   if type(t) ~= "table" then error(who .. ": tls options table expected", level) end
-  for k, v in pairs(t) do
-    local want = tls_types[k]
-    if not want then error(who .. ": unknown tls option '" .. tostring(k) .. "'", level) end
-    if type(v) ~= want then
-      error(("%s: tls option '%s' must be a %s, got %s"):format(who, k, want, type(v)), level)
-    end
-  end
+  tls.fields(tls_types, t, who, level)
   if not t.cert or not t.key then error(who .. ": tls options 'cert' and 'key' are required", level) end
-  for _, k in ipairs { "min_version", "max_version" } do
-    if t[k] and t[k] ~= "1.2" and t[k] ~= "1.3" then
-      error(who .. ": tls option '" .. k .. "' must be \"1.2\" or \"1.3\"", level)
-    end
-  end
+  tls.versions(t, who, level)
   if t.min_version == "1.3" and t.max_version == "1.2" then
     error(who .. ": tls min_version is above max_version", level)
   end
