@@ -26,6 +26,7 @@ static void lead(uint8_t b, lh_utf8_t *s) {
 #define HIGH_BITS 0x8080808080808080ull
 
 int lh_utf8_feed(lh_utf8_t *s, const uint8_t *p, size_t n) {
+  if (n == 0) return s->need; /* p may be NULL then: no pointer arithmetic on it */
   const uint8_t *end = p + n;
   lh_utf8_t st = *s;
   while (p < end) {

@@ -160,6 +160,16 @@ static void utf8_accepts_and_rejects_whole_texts(void) {
   }
 }
 
+/* an empty frame's payload may have no place at all (NULL, 0) */
+static void utf8_takes_nothing_at_no_place(void) {
+  lh_utf8_t s = {0, 0, 0};
+  CHECK_EQ(lh_utf8_feed(&s, NULL, 0), 0);
+  CHECK_EQ(lh_utf8_valid(NULL, 0), 1);
+  const uint8_t half[] = {0xc3}; /* the first of two bytes */
+  CHECK_EQ(lh_utf8_feed(&s, half, 1), 1);
+  CHECK_EQ(lh_utf8_feed(&s, NULL, 0), 1);
+}
+
 static void utf8_fails_at_the_first_impossible_byte(void) {
   for (size_t i = 0; i < sizeof UTF8 / sizeof *UTF8; i++) {
     t_ctx = UTF8[i].what;
@@ -898,6 +908,7 @@ int main(void) {
     TEST_CASE(key_must_be_base64_of_sixteen_bytes),
     TEST_CASE(base64_round_trips),
     TEST_CASE(utf8_accepts_and_rejects_whole_texts),
+    TEST_CASE(utf8_takes_nothing_at_no_place),
     TEST_CASE(utf8_fails_at_the_first_impossible_byte),
     TEST_CASE(utf8_checks_every_code_point),
     TEST_CASE(frame_header_parses_each_length_form),
