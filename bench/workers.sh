@@ -137,4 +137,4 @@ awk -F'\t' 'NR > 1 { k = $1 "\t" $2; n[k]++; v[k, n[k]] = $4; r[k, n[k]] = $5; c
             printf "%-16s %7s %12s %16s %16s\n", f[1], f[2], v[k, mid], r[k, mid], c[k, mid]
         }
     }' "$RESULTS"
-[ -n "${KEEP_WORK:-}" ] && note "results: $RESULTS"
+if [ -n "${KEEP_WORK:-}" ]; then note "results: $RESULTS"; fi
