@@ -23,6 +23,15 @@
 -- TLS_CERT and TLS_KEY (PEM files) make it serve https. SIGHUP then reads
 -- them again: alone, with server:reload_tls (open connections stay); with
 -- workers, the new generation loads them as it starts.
+do -- run from a built checkout (`make`), its module comes first
+  local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+  local so = io.open(here .. "/build/lhyper/core.so")
+  if so then
+    so:close()
+    package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
+    package.cpath = here .. "/build/?.so;" .. package.cpath
+  end
+end
 local lhyper = require "lhyper"
 local L = lhyper.layers
 
