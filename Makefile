@@ -86,8 +86,8 @@ run: deps
 # a fuzz smoke run; one total at the end
 test: deps check-layers
 	@sh scripts/deps.sh test
-	@$(MAKE) --no-print-directory WERROR=-Werror all tests
-	@$(MAKE) --no-print-directory B=build-san SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' WERROR=-Werror all tests
+	@$(MAKE) --no-print-directory -j2 WERROR=-Werror all tests
+	@$(MAKE) --no-print-directory -j2 B=build-san SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' WERROR=-Werror all tests
 	@VALGRIND=1 FUZZ_SMOKE=1 sh scripts/test.sh
 
 # core <- uv <- lua: no include runs upward (csrc/README.md)
@@ -191,7 +191,7 @@ fuzz-tls: fuzz-run-tls
 
 # every fuzzer a few seconds, so that none rots: one TAP line each
 FUZZERS := $(basename $(notdir $(wildcard csrc/tests/fuzz_*.c)))
-FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SMOKE_SECONDS ?= 5
 fuzz-smoke:
 	@if ! printf 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }\n' | \
 	    $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1; then \

@@ -195,7 +195,7 @@ local function listeners(port)
   return n
 end
 
-describe("lhyper.workers", function()
+describe("lhyper.workers #offpath", function()
   local app
   after_each(function()
     if app then app:stop() end
@@ -593,7 +593,7 @@ describe("lhyper.workers", function()
   end)
 end)
 
-describe("inherited listeners", function()
+describe("inherited listeners #offpath", function()
   -- python3 makes a listening socket, then execs lua with it as fd 3
   local HARNESS = [==[
 import os, socket, sys
@@ -681,7 +681,7 @@ lhyper.run()
   end)
 end)
 
-describe("serve.lua --workers", function()
+describe("serve.lua --workers #offpath", function()
   it("serves from 2 workers, reloads on SIGHUP and drains on SIGTERM", function()
     local port = h.free_port()
     local p = h.start_lua("serve.lua " .. port .. " --workers 2 --grace 3", 60, nil, true)

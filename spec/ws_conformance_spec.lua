@@ -12,7 +12,7 @@ local function wsconf(args, limit)
     h.CLIENT_ENV, limit, PY, h.shell_quote(h.ROOT), args))
 end
 
-describe("WebSocket conformance (spec/wsconf.py)", function()
+describe("WebSocket conformance (spec/wsconf.py) #offpath", function()
   local list = wsconf("--list", 20)
   local srv, results, out
   setup(function()
