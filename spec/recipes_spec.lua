@@ -58,7 +58,7 @@ describe("README recipes", function()
   local recipes = readme_recipes()
 
   for _, file in ipairs { "examples/json_api.lua", "examples/upload.lua", "examples/files.lua", "examples/jobs.lua",
-    "examples/sse.lua", "examples/proxy.lua", "examples/shutdown.lua" } do
+    "examples/sse.lua", "examples/chat.lua", "examples/proxy.lua", "examples/shutdown.lua" } do
     it(file .. " is quoted in README.md as it is", function()
       assert.is_not_nil(recipes[file], "no recipe block for " .. file)
       assert.equal(h.read_file(h.ROOT .. "/" .. file), recipes[file])
@@ -282,6 +282,54 @@ streams[0][0].sock.close()
       assert.equal("news", waiting:read("a"))
       waiting:close()
       assert.equal(0, subscribers())
+    end)
+  end)
+
+  describe("WebSocket chat (examples/chat.lua)", function()
+    local app
+    setup(function() app = start("examples/chat.lua") end)
+    teardown(function() if app then app:stop() end end)
+
+    it("gives every member of a room what one says, and empties the room when they leave", function()
+      local out = py(([[
+import asyncio, websockets
+URL = "ws://127.0.0.1:%d/chat/lobby"
+async def until(ws, want):
+    seen = []
+    while True:
+        m = await asyncio.wait_for(ws.recv(), 10)
+        seen.append(m)
+        if m == want: return seen
+async def main():
+    a = await websockets.connect(URL)
+    await until(a, "* someone joined lobby")
+    b = await websockets.connect(URL)
+    await until(a, "* someone joined lobby")
+    await a.send("hello from a")
+    print("b saw", await until(b, "hello from a"))
+    other = await websockets.connect(URL.replace("lobby", "other"))
+    await other.send("only here")
+    await b.send("hello from b")
+    print("a saw", await until(a, "hello from b"))
+    await b.close()
+    await until(a, "* someone left lobby")
+    print("left seen")
+    await a.close()
+    await other.close()
+asyncio.run(main())
+]]):format(app.port))
+      assert.truthy(out:find("b saw ['* someone joined lobby', 'hello from a']", 1, true), out)
+      -- the speaker hears itself; "only here" (another room) never comes
+      assert.truthy(out:find("a saw ['hello from a', 'hello from b']", 1, true), out)
+      assert.truthy(out:find("left seen", 1, true), out)
+      -- every member gone: no room left (the defer ran for each)
+      local rooms
+      for _ = 1, 50 do
+        rooms = curl("-s http://127.0.0.1:%d/", app.port)
+        if rooms == "" then break end
+        h.sleep(0.05)
+      end
+      assert.equal("", rooms)
     end)
   end)
 
