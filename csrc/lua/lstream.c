@@ -36,6 +36,13 @@ static void idle_cb(void *data) {
   stream_shut(s);
 }
 
+static void stream_idle_stop(lh_stream_t *s) {
+  if (s->idle_timer) {
+    lh_timer_cancel(s->idle_timer);
+    s->idle_timer = NULL;
+  }
+}
+
 static lh_stream_t *check_stream(lua_State *L) {
   lh_stream_t *s = luaL_checkudata(L, 1, STREAM_MT);
   if (s->closed) luaL_error(L, "attempt to use a closed stream");
@@ -82,10 +89,7 @@ int lh_stream_take(lua_State *L, int idx, lh_raw_t *raw) {
   if (s->closed || !s->r->sc || s->r->raw) return LH_ECLOSED;
   s->closed = 1;
   lh_own_leave(&s->own); /* the taker answers for it now */
-  if (s->idle_timer) {
-    lh_timer_cancel(s->idle_timer);
-    s->idle_timer = NULL;
-  }
+  stream_idle_stop(s);
   s->r->raw = raw;
   raw->ops = &stream_raw_ops;
   raw->conn = s->r;
@@ -179,10 +183,7 @@ static void stream_shut(lh_stream_t *s) {
   if (s->closed) return;
   s->closed = 1;
   lh_own_leave(&s->own);
-  if (s->idle_timer) {
-    lh_timer_cancel(s->idle_timer);
-    s->idle_timer = NULL;
-  }
+  stream_idle_stop(s);
   lh_req_t *r = s->r;
   lh_req_wake_all(r); /* a task waiting on the stream gets "closed" */
   if (r->sc) {
