@@ -57,12 +57,12 @@ describe("request smuggling through nginx", function()
       proxy_set_header Connection "";
       proxy_set_header Host $host;
     }
-]], nil, ([[
+]], nil, { http = (([[
   upstream lhyper_backend {
     server 127.0.0.1:BACKEND;
     keepalive 4;
   }
-]]):gsub("BACKEND", tostring(srv.port)))
+]]):gsub("BACKEND", tostring(srv.port))) })
   end)
   teardown(function()
     if nginx then nginx:stop() end

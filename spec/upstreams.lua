@@ -199,11 +199,10 @@ end
 
 -- nginx with `locations` (server block body) on a free loopback port, in a
 -- temp prefix holding `files` (name -> content) under static/; extra.main
--- and extra.http: lines (a string: extra.http) for the main and http contexts
+-- and extra.http: lines for the main and http contexts
 -- (modules, Lua paths); extra.ssl makes the port a TLS one (the server block
 -- then names its certificate).
 function M.nginx(locations, files, extra)
-  if type(extra) == "string" then extra = { http = extra } end
   extra = extra or {}
   local prefix = h.tmpname("-nginx")
   assert(os.execute("mkdir -p " .. shell_quote(prefix .. "/static") .. " " .. shell_quote(prefix .. "/dav")))
