@@ -4,13 +4,15 @@
  * Everything else lives with its object: ltask.c (state, tasks, errors),
  * lsvc.c (servers), lreq.c, lheaders.c, lstream.c, lclient.c, llayer.c
  * (what layers need), llogw.c (log writers), lroute.c (the router's walk), lworkers.c
- * (worker processes), lws.c (WebSocket), ltls.c (TLS contexts). */
+ * (worker processes), lws.c (WebSocket), ltls.c (TLS contexts), lzstream.c
+ * (zlib streams), lfile.c (stat for lhyper.static). */
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "lchannel.h"
 #include "lclient.h"
 #include "lcond.h"
+#include "lfile.h"
 #include "lheaders.h"
 #include "llayer.h"
 #include "llogw.h"
@@ -24,6 +26,7 @@
 #include "ltask.h"
 #include "tuning.h"
 #include "lworkers.h"
+#include "lzstream.h"
 
 /* methods(type, t): adds the functions of t to the methods of the object
  * type "lhyper.<type>" (req, res, client, server, stream, headers, ...);
@@ -98,6 +101,8 @@ __attribute__((visibility("default"))) int luaopen_lhyper_core(lua_State *L) {
   lh_workers_open(L, mod);
   lh_ws_open(L, mod);
   lh_ltls_open(L, mod);
+  lh_zstream_open(L, mod);
+  lh_file_open(L, mod);
   lua_pushcfunction(L, l_methods);
   lua_setfield(L, mod, "methods");
   lua_pushcfunction(L, l_tuning);
