@@ -280,6 +280,7 @@ M.stack = service.stack
 M.error_status = service.error_status
 M.router = require("lhyper.router").new
 M.layers = require "lhyper.layers"
+M.static = require "lhyper.static"
 M.log_writer = core.log_writer
 
 core.methods("server", {

@@ -31,7 +31,7 @@ end
 
 --- set(h, fields, keep) -> a copy of h with fields ({ {name, value}, ... })
 -- set, replacing fields of the same names; with keep, a field h already
--- has stays as it is
+-- has stays as it is; a field given with a nil value is removed
 function M.set(h, fields, keep)
   if h == nil then
     local out = {}
@@ -57,7 +57,7 @@ function M.set(h, fields, keep)
       if not drop then j = j + 1; out[j] = p end
     end
     for f = 1, nf do
-      if not have[f] then j = j + 1; out[j] = fields[f] end
+      if not have[f] and fields[f][2] ~= nil then j = j + 1; out[j] = fields[f] end
     end
     return out
   end

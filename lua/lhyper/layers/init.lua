@@ -2,7 +2,7 @@
 local NAMES = {
   rate_limit = true, request_id = true, access_log = true, metrics = true,
   body_limit = true, cors = true, set_headers = true, normalize_path = true,
-  timeout = true, concurrency_limit = true,
+  timeout = true, concurrency_limit = true, compression = true,
 }
 
 return setmetatable({}, {
