@@ -82,7 +82,7 @@ if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
       spec/router_spec.lua spec/layers_spec.lua spec/limit_layers_spec.lua spec/server_drain_spec.lua \
       spec/websocket_spec.lua spec/websocket_client_spec.lua spec/websocket_cancel_spec.lua \
       spec/websocket_shutdown_spec.lua spec/websocket_tls_spec.lua spec/router_ws_spec.lua \
-      spec/tls_spec.lua
+      spec/tls_spec.lua spec/compression_spec.lua
 fi
 
 if [ "${FUZZ_SMOKE:-0}" = 1 ]; then
