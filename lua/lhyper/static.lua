@@ -99,9 +99,10 @@ local function one_range(v, size)
     if n > size then n = size end
     return size - n, size - 1
   end
-  local first, last = tonumber(a), b ~= "" and tonumber(b) or size - 1
-  if last < first then return nil end -- not a valid range: ignored (RFC 9110 14.1.1)
+  local first, last = tonumber(a), b ~= "" and tonumber(b) or nil
+  if last and last < first then return nil end -- not a valid range: ignored (RFC 9110 14.1.1)
   if first >= size then return false end
+  if not last then last = size - 1 end
   if last >= size then last = size - 1 end
   return first, last
 end
