@@ -206,6 +206,58 @@ http.get({ port: %d, host: "127.0.0.1", path: "/stream", headers: { "accept-enco
   end)
 end)
 
+describe("core.deflater and core.inflater", function()
+  it("round-trip random data in random pieces; corrupt or oversized input fails with a kind", function()
+    local out, code = h.lua([[
+local core = require "lhyper.core"
+math.randomseed(7)
+local function rnd(n, alphabet)
+  local t = {}
+  for i = 1, n do t[i] = string.char(math.random(0, alphabet - 1) + (alphabet < 256 and 97 or 0)) end
+  return table.concat(t)
+end
+local bad = 0
+for round = 1, 300 do
+  local fmt = round % 2 == 0 and "gzip" or "deflate"
+  local data = rnd(math.random(0, 70000), round % 3 == 0 and 256 or 4)
+  local d = core.deflater(fmt, math.random(0, 9))
+  local parts, i = {}, 1
+  while i <= #data do
+    local n = math.random(1, 20000)
+    parts[#parts + 1] = d:push(data:sub(i, i + n - 1), math.random() < 0.3 and "sync" or nil)
+    i = i + n
+  end
+  parts[#parts + 1] = d:push("", "finish")
+  local z = table.concat(parts)
+  local inf = core.inflater(round % 4 == 0 and "auto" or fmt)
+  local got, j, done = {}, 1, false
+  while j <= #z do
+    local n = math.random(1, 3000)
+    local s, fin = inf:push(z:sub(j, j + n - 1))
+    assert(s, fin)
+    got[#got + 1] = s
+    done = fin
+    j = j + n
+  end
+  assert(done, "not at the end")
+  assert(table.concat(got) == data, "round " .. round .. " differs")
+  -- the same bytes damaged: an error with a kind, or a short or odd result, never a raise
+  if #z > 20 then
+    local k = math.random(11, #z - 8)
+    local damaged = z:sub(1, k - 1) .. string.char((z:byte(k) + 1) % 256) .. z:sub(k + 1)
+    local s, err, kind = core.inflater(fmt):push(damaged)
+    if not s then assert(kind == "protocol", tostring(kind)); bad = bad + 1 end
+  end
+end
+local s, err, kind = core.inflater("gzip", 1000):push(core.deflater("gzip"):push(("a"):rep(5000), "finish"))
+assert(s == nil and kind == "too_large", kind)
+print("ok", bad > 50)
+]], 120)
+    assert.equal(0, code, out)
+    assert.equal("ok\ttrue\n", out)
+  end)
+end)
+
 describe("compression: options", function()
   it("refuses bad ones with the culprit named", function()
     local out, code = h.lua([[
