@@ -279,3 +279,61 @@ end
     assert.truthy(lines[7]:find("types", 1, true))
   end)
 end)
+
+describe("the client's decompress option", function()
+  local function run(src)
+    local out, code = h.lua(src, 30)
+    assert.equal(0, code, out)
+    return out
+  end
+
+  it("asks for gzip and deflate, decodes the body, keeps the head as it came", function()
+    local out = run(([[
+local lhyper = require "lhyper"
+lhyper.spawn(function()
+  for _, path in ipairs { "/big", "/stream", "/tagged", "/small" } do
+    local res = assert(lhyper.request { url = "http://127.0.0.1:%d" .. path, decompress = true })
+    local body = assert(res:read_all())
+    print(path, res.headers["content-encoding"], #body, body:sub(1, 8))
+  end
+  local c = lhyper.client { decompress = true }
+  local res = assert(c:request { url = "http://127.0.0.1:%d/big", headers = { ["accept-encoding"] = "deflate" } })
+  print("client", res.headers["content-encoding"], #assert(res:read_all()))
+  res = assert(lhyper.request { url = "http://127.0.0.1:%d/big" })
+  print("off", res.headers["content-encoding"], #assert(res:read_all()))
+  lhyper.stop()
+end)
+lhyper.run()
+]]):format(srv.port, srv.port, srv.port))
+    assert.equal(table.concat({
+      "/big\tgzip\t6200\tlhyper c",
+      '/stream\tgzip\t2891\t{"n":1,"',
+      '/tagged\tgzip\t700\t{"a":1}{',
+      "/small\tnil\t4\ttiny",
+      "client\tdeflate\t6200",
+      "off\tnil\t6200", "" }, "\n"), out)
+  end)
+
+  it("a truncated or corrupt body raises an error object (502, upstream); several codings stay encoded", function()
+    local out = run(([[
+local lhyper = require "lhyper"
+lhyper.spawn(function()
+  for _, path in ipairs { "/coded/cut", "/coded/bad", "/coded/raw", "/coded/two", "/coded/empty" } do
+    local res = assert(lhyper.request { url = "http://127.0.0.1:%d" .. path, decompress = true })
+    local body, err, kind = res:read_all()
+    if body then print(path, "ok", #body)
+    else print(path, kind, err.what, err.status, err.upstream) end
+    res:close()
+  end
+  lhyper.stop()
+end)
+lhyper.run()
+]]):format(srv.port))
+    assert.equal(table.concat({
+      "/coded/cut	incomplete	body	502	true",
+      "/coded/bad	parse	content_encoding	502	true",
+      "/coded/raw	ok	9000",
+      "/coded/two	ok	" .. tostring(#"x"), -- gzip, gzip: left as it came
+      "/coded/empty	ok	0", "" }, "\n"), out)
+  end)
+end)

@@ -47,6 +47,22 @@ app:get("/broken", function()
   end
 end)
 
+-- bodies already encoded (the layer leaves them): for the client's decompress
+local core = require "lhyper.core"
+local gz = core.deflater("gzip"):push(("abc"):rep(3000), "finish")
+local raw_deflate = core.deflater("deflate"):push(("abc"):rep(3000), "finish"):sub(3, -5)
+local coded = {
+  cut = { "gzip", gz:sub(1, #gz - 10) },
+  bad = { "gzip", gz:sub(1, 12) .. ("\255"):rep(8) .. gz:sub(21) },
+  raw = { "deflate", raw_deflate }, -- raw deflate, no zlib header: as some servers send
+  two = { "gzip, gzip", "x" },
+  empty = { "gzip", "" },
+}
+app:get("/coded/{name}", function(req)
+  local c = coded[req.params.name]
+  return 200, { ["content-type"] = "application/octet-stream", ["content-encoding"] = c[1] }, c[2]
+end)
+
 local server = assert(lhyper.server {
   host = "127.0.0.1", port = 0,
   handler = support.quit(lhyper.stack { L.compression { level = opts.level, min_size = opts.min_size }, app }),

@@ -20,7 +20,7 @@
 /* what a task waits for on an exchange */
 enum { EX_WAIT_NONE = 0, EX_WAIT_HEAD, EX_WAIT_BODY, EX_WAIT_WRITE, EX_WAIT_CONTINUE };
 /* user values of a res */
-enum { UV_CLIENT = 1, UV_WAITER, UV_HEADERS, UV_TRAILERS, EX_NUV = 4 };
+enum { UV_CLIENT = 1, UV_WAITER, UV_HEADERS, UV_TRAILERS, UV_DECODE, EX_NUV = 5 };
 
 typedef struct {
   lh_client_t *cl;         /* NULL once closed */
@@ -616,8 +616,22 @@ static int body_next(lua_State *L) {
 static int res_body(lua_State *L) {
   if (check_ex(L, 1)->body_read) return luaL_error(L, "res:body(): the body was already read to its end");
   lua_settop(L, 1);
+  /* a decoder set by res:_decode wraps the iterator of the wire's bytes */
+  int decode = lua_getiuservalue(L, 1, UV_DECODE) == LUA_TFUNCTION;
+  lua_pushvalue(L, 1);
   lua_pushcclosure(L, body_next, 1);
+  if (decode) lua_call(L, 1, 1);
   return 1;
+}
+
+/* res:_decode(fn): res:body() returns fn(iterator of the wire's bytes)
+ * from now on (client.lua: decompress) */
+static int res_decode(lua_State *L) {
+  check_ex(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, UV_DECODE);
+  return 0;
 }
 
 static int res_trailers(lua_State *L) {
@@ -767,7 +781,8 @@ static int client_tostring(lua_State *L) {
 static const luaL_Reg res_methods[] = {
   {"body", res_body},     {"trailers", res_trailers}, {"close", res_close},
   {"_wait", ex_wait},     {"_continue", ex_continue}, {"_write", ex_write},
-  {"_finish", ex_finish}, {"_abort", ex_abort},       {NULL, NULL}};
+  {"_finish", ex_finish}, {"_abort", ex_abort},       {"_decode", res_decode},
+  {NULL, NULL}};
 
 static const luaL_Reg client_methods[] = {
   {"close", client_close}, {"stats", client_stats}, {NULL, NULL}};

@@ -14,14 +14,14 @@ local client_option_types = {
   connect_timeout = "number|false", read_timeout = "number|false", timeout = "number|false",
   expect_timeout = "number", keep_alive = "boolean",
   max_buf_size = "number", max_headers = "number", follow_redirects = "number|false",
-  tls = "table",
+  tls = "table", decompress = "boolean",
 }
 
 local request_option_types = {
   method = "string", url = "string", headers = "table", body = "string|function",
   timeout = "number|false", read_timeout = "number|false", connect_timeout = "number|false",
   expect_continue = "boolean", expect_timeout = "number", follow_redirects = "number|false",
-  tls = "table",
+  tls = "table", decompress = "boolean",
 }
 
 -- https: what a client's or a request's tls table may hold
@@ -65,6 +65,7 @@ function M.new(opts)
     timeout = opts.timeout or 0,
     expect_timeout = opts.expect_timeout or 1,
     follow_redirects = opts.follow_redirects or false,
+    decompress = opts.decompress or false,
     tls = opts.tls or {},
     tls_ctx = {}, -- contexts made for this client, by their options
   }
@@ -170,9 +171,10 @@ local function add(f, name, value, level)
   f[n + 1], f[n + 2] = name, value
   f.n = n + 2
   local c = name:byte(1)
-  if c == 104 or c == 72 or c == 101 or c == 69 or c == 99 or c == 67 then -- h, e, c
+  if c == 104 or c == 72 or c == 101 or c == 69 or c == 99 or c == 67 or c == 97 or c == 65 then -- h, e, c, a
     local lname = name:lower()
     if lname == "host" then f.has_host = true
+    elseif lname == "accept-encoding" then f.has_ae = true
     elseif lname == "expect" then f.expect = value:lower() == "100-continue"
     elseif lname == "content-length" then
       if not value:find("^%d+$") then
@@ -312,8 +314,9 @@ end
 
 -- the fields of a request: its headers checked (raising at `level`), the
 -- expect and content-length they imply
-local function prepare(opts, authority, level)
+local function prepare(opts, authority, level, decompress)
   local fields, expect, length = flatten(opts.headers, authority, level + 1)
+  if decompress and not fields.has_ae then add(fields, "accept-encoding", "gzip, deflate", level + 1) end
   if opts.expect_continue then
     if not expect then add(fields, "expect", "100-continue", level + 1) end
     expect = true
@@ -448,6 +451,48 @@ local methods_upper = setmetatable({}, { __mode = "k", __index = function(t, m)
   return u
 end })
 
+-- decompress: a response body in gzip or deflate (one coding) is decoded
+-- as res:body() gives it; the head stays as it came (Content-Encoding,
+-- Content-Length of the wire)
+local CODINGS = { gzip = "gzip", ["x-gzip"] = "gzip", deflate = "deflate" }
+local function decoded(res, method)
+  local st = res.status
+  if method == "HEAD" or st < 200 or st == 204 or st == 304 then return res end
+  local ce = res.headers["content-encoding"]
+  local fmt = ce and CODINGS[ce:match("^%s*(.-)%s*$"):lower()]
+  if not fmt then return res end
+  res:_decode(function(raw)
+    local inf = core.inflater(fmt)
+    local started, ended = false, false
+    return function()
+      while true do
+        local chunk = raw()
+        if chunk == nil then
+          if started and not ended then
+            inf:close()
+            local e = core.error("incomplete", "the " .. fmt .. " body ended before its end", "body")
+            e.status, e.upstream = 502, true
+            error(e, 0)
+          end
+          return nil
+        end
+        if not ended then -- bytes after the end are left out
+          started = true
+          local out, fin, kind = inf:push(chunk)
+          if not out then
+            local e = core.error("parse", fin, "content_encoding")
+            e.status, e.upstream = 502, true
+            error(e, 0)
+          end
+          ended = fin
+          if out ~= "" then return out end
+        end
+      end
+    end
+  end)
+  return res
+end
+
 --- client:request{ method, url, headers, body, timeout, ... } -> res | nil, err, kind
 -- (lhyper.request calls it as a tail call: errors at level 2 are the user's line)
 local function request(client, opts)
@@ -466,8 +511,10 @@ local function request(client, opts)
   local method = opts.method and methods_upper[opts.method] or "GET"
   if not method:find(TOKEN) then error("lhyper.request: method '" .. method .. "' is not a token", 2) end
   if opts.tls then check_tls(opts.tls, "lhyper.request", 2) end
+  local decompress = opts.decompress
+  if decompress == nil then decompress = d.decompress end
   local host, port, authority, target, https = parse_url_cached(opts.url, 2)
-  local fields, expect = prepare(opts, authority, 2)
+  local fields, expect = prepare(opts, authority, 2, decompress)
   local hops = 0
   while true do
     local tls_ctx, tls_name
@@ -479,9 +526,15 @@ local function request(client, opts)
     local res, err, kind = exchange(client, d, opts, method, host, port, target, fields, expect,
       tls_ctx, tls_name)
     if not res then return nil, err, kind end
-    if not follow or hops >= follow or not redirects[res.status] then return res end
+    if not follow or hops >= follow or not redirects[res.status] then
+      if decompress then return decoded(res, method) end
+      return res
+    end
     local nopts, nmethod, nhost, nport = next_hop(opts, method, res, host, port)
-    if not nopts then return res end
+    if not nopts then
+      if decompress then return decoded(res, method) end
+      return res
+    end
     -- the redirect's own body is read (a little of it) so its connection
     -- can serve the next hop
     res:read_all(64 * 1024)
@@ -490,7 +543,7 @@ local function request(client, opts)
     opts, method, host, port = nopts, nmethod, nhost, nport
     local _
     _, _, authority, target, https = parse_url_cached(opts.url, 2)
-    fields, expect = prepare(opts, authority, 2)
+    fields, expect = prepare(opts, authority, 2, decompress)
   end
 end
 
