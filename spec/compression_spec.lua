@@ -42,7 +42,7 @@ teardown(function()
   os.execute("rm -rf " .. h.shell_quote(root))
 end)
 
-describe("compression: the coding", function()
+describe("compression: the coding #offpath", function()
   local cases = {
     { "gzip", "gzip" }, { "deflate", "deflate" }, { "GZIP", "gzip" }, { "x-gzip", "gzip" },
     { "gzip, deflate, br", "gzip" }, { "deflate, gzip", "gzip" }, { "br", nil }, { "*", "gzip" },
@@ -74,7 +74,7 @@ describe("compression: the coding", function()
   end)
 end)
 
-describe("compression: left alone", function()
+describe("compression: left alone #offpath", function()
   it("a body under min_size (Vary still says it could be)", function()
     local res = get("/small", { ["accept-encoding"] = "gzip" })
     assert.equal("tiny", res.body)
@@ -106,7 +106,7 @@ describe("compression: left alone", function()
   end)
 end)
 
-describe("compression: fields", function()
+describe("compression: fields #offpath", function()
   it("makes a strong ETag weak and adds to an existing Vary", function()
     local res = get("/tagged", { ["accept-encoding"] = "gzip" })
     assert.equal("gzip", res.headers.get("content-encoding"))
@@ -131,7 +131,7 @@ describe("compression: fields", function()
   end)
 end)
 
-describe("compression: a streamed body", function()
+describe("compression: a streamed body #offpath", function()
   local function expected()
     local t = {}
     for i = 1, 50 do t[i] = ('{"n":%d,"pad":"%s"}\n'):format(i, ("x"):rep(40)) end
@@ -171,7 +171,7 @@ print(r.getheader("Content-Encoding"), first.decode().split("\n")[0], (first + d
   end)
 end)
 
-describe("compression: real clients", function()
+describe("compression: real clients #offpath", function()
   it("curl --compressed", function()
     local out, code = h.curl(("--compressed -D - http://127.0.0.1:%d/big"):format(srv.port))
     assert.equal(0, code, out)
@@ -206,7 +206,7 @@ http.get({ port: %d, host: "127.0.0.1", path: "/stream", headers: { "accept-enco
   end)
 end)
 
-describe("core.deflater and core.inflater", function()
+describe("core.deflater and core.inflater #offpath", function()
   it("round-trip random data in random pieces; corrupt or oversized input fails with a kind", function()
     local out, code = h.lua([[
 local core = require "lhyper.core"
@@ -258,7 +258,7 @@ print("ok", bad > 50)
   end)
 end)
 
-describe("compression: options", function()
+describe("compression: options #offpath", function()
   it("refuses bad ones with the culprit named", function()
     local out, code = h.lua([[
 local L = require("lhyper").layers
@@ -280,7 +280,7 @@ end
   end)
 end)
 
-describe("the client's decompress option", function()
+describe("the client's decompress option #offpath", function()
   local function run(src)
     local out, code = h.lua(src, 30)
     assert.equal(0, code, out)

@@ -36,7 +36,7 @@ teardown(function()
   os.execute("rm -rf " .. h.shell_quote(root))
 end)
 
-describe("lhyper.static: what it serves", function()
+describe("lhyper.static: what it serves #offpath", function()
   it("a file with its type, length, validators and Cache-Control", function()
     local res = get("/files/index.html")
     assert.equal(200, res.status)
@@ -101,7 +101,7 @@ http.get("http://127.0.0.1:%d/files/big.bin", (res) => {
   end)
 end)
 
-describe("lhyper.static: what it refuses", function()
+describe("lhyper.static: what it refuses #offpath", function()
   local cases = {
     { "/files/.env", 404, "a hidden file" }, { "/files/nope.txt", 404, "a missing file" },
     { "/files/index.html/x", 404, "a path through a file" },
@@ -146,7 +146,7 @@ end
   end)
 end)
 
-describe("lhyper.static: conditional requests", function()
+describe("lhyper.static: conditional requests #offpath", function()
   local etag
   setup(function() etag = get("/files/index.html").headers.get("etag") end)
 
@@ -172,7 +172,7 @@ describe("lhyper.static: conditional requests", function()
   end)
 end)
 
-describe("lhyper.static: ranges", function()
+describe("lhyper.static: ranges #offpath", function()
   local function range(v, extra)
     local hd = { range = v }
     for k, x in pairs(extra or {}) do hd[k] = x end
@@ -216,7 +216,7 @@ describe("lhyper.static: ranges", function()
   end)
 end)
 
-describe("lhyper.static: structured", function()
+describe("lhyper.static: structured #offpath", function()
   it("closes the file of a download the client gave up", function()
     local function open_files()
       local out = h.run("ls -l /proc/" .. srv.pid .. "/fd 2>/dev/null")
