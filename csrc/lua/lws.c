@@ -46,7 +46,10 @@ enum { WS_OPEN = 0, WS_CLOSING, WS_CLOSED };
 enum { RECV_ONE = 0 /* receive(): nil, err at the end */, RECV_ITER /* messages() */,
        RECV_PIECE /* frames(): pieces, nil at the end */ };
 #define AS_WRITER 16 /* a reader's continuation after waiting for room */
-/* user values */
+/* user values: what keeps the connection (a server's req, a client's res),
+ * the payload being sent; the subprotocol and extensions only when the
+ * handshake agreed on some (the ws is made with 2 user values otherwise:
+ * reading a missing one gives nil) */
 enum { UV_CONN = 1, UV_TX, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 4 };
 
 /* the registry's weak table from each ws (light userdata) to itself: C code
@@ -102,11 +105,11 @@ typedef struct lh_lws {
 } lh_lws_t;
 
 /* Every C function of the metatable has upvalues 1: the metatable, 2: "text",
- * 3: "binary" (__index also 4: the methods): a type check is one pointer
- * compare and a kind is pushed without hashing its name. The iterators have
- * 1: the ws instead. Continuations find the ws at stack index 1, checked
+ * 3: "binary" (__index also 4: the methods, messages and frames 4: their
+ * iterator): a type check is one pointer compare and a kind is pushed
+ * without hashing its name. Continuations find the ws at stack index 1, checked
  * before they yielded. */
-enum { UP_MT = 1, UP_TEXT = 2, UP_BINARY = 3, UP_METHODS = 4 };
+enum { UP_MT = 1, UP_TEXT = 2, UP_BINARY = 3, UP_METHODS = 4, UP_ITER = 4 };
 
 static lh_lws_t *check_ws(lua_State *L, int i) {
   lh_lws_t *w = lua_touserdata(L, i);
@@ -615,29 +618,31 @@ static int ws_receive(lua_State *L) {
   return recv_begin(L, w, RECV_ONE);
 }
 
-/* the iterators run with the ws as their upvalue, moved to index 1 */
+/* The iterators are made once per state, not per loop (a closure would
+ * stay as long as its loop waits): ws:messages() returns the iterator and
+ * the ws, which the generic for hands back to it at index 1 */
 static int iter_next(lua_State *L, int mode) {
-  lua_settop(L, 0);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  return recv_begin(L, ws_at1(L), mode);
+  lh_lws_t *w = check_ws(L, 1);
+  lua_settop(L, 1);
+  return recv_begin(L, w, mode);
 }
 static int messages_next(lua_State *L) { return iter_next(L, RECV_ITER); }
 static int frames_next(lua_State *L) { return iter_next(L, RECV_PIECE); }
 
-static int push_iter(lua_State *L, lua_CFunction f) {
+/* the method's upvalue UP_ITER: its iterator */
+static int push_iter(lua_State *L) {
   check_ws(L, 1);
   lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(UP_TEXT));
-  lua_pushvalue(L, lua_upvalueindex(UP_BINARY));
-  lua_pushcclosure(L, f, 3);
-  return 1;
+  lua_pushvalue(L, lua_upvalueindex(UP_ITER));
+  lua_insert(L, 1);
+  return 2;
 }
 
 /* for msg, kind in ws:messages() */
-static int ws_messages(lua_State *L) { return push_iter(L, messages_next); }
+static int ws_messages(lua_State *L) { return push_iter(L); }
 
 /* for piece, kind, fin in ws:frames() */
-static int ws_frames(lua_State *L) { return push_iter(L, frames_next); }
+static int ws_frames(lua_State *L) { return push_iter(L); }
 
 /* --- sending --- */
 
@@ -1001,7 +1006,10 @@ static int l_ws_new(lua_State *L) {
   int client = luaL_checkoption(L, 2, NULL, roles);
   luaL_checktype(L, 3, LUA_TTABLE);
   lh_lstate_t *st = lh_state(L);
-  lh_lws_t *w = lua_newuserdatauv(L, sizeof *w, WS_NUV);
+  int agreed = lua_getfield(L, 3, "protocol") != LUA_TNIL;
+  agreed |= lua_getfield(L, 3, "extensions") != LUA_TNIL;
+  lua_pop(L, 2);
+  lh_lws_t *w = lua_newuserdatauv(L, sizeof *w, agreed ? WS_NUV : UV_TX);
   memset(w, 0, sizeof *w);
   w->anchor_ref = LUA_NOREF;
   w->own.close = ws_own_close;
@@ -1032,11 +1040,15 @@ static int l_ws_new(lua_State *L) {
   }
   lua_pop(L, 1);
   lh_ws_reader_init(&w->rd, w->role, max_frame, w->max_message, w->pmd);
-  lua_getfield(L, 3, "protocol");
-  lua_setiuservalue(L, wi, UV_PROTOCOL);
-  lua_getfield(L, 3, "extensions");
-  lua_setiuservalue(L, wi, UV_EXTENSIONS);
-  lua_pushvalue(L, 1);
+  if (agreed) {
+    lua_getfield(L, 3, "protocol");
+    lua_setiuservalue(L, wi, UV_PROTOCOL);
+    lua_getfield(L, 3, "extensions");
+    lua_setiuservalue(L, wi, UV_EXTENSIONS);
+  }
+  /* a server's stream is done with once taken: the ws keeps its req */
+  if (client) lua_pushvalue(L, 1);
+  else lua_getiuservalue(L, 1, 1);
   lua_setiuservalue(L, wi, UV_CONN);
   lua_pushboolean(L, 0);
   w->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -1163,7 +1175,7 @@ static int l_ws_utf8(lua_State *L) {
 }
 
 static const luaL_Reg ws_methods[] = {
-  {"receive", ws_receive}, {"messages", ws_messages}, {"frames", ws_frames},
+  {"receive", ws_receive},
   {"send", ws_send},       {"ping", ws_ping},         {"pong", ws_pong},
   {"close", ws_close},     {NULL, NULL}};
 
@@ -1195,6 +1207,12 @@ void lh_ws_open(lua_State *L, int mod) {
       push_fn(L, mt, r->func, 0);
       lua_setfield(L, -2, r->name);
     }
+    push_fn(L, mt, messages_next, 0);
+    push_fn(L, mt, ws_messages, 1); /* takes the iterator */
+    lua_setfield(L, -2, "messages");
+    push_fn(L, mt, frames_next, 0);
+    push_fn(L, mt, ws_frames, 1);
+    lua_setfield(L, -2, "frames");
     lua_pushvalue(L, -1);
     lua_setfield(L, mt, "__methods"); /* core.methods adds Lua ones here */
     push_fn(L, mt, ws_index, 1); /* takes the methods table */
