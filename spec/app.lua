@@ -716,6 +716,25 @@ routes["/ws/echo"] = function(req, q)
   end
 end
 
+-- The Lua state's live bytes after a full collection (the idle WebSocket
+-- memory spec in spec/websocket_spec.lua)
+routes["/lua_mem"] = function()
+  collectgarbage()
+  collectgarbage()
+  return 200, nil, string.format("%.0f", collectgarbage("count") * 1024)
+end
+
+-- ws:messages() called twice: "same" when both gave the one iterator and
+-- the ws as its state; then echoes through that iterator
+routes["/ws/iter"] = function(req)
+  local ws = lhyper.websocket.accept(req)
+  if not ws then return end
+  local f1, s1 = ws:messages()
+  local f2, s2 = ws:messages()
+  ws:send((rawequal(f1, f2) and rawequal(s1, ws) and rawequal(s2, ws)) and "same" or "different")
+  for msg, kind in f1, s1 do ws:send(msg, kind) end
+end
+
 -- WebSocket behaviours (spec/websocket_spec.lua). What a handler saw is kept
 -- under ?id= and read back with GET /ws/result?id=.
 shared.ws = {}

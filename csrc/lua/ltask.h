@@ -112,6 +112,12 @@ struct lh_lstate {
   } free_co[64];
   int nfree_co;
   lh_alloc_t *alloc;       /* allocator cache, detached when the state closes */
+  struct {                 /* lws.c's keepalive list: the open WebSockets due a
+                            * ping check, earliest first, and one timer for all */
+    struct lh_lws *head, *tail;
+    lh_timer_t *timer;     /* set while the list is not empty */
+    double at;             /* loop time the timer fires */
+  } ws_beat;
 };
 
 /* --- state --- */

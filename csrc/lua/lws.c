@@ -72,6 +72,7 @@ typedef struct lh_lws {
   unsigned close_recv : 1;   /* the peer's close frame was read */
   unsigned await_eof : 1;    /* client: closes exchanged, the server is to close TCP */
   unsigned ping_out : 1;     /* a keepalive ping waits for its pong */
+  unsigned beating : 1;      /* on the state's keepalive list (beat_*) */
   int close_code;            /* 0 while open; then the peer's code, ours when we
                               * failed the connection, 1006 when it was lost */
   int fail_err;              /* what failed it (LH_EWS_*, LH_ETIMEOUT, io), 0 if none */
@@ -100,7 +101,9 @@ typedef struct lh_lws {
   size_t zlen, zcap;
   lh_waitq_t closers;        /* tasks in close() */
   lh_timer_t *close_timer;   /* while closing, and while a client awaits EOF */
-  lh_timer_t *ping_timer;    /* keepalive, while open */
+  /* keepalive, while open: on the state's list (st->ws_beat) until beat_at */
+  struct lh_lws *beat_prev, *beat_next;
+  double beat_at;
   double ping_sent;
 } lh_lws_t;
 
@@ -253,6 +256,8 @@ static void set_close(lh_lws_t *w, int code, const char *reason, size_t n) {
 
 static const char *reason_of(const lh_lws_t *w) { return w->close_reason ? w->close_reason : ""; }
 
+static void beat_stop(lh_lws_t *w);
+
 static void stop_timer(lh_timer_t **t) {
   if (*t) {
     lh_timer_cancel(*t);
@@ -263,7 +268,7 @@ static void stop_timer(lh_timer_t **t) {
 /* the transport is let go: it closes once what is queued is written */
 static void ws_drop(lh_lws_t *w) {
   stop_timer(&w->close_timer);
-  stop_timer(&w->ping_timer);
+  beat_stop(w);
   w->await_eof = 0;
   if (!w->gone) {
     w->gone = 1;
@@ -278,7 +283,7 @@ static void ws_drop(lh_lws_t *w) {
 /* closed, as far as the user sees: no more messages, waiting tasks woken */
 static void ws_closed(lh_lws_t *w) {
   w->state = WS_CLOSED;
-  stop_timer(&w->ping_timer);
+  beat_stop(w);
   wake_all(w);
 }
 
@@ -376,23 +381,90 @@ static void start_close(lh_lws_t *w, int code, const char *reason, size_t n) {
   if (w->state != WS_OPEN) return;
   put_close(w, code, reason, n);
   w->state = WS_CLOSING;
-  stop_timer(&w->ping_timer);
+  beat_stop(w);
   arm_close_timer(w);
   drain(w);
 }
 
 /* --- keepalive --- */
 
-static void ping_timer_cb(void *data);
+static void ping_due(lh_lws_t *w);
 
-static void arm_ping(lh_lws_t *w, double after) {
-  if (w->ping_timer || after <= 0 || w->state != WS_OPEN || !loop_usable(w)) return;
-  w->ping_timer = lh_timer_start(w->st->loop, after, ping_timer_cb, w);
+/* Keepalive checks of all of a state's open WebSockets are one list, by
+ * due time, and one timer for its head, rather than a libuv timer per ws
+ * (168 bytes each, while idle). Entries mostly share one interval, so an
+ * insertion walks back from the tail a step or none. */
+#define BEAT_SLACK 0.001 /* the loop clock's step: a check this close is due */
+
+static int beat_usable(lh_lstate_t *st) { return st->loop && !lh_loop_is_closing(st->loop); }
+
+static void beat_cb(void *data);
+
+/* the timer fires for the head (or sooner) while the list is not empty */
+static void beat_rearm(lh_lstate_t *st) {
+  lh_lws_t *h = st->ws_beat.head;
+  if (!beat_usable(st)) return;
+  if (st->ws_beat.timer && (!h || st->ws_beat.at > h->beat_at)) {
+    lh_timer_cancel(st->ws_beat.timer);
+    st->ws_beat.timer = NULL;
+  }
+  if (!h || st->ws_beat.timer) return;
+  /* never 0 ms: libuv would run it in the same pass over its timers,
+   * with the loop time unchanged (beat_cb takes what is due within 1 ms) */
+  double after = h->beat_at - lh_loop_now(st->loop);
+  st->ws_beat.timer = lh_timer_start(st->loop, after > BEAT_SLACK ? after : BEAT_SLACK, beat_cb, st);
+  st->ws_beat.at = h->beat_at;
 }
 
-static void ping_timer_cb(void *data) {
-  lh_lws_t *w = data;
-  w->ping_timer = NULL;
+/* off the list; the list's memory only, so that a ws collected at
+ * lua_close (the loop gone) leaves it too */
+static void beat_unlink(lh_lws_t *w) {
+  if (!w->beating) return;
+  lh_lstate_t *st = w->st;
+  if (w->beat_prev) w->beat_prev->beat_next = w->beat_next;
+  else st->ws_beat.head = w->beat_next;
+  if (w->beat_next) w->beat_next->beat_prev = w->beat_prev;
+  else st->ws_beat.tail = w->beat_prev;
+  w->beat_prev = w->beat_next = NULL;
+  w->beating = 0;
+}
+
+static void beat_stop(lh_lws_t *w) {
+  if (!w->beating) return;
+  beat_unlink(w);
+  beat_rearm(w->st); /* an empty list lets its timer go: it must not keep the loop */
+}
+
+static void beat_cb(void *data) {
+  lh_lstate_t *st = data;
+  st->ws_beat.timer = NULL;
+  double now = lh_loop_now(st->loop);
+  lh_lws_t *w;
+  while ((w = st->ws_beat.head) && w->beat_at <= now + BEAT_SLACK) {
+    beat_unlink(w);
+    ping_due(w); /* may put it back, later */
+  }
+  beat_rearm(st);
+}
+
+static void arm_ping(lh_lws_t *w, double after) {
+  if (w->beating || after <= 0 || w->state != WS_OPEN || !loop_usable(w)) return;
+  lh_lstate_t *st = w->st;
+  w->beat_at = lh_loop_now(st->loop) + after;
+  lh_lws_t *p = st->ws_beat.tail;
+  while (p && p->beat_at > w->beat_at) p = p->beat_prev;
+  w->beat_prev = p;
+  w->beat_next = p ? p->beat_next : st->ws_beat.head;
+  if (w->beat_next) w->beat_next->beat_prev = w;
+  else st->ws_beat.tail = w;
+  if (p) p->beat_next = w;
+  else st->ws_beat.head = w;
+  w->beating = 1;
+  if (!p) beat_rearm(st); /* a new head */
+}
+
+/* the keepalive check is due: a ping, or the end of one unanswered */
+static void ping_due(lh_lws_t *w) {
   if (w->state != WS_OPEN) return;
   double now = lh_loop_now(w->st->loop);
   if (!w->ping_out) {
@@ -409,7 +481,7 @@ static void ping_timer_cb(void *data) {
   if (!w->reader) w->reading_since = 0;
   double since = w->ping_sent > w->reading_since ? w->ping_sent : w->reading_since;
   if (w->ping_timeout > 0 && w->reading_since > 0 && now - w->reading_since >= 0.05 &&
-      now - since >= w->ping_timeout) {
+      now - since >= w->ping_timeout - BEAT_SLACK) {
     ws_fail(w, LH_ETIMEOUT, 1011, "keepalive ping timed out");
     return;
   }
@@ -904,7 +976,7 @@ static int ws_gc(lua_State *L) {
   if (loop_usable(w)) {
     if (w->state == WS_OPEN) put_close(w, 1001, "", 0);
     stop_timer(&w->close_timer);
-    stop_timer(&w->ping_timer);
+    beat_stop(w);
     if (w->taken) {
       w->taken = 0;
       if (!w->gone) w->raw.ops->close(&w->raw);
@@ -914,6 +986,7 @@ static int ws_gc(lua_State *L) {
     w->taken = 0;
     w->raw.ops->release(&w->raw);
   }
+  beat_unlink(w); /* the loop is gone at lua_close: no timer to touch */
   w->gone = 1;
   w->state = WS_CLOSED;
   lh_ws_reader_free(&w->rd);
