@@ -119,7 +119,8 @@ print(table.concat(res, ","))
       fast_head = "LHYPER_FAST_HEAD", kept_heads = "LHYPER_KEPT_HEADS", kept_values = "LHYPER_KEPT_VALUES",
       next_msg = "LHYPER_NEXT_MSG",
       doze = "LHYPER_DOZE", fast_close = "LHYPER_FAST_CLOSE", alloc_cache = "LHYPER_ALLOC_CACHE",
-      router_c = "LHYPER_ROUTER_C",
+      router_c = "LHYPER_ROUTER_C", tls_one_read = "LHYPER_TLS_ONE_READ",
+      tls_keep_buffers = "LHYPER_TLS_KEEP_BUFFERS",
     }
     local file = h.tmpname(".lua")
     h.write_file(file, [[

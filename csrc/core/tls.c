@@ -9,6 +9,7 @@
  * a connection holds references to the contexts its callbacks reach (its
  * own, and the one SNI switched it to), so they outlive its SSL. */
 #include "tls.h"
+#include "tuning.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -94,6 +95,15 @@ struct lh_tls {
   unsigned more : 1;      /* recv stopped at a full read buffer with more waiting */
   char why[200];
 };
+
+/* OpenSSL's error queue is emptied before each call whose failure is read
+ * through SSL_get_error (a stale entry would read as this call's). Most
+ * of the time it is empty already, and ERR_clear_error wipes all its
+ * slots whatever they hold (some 800 instructions, a tenth of a
+ * keep-alive request's): it runs only when there is something to clear */
+static inline void err_reset(void) {
+  if (ERR_peek_error()) ERR_clear_error();
+}
 
 /* --- process-wide: the type number of our BIO (a number, nothing to free) --- */
 
@@ -452,7 +462,6 @@ int lh_tls_ctx_new(lh_role_t role, const lh_tls_opts_t *o, lh_tls_ctx_t **out, c
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                              SSL_OP_IGNORE_UNEXPECTED_EOF |
                              (role == LH_ROLE_SERVER ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
-  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_default_passwd_cb(c, no_pass_cb);
   if (!r && SSL_CTX_set_cipher_list(c, o->ciphers ? o->ciphers : LH_TLS_CIPHERS) != 1)
     r = config_error(err, err_len, "ciphers", NULL);
@@ -586,6 +595,11 @@ int lh_tls_new(lh_tls_ctx_t *ctx, const char *name, const char *session, lh_tls_
   BIO_set_data(b, t);
   SSL_set_bio(t->ssl, b, b);
   SSL_set_app_data(t->ssl, t);
+  /* OpenSSL's record buffers (some 17 KiB in, 17 KiB out): kept from one
+   * record to the next while the connection is in use, released by
+   * lh_tls_trim when it goes idle; or, switch off, released after each
+   * record (a malloc and free of each per request) */
+  if (!lh_tuning.tls_keep_buffers) SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
   int ok = 1;
   if (ctx->role == LH_ROLE_SERVER) SSL_set_accept_state(t->ssl);
   else ok = client_setup(t, name, session);
@@ -629,6 +643,8 @@ void lh_tls_in_eof(lh_tls_t *t) { t->in_eof = 1; }
 lh_wq_t *lh_tls_out(lh_tls_t *t) { return &t->out; }
 
 void lh_tls_trim(lh_tls_t *t) {
+  /* refused (0) while a record is partly read: kept until the next trim */
+  if (t->ssl) SSL_free_buffers(t->ssl);
   lh_rbuf_trim(&t->in, 0);
   if (lh_wq_pending(&t->out) == 0) lh_wq_trim(&t->out, 0);
   t->in_want = IN_FIRST;
@@ -686,7 +702,7 @@ static int handshake(lh_tls_t *t) {
     unsigned char b = (unsigned char)lh_rbuf_data(&t->in)[0];
     if (b >= 'A' && b <= 'Z') return plain_http(t);
   }
-  ERR_clear_error();
+  err_reset();
   int r = SSL_do_handshake(t->ssl);
   if (r == 1) {
     t->done = 1;
@@ -720,11 +736,17 @@ int lh_tls_recv(lh_tls_t *t, lh_conn_t *c, size_t *n) {
       t->more = SSL_has_pending(t->ssl) || lh_rbuf_avail(&t->in) > 0;
       return t->more ? 2 : 0;
     }
-    ERR_clear_error();
+    err_reset();
     int r = SSL_read(t->ssl, p, space > INT_MAX ? INT_MAX : (int)space);
     if (r > 0) {
       lh_conn_read_commit(c, (size_t)r);
       *n += (size_t)r;
+      /* all ciphertext taken and nothing left inside OpenSSL (no
+       * plaintext, no partial record): another SSL_read could only say
+       * WANT_READ */
+      if (lh_tuning.tls_one_read && lh_rbuf_avail(&t->in) == 0 && !t->in_eof &&
+          !SSL_has_pending(t->ssl))
+        return 0;
       continue;
     }
     int e = SSL_get_error(t->ssl, r);
@@ -746,7 +768,7 @@ int lh_tls_send(lh_tls_t *t, lh_wq_t *q) {
     if (n == 0) return 0;
     size_t room = LH_TLS_OUT_HIGH - have;
     if (n > room) n = room < 16384 ? 16384 : room; /* whole records */
-    ERR_clear_error();
+    err_reset();
     int r = SSL_write(t->ssl, p, (int)n);
     if (r <= 0) return tls_fail(t, SSL_get_error(t->ssl, r));
     lh_wq_consume(q, (size_t)r);
@@ -757,9 +779,9 @@ int lh_tls_send(lh_tls_t *t, lh_wq_t *q) {
 void lh_tls_close(lh_tls_t *t) {
   if (!t->done || t->failed || t->shut) return;
   t->shut = 1;
-  ERR_clear_error();
+  err_reset();
   SSL_shutdown(t->ssl);
-  ERR_clear_error();
+  err_reset();
 }
 
 int lh_tls_is_done(const lh_tls_t *t) { return t->done; }
