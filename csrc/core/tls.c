@@ -93,6 +93,7 @@ struct lh_tls {
   unsigned failed : 1;    /* lh_tls_recv or lh_tls_send failed: nothing more */
   unsigned shut : 1;      /* close_notify queued */
   unsigned more : 1;      /* recv stopped at a full read buffer with more waiting */
+  unsigned lean : 1;      /* OpenSSL's buffers released after each record (lh_tls_lean) */
   char why[200];
 };
 
@@ -599,7 +600,7 @@ int lh_tls_new(lh_tls_ctx_t *ctx, const char *name, const char *session, lh_tls_
    * record to the next while the connection is in use, released by
    * lh_tls_trim when it goes idle; or, switch off, released after each
    * record (a malloc and free of each per request) */
-  if (!lh_tuning.tls_keep_buffers) SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+  if (!lh_tuning.tls_keep_buffers) lh_tls_lean(t);
   int ok = 1;
   if (ctx->role == LH_ROLE_SERVER) SSL_set_accept_state(t->ssl);
   else ok = client_setup(t, name, session);
@@ -637,6 +638,13 @@ void lh_tls_in_commit(lh_tls_t *t, size_t n) {
   /* a read that filled what it was offered: the next gets a record's room */
   if (n >= t->in.cap - t->in.len && t->in_want < IN_READ) t->in_want = IN_READ;
   t->in.len += n;
+}
+
+void lh_tls_lean(lh_tls_t *t) {
+  if (t->lean) return;
+  t->lean = 1;
+  SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+  if (!SSL_has_pending(t->ssl)) SSL_free_buffers(t->ssl);
 }
 
 void lh_tls_in_eof(lh_tls_t *t) { t->in_eof = 1; }

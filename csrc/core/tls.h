@@ -77,6 +77,11 @@ void lh_tls_in_eof(lh_tls_t *t);
 lh_wq_t *lh_tls_out(lh_tls_t *t);
 /* releases buffers while nothing is in them (an idle connection) */
 void lh_tls_trim(lh_tls_t *t);
+/* from now on OpenSSL's record buffers go after each record, as they did
+ * before lh_tls_trim could take them: for a stream that may wait for
+ * hours between messages without the trim of an idle connection (an
+ * upgraded one: WebSocket). Once; later calls do nothing */
+void lh_tls_lean(lh_tls_t *t);
 
 /* --- plaintext --- */
 /* runs the handshake and decrypts what is buffered into c's read buffer,

@@ -3,6 +3,7 @@
  * a time. Certificates are made here with OpenSSL: a CA, a leaf for
  * localhost and 127.0.0.1, an expired one, one for another name, one from
  * a CA nobody trusts, and one for an SNI name. */
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -67,6 +68,47 @@ static void pem_free(pem_t *p) {
 }
 
 static pem_t ca, other_ca, leaf, expired, wrong_name, stranger, sni_b;
+
+/* --- OpenSSL's allocations counted (set before its first one): record
+ * buffers are the blocks of 16 KiB and more --- */
+
+#define BIG (16 * 1024)
+static size_t big_live;  /* bytes in live blocks of BIG or more */
+static size_t big_made;  /* such blocks allocated in all */
+
+typedef union {
+  size_t n;
+  max_align_t align;
+} mhead_t;
+
+static void *m_malloc(size_t n, const char *file, int line) {
+  (void)file, (void)line;
+  mhead_t *h = malloc(sizeof *h + n);
+  if (!h) return NULL;
+  h->n = n;
+  if (n >= BIG) big_live += n, big_made++;
+  return h + 1;
+}
+
+static void m_free(void *p, const char *file, int line) {
+  (void)file, (void)line;
+  if (!p) return;
+  mhead_t *h = (mhead_t *)p - 1;
+  if (h->n >= BIG) big_live -= h->n;
+  free(h);
+}
+
+static void *m_realloc(void *p, size_t n, const char *file, int line) {
+  if (!p) return m_malloc(n, file, line);
+  mhead_t *h = (mhead_t *)p - 1;
+  size_t old = h->n;
+  mhead_t *g = realloc(h, sizeof *g + n);
+  if (!g) return NULL;
+  if (old >= BIG) big_live -= old;
+  g->n = n;
+  if (n >= BIG) big_live += n, big_made++;
+  return g + 1;
+}
 
 /* --- a client and a server joined by memcpy --- */
 
@@ -692,7 +734,69 @@ static void keep_alive_records_through_trims(void) {
   lh_tuning = saved;
 }
 
+/* one request and its response over a connected pair */
+static void round_trip(end_t *cli, end_t *srv) {
+  size_t n;
+  put(cli, REQ);
+  lh_tls_send(cli->t, &cli->c.wq);
+  carry(cli, srv);
+  CHECK_EQ(lh_tls_recv(srv->t, &srv->c, &n), 0);
+  CHECK(received(srv, REQ));
+  srv->c.rbuf.off = srv->c.rbuf.len;
+  put(srv, RES);
+  lh_tls_send(srv->t, &srv->c.wq);
+  carry(srv, cli);
+  CHECK_EQ(lh_tls_recv(cli->t, &cli->c, &n), 0);
+  CHECK(received(cli, RES));
+  cli->c.rbuf.off = cli->c.rbuf.len;
+}
+
+/* OpenSSL's record buffers: kept from one message to the next (no block
+ * made per record), none left once both ends are trimmed; with the switch
+ * off, or once lean, made and released with each record */
+static void record_buffers_kept_while_busy_released_when_idle(void) {
+  lh_tuning_t saved = lh_tuning;
+  for (int keep = 0; keep < 2; keep++) {
+    lh_tuning.tls_keep_buffers = keep;
+    t_ctx = keep ? "keep" : "off";
+    lh_tls_ctx_t *sx = server_ctx(&leaf, NULL), *cx = client_ctx(&ca, NULL);
+    REQUIRE(sx && cx);
+    end_t cli, srv;
+    end_init(&cli, cx, LH_ROLE_CLIENT, "localhost", NULL);
+    end_init(&srv, sx, LH_ROLE_SERVER, NULL, NULL);
+    run(&cli, &srv);
+    REQUIRE(lh_tls_is_done(cli.t) && lh_tls_is_done(srv.t));
+    round_trip(&cli, &srv);
+    size_t made = big_made;
+    for (int i = 0; i < 10; i++) round_trip(&cli, &srv);
+    if (keep) {
+      CHECK_EQ(big_made, made);       /* nothing made per record */
+      CHECK(big_live >= 4 * BIG);     /* in and out, at each end */
+    } else {
+      CHECK(big_made >= made + 40);   /* each record its buffer */
+      CHECK_EQ(big_live, 0);
+    }
+    lh_tls_trim(cli.t);
+    lh_tls_trim(srv.t);
+    CHECK_EQ(big_live, 0);
+    round_trip(&cli, &srv);           /* and back when needed */
+    /* lean: released after each record from now on */
+    lh_tls_lean(cli.t);
+    lh_tls_lean(srv.t);
+    round_trip(&cli, &srv);
+    round_trip(&cli, &srv);
+    CHECK_EQ(big_live, 0);
+    end_free(&cli);
+    end_free(&srv);
+    lh_tls_ctx_unref(sx);
+    lh_tls_ctx_unref(cx);
+  }
+  t_ctx = NULL;
+  lh_tuning = saved;
+}
+
 int main(void) {
+  if (!CRYPTO_set_mem_functions(m_malloc, m_realloc, m_free)) return 1; /* before any allocation */
   ca = make_cert("lhyper test CA", NULL, NULL, -1, 30);
   other_ca = make_cert("untrusted CA", NULL, NULL, -1, 30);
   leaf = make_cert("localhost", "DNS:localhost,IP:127.0.0.1,IP:::1", &ca, -1, 30);
@@ -714,6 +818,7 @@ int main(void) {
     TEST_CASE(close_notify_reads_as_the_peer_closing),
     TEST_CASE(send_stops_at_the_out_queue_bound),
     TEST_CASE(keep_alive_records_through_trims),
+    TEST_CASE(record_buffers_kept_while_busy_released_when_idle),
     TEST_CASE(sni_picks_the_certificate),
     TEST_CASE(tickets_resume_and_rotate_tls13),
     TEST_CASE(tickets_resume_and_rotate_tls12),

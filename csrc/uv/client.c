@@ -491,6 +491,8 @@ static int tls_flush(lh_cconn_t *cc) {
   const char *p;
   size_t n;
   uv_buf_t b;
+  /* an upgraded stream (WebSocket) never goes back to the pool to be trimmed */
+  if (cc->disp.raw) lh_tls_lean(cc->tls);
   for (;;) {
     int e = lh_tls_send(cc->tls, lh_disp_out(&cc->disp));
     if (e < 0) return e;
@@ -533,6 +535,7 @@ static void tls_write_cb(uv_write_t *req, int status) {
 static void tls_pump(lh_cconn_t *cc) {
   lh_disp_t *d = &cc->disp;
   size_t n, queued = lh_wq_pending(lh_disp_out(d));
+  if (d->raw) lh_tls_lean(cc->tls); /* see tls_flush */
   int r = lh_tls_recv(cc->tls, &d->conn, &n);
   int w = tls_flush(cc); /* once the handshake is done, what waited goes too */
   if (r < 0 || w < 0) {

@@ -440,6 +440,8 @@ static int tls_flush(lh_sconn_t *sc) {
   lh_wq_t *q = lh_tls_out(sc->tls);
   const char *p;
   size_t n;
+  /* an upgraded stream (WebSocket) is never trimmed as an idle connection */
+  if (sc->d && sc->d->raw) lh_tls_lean(sc->tls);
   for (;;) {
     if (sc->d) {
       lh_wq_t *plain = lh_disp_out(sc->d);
@@ -494,6 +496,7 @@ static void tls_fail(lh_sconn_t *sc, int err) {
 static void tls_pump(lh_sconn_t *sc) {
   lh_disp_t *d = sc->d;
   size_t n, queued = lh_wq_pending(lh_disp_out(d));
+  if (d->raw) lh_tls_lean(sc->tls); /* see tls_flush */
   int r = lh_tls_recv(sc->tls, &d->conn, &n);
   int w = tls_flush(sc);
   if (r < 0) {
