@@ -601,6 +601,9 @@ int lh_tls_new(lh_tls_ctx_t *ctx, const char *name, const char *session, lh_tls_
    * lh_tls_trim when it goes idle; or, switch off, released after each
    * record (a malloc and free of each per request) */
   if (!lh_tuning.tls_keep_buffers) lh_tls_lean(t);
+  /* OpenSSL takes all the ciphertext there is in one BIO read, not a
+   * record's header and then its body */
+  if (lh_tuning.tls_one_read) SSL_set_read_ahead(t->ssl, 1);
   int ok = 1;
   if (ctx->role == LH_ROLE_SERVER) SSL_set_accept_state(t->ssl);
   else ok = client_setup(t, name, session);

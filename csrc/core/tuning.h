@@ -15,8 +15,9 @@ typedef struct {
   unsigned fast_close : 1;  /* LHYPER_FAST_CLOSE: sockets closed without epoll_ctl DEL (sconn.c) */
   unsigned alloc_cache : 1; /* LHYPER_ALLOC_CACHE: free lists before Lua's allocator (lalloc.c) */
   unsigned router_c : 1;    /* LHYPER_ROUTER_C: the router's trie walked in C (lroute.c) */
-  unsigned tls_one_read : 1; /* LHYPER_TLS_ONE_READ: no SSL_read once the ciphertext is all
-                              * taken and OpenSSL holds nothing (tls.c) */
+  unsigned tls_one_read : 1; /* LHYPER_TLS_ONE_READ: OpenSSL reads ahead (one BIO read for
+                              * all the ciphertext there is), and no SSL_read once it is
+                              * all taken and OpenSSL holds nothing (tls.c) */
   unsigned tls_keep_buffers : 1; /* LHYPER_TLS_KEEP_BUFFERS: OpenSSL's record buffers kept
                                   * while a connection is busy or dozing (tls.c) */
 } lh_tuning_t;
