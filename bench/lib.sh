@@ -236,3 +236,89 @@ cpu_ticks() {
 status_kb() { awk -v f="$2:" '$1 == f { print $2 }' /proc/"$1"/status 2>/dev/null; }
 
 now_ns() { date +%s%N; }
+
+# --- TLS (tls.sh, tlscount.sh): lhyper's bench/tls.lua beside nginx, same
+# certificate, same TLS 1.2 ciphers, same OpenSSL ---
+
+# lhyper's default TLS 1.2 list, given to nginx too (TLS 1.3 suites: OpenSSL's default for both)
+TLS12_CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+
+# tls_cert KEY_TYPE (ec: P-256, or rsa: 2048 bits): sets CERT and KEY, made in $WORK
+tls_cert() {
+    local newkey
+    CERT=$WORK/cert.pem KEY=$WORK/key.pem
+    case $1 in
+    ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+    rsa) newkey=(-newkey rsa:2048) ;;
+    *) note "KEY_TYPE must be ec or rsa"; return 1 ;;
+    esac
+    openssl req -x509 "${newkey[@]}" -nodes -keyout "$KEY" -out "$CERT" -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null || { note "openssl req failed"; return 1; }
+}
+
+# tls_nginx_conf DIR PORT [MAIN_EXTRA]: nginx over TLS with $CERT, $KEY, $CIPHERS;
+# / answers the hello, /down sends $WORK/down.bin
+tls_nginx_conf() {
+    local dir=$1 port=$2 extra=${3:-}
+    mkdir -p "$dir/tmp"
+    # as root, workers would run as nobody and could not read $WORK
+    cat >"$dir/nginx.conf" <<EOF
+$( [ "$(id -u)" = 0 ] && echo "user root;")
+$extra
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port ssl backlog=4096;
+        ssl_certificate $CERT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers $CIPHERS;
+        ssl_prefer_server_ciphers on;
+        ssl_session_tickets on;
+        location = / { default_type text/plain; return 200 "Hello, World!"; }
+        location = /down { alias $WORK/down.bin; default_type application/octet-stream; }
+    }
+}
+EOF
+}
+
+# start_tls NAME PORT [WRAPPER...]: lhyper (bench/tls.lua) or nginx over TLS, pinned
+# to SERVER_CPU, run by WRAPPER (valgrind, strace) when given; sets SERVER_PID once
+# it answers over https (within READY_TIMEOUT seconds, 10 by default). nginx runs
+# as one process (master_process off) under a wrapper, so that it sees the worker.
+start_tls() {
+    local name=$1 port=$2 dir log=$WORK/$1-tls-$2.log t
+    shift 2
+    case $name in
+    lhyper)
+        (cd "$REPO_DIR" && exec env TLS_CERT="$CERT" TLS_KEY="$KEY" TLS_CIPHERS="$CIPHERS" \
+            "LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" "LUA_CPATH=$REPO_DIR/build/?.so;;" \
+            taskset -c "$SERVER_CPU" "$@" lua5.4 bench/tls.lua "$port") >"$log" 2>&1 & ;;
+    nginx)
+        dir=$WORK/nginx-tls-$port
+        tls_nginx_conf "$dir" "$port" "$([ $# -gt 0 ] && echo "master_process off;")"
+        (exec taskset -c "$SERVER_CPU" "$@" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;') >"$log" 2>&1 & ;;
+    esac
+    SERVER_PID=$!
+    STARTED_PIDS+=("$SERVER_PID")
+    t=$(( ${READY_TIMEOUT:-10} * 10 ))
+    while [ "$t" -gt 0 ]; do
+        curl -sk -m 1 -o /dev/null "https://127.0.0.1:$port/" && return 0
+        sleep 0.1; t=$((t - 1))
+    done
+    note "  $name: did not answer on port $port"; tail -n 5 "$log" >&2
+    stop_server "$SERVER_PID"
+    return 1
+}

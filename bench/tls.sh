@@ -31,80 +31,14 @@ KEY_TYPE=${KEY_TYPE:-ec}
 TLS_VERSION=${TLS_VERSION:-1.3}
 TMO=${STREAM_TIMEOUT:-180}
 # lhyper's default TLS 1.2 list, given to nginx too (TLS 1.3 suites: OpenSSL's default for both)
-CIPHERS=${CIPHERS:-ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305}
+CIPHERS=${CIPHERS:-$TLS12_CIPHERS}
 for t in openssl curl wrk; do command -v $t >/dev/null || { note "$t not installed"; exit 1; }; done
 
-# --- the certificate, made for this run ---
-CERT=$WORK/cert.pem KEY=$WORK/key.pem
-case $KEY_TYPE in
-ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
-rsa) newkey=(-newkey rsa:2048) ;;
-*) note "KEY_TYPE must be ec or rsa"; exit 1 ;;
-esac
-openssl req -x509 "${newkey[@]}" -nodes -keyout "$KEY" -out "$CERT" -days 2 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null || { note "openssl req failed"; exit 1; }
+# --- the certificate, made for this run (lib.sh) ---
+tls_cert "$KEY_TYPE" || exit 1
 # a sparse file for nginx to send: no disk I/O
 truncate -s "$SIZE" "$WORK/down.bin"
 cat "$WORK/down.bin" >/dev/null
-
-tls_nginx_conf() { # DIR PORT
-    local dir=$1 port=$2
-    mkdir -p "$dir/tmp"
-    # as root, workers would run as nobody and could not read $WORK
-    cat >"$dir/nginx.conf" <<EOF
-$( [ "$(id -u)" = 0 ] && echo "user root;")
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    server {
-        listen 127.0.0.1:$port ssl backlog=4096;
-        ssl_certificate $CERT;
-        ssl_certificate_key $KEY;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_ciphers $CIPHERS;
-        ssl_prefer_server_ciphers on;
-        ssl_session_tickets on;
-        location = / { default_type text/plain; return 200 "Hello, World!"; }
-        location = /down { alias $WORK/down.bin; default_type application/octet-stream; }
-    }
-}
-EOF
-}
-
-# start_tls NAME PORT: sets SERVER_PID once it answers over https
-start_tls() {
-    local name=$1 port=$2 dir log=$WORK/$1-tls-$2.log
-    case $name in
-    lhyper)
-        (cd "$REPO_DIR" && exec env TLS_CERT="$CERT" TLS_KEY="$KEY" TLS_CIPHERS="$CIPHERS" \
-            "LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" "LUA_CPATH=$REPO_DIR/build/?.so;;" \
-            taskset -c "$SERVER_CPU" lua5.4 bench/tls.lua "$port") >"$log" 2>&1 & ;;
-    nginx)
-        dir=$WORK/nginx-tls-$port
-        tls_nginx_conf "$dir" "$port"
-        (exec taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;') >"$log" 2>&1 & ;;
-    esac
-    SERVER_PID=$!
-    STARTED_PIDS+=("$SERVER_PID")
-    for _ in $(seq 1 100); do
-        curl -sk -m 1 -o /dev/null "https://127.0.0.1:$port/" && return 0
-        sleep 0.1
-    done
-    note "  $name: did not answer on port $port"; tail -n 5 "$log" >&2
-    stop_server "$SERVER_PID"
-    return 1
-}
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # per_core RATE TICKS NS: rate / (cpu share)
