@@ -653,10 +653,14 @@ void lh_tls_lean(lh_tls_t *t) {
 void lh_tls_in_eof(lh_tls_t *t) { t->in_eof = 1; }
 lh_wq_t *lh_tls_out(lh_tls_t *t) { return &t->out; }
 
-void lh_tls_trim(lh_tls_t *t) {
+void lh_tls_release(lh_tls_t *t) {
   /* not while OpenSSL holds input (part of a record, or plaintext not yet
-   * taken, which points into its buffer): kept until the next trim */
-  if (t->ssl && !SSL_has_pending(t->ssl)) SSL_free_buffers(t->ssl);
+   * taken, which points into its buffer): kept until the next call */
+  if (!t->lean && !SSL_has_pending(t->ssl)) SSL_free_buffers(t->ssl);
+}
+
+void lh_tls_trim(lh_tls_t *t) {
+  lh_tls_release(t);
   lh_rbuf_trim(&t->in, 0);
   if (lh_wq_pending(&t->out) == 0) lh_wq_trim(&t->out, 0);
   t->in_want = IN_FIRST;

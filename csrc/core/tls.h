@@ -77,6 +77,9 @@ void lh_tls_in_eof(lh_tls_t *t);
 lh_wq_t *lh_tls_out(lh_tls_t *t);
 /* releases buffers while nothing is in them (an idle connection) */
 void lh_tls_trim(lh_tls_t *t);
+/* OpenSSL's record buffers go if nothing is in them (a connection whose
+ * handler waits: they come back with the next record) */
+void lh_tls_release(lh_tls_t *t);
 /* from now on OpenSSL's record buffers go after each record, as they did
  * before lh_tls_trim could take them: for a stream that may wait for
  * hours between messages without the trim of an idle connection (an

@@ -732,6 +732,11 @@ static void sconn_timer_update(lh_sconn_t *sc) {
     t = s->drain_idle > 0 ? s->drain_idle : 0.001;
   }
   int kind = t > 0 ? state : LH_DL_NONE;
+  /* a request whose handler waits (a long poll, an upstream call) with
+   * nothing to send does not hold OpenSSL's record buffers meanwhile; a
+   * handler that answers at once finds the connection idle here */
+  if (sc->tls && state == LH_DL_NONE && !sc->writing && lh_wq_pending(lh_disp_out(sc->d)) == 0)
+    lh_tls_release(sc->tls);
   if (lh_conn_can_read_head(c) && lh_conn_buffered(c) == 0) lh_conn_trim(c); /* between messages: hold no buffers */
   /* a head keeps the deadline it got when it began (slowloris); an idle
    * spell starts anew after each response, even when the whole exchange
