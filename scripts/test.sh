@@ -60,7 +60,7 @@ specs build normal
 # processes, compression, static files) and the balancer runs (#nosan: minutes of restarts), which the
 # normal pass runs; the budget of the whole suite is 15 minutes on 2 cores
 LHYPER_FAST_HEAD=0 LHYPER_KEPT_HEADS=0 LHYPER_KEPT_VALUES=0 LHYPER_NEXT_MSG=0 LHYPER_DOZE=0 LHYPER_FAST_CLOSE=0 \
-LHYPER_ALLOC_CACHE=0 LHYPER_ROUTER_C=0 LHYPER_TLS_ONE_READ=0 LHYPER_TLS_KEEP_BUFFERS=0 \
+LHYPER_ALLOC_CACHE=0 LHYPER_ROUTER_C=0 LHYPER_TLS_ONE_READ=0 LHYPER_TLS_KEEP_BUFFERS=0 LHYPER_FAST_LAYERS=0 \
 specs build "shortcuts off" --exclude-tags=nosan,peers,offpath
 
 if [ -f build-san/lhyper/core.so ] && [ "${SANITIZE:-1}" = 1 ]; then

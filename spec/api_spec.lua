@@ -120,7 +120,7 @@ print(table.concat(res, ","))
       next_msg = "LHYPER_NEXT_MSG",
       doze = "LHYPER_DOZE", fast_close = "LHYPER_FAST_CLOSE", alloc_cache = "LHYPER_ALLOC_CACHE",
       router_c = "LHYPER_ROUTER_C", tls_one_read = "LHYPER_TLS_ONE_READ",
-      tls_keep_buffers = "LHYPER_TLS_KEEP_BUFFERS",
+      tls_keep_buffers = "LHYPER_TLS_KEEP_BUFFERS", fast_layers = "LHYPER_FAST_LAYERS",
     }
     local file = h.tmpname(".lua")
     h.write_file(file, [[

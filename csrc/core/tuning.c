@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-lh_tuning_t lh_tuning = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+lh_tuning_t lh_tuning = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 
 static unsigned on(const char *name) {
   const char *v = getenv(name);
@@ -25,4 +25,5 @@ void lh_tuning_load(void) {
   lh_tuning.router_c = on("LHYPER_ROUTER_C");
   lh_tuning.tls_one_read = on("LHYPER_TLS_ONE_READ");
   lh_tuning.tls_keep_buffers = on("LHYPER_TLS_KEEP_BUFFERS");
+  lh_tuning.fast_layers = on("LHYPER_FAST_LAYERS");
 }

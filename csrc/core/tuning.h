@@ -20,6 +20,9 @@ typedef struct {
                               * all taken and OpenSSL holds nothing (tls.c) */
   unsigned tls_keep_buffers : 1; /* LHYPER_TLS_KEEP_BUFFERS: OpenSSL's record buffers kept
                                   * while a connection is busy or dozing (tls.c) */
+  unsigned fast_layers : 1; /* LHYPER_FAST_LAYERS: the timeout layer's child resumed without a
+                             * protected call, its results moved rather than kept (lspawn.c);
+                             * request ids kept in the req's own bytes (llayer.c) */
 } lh_tuning_t;
 
 /* all on until lh_tuning_load; tests may set fields directly */

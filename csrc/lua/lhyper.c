@@ -61,7 +61,7 @@ static int l_methods(lua_State *L) {
 /* tuning() -> { fast_head = true, kept_heads = true, ... }: the switches
  * as read at load */
 static int l_tuning(lua_State *L) {
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 11);
   lua_pushboolean(L, lh_tuning.fast_head);
   lua_setfield(L, -2, "fast_head");
   lua_pushboolean(L, lh_tuning.kept_heads);
@@ -82,6 +82,8 @@ static int l_tuning(lua_State *L) {
   lua_setfield(L, -2, "tls_one_read");
   lua_pushboolean(L, lh_tuning.tls_keep_buffers);
   lua_setfield(L, -2, "tls_keep_buffers");
+  lua_pushboolean(L, lh_tuning.fast_layers);
+  lua_setfield(L, -2, "fast_layers");
   return 1;
 }
 

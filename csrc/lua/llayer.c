@@ -480,6 +480,35 @@ static int l_serve_within(lua_State *L) {
   return lh_spawn_within(L, sec, 3, 4, within_expired, r);
 }
 
+/* the service core.within_service makes: core.serve_within with its
+ * upvalues (after the req metatable) seconds, status and the inner
+ * service, without a Lua function around it */
+static int within_service(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_pushvalue(L, lua_upvalueindex(4));
+  lua_rotate(L, 1, 3); /* seconds, status, service, req: as serve_within has them */
+  lh_req_t *r = lua_touserdata(L, 4);
+  if (!r || !lua_getmetatable(L, 4) || !lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT))) r = NULL;
+  lua_settop(L, 4);
+  return lh_spawn_within(L, lua_tonumber(L, 1), 3, 4, within_expired, r);
+}
+
+/* core.within_service(seconds, status, service) -> function(req): what
+ * core.serve_within(seconds, status, service, req) does, as one C
+ * function (the timeout layer's service) */
+static int l_within_service(lua_State *L) {
+  luaL_checknumber(L, 1);
+  luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  lua_pushvalue(L, lua_upvalueindex(UP_REQ_MT));
+  lua_insert(L, 1);
+  lua_pushcclosure(L, within_service, 4);
+  return 1;
+}
+
 /* --- the rest --- */
 
 /* core.req_server(req) -> the server that received it */
@@ -505,7 +534,8 @@ static const luaL_Reg funcs[] = {
   {"req_on_end", l_req_on_end},     {"access_log", l_access_log},
   {"access_log_begin", l_access_log_begin}, {"request_id", l_request_id},
   {"req_server", l_req_server},     {"hrtime", l_hrtime},
-  {"error_status", l_error_status}, {"serve_within", l_serve_within}, {NULL, NULL}};
+  {"error_status", l_error_status}, {"serve_within", l_serve_within},
+  {"within_service", l_within_service}, {NULL, NULL}};
 
 void lh_layer_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, ALOG_MT)) pthread_atfork(NULL, NULL, rng_forked);

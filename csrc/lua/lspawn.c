@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tuning.h"
+
 #define TASK_MT "lhyper.task"
 #define WITHIN_SLOTS 3 /* results a within's child keeps without a table */
 
@@ -23,6 +25,10 @@ typedef struct {
                             * kept in them (2, 3, ...) in place of a table; a
                             * within's child has WITHIN_SLOTS, others none */
   uint8_t in_slots;        /* set when it returned: the results are in the slots */
+  unsigned direct : 1;     /* an lh_spawn_within child in its first resume, which its
+                            * parent makes itself: returning leaves the results on the
+                            * child's stack for the parent to move (cleared at its
+                            * first yield) */
   /* lh_spawn_within's: what the time running out means to its caller, set
    * when the task is made; NULL for other tasks */
   lh_within_expired_fn expired;
@@ -119,6 +125,7 @@ static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
   int n = lua_gettop(L) - 1;
   if (!s->task.adopt) lh_own_mark_returned(L, &s->task, 2, n + 1); /* adopt: all passes */
   s->nres = n;
+  if (s->direct) return n; /* lua_resume's results: lh_spawn_within moves them */
   if (n == 0) return 0;
   if (n <= s->slots) {
     /* the common few results of a within's service: no table */
@@ -400,6 +407,31 @@ static int within_k(lua_State *L, int status, lua_KContext ctx) {
   return n;
 }
 
+/* lh_spawn_within's first resume of its child s (at L's index i), made
+ * here rather than through lh_task_start's protected call: lua_resume
+ * protects the child, and lh_task_resumed what follows. A child that
+ * returns at once leaves its results on its stack (s->direct): moved
+ * here, they are on top of L and their count is returned; -1 when it
+ * yielded or failed (its end, if any, in s->task.end) */
+static int within_start(lua_State *L, lh_spawn_t *s) {
+  lh_task_t *t = &s->task;
+  int nargs = t->nargs, nres;
+  t->wait = LH_WAIT_NONE;
+  t->nargs = 0;
+  t->running = 1;
+  s->direct = 1;
+  int st = lua_resume(t->co, L, nargs, &nres);
+  s->direct = 0;
+  if (st == LUA_OK && !lua_checkstack(L, nres + 1)) {
+    /* no room to move them: kept as a returned task keeps them */
+    st = LUA_ERRMEM;
+    lua_pushliteral(t->co, "not enough memory");
+  }
+  if (st == LUA_OK) lua_xmove(t->co, L, nres);
+  lh_task_resumed(L, t, st, st == LUA_YIELD ? nres : 0);
+  return st == LUA_OK ? nres : -1;
+}
+
 int lh_spawn_within(lua_State *L, double sec, int first, int last, lh_within_expired_fn expired,
                     void *ud) {
   lh_task_t *t = lh_task_current(L);
@@ -410,7 +442,12 @@ int lh_spawn_within(lua_State *L, double sec, int first, int last, lh_within_exp
   s->expired = expired;
   s->expired_ud = ud;
   int i = lua_gettop(L);
-  lh_task_start(L, &s->task);
+  if (lh_tuning.fast_layers) {
+    int n = within_start(L, s);
+    if (n >= 0) return n;
+  } else {
+    lh_task_start(L, &s->task);
+  }
   if (s->task.end) return within_outcome(L, s, i);
   return lh_waitq_wait(L, &s->joiners, sec, within_k);
 }
