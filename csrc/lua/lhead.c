@@ -266,8 +266,10 @@ static int memo_extra(const lh_head_memo_t *m, const lh_head_extra_t *x) {
   if (!t->x || x->vlen == 0 || (size_t)t->xat < x->nlen + 3) return 0;
   const char *n = t->bytes + t->xat - 2 - x->nlen;
   if (n[-1] != '\n' || n[x->nlen] != ':' || n[x->nlen + 1] != ' ') return 0;
-  for (size_t i = 0; i < x->nlen; i++)
-    if ((n[i] >= 'A' && n[i] <= 'Z' ? n[i] + 32 : n[i]) != x->name[i]) return 0;
+  if (memcmp(n, x->name, x->nlen) != 0) /* most often written from the same name */
+    for (size_t i = 0; i < x->nlen; i++)
+      if ((n[i] >= 'A' && n[i] <= 'Z' ? n[i] + 32 : n[i]) != x->name[i]) return 0;
+  if (x->clean) return 1;
   int bad = 0;
   for (size_t i = 0; i < x->vlen; i++) bad |= lh_value_bad[(unsigned char)x->value[i]];
   return !bad;

@@ -41,6 +41,8 @@ void lh_head_memo_free(lua_State *L, lh_head_memo_t *m);
 typedef struct {
   const char *name, *value;
   size_t nlen, vlen;
+  int clean; /* set when value is known to hold no byte a field value may not
+              * (a request id request_id checked or made): not scanned again */
 } lh_head_extra_t;
 
 #define LH_HEAD_WHY 200 /* room for the reason a head was refused */

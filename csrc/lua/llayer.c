@@ -15,6 +15,7 @@
 #include "llogw.h"
 #include "logw.h"
 #include "lspawn.h"
+#include "tuning.h"
 
 #define REQ_MT "lhyper.req"
 #define ALOG_MT "lhyper.access_log"
@@ -399,6 +400,21 @@ static uint64_t rng_next(void) {
   return r;
 }
 
+/* 32 hex digits of 128 random bits at id */
+static void make_id(char id[32]) {
+  static const char hex[] = "0123456789abcdef";
+  uint64_t w[2] = {rng_next(), rng_next()};
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < 8; i++, w[k] >>= 8) {
+      unsigned b = (unsigned)(w[k] & 0xff);
+      id[16 * k + 2 * i] = hex[b >> 4];
+      id[16 * k + 2 * i + 1] = hex[b & 15];
+    }
+}
+
+/* the usual request id field, which needs no string to anchor it */
+static const char XNAME[] = "x-request-id";
+
 static int id_char(unsigned char c) {
   return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' ||
          c == '_' || c == '~' || c == ':' || c == '+' || c == '/' || c == '=' || c == '@' || c == '-';
@@ -419,7 +435,9 @@ static void set_id(lua_State *L, lh_req_t *r, int i) {
  * (lower case) when that is a valid id (1..128 of letters, digits and
  * . _ ~ : + / = @ -), else with make a new one (32 hex digits); nil when
  * neither. The id becomes req.id and the response's field `name` (unless
- * the handler gives one). core.request_id(req, name, nil, id) sets id. */
+ * the handler gives one). core.request_id(req, name, nil, id) sets id.
+ * With LHYPER_FAST_LAYERS (the default) the id is returned as true: its
+ * string is made only when req.id is read. */
 static int l_request_id(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
   size_t n, vlen;
@@ -434,17 +452,30 @@ static int l_request_id(lua_State *L) {
   const char *v = field(r, name, n, &vlen);
   int ok = v && vlen >= 1 && vlen <= 128;
   for (size_t i = 0; ok && i < vlen; i++) ok = id_char((unsigned char)v[i]);
-  if (ok) {
-    lua_pushlstring(L, v, vlen);
-  } else if (lua_toboolean(L, 3)) {
-    char id[32];
-    uint64_t a = rng_next(), b = rng_next();
-    for (int i = 15; i >= 0; i--, a >>= 4) id[i] = "0123456789abcdef"[a & 15];
-    for (int i = 31; i >= 16; i--, b >>= 4) id[i] = "0123456789abcdef"[b & 15];
-    lua_pushlstring(L, id, sizeof id);
-  } else {
-    return 0;
+  if (!ok && !lua_toboolean(L, 3)) return 0;
+  if (!ok) {
+    make_id(r->idbuf);
+    v = r->idbuf;
+    vlen = sizeof r->idbuf;
   }
+  if (lh_tuning.fast_layers) {
+    /* the bytes stay where they are (the head's copy, r->idbuf): req.id's
+     * string is made if it is read; the name is kept as the layer's string
+     * unless it is the usual one */
+    lh_req_set_id_bytes(L, 1, v, vlen);
+    if (!r->xname) {
+      if (n == sizeof XNAME - 1 && !memcmp(name, XNAME, n)) {
+        r->xname = XNAME;
+        r->xnlen = (uint32_t)n;
+      } else {
+        lua_pushvalue(L, 2);
+        lh_req_keep(L, 1, LH_REQ_KEEP_XNAME);
+      }
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushlstring(L, v, vlen);
   set_id(L, r, 5);
   return 1;
 }

@@ -168,7 +168,15 @@ static int req_index(lua_State *L) {
       }
       break;
     case 2:
-      if (!memcmp(k, "id", 2)) return lua_getiuservalue(L, 1, UV_ID), 1;
+      if (!memcmp(k, "id", 2)) {
+        if (lua_getiuservalue(L, 1, UV_ID) == LUA_TNIL && r->id) {
+          /* set by lh_req_set_id_bytes: its string now (r->id stays on its bytes) */
+          lua_pushlstring(L, r->id, r->idlen);
+          lua_pushvalue(L, -1);
+          lua_setiuservalue(L, 1, UV_ID);
+        }
+        return 1;
+      }
       break;
     case 5:
       if (!memcmp(k, "route", 5)) return lua_getiuservalue(L, 1, UV_ROUTE), 1;
@@ -250,6 +258,18 @@ void lh_req_set_route(lua_State *L, int idx) {
 void lh_req_set_id(lua_State *L, int idx) {
   lh_req_t *r = lua_touserdata(L, idx);
   set_string(L, lua_absindex(L, idx), UV_ID, &r->id, &r->idlen);
+  r->id_clean = 0;
+}
+
+void lh_req_set_id_bytes(lua_State *L, int idx, const char *id, size_t n) {
+  lh_req_t *r = lua_touserdata(L, idx);
+  if (r->id) { /* a string of an earlier id goes */
+    lua_pushnil(L);
+    lua_setiuservalue(L, lua_absindex(L, idx), UV_ID);
+  }
+  r->id = id;
+  r->idlen = (uint32_t)n;
+  r->id_clean = 1;
 }
 
 void lh_req_keep(lua_State *L, int idx, int what) {
@@ -469,7 +489,7 @@ static int req_upgrade(lua_State *L) {
   }
   char why[LH_HEAD_WHY];
   /* request_id's field too, as on any response */
-  lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen};
+  lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen, r->id_clean};
   int e = lh_head_write(L, d, NULL, lh_conn_is_connect(c) ? 200 : 101, hi, -1,
                         r->xname && r->id ? &x : NULL, why);
   if (e == LH_EUSER_HEADER) return luaL_error(L, "req:upgrade: %s", why);
@@ -540,7 +560,7 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
   char hwhy[LH_HEAD_WHY];
   if (!e) {
     /* request_id's field goes after the handler's (r->xname: its name, req.id its value) */
-    lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen};
+    lh_head_extra_t x = {r->xname, r->id, r->xnlen, r->idlen, r->id_clean};
     e = lh_head_write(S, d, lh_tuning.kept_heads ? &r->host->memo : NULL, (int)status, hi, len,
                       r->xname && r->id ? &x : NULL, hwhy);
     if (e == LH_EUSER_HEADER) why = hwhy;

@@ -66,6 +66,10 @@ struct lh_req {
    * unless the handler gave one of that name (request_id); lower case */
   const char *xname;
   uint32_t xnlen;
+  unsigned id_clean : 1;    /* r->id is one request_id checked or made (lh_head_extra_t.clean);
+                             * cleared when Lua sets req.id */
+  char idbuf[32];           /* a request id request_id made, when r->id points here; the
+                             * string req.id is made from these bytes when first read */
   struct lh_alog *alog;     /* the access log of this exchange (llayer.c), kept by the req */
   uint64_t t0;              /* uv_hrtime when alog was set */
   int64_t wall;             /* and the wall clock (seconds) */
@@ -150,6 +154,10 @@ int lh_req_peer(lua_State *L, lh_req_t *r, int idx);
 void lh_req_set_route(lua_State *L, int idx);
 /* req.id of the req at idx: pops it */
 void lh_req_set_id(lua_State *L, int idx);
+/* req.id of the req at idx: the n bytes at id, which stay as long as the
+ * req does (its head's bytes, or r->idbuf) and were checked as a request
+ * id; its string is made when req.id is read */
+void lh_req_set_id_bytes(lua_State *L, int idx, const char *id, size_t n);
 /* pops the value on top into the req at idx, kept as long as the req:
  * LH_REQ_KEEP_XNAME the name of the extra response field (r->xname
  * follows it), LH_REQ_KEEP_LOG its access log */
