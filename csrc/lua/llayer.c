@@ -135,12 +135,24 @@ static const char HEX[] = "0123456789ABCDEF";
 /* combined: as nginx escapes, \" \\ and \xHH for bytes outside printable
  * ASCII (at most 4 bytes out for one in) */
 static char *put_clf(char *p, const char *s, size_t n) {
+  /* 1 for the bytes written as they are */
+  static const unsigned char plain[256] = {
+    [' '] = 1, ['!'] = 1, ['#' ... '['] = 1, [']' ... '~'] = 1,
+  };
   if (!s) {
     *p++ = '-';
     return p;
   }
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
+    if (plain[c]) {
+      /* a run of them at once */
+      size_t j = i + 1;
+      while (j < n && plain[(unsigned char)s[j]]) j++;
+      p = put(p, s + i, j - i);
+      i = j - 1;
+      continue;
+    }
     if (c == '"' || c == '\\') {
       *p++ = '\\';
       *p++ = (char)c;

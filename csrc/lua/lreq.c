@@ -202,7 +202,12 @@ static int req_index(lua_State *L) {
       if (!memcmp(k, "remote_addr", 11) || !memcmp(k, "remote_port", 11)) {
         if (lh_req_peer(L, r, 1) < 0) return 0;
         if (k[7] == 'p') lua_pushinteger(L, r->peer_port);
-        else lua_getiuservalue(L, 1, UV_PEER);
+        else if (lua_getiuservalue(L, 1, UV_PEER) == LUA_TNIL) {
+          /* kept in r->peerbuf: its string now */
+          lua_pushlstring(L, r->peer, r->peerlen);
+          lua_pushvalue(L, -1);
+          lua_setiuservalue(L, 1, UV_PEER);
+        }
         return 1;
       }
       break;
@@ -216,6 +221,15 @@ int lh_req_peer(lua_State *L, lh_req_t *r, int idx) {
   if (r->peer) return 0;
   /* kept once known: the request may outlive its connection */
   char peer[48];
+  if (lh_tuning.fast_layers) {
+    /* the bytes in the req; the string only if Lua reads it */
+    int port = r->sc ? lh_sconn_peer(r->sc, r->peerbuf, sizeof r->peerbuf) : -1;
+    if (port < 0) return -1;
+    r->peer = r->peerbuf;
+    r->peerlen = (uint32_t)strlen(r->peerbuf);
+    r->peer_port = port;
+    return 0;
+  }
   int port = r->sc ? lh_sconn_peer(r->sc, peer, sizeof peer) : -1;
   if (port < 0) return -1;
   idx = lua_absindex(L, idx);

@@ -70,6 +70,8 @@ struct lh_req {
                              * cleared when Lua sets req.id */
   char idbuf[32];           /* a request id request_id made, when r->id points here; the
                              * string req.id is made from these bytes when first read */
+  char peerbuf[48];         /* the peer's address, when r->peer points here (lh_req_peer);
+                             * the string req.remote_addr is made from it when first read */
   struct lh_alog *alog;     /* the access log of this exchange (llayer.c), kept by the req */
   uint64_t t0;              /* uv_hrtime when alog was set */
   int64_t wall;             /* and the wall clock (seconds) */

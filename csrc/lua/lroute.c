@@ -278,22 +278,21 @@ static int l_route_walk(lua_State *L) {
   return 3;
 }
 
-/* route_req(req, root, static, empty, ignore) -> endpoint, params, rest,
- * path, method: a router's dispatch of a request it does not see nested. The
- * path is req.path (without a trailing slash with ignore), the method
- * req.method (both as Lua may have set them); the endpoint
- * comes from static (whole paths) or the walk. On a match req.params and
- * req.route are set, unless the endpoint is a nest. nil, path when
- * nothing matches; endpoint, false when a parameter is badly encoded. */
-static int l_route_req(lua_State *L) {
-  lh_req_t *r = lh_req_at(L, 1, lua_upvalueindex(2));
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  int ignore = lua_toboolean(L, 5);
-  lua_settop(L, 4);
+/* a router's match of the req r at index 1, with its root, static and
+ * empty tables at indices 2, 3, 4 (the stack holds nothing else): pushes
+ * endpoint, params, rest, path, method and returns 5; or nil, path and
+ * returns 2 when nothing matches. The path is req.path (without a trailing
+ * slash with ignore), the method req.method (both as Lua may have set
+ * them; get, if not 0, is the index of the string "GET", pushed for that
+ * method without making it again); the endpoint comes from static (whole
+ * paths) or the walk. On a match req.params and req.route are set, unless
+ * the endpoint is a nest; params is false when a parameter is badly
+ * encoded. *routed tells whether req.params and req.route were set. */
+static int route_match(lua_State *L, lh_req_t *r, int ignore, int get, int *routed) {
   walk_t w;
   w.L = L;
   w.depth = 0;
+  *routed = 0;
   w.path = lh_req_path(L, r, 1, &w.len);
   if (ignore && w.len > 1 && w.path[w.len - 1] == '/') w.len--;
   lua_pushlstring(L, w.path, w.len); /* 5: the path */
@@ -314,15 +313,85 @@ static int l_route_req(lua_State *L) {
   lua_pushlstring(L, w.path, w.len);
   if (r->extra) /* req.method = m of a layer's comes first, as for the path */
     lua_getfield(L, 1, "method");
+  else if (get && r->method.len == 3 && !memcmp(r->bytes + r->method.off, "GET", 3))
+    lua_pushvalue(L, get);
   else
     lua_pushlstring(L, r->bytes + r->method.off, r->method.len);
   if (lua_toboolean(L, 6) && lua_getfield(L, 5, "nest") == LUA_TNIL) {
     lua_getfield(L, 5, "route");
     lua_pushvalue(L, 6);
     lh_req_set_route(L, 1);
+    *routed = 1;
   }
   lua_settop(L, 9);
   return 5;
+}
+
+/* route_req(req, root, static, empty, ignore) -> endpoint, params, rest,
+ * path, method: a router's dispatch of a request it does not see nested
+ * (route_match); nil, path when nothing matches. */
+static int l_route_req(lua_State *L) {
+  lh_req_t *r = lh_req_at(L, 1, lua_upvalueindex(2));
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int ignore = lua_toboolean(L, 5);
+  lua_settop(L, 4);
+  int routed;
+  return route_match(L, r, ignore, 0, &routed);
+}
+
+/* the upvalues of a router's route(req) (route_fn) */
+enum { UP_FIND = 1, UP_REQ_MT, UP_ROOT, UP_STATIC, UP_EMPTY, UP_NESTED, UP_IGNORE, UP_GET };
+
+/* route(req) -> service: the function a router's dispatch calls for req,
+ * req.params and req.route set: the endpoint's own for the method when
+ * the router compiled one (endpoint[1], a method -> service table; else
+ * endpoint[2], its service). false and what route_req returns when the
+ * router has more to do (no match, a nest, a bad parameter); nothing for
+ * a request the router sees nested (nested[req] set) */
+static int l_route(lua_State *L) {
+  lh_req_t *r = lh_req_at(L, 1, lua_upvalueindex(UP_REQ_MT));
+  lua_settop(L, 1);
+  if (r->extra) { /* nest_service sets req.path: otherwise no request is nested */
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, lua_upvalueindex(UP_NESTED)) != LUA_TNIL) return 0;
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(UP_ROOT));
+  lua_pushvalue(L, lua_upvalueindex(UP_STATIC));
+  lua_pushvalue(L, lua_upvalueindex(UP_EMPTY));
+  int routed;
+  int n = route_match(L, r, lua_toboolean(L, lua_upvalueindex(UP_IGNORE)), lua_upvalueindex(UP_GET),
+                      &routed);
+  if (routed) { /* a match, not a nest */
+    if (lua_rawgeti(L, 5, 1) == LUA_TTABLE) {
+      lua_pushvalue(L, 9);
+      if (lua_rawget(L, -2) == LUA_TFUNCTION) return 1;
+      lua_pop(L, 1);
+    }
+    lua_rawgeti(L, 5, 2);
+    if (lua_type(L, -1) == LUA_TFUNCTION) return 1;
+    lua_settop(L, 9);
+  }
+  lua_pushboolean(L, 0);
+  lua_insert(L, 5);
+  return n + 1;
+}
+
+/* route_fn(root, static, empty, nested, ignore) -> route: a router's
+ * route(req), its tables kept */
+static int l_route_fn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 5);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* string.find */
+  lua_pushvalue(L, lua_upvalueindex(2)); /* the req metatable */
+  lua_rotate(L, 1, 2);
+  lua_pushliteral(L, "GET");
+  lua_pushcclosure(L, l_route, UP_GET);
+  return 1;
 }
 
 void lh_route_open(lua_State *L, int mod) {
@@ -336,6 +405,10 @@ void lh_route_open(lua_State *L, int mod) {
   lua_pushcclosure(L, l_route_walk, 1);
   lua_setfield(L, mod, "route_walk");
   lh_req_push_mt(L); /* upvalue 2: lh_req_at tells a req by it */
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
   lua_pushcclosure(L, l_route_req, 2);
   lua_setfield(L, mod, "route_req");
+  lua_pushcclosure(L, l_route_fn, 2);
+  lua_setfield(L, mod, "route_fn");
 }

@@ -352,15 +352,27 @@ local function compile(self)
     list[#list + 1] = svc
     return service.stack(list)
   end
+  local direct = #layers == 0
   for _, ep in ipairs(self.eps_) do
     local own
     if ep.nest then own = nest_service(ep.nest)
     else own = method_service(ep) end
     ep.svc_ = wrap(own)
+    -- what route (csrc/lua/lroute.c l_route) gives dispatch to call: [1]
+    -- method -> service, else [2]; method_service's choice made up front
+    if direct and not ep.ws and not ep.nest then
+      local call = {}
+      for m, h in pairs(ep.methods) do call[m] = h end
+      if call.HEAD == nil then call.HEAD = call.GET end
+      ep[1], ep[2] = call, ep.any or ep.svc_
+    else
+      ep[1], ep[2] = false, ep.svc_
+    end
   end
   self.fallback_svc_ = wrap(self.fallback_ or not_found)
-  self.direct_ = #layers == 0
+  self.direct_ = direct
   self.dirty_ = false
+  self.ready_ = self.route_ ~= nil and not self.on_error_
 end
 
 local function redirect(req, loc)
@@ -372,6 +384,7 @@ end
 local BAD_PARAM = { ["content-type"] = "text/plain" }
 
 local route_req = core.tuning().router_c and core.route_req or nil
+local route_fn = core.tuning().router_c and core.route_fn or nil
 
 local function no_match(self, req, path, info)
   if self.redirect_ and #path > 1 then
@@ -399,28 +412,31 @@ local function into_nest(req, ep, path, rest, params, route, info)
   return a, b, c
 end
 
+-- what follows route_req's match (C read req.path, matched, and set
+-- req.params and req.route unless the endpoint is a nest)
+local function matched(self, req, ep, params, rest, path, method)
+  if not ep then return no_match(self, req, params, nil) end
+  if not params then return 400, BAD_PARAM, "bad percent-encoding in the path\n" end
+  if not ep.nest then
+    if self.direct_ and not ep.ws then
+      -- no layers: the method's service at once (method_service's choice)
+      local methods = ep.methods
+      local h = methods[method] or (method == "HEAD" and methods.GET) or ep.any
+      if h then return h(req) end
+    end
+    return ep.svc_(req)
+  end
+  req.params = params
+  req.route = ep.route
+  return into_nest(req, ep, path, rest, params, ep.route, nil)
+end
+
 local function dispatch(self, req)
   if self.dirty_ then compile(self) end
   local info = nested[req]
   local ep, params, rest, path
   if route_req and not info then
-    -- C reads req.path, matches, and sets req.params and req.route
-    local method
-    ep, params, rest, path, method = route_req(req, self.root_, self.static_, EMPTY, self.ignore_)
-    if not ep then return no_match(self, req, params, nil) end
-    if not params then return 400, BAD_PARAM, "bad percent-encoding in the path\n" end
-    if not ep.nest then
-      if self.direct_ and not ep.ws then
-        -- no layers: the method's service at once (method_service's choice)
-        local methods = ep.methods
-        local h = methods[method] or (method == "HEAD" and methods.GET) or ep.any
-        if h then return h(req) end
-      end
-      return ep.svc_(req)
-    end
-    req.params = params
-    req.route = ep.route
-    return into_nest(req, ep, path, rest, params, ep.route, nil)
+    return matched(self, req, route_req(req, self.root_, self.static_, EMPTY, self.ignore_))
   end
   path = info and info.rest or req.path
   if self.ignore_ and #path > 1 and byte(path, -1) == 47 then path = sub(path, 1, -2) end
@@ -463,7 +479,16 @@ function M.new(opts)
     root_ = new_node(), static_ = {}, eps_ = {}, layers_ = {}, nroutes_ = 0,
     ignore_ = ts == "ignore", redirect_ = ts == "redirect", dirty_ = true,
   }, mt)
+  -- C matches and picks the service (csrc/lua/lroute.c l_route) while the
+  -- router is compiled and has no on_error (ready_); else dispatch
+  local route = route_fn and route_fn(self.root_, self.static_, EMPTY, nested, self.ignore_)
+  self.route_ = route
   self.service_ = function(req)
+    if self.ready_ then
+      local h, ep, params, rest, path, method = route(req)
+      if h then return h(req) end
+      if h == false then return matched(self, req, ep, params, rest, path, method) end
+    end
     if self.on_error_ then return finish(self, req, pcall(dispatch, self, req)) end
     return dispatch(self, req)
   end
@@ -548,7 +573,7 @@ local function add(self, method, pattern, svc, what, level)
   end
   if #names == 0 then self.static_[pattern] = ep end
   self.nroutes_ = self.nroutes_ + 1
-  self.dirty_ = true
+  self.dirty_, self.ready_ = true, false
 end
 
 local function method_name(m, what)
@@ -601,7 +626,7 @@ function Router:ws(pattern, fn, opts)
   ep.ws = svc
   if #names == 0 then self.static_[pattern] = ep end
   self.nroutes_ = self.nroutes_ + 1
-  self.dirty_ = true
+  self.dirty_, self.ready_ = true, false
   return self
 end
 
@@ -634,14 +659,14 @@ function Router:nest(prefix, svc)
   local ep = endpoint(self, node, EP, prefix, names, what, 3, svc)
   if #names == 0 then self.static_[prefix] = ep end
   self.nroutes_ = self.nroutes_ + 1
-  self.dirty_ = true
+  self.dirty_, self.ready_ = true, false
   return self
 end
 
 --- router:fallback(service): what answers paths no route matches (default 404)
 function Router:fallback(svc)
   self.fallback_ = service.of(svc, "router:fallback")
-  self.dirty_ = true
+  self.dirty_, self.ready_ = true, false
   return self
 end
 
@@ -650,7 +675,7 @@ end
 function Router:layer(layer)
   if type(layer) ~= "function" then error("router:layer: a layer (function(inner) -> service) expected", 2) end
   self.layers_[#self.layers_ + 1] = layer
-  self.dirty_ = true
+  self.dirty_, self.ready_ = true, false
   return self
 end
 
@@ -659,6 +684,7 @@ end
 function Router:on_error(f)
   if type(f) ~= "function" then error("router:on_error: a function(err, req) expected", 2) end
   self.on_error_ = f
+  self.ready_ = false -- dispatch, under pcall
   return self
 end
 
