@@ -84,21 +84,27 @@ static int l_access_log(lua_State *L) {
  * log when its response ends (lh_req_ended); its time and duration start
  * now. false when the request has a log already (a request holds one: a
  * second access_log layer writes its line from req:on_end) */
-static int l_access_log_begin(lua_State *L) {
+/* access_log_begin with the log at index 1 and the req at 2: 1 when the
+ * exchange's line is now the log's, 0 when it had one */
+static int alog_begin(lua_State *L) {
   lh_alog_t *a = lua_touserdata(L, 1);
   int ok = a && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_ALOG_MT));
   lua_settop(L, 2);
   if (!ok) a = luaL_checkudata(L, 1, ALOG_MT); /* raises */
   lh_req_t *r = check_req(L, 2);
   if (r->finished) return luaL_error(L, "access_log: the request is already over");
-  lua_pushboolean(L, r->alog == NULL);
-  if (r->alog) return 1;
+  if (r->alog) return 0;
   lua_pushvalue(L, 1);
   lh_req_keep(L, 2, LH_REQ_KEEP_LOG);
   r->alog = a;
   r->t0 = lh_hrtime();
   r->wall = (int64_t)time(NULL);
   lh_req_peer(L, r, 2); /* now: an exchange the client leaves has no connection at its end */
+  return 1;
+}
+
+static int l_access_log_begin(lua_State *L) {
+  lua_pushboolean(L, alog_begin(L));
   return 1;
 }
 
@@ -273,7 +279,8 @@ static char *put_line(char *p, const lh_req_t *r, int fmt, const line_t *x) {
     p = PUTS(p, "\" ");
     p = put_uint(p, x->us);
     p = PUTS(p, " \"");
-    p = put_clf(p, r->id, r->idlen);
+    /* an id request_id checked or made needs no escapes */
+    p = r->id_clean ? put(p, r->id, r->idlen) : put_clf(p, r->id, r->idlen);
     return x->complete ? PUTS(p, "\" ok\n") : PUTS(p, "\" aborted\n");
   }
   p = PUTS(p, "{\"time\":\"");
@@ -297,7 +304,13 @@ static char *put_line(char *p, const lh_req_t *r, int fmt, const line_t *x) {
   p = PUTS(p, ",\"referer\":");
   p = put_json(p, x->ref, x->reflen);
   p = PUTS(p, ",\"request_id\":");
-  p = put_json(p, r->id, r->idlen);
+  if (r->id_clean) {
+    *p++ = '"';
+    p = put(p, r->id, r->idlen);
+    *p++ = '"';
+  } else {
+    p = put_json(p, r->id, r->idlen);
+  }
   p = PUTS(p, ",\"route\":");
   p = put_json(p, r->route, r->routelen);
   return x->complete ? PUTS(p, ",\"complete\":true}\n") : PUTS(p, ",\"complete\":false}\n");
@@ -414,14 +427,18 @@ static uint64_t rng_next(void) {
 
 /* 32 hex digits of 128 random bits at id */
 static void make_id(char id[32]) {
-  static const char hex[] = "0123456789abcdef";
+  static const char pairs[] = /* each byte's two digits */
+      "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+      "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+      "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+      "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+      "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+      "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+      "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+      "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
   uint64_t w[2] = {rng_next(), rng_next()};
   for (int k = 0; k < 2; k++)
-    for (int i = 0; i < 8; i++, w[k] >>= 8) {
-      unsigned b = (unsigned)(w[k] & 0xff);
-      id[16 * k + 2 * i] = hex[b >> 4];
-      id[16 * k + 2 * i + 1] = hex[b & 15];
-    }
+    for (int i = 0; i < 8; i++, w[k] >>= 8) memcpy(id + 16 * k + 2 * i, pairs + 2 * (w[k] & 0xff), 2);
 }
 
 /* the usual request id field, which needs no string to anchor it */
@@ -528,14 +545,13 @@ static int l_serve_within(lua_State *L) {
  * service, without a Lua function around it */
 static int within_service(lua_State *L) {
   lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_pushvalue(L, lua_upvalueindex(4));
-  lua_rotate(L, 1, 3); /* seconds, status, service, req: as serve_within has them */
-  lh_req_t *r = lua_touserdata(L, 4);
-  if (!r || !lua_getmetatable(L, 4) || !lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT))) r = NULL;
+  lua_pushvalue(L, 1); /* req, status, service, req: status where serve_within has it */
+  lh_req_t *r = lua_touserdata(L, 1);
+  if (!r || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT))) r = NULL;
   lua_settop(L, 4);
-  return lh_spawn_within(L, lua_tonumber(L, 1), 3, 4, within_expired, r);
+  return lh_spawn_within(L, lua_tonumber(L, lua_upvalueindex(2)), 3, 4, within_expired, r);
 }
 
 /* core.within_service(seconds, status, service) -> function(req): what
@@ -549,6 +565,64 @@ static int l_within_service(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(UP_REQ_MT));
   lua_insert(L, 1);
   lua_pushcclosure(L, within_service, 4);
+  return 1;
+}
+
+/* --- layers' services as C functions (LHYPER_FAST_LAYERS) --- */
+
+/* the inner service's results: everything above the req */
+static int inner_k(lua_State *L, int status, lua_KContext ctx) { return lua_gettop(L) - 1; }
+
+/* returns what the service at upvalue `up` returns for the req at index 1 */
+static int call_inner(lua_State *L, int up) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(up));
+  lua_pushvalue(L, 1);
+  lua_callk(L, 1, LUA_MULTRET, 0, inner_k);
+  return inner_k(L, LUA_OK, 0);
+}
+
+/* request_id's service: core.request_id(req, name, true), then the inner
+ * service (upvalues: the metatables, name, inner) */
+static int rid_service(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_pushboolean(L, 1);
+  l_request_id(L);
+  return call_inner(L, 4);
+}
+
+/* access_log's service: the exchange's line is the log's, and the inner
+ * service answers; a request that has a line already goes to the second
+ * (upvalues: the metatables, log, inner, second) */
+static int alog_service(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_insert(L, 1);
+  int mine = alog_begin(L);
+  lua_remove(L, 1);
+  return call_inner(L, mine ? 4 : 5);
+}
+
+/* core.layer_service(kind, ...) -> function(req): a layer's service as one
+ * C function: "request_id", name, inner; "access_log", log, inner, second */
+static int l_layer_service(lua_State *L) {
+  static const char *const kinds[] = {"request_id", "access_log", NULL};
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  if (kind == 0) {
+    luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+  } else {
+    luaL_checkudata(L, 2, ALOG_MT);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+  }
+  int n = kind == 0 ? 2 : 3;
+  lua_settop(L, 1 + n);
+  lua_pushvalue(L, lua_upvalueindex(UP_REQ_MT));
+  lua_pushvalue(L, lua_upvalueindex(UP_ALOG_MT));
+  lua_rotate(L, 2, 2);
+  lua_pushcclosure(L, kind == 0 ? rid_service : alog_service, 2 + n);
   return 1;
 }
 
@@ -578,7 +652,7 @@ static const luaL_Reg funcs[] = {
   {"access_log_begin", l_access_log_begin}, {"request_id", l_request_id},
   {"req_server", l_req_server},     {"hrtime", l_hrtime},
   {"error_status", l_error_status}, {"serve_within", l_serve_within},
-  {"within_service", l_within_service}, {NULL, NULL}};
+  {"within_service", l_within_service}, {"layer_service", l_layer_service}, {NULL, NULL}};
 
 void lh_layer_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, ALOG_MT)) pthread_atfork(NULL, NULL, rng_forked);

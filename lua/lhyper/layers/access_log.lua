@@ -24,7 +24,8 @@ local type, error, tostring, getmetatable, format, gsub, byte, find, concat =
   type, error, tostring, getmetatable, string.format, string.gsub, string.byte,
   string.find, table.concat
 local os_time, os_date, utf8_len = os.time, os.date, utf8.len
-local hrtime = core.hrtime
+local hrtime, layer_service = core.hrtime, core.layer_service
+local fast = core.tuning().fast_layers
 
 -- combined: as nginx escapes (\" \\ and \xHH for other bytes outside printable ASCII)
 local function esc_byte(c) return format("\\x%02X", byte(c)) end
@@ -134,6 +135,8 @@ return function(opts)
   local log, begin = core.access_log(writer, fmt), core.access_log_begin
   return function(inner)
     local second = layer(inner)
+    -- one C function does what the Lua one below does, without its frame
+    if fast then return layer_service("access_log", log, inner, second) end
     return function(req)
       if begin(log, req) then return inner(req) end
       return second(req)
