@@ -84,27 +84,27 @@ static int l_access_log(lua_State *L) {
  * log when its response ends (lh_req_ended); its time and duration start
  * now. false when the request has a log already (a request holds one: a
  * second access_log layer writes its line from req:on_end) */
-/* access_log_begin with the log at index 1 and the req at 2: 1 when the
- * exchange's line is now the log's, 0 when it had one */
-static int alog_begin(lua_State *L) {
-  lh_alog_t *a = lua_touserdata(L, 1);
-  int ok = a && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_ALOG_MT));
-  lua_settop(L, 2);
-  if (!ok) a = luaL_checkudata(L, 1, ALOG_MT); /* raises */
-  lh_req_t *r = check_req(L, 2);
+/* access_log_begin with the log a at index li and the req at ri (the
+ * top): 1 when the exchange's line is now the log's, 0 when it had one */
+static int alog_begin(lua_State *L, lh_alog_t *a, int li, int ri) {
+  lh_req_t *r = check_req(L, ri);
   if (r->finished) return luaL_error(L, "access_log: the request is already over");
   if (r->alog) return 0;
-  lua_pushvalue(L, 1);
-  lh_req_keep(L, 2, LH_REQ_KEEP_LOG);
+  lua_pushvalue(L, li);
+  lh_req_keep(L, ri, LH_REQ_KEEP_LOG);
   r->alog = a;
   r->t0 = lh_hrtime();
   r->wall = (int64_t)time(NULL);
-  lh_req_peer(L, r, 2); /* now: an exchange the client leaves has no connection at its end */
+  lh_req_peer(L, r, ri); /* now: an exchange the client leaves has no connection at its end */
   return 1;
 }
 
 static int l_access_log_begin(lua_State *L) {
-  lua_pushboolean(L, alog_begin(L));
+  lh_alog_t *a = lua_touserdata(L, 1);
+  int ok = a && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_ALOG_MT));
+  lua_settop(L, 2);
+  if (!ok) a = luaL_checkudata(L, 1, ALOG_MT); /* raises */
+  lua_pushboolean(L, alog_begin(L, a, 1, 2));
   return 1;
 }
 
@@ -127,13 +127,14 @@ static char *put(char *p, const char *s, size_t n) {
 #define PUTS(p, lit) put(p, lit, sizeof lit - 1)
 
 static char *put_uint(char *p, uint64_t v) {
-  char d[24];
-  int k = sizeof d;
+  int n = 1;
+  for (uint64_t t = v; t >= 10; t /= 10) n++;
+  char *e = p + n;
   do {
-    d[--k] = (char)('0' + v % 10);
+    *--e = (char)('0' + v % 10);
     v /= 10;
   } while (v);
-  return put(p, d + k, sizeof d - (size_t)k);
+  return p + n;
 }
 
 static const char HEX[] = "0123456789ABCDEF";
@@ -575,7 +576,7 @@ static int inner_k(lua_State *L, int status, lua_KContext ctx) { return lua_gett
 
 /* returns what the service at upvalue `up` returns for the req at index 1 */
 static int call_inner(lua_State *L, int up) {
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(up));
   lua_pushvalue(L, 1);
   lua_callk(L, 1, LUA_MULTRET, 0, inner_k);
@@ -597,10 +598,8 @@ static int rid_service(lua_State *L) {
  * (upvalues: the metatables, log, inner, second) */
 static int alog_service(lua_State *L) {
   lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(3));
-  lua_insert(L, 1);
-  int mine = alog_begin(L);
-  lua_remove(L, 1);
+  int li = lua_upvalueindex(3); /* checked by core.layer_service */
+  int mine = alog_begin(L, lua_touserdata(L, li), li, 1);
   return call_inner(L, mine ? 4 : 5);
 }
 

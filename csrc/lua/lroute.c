@@ -296,29 +296,37 @@ static int route_match(lua_State *L, lh_req_t *r, int ignore, int get, int *rout
   w.path = lh_req_path(L, r, 1, &w.len);
   if (ignore && w.len > 1 && w.path[w.len - 1] == '/') w.len--;
   lua_pushlstring(L, w.path, w.len); /* 5: the path */
+  lua_pushvalue(L, 5);
   int k = 0;
-  if (lua_rawget(L, 3) == LUA_TTABLE) {
+  if (lua_rawget(L, 3) == LUA_TTABLE) { /* 6: the endpoint */
     lua_pushvalue(L, 4); /* params: none */
     lua_pushnil(L);
   } else {
     lua_pop(L, 1);
     if (w.len == 0 || w.path[0] != '/' || (k = walk(&w, 2, 1, 0)) < 0) {
       lua_pushnil(L);
-      lua_pushlstring(L, w.path, w.len);
+      lua_insert(L, 5);
       return 2;
     }
-    push_params(&w, 5, k, 4);
+    push_params(&w, 6, k, 4);
   }
-  /* 5 endpoint, 6 params (or false), 7 rest, 8 path, 9 method */
-  lua_pushlstring(L, w.path, w.len);
+  lua_rotate(L, 5, -1); /* 5 endpoint, 6 params (or false), 7 rest, 8 path */
+  /* 9 method */
   if (r->extra) /* req.method = m of a layer's comes first, as for the path */
     lua_getfield(L, 1, "method");
   else if (get && r->method.len == 3 && !memcmp(r->bytes + r->method.off, "GET", 3))
     lua_pushvalue(L, get);
   else
     lua_pushlstring(L, r->bytes + r->method.off, r->method.len);
-  if (lua_toboolean(L, 6) && lua_getfield(L, 5, "nest") == LUA_TNIL) {
-    lua_getfield(L, 5, "route");
+  /* a compiled endpoint's [3]: its route, false for a nest (router.lua compile) */
+  int t = LUA_TNIL;
+  if (get) t = lua_rawgeti(L, 5, 3);
+  else lua_pushnil(L);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    t = lua_getfield(L, 5, "nest") == LUA_TNIL ? lua_getfield(L, 5, "route") : LUA_TBOOLEAN;
+  }
+  if (lua_toboolean(L, 6) && t == LUA_TSTRING) {
     lua_pushvalue(L, 6);
     lh_req_set_route(L, 1);
     *routed = 1;

@@ -368,6 +368,7 @@ local function compile(self)
     else
       ep[1], ep[2] = false, ep.svc_
     end
+    ep[3] = not ep.nest and ep.route -- req.route (false: a nest's, set by dispatch)
   end
   self.fallback_svc_ = wrap(self.fallback_ or not_found)
   self.direct_ = direct
