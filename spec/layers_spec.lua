@@ -396,6 +396,69 @@ io.write(table.concat(lines))
     end)
   end)
 
+  describe("request_id, access_log and timeout around one service", function()
+    -- one C function serves the three (LHYPER_FAST_LAYERS); the suite's
+    -- shortcuts-off pass runs this with the Lua services too
+    it("give each request its id, its line and its deadline, as each layer alone does", function()
+      local log = h.tmpname(".log")
+      finally(function() os.remove(log) end)
+      local out, code = h.lua(string.format([[
+local lhyper = require "lhyper"
+local L = lhyper.layers
+local closed = 0
+local function service(req)
+  if req.path == "/slow" then
+    local c <close> = setmetatable({}, { __close = function() closed = closed + 1 end })
+    lhyper.sleep(5)
+  end
+  return 200, nil, req.id .. " " .. req.remote_addr
+end
+local srv = assert(lhyper.server { port = 0, handler = lhyper.stack {
+  L.request_id(), L.access_log { out = %q, format = "json", flush = 0.05 }, L.timeout(0.3), service,
+} })
+local other = assert(lhyper.server { port = 0, handler = lhyper.stack {
+  L.request_id { header = "X-Trace" }, L.timeout(5), service,
+} })
+lhyper.spawn(function()
+  local cases = { { srv, "/fast", "abc-1" }, { srv, "/slow" }, { srv, "/fast", "bad id" }, { other, "/o", "t.1" } }
+  for _, c in ipairs(cases) do
+    local res = assert(lhyper.request { url = ("http://127.0.0.1:%%d%%s"):format(c[1].port, c[2]),
+      headers = c[3] and { [c[1] == other and "x-trace" or "x-request-id"] = c[3] } or nil })
+    local body = res:read_all()
+    print(res.status, res.headers["x-request-id"] or res.headers["x-trace"], body)
+  end
+  lhyper.sleep(0.3)
+  print("closed", closed)
+  srv:close()
+  other:close()
+end)
+lhyper.run()
+]], log), 20)
+      assert.equal(0, code, out)
+      local rows = {}
+      for st, id, body in out:gmatch("(%d+)\t(%S+)\t([^\n]*)\n") do rows[#rows + 1] = { tonumber(st), id, body } end
+      assert.equal(4, #rows, out)
+      assert.same({ 200, "abc-1", "abc-1 127.0.0.1" }, rows[1])
+      assert.equal(503, rows[2][1])
+      assert.truthy(rows[2][2]:find("^%x+$") and #rows[2][2] == 32, out)
+      assert.equal("timed out", rows[2][3])
+      assert.equal(200, rows[3][1])
+      assert.truthy(rows[3][2]:find("^%x+$") and #rows[3][2] == 32, out)
+      assert.equal(rows[3][2] .. " 127.0.0.1", rows[3][3])
+      assert.same({ 200, "t.1", "t.1 127.0.0.1" }, rows[4])
+      assert.truthy(out:find("closed\t1\n", 1, true), out)
+      local lines = {}
+      for l in h.read_file(log):gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.equal(3, #lines, h.read_file(log))
+      for i, want in ipairs { { "/fast", 200, "abc-1" }, { "/slow", 503, rows[2][2] }, { "/fast", 200, rows[3][2] } } do
+        assert.truthy(lines[i]:find('"target":"' .. want[1] .. '"', 1, true), lines[i])
+        assert.truthy(lines[i]:find('"status":' .. want[2], 1, true), lines[i])
+        assert.truthy(lines[i]:find('"request_id":"' .. want[3] .. '"', 1, true), lines[i])
+        assert.truthy(lines[i]:find('"peer":"127.0.0.1"', 1, true), lines[i])
+      end
+    end)
+  end)
+
   describe("access_log near its buffer's limit", function()
     it("keeps every line that fits and counts the bytes of those it drops", function()
       local path = h.tmpname(".log")

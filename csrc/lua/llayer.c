@@ -468,6 +468,31 @@ static void set_id(lua_State *L, lh_req_t *r, int i) {
  * the handler gives one). core.request_id(req, name, nil, id) sets id.
  * With LHYPER_FAST_LAYERS (the default) the id is returned as true: its
  * string is made only when req.id is read. */
+/* the request's valid id in its field name (n bytes, lower case), or NULL */
+static const char *id_field(const lh_req_t *r, const char *name, size_t n, size_t *vlen) {
+  const char *v = field(r, name, n, vlen);
+  int ok = v && *vlen >= 1 && *vlen <= 128;
+  for (size_t i = 0; ok && i < *vlen; i++) ok = id_char((unsigned char)v[i]);
+  return ok ? v : NULL;
+}
+
+/* r (the req at index 1) takes the id v (vlen bytes that stay as long as
+ * it: the head's copy, r->idbuf), under the field name at index ni (n
+ * bytes): req.id's string is made if it is read; the name is kept as the
+ * layer's string unless it is the usual one (LHYPER_FAST_LAYERS) */
+static void id_bytes(lua_State *L, lh_req_t *r, int ni, const char *name, size_t n, const char *v,
+                     size_t vlen) {
+  lh_req_set_id_bytes(L, 1, v, vlen);
+  if (r->xname) return;
+  if (n == sizeof XNAME - 1 && !memcmp(name, XNAME, n)) {
+    r->xname = XNAME;
+    r->xnlen = (uint32_t)n;
+  } else {
+    lua_pushvalue(L, ni);
+    lh_req_keep(L, 1, LH_REQ_KEEP_XNAME);
+  }
+}
+
 static int l_request_id(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
   size_t n, vlen;
@@ -479,29 +504,15 @@ static int l_request_id(lua_State *L) {
     lua_pushvalue(L, 4);
     return 1;
   }
-  const char *v = field(r, name, n, &vlen);
-  int ok = v && vlen >= 1 && vlen <= 128;
-  for (size_t i = 0; ok && i < vlen; i++) ok = id_char((unsigned char)v[i]);
-  if (!ok && !lua_toboolean(L, 3)) return 0;
-  if (!ok) {
+  const char *v = id_field(r, name, n, &vlen);
+  if (!v && !lua_toboolean(L, 3)) return 0;
+  if (!v) {
     make_id(r->idbuf);
     v = r->idbuf;
     vlen = sizeof r->idbuf;
   }
   if (lh_tuning.fast_layers) {
-    /* the bytes stay where they are (the head's copy, r->idbuf): req.id's
-     * string is made if it is read; the name is kept as the layer's string
-     * unless it is the usual one */
-    lh_req_set_id_bytes(L, 1, v, vlen);
-    if (!r->xname) {
-      if (n == sizeof XNAME - 1 && !memcmp(name, XNAME, n)) {
-        r->xname = XNAME;
-        r->xnlen = (uint32_t)n;
-      } else {
-        lua_pushvalue(L, 2);
-        lh_req_keep(L, 1, LH_REQ_KEEP_XNAME);
-      }
-    }
+    id_bytes(L, r, 2, name, n, v, vlen);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -541,35 +552,23 @@ static int l_serve_within(lua_State *L) {
   return lh_spawn_within(L, sec, 3, 4, within_expired, r);
 }
 
-/* the service core.within_service makes: core.serve_within with its
- * upvalues (after the req metatable) seconds, status and the inner
- * service, without a Lua function around it */
-static int within_service(lua_State *L) {
-  lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(3));
-  lua_pushvalue(L, lua_upvalueindex(4));
-  lua_pushvalue(L, 1); /* req, status, service, req: status where serve_within has it */
-  lh_req_t *r = lua_touserdata(L, 1);
-  if (!r || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT))) r = NULL;
-  lua_settop(L, 4);
-  return lh_spawn_within(L, lua_tonumber(L, lua_upvalueindex(2)), 3, 4, within_expired, r);
-}
-
-/* core.within_service(seconds, status, service) -> function(req): what
- * core.serve_within(seconds, status, service, req) does, as one C
- * function (the timeout layer's service) */
-static int l_within_service(lua_State *L) {
-  luaL_checknumber(L, 1);
-  luaL_checkinteger(L, 2);
-  luaL_checktype(L, 3, LUA_TFUNCTION);
-  lua_settop(L, 3);
-  lua_pushvalue(L, lua_upvalueindex(UP_REQ_MT));
-  lua_insert(L, 1);
-  lua_pushcclosure(L, within_service, 4);
-  return 1;
-}
-
 /* --- layers' services as C functions (LHYPER_FAST_LAYERS) --- */
+
+/* A chain: the services of request_id, access_log (with a built-in format)
+ * and timeout layers, one around the next, as one C function: the req is
+ * told once, and no call is made from one to the next. Its upvalues: the
+ * req and access log metatables, the steps' kinds (a string, outermost
+ * first), each step's values, then the service inside the last:
+ *   'R' request_id: the field name
+ *   'A' access_log: the log, and the Lua service a request that has a line
+ *       already goes to (which calls the rest of the chain's own service)
+ *   'W' timeout: seconds, status (always the last step)
+ * core.layer_service makes one, taking an inner chain's steps as its own */
+enum { UP_KINDS = 3, UP_STEPS };
+
+#define CHAIN_MAX 60 /* steps in one chain; a longer one goes around another */
+
+static int step_values(char kind) { return kind == 'R' ? 1 : 2; }
 
 /* the inner service's results: everything above the req */
 static int inner_k(lua_State *L, int status, lua_KContext ctx) { return lua_gettop(L) - 1; }
@@ -583,45 +582,110 @@ static int call_inner(lua_State *L, int up) {
   return inner_k(L, LUA_OK, 0);
 }
 
-/* request_id's service: core.request_id(req, name, true), then the inner
- * service (upvalues: the metatables, name, inner) */
-static int rid_service(lua_State *L) {
+static int chain_service(lua_State *L) {
+  size_t n;
+  const char *k = lua_tolstring(L, lua_upvalueindex(UP_KINDS), &n);
   lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(3));
-  lua_pushboolean(L, 1);
-  l_request_id(L);
-  return call_inner(L, 4);
+  lh_req_t *r;
+  if (k[0] == 'W') { /* a timeout alone serves any value, as serve_within does */
+    r = lua_touserdata(L, 1);
+    if (!r || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT))) r = NULL;
+    lua_settop(L, 1);
+  } else {
+    r = check_req(L, 1);
+  }
+  int up = UP_STEPS;
+  for (size_t i = 0; i < n; up += step_values(k[i]), i++) {
+    if (k[i] == 'R') {
+      size_t nl, vlen;
+      int ni = lua_upvalueindex(up);
+      const char *name = lua_tolstring(L, ni, &nl);
+      if (r->finished) return luaL_error(L, "request_id: the request is already over");
+      const char *v = id_field(r, name, nl, &vlen);
+      if (!v) {
+        make_id(r->idbuf);
+        v = r->idbuf;
+        vlen = sizeof r->idbuf;
+      }
+      id_bytes(L, r, ni, name, nl, v, vlen);
+    } else if (k[i] == 'A') {
+      int li = lua_upvalueindex(up);
+      if (!alog_begin(L, lua_touserdata(L, li), li, 1)) return call_inner(L, up + 1);
+    } else { /* 'W': req, status, service, req, as serve_within has them */
+      lua_pushvalue(L, lua_upvalueindex(up + 1));
+      lua_pushvalue(L, lua_upvalueindex(up + 2));
+      lua_pushvalue(L, 1);
+      return lh_spawn_within(L, lua_tonumber(L, lua_upvalueindex(up)), 3, 4, within_expired, r);
+    }
+  }
+  return call_inner(L, up);
 }
 
-/* access_log's service: the exchange's line is the log's, and the inner
- * service answers; a request that has a line already goes to the second
- * (upvalues: the metatables, log, inner, second) */
-static int alog_service(lua_State *L) {
-  lua_settop(L, 1);
-  int li = lua_upvalueindex(3); /* checked by core.layer_service */
-  int mine = alog_begin(L, lua_touserdata(L, li), li, 1);
-  return call_inner(L, mine ? 4 : 5);
+/* pushes a chain: the step `kind` with the values at indices v .. top,
+ * around the service at index inner, whose steps it takes as its own when
+ * that is a chain */
+static void push_chain(lua_State *L, char kind, int v, int inner) {
+  int nv = lua_gettop(L) - v + 1;
+  char kinds[CHAIN_MAX + 1];
+  size_t m = 0;
+  int inner_top = 0; /* the inner chain's last upvalue (its service), 0: not taken in */
+  if (kind != 'W' && lua_tocfunction(L, inner) == chain_service) { /* 'W' stays last */
+    lua_getupvalue(L, inner, UP_KINDS);
+    const char *ik = lua_tolstring(L, -1, &m);
+    if (m < CHAIN_MAX) {
+      memcpy(kinds + 1, ik, m);
+      inner_top = UP_STEPS;
+      for (size_t i = 0; i < m; i++) inner_top += step_values(ik[i]);
+    } else {
+      m = 0;
+    }
+    lua_pop(L, 1);
+  }
+  kinds[0] = kind;
+  luaL_checkstack(L, 3 + nv + (inner_top ? inner_top : 1), "too many layers");
+  lua_pushvalue(L, lua_upvalueindex(UP_REQ_MT));
+  lua_pushvalue(L, lua_upvalueindex(UP_ALOG_MT));
+  lua_pushlstring(L, kinds, m + 1);
+  for (int i = 0; i < nv; i++) lua_pushvalue(L, v + i);
+  int nup = UP_KINDS + nv;
+  if (inner_top) { /* its step values and its service */
+    for (int i = UP_STEPS; i <= inner_top; i++) lua_getupvalue(L, inner, i);
+    nup += inner_top - UP_STEPS + 1;
+  } else {
+    lua_pushvalue(L, inner);
+    nup++;
+  }
+  lua_pushcclosure(L, chain_service, nup);
 }
 
 /* core.layer_service(kind, ...) -> function(req): a layer's service as one
- * C function: "request_id", name, inner; "access_log", log, inner, second */
+ * C function (a chain): "request_id", name, inner; "access_log", log,
+ * inner, second; "timeout", seconds, status, inner */
 static int l_layer_service(lua_State *L) {
-  static const char *const kinds[] = {"request_id", "access_log", NULL};
+  static const char *const kinds[] = {"request_id", "access_log", "timeout", NULL};
   int kind = luaL_checkoption(L, 1, NULL, kinds);
   if (kind == 0) {
     luaL_checkstring(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
-  } else {
+    lua_settop(L, 3);
+    lua_insert(L, 2); /* inner, name */
+    push_chain(L, 'R', 3, 2);
+  } else if (kind == 1) {
     luaL_checkudata(L, 2, ALOG_MT);
     luaL_checktype(L, 3, LUA_TFUNCTION);
     luaL_checktype(L, 4, LUA_TFUNCTION);
+    lua_settop(L, 4);
+    lua_rotate(L, 2, 2); /* inner, second, log */
+    lua_insert(L, 3);    /* inner, log, second */
+    push_chain(L, 'A', 3, 2);
+  } else {
+    luaL_checknumber(L, 2);
+    luaL_checkinteger(L, 3);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    lua_settop(L, 4);
+    lua_rotate(L, 2, 1); /* inner, seconds, status */
+    push_chain(L, 'W', 3, 2);
   }
-  int n = kind == 0 ? 2 : 3;
-  lua_settop(L, 1 + n);
-  lua_pushvalue(L, lua_upvalueindex(UP_REQ_MT));
-  lua_pushvalue(L, lua_upvalueindex(UP_ALOG_MT));
-  lua_rotate(L, 2, 2);
-  lua_pushcclosure(L, kind == 0 ? rid_service : alog_service, 2 + n);
   return 1;
 }
 
@@ -651,7 +715,7 @@ static const luaL_Reg funcs[] = {
   {"access_log_begin", l_access_log_begin}, {"request_id", l_request_id},
   {"req_server", l_req_server},     {"hrtime", l_hrtime},
   {"error_status", l_error_status}, {"serve_within", l_serve_within},
-  {"within_service", l_within_service}, {"layer_service", l_layer_service}, {NULL, NULL}};
+  {"layer_service", l_layer_service}, {NULL, NULL}};
 
 void lh_layer_open(lua_State *L, int mod) {
   if (luaL_newmetatable(L, ALOG_MT)) pthread_atfork(NULL, NULL, rng_forked);

@@ -14,7 +14,7 @@ local core = require "lhyper.core"
 local check = require("lhyper.options").check
 
 local type, error, mtype = type, error, math.type
-local serve_within, within_service = core.serve_within, core.within_service
+local serve_within, layer_service = core.serve_within, core.layer_service
 local fast = core.tuning().fast_layers
 
 local OPTIONS = { status = "number" }
@@ -33,7 +33,7 @@ return function(seconds, opts)
   return function(inner)
     if type(inner) ~= "function" then error("timeout: the inner service must be a function", 2) end
     -- one C function does what the Lua one below does, without its frame
-    if fast then return within_service(seconds, status, inner) end
+    if fast then return layer_service("timeout", seconds, status, inner) end
     return function(req)
       return serve_within(seconds, status, inner, req)
     end
