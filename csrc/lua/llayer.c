@@ -428,7 +428,7 @@ static uint64_t rng_next(void) {
 
 /* 32 hex digits of 128 random bits at id */
 static void make_id(char id[32]) {
-  static const char pairs[] = /* each byte's two digits */
+  static const char digits[] = /* each byte's two */
       "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
       "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
       "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
@@ -438,8 +438,11 @@ static void make_id(char id[32]) {
       "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
       "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
   uint64_t w[2] = {rng_next(), rng_next()};
-  for (int k = 0; k < 2; k++)
-    for (int i = 0; i < 8; i++, w[k] >>= 8) memcpy(id + 16 * k + 2 * i, pairs + 2 * (w[k] & 0xff), 2);
+  for (int k = 0; k < 2; k++) {
+    uint16_t d[8];
+    for (int i = 0; i < 8; i++, w[k] >>= 8) memcpy(&d[i], digits + 2 * (w[k] & 0xff), 2);
+    memcpy(id + 16 * k, d, 16);
+  }
 }
 
 /* the usual request id field, which needs no string to anchor it */
