@@ -278,60 +278,63 @@ static int l_route_walk(lua_State *L) {
   return 3;
 }
 
-/* a router's match of the req r at index 1, with its root, static and
- * empty tables at indices 2, 3, 4 (the stack holds nothing else): pushes
- * endpoint, params, rest, path, method and returns 5; or nil, path and
- * returns 2 when nothing matches. The path is req.path (without a trailing
- * slash with ignore), the method req.method (both as Lua may have set
- * them; get, if not 0, is the index of the string "GET", pushed for that
- * method without making it again); the endpoint comes from static (whole
- * paths) or the walk. On a match req.params and req.route are set, unless
- * the endpoint is a nest; params is false when a parameter is badly
- * encoded. *routed tells whether req.params and req.route were set. */
-static int route_match(lua_State *L, lh_req_t *r, int ignore, int get, int *routed) {
+/* where route_match finds a router's tables (stack or upvalue indices) */
+typedef struct {
+  int root, stat, empty; /* its trie, its whole paths, its params for none */
+  int get;               /* the string "GET", or 0 */
+  int ignore;            /* trailing_slash = "ignore" */
+} route_at_t;
+
+/* a router's match of the req r at index 1: pushes path, endpoint,
+ * params, rest, method and returns 5; or path, nil and returns 2 when
+ * nothing matches. The path is req.path (without a trailing slash with
+ * ignore), the method req.method (both as Lua may have set them; the
+ * string at a->get is pushed for GET rather than made again); the
+ * endpoint comes from static (whole paths) or the walk. On a match
+ * req.params and req.route are set, unless the endpoint is a nest; params
+ * is false when a parameter is badly encoded. *routed tells whether
+ * req.params and req.route were set. */
+static int route_match(lua_State *L, lh_req_t *r, const route_at_t *a, int *routed) {
   walk_t w;
   w.L = L;
   w.depth = 0;
   *routed = 0;
   w.path = lh_req_path(L, r, 1, &w.len);
-  if (ignore && w.len > 1 && w.path[w.len - 1] == '/') w.len--;
-  lua_pushlstring(L, w.path, w.len); /* 5: the path */
-  lua_pushvalue(L, 5);
+  if (a->ignore && w.len > 1 && w.path[w.len - 1] == '/') w.len--;
+  int b = lua_gettop(L);
+  lua_pushlstring(L, w.path, w.len); /* b + 1: the path */
+  lua_pushvalue(L, b + 1);
   int k = 0;
-  if (lua_rawget(L, 3) == LUA_TTABLE) { /* 6: the endpoint */
-    lua_pushvalue(L, 4); /* params: none */
+  if (lua_rawget(L, a->stat) == LUA_TTABLE) { /* b + 2: the endpoint */
+    lua_pushvalue(L, a->empty);              /* b + 3: params (none), b + 4: rest */
     lua_pushnil(L);
   } else {
     lua_pop(L, 1);
-    if (w.len == 0 || w.path[0] != '/' || (k = walk(&w, 2, 1, 0)) < 0) {
+    if (w.len == 0 || w.path[0] != '/' || (k = walk(&w, a->root, 1, 0)) < 0) {
       lua_pushnil(L);
-      lua_insert(L, 5);
       return 2;
     }
-    push_params(&w, 6, k, 4);
+    push_params(&w, b + 2, k, a->empty);
   }
-  lua_rotate(L, 5, -1); /* 5 endpoint, 6 params (or false), 7 rest, 8 path */
-  /* 9 method */
+  /* b + 5: the method */
   if (r->extra) /* req.method = m of a layer's comes first, as for the path */
     lua_getfield(L, 1, "method");
-  else if (get && r->method.len == 3 && !memcmp(r->bytes + r->method.off, "GET", 3))
-    lua_pushvalue(L, get);
+  else if (a->get && r->method.len == 3 && !memcmp(r->bytes + r->method.off, "GET", 3))
+    lua_pushvalue(L, a->get);
   else
     lua_pushlstring(L, r->bytes + r->method.off, r->method.len);
   /* a compiled endpoint's [3]: its route, false for a nest (router.lua compile) */
-  int t = LUA_TNIL;
-  if (get) t = lua_rawgeti(L, 5, 3);
-  else lua_pushnil(L);
+  int t = lua_rawgeti(L, b + 2, 3);
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
-    t = lua_getfield(L, 5, "nest") == LUA_TNIL ? lua_getfield(L, 5, "route") : LUA_TBOOLEAN;
+    t = lua_getfield(L, b + 2, "nest") == LUA_TNIL ? lua_getfield(L, b + 2, "route") : LUA_TBOOLEAN;
   }
-  if (lua_toboolean(L, 6) && t == LUA_TSTRING) {
-    lua_pushvalue(L, 6);
+  if (lua_toboolean(L, b + 3) && t == LUA_TSTRING) {
+    lua_pushvalue(L, b + 3);
     lh_req_set_route(L, 1);
     *routed = 1;
   }
-  lua_settop(L, 9);
+  lua_settop(L, b + 5);
   return 5;
 }
 
@@ -342,10 +345,16 @@ static int l_route_req(lua_State *L) {
   lh_req_t *r = lh_req_at(L, 1, lua_upvalueindex(2));
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
-  int ignore = lua_toboolean(L, 5);
+  route_at_t a = {2, 3, 4, 0, lua_toboolean(L, 5)};
   lua_settop(L, 4);
   int routed;
-  return route_match(L, r, ignore, 0, &routed);
+  if (route_match(L, r, &a, &routed) == 2) {
+    lua_insert(L, 5); /* nil, path */
+    return 2;
+  }
+  lua_rotate(L, 5, -1); /* endpoint, params, rest, method, path */
+  lua_insert(L, 8);     /* endpoint, params, rest, path, method */
+  return 5;
 }
 
 /* the upvalues of a router's route(req) (route_fn) */
@@ -365,24 +374,29 @@ static int l_route(lua_State *L) {
     if (lua_rawget(L, lua_upvalueindex(UP_NESTED)) != LUA_TNIL) return 0;
     lua_pop(L, 1);
   }
-  lua_pushvalue(L, lua_upvalueindex(UP_ROOT));
-  lua_pushvalue(L, lua_upvalueindex(UP_STATIC));
-  lua_pushvalue(L, lua_upvalueindex(UP_EMPTY));
+  route_at_t a = {lua_upvalueindex(UP_ROOT), lua_upvalueindex(UP_STATIC),
+                  lua_upvalueindex(UP_EMPTY), lua_upvalueindex(UP_GET),
+                  lua_toboolean(L, lua_upvalueindex(UP_IGNORE))};
   int routed;
-  int n = route_match(L, r, lua_toboolean(L, lua_upvalueindex(UP_IGNORE)), lua_upvalueindex(UP_GET),
-                      &routed);
+  int n = route_match(L, r, &a, &routed); /* from 2: path, endpoint, params, rest, method */
   if (routed) { /* a match, not a nest */
-    if (lua_rawgeti(L, 5, 1) == LUA_TTABLE) {
-      lua_pushvalue(L, 9);
+    if (lua_rawgeti(L, 3, 1) == LUA_TTABLE) {
+      lua_pushvalue(L, 6);
       if (lua_rawget(L, -2) == LUA_TFUNCTION) return 1;
       lua_pop(L, 1);
     }
-    lua_rawgeti(L, 5, 2);
+    lua_rawgeti(L, 3, 2);
     if (lua_type(L, -1) == LUA_TFUNCTION) return 1;
-    lua_settop(L, 9);
+    lua_settop(L, 6);
+  }
+  if (n == 2) {
+    lua_insert(L, 2); /* nil, path */
+  } else {
+    lua_rotate(L, 2, -1); /* endpoint, params, rest, method, path */
+    lua_insert(L, 5);     /* endpoint, params, rest, path, method */
   }
   lua_pushboolean(L, 0);
-  lua_insert(L, 5);
+  lua_insert(L, 2);
   return n + 1;
 }
 
