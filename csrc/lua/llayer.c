@@ -426,23 +426,25 @@ static uint64_t rng_next(void) {
   return r;
 }
 
+/* 8 hex digits of x at out, the lowest nibble first: each nibble spread
+ * to a byte of its own, then made a digit, all eight at once */
+static void hex8(char *out, uint32_t x) {
+  uint64_t n = x;
+  n = ((n & 0xFFFF0000ull) << 16) | (n & 0xFFFFull);
+  n = ((n & 0x0000FF000000FF00ull) << 8) | (n & 0x000000FF000000FFull);
+  n = ((n & 0x00F000F000F000F0ull) << 4) | (n & 0x000F000F000F000Full);
+  uint64_t ten = ((n + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull; /* nibbles >= 10 */
+  n += 0x3030303030303030ull + ten * ('a' - '0' - 10);
+  memcpy(out, &n, 8); /* every byte a digit, whatever the byte order */
+}
+
 /* 32 hex digits of 128 random bits at id */
 static void make_id(char id[32]) {
-  static const char digits[] = /* each byte's two */
-      "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-      "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-      "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-      "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-      "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-      "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-      "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-      "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-  uint64_t w[2] = {rng_next(), rng_next()};
-  for (int k = 0; k < 2; k++) {
-    uint16_t d[8];
-    for (int i = 0; i < 8; i++, w[k] >>= 8) memcpy(&d[i], digits + 2 * (w[k] & 0xff), 2);
-    memcpy(id + 16 * k, d, 16);
-  }
+  uint64_t a = rng_next(), b = rng_next();
+  hex8(id, (uint32_t)a);
+  hex8(id + 8, (uint32_t)(a >> 32));
+  hex8(id + 16, (uint32_t)b);
+  hex8(id + 24, (uint32_t)(b >> 32));
 }
 
 /* the usual request id field, which needs no string to anchor it */
