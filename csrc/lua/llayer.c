@@ -80,10 +80,6 @@ static int l_access_log(lua_State *L) {
   return 1;
 }
 
-/* core.access_log_begin(log, req) -> true: the exchange gets a line in
- * log when its response ends (lh_req_ended); its time and duration start
- * now. false when the request has a log already (a request holds one: a
- * second access_log layer writes its line from req:on_end) */
 /* access_log_begin with the log a at index li and the req at ri (the
  * top): 1 when the exchange's line is now the log's, 0 when it had one */
 static int alog_begin(lua_State *L, lh_alog_t *a, int li, int ri) {
@@ -99,6 +95,10 @@ static int alog_begin(lua_State *L, lh_alog_t *a, int li, int ri) {
   return 1;
 }
 
+/* core.access_log_begin(log, req) -> true: the exchange gets a line in
+ * log when its response ends (lh_req_ended); its time and duration start
+ * now. false when the request has a log already (a request holds one: a
+ * second access_log layer writes its line from req:on_end) */
 static int l_access_log_begin(lua_State *L) {
   lh_alog_t *a = lua_touserdata(L, 1);
   int ok = a && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(UP_ALOG_MT));

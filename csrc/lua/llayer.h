@@ -12,9 +12,9 @@
  * line, then the functions given to req:on_end */
 void lh_layer_ended(lh_req_t *r);
 /* registers the metatables and adds req_on_end, access_log,
- * access_log_begin, request_id, req_server, hrtime, error_status and
- * serve_within to
- * the module table at mod */
+ * access_log_begin, request_id, req_server, hrtime, error_status,
+ * serve_within and layer_service (request_id, access_log and timeout
+ * services as one C function) to the module table at mod */
 void lh_layer_open(lua_State *L, int mod);
 
 #endif

@@ -407,7 +407,7 @@ static int within_k(lua_State *L, int status, lua_KContext ctx) {
   return n;
 }
 
-/* lh_spawn_within's first resume of its child s (at L's index i), made
+/* lh_spawn_within's first resume of its child s (on top of L), made
  * here rather than through lh_task_start's protected call: lua_resume
  * protects the child, and lh_task_resumed what follows. A child that
  * returns at once leaves its results on its stack (s->direct): moved

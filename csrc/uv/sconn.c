@@ -72,11 +72,12 @@ void **lh_sconn_udata(lh_sconn_t *sc) { return &sc->udata; }
 
 /* a.b.c.d into buf (at least 16 bytes, else empty) */
 static void ip4_text(const struct sockaddr_in *in, char *buf, size_t len) {
-  /* the last one made, again: a client's requests come one after another
-   * (per thread: a program may run a Lua state in each) */
+  /* the last one made, again (LHYPER_FAST_LAYERS): a client's requests
+   * come one after another (per thread: a program may run a Lua state in
+   * each) */
   static _Thread_local struct {
     uint32_t addr;
-    int set;
+    uint8_t n; /* bytes of text, its NUL included; 0: none made yet */
     char text[16];
   } last;
   const unsigned char *a = (const unsigned char *)&in->sin_addr.s_addr;
@@ -85,8 +86,8 @@ static void ip4_text(const struct sockaddr_in *in, char *buf, size_t len) {
     if (len) buf[0] = 0;
     return;
   }
-  if (last.set && last.addr == in->sin_addr.s_addr) {
-    memcpy(buf, last.text, 16);
+  if (last.n && last.addr == in->sin_addr.s_addr && lh_tuning.fast_layers) {
+    memcpy(buf, last.text, last.n);
     return;
   }
   for (int i = 0; i < 4; i++) {
@@ -96,9 +97,9 @@ static void ip4_text(const struct sockaddr_in *in, char *buf, size_t len) {
     *p++ = (char)('0' + v % 10);
     *p++ = i < 3 ? '.' : '\0';
   }
-  memcpy(last.text, buf, 16);
+  last.n = (uint8_t)(p - buf);
+  memcpy(last.text, buf, last.n);
   last.addr = in->sin_addr.s_addr;
-  last.set = 1;
 }
 
 int lh_sconn_peer(lh_sconn_t *sc, char *buf, size_t len) {
