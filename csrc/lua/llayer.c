@@ -1,7 +1,8 @@
 /* What layers (lua/lhyper/layers) need from the core: the end of a
  * request's response (req:on_end), the access log's lines made in C,
- * request ids, a request's server, a clock for durations and the HTTP
- * status of an error code. */
+ * request ids, a request's server, a clock for durations, the HTTP
+ * status of an error code, the timeout layer's call, and the services of
+ * request_id, access_log and timeout as one C function (a chain). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
