@@ -459,6 +459,27 @@ lhyper.run()
     end)
   end)
 
+  describe("request_id's and access_log's services given no request", function()
+    it("raise, naming the layer and what they got", function()
+      local out, code = h.lua([[
+local L = require("lhyper").layers
+for _, l in ipairs { L.request_id(), L.access_log { out = "/dev/null" } } do
+  local ok, err = pcall(l(function() end), "x")
+  print(ok, err)
+end
+]])
+      assert.equal(0, code, out)
+      local lines = {}
+      for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.equal(2, #lines, out)
+      for i, name in ipairs { "request_id", "access_log" } do
+        assert.truthy(lines[i]:find("^false\t"), out)
+        assert.truthy(lines[i]:find(name, 1, true), out)
+        assert.truthy(lines[i]:find("lhyper.req expected, got string", 1, true), out)
+      end
+    end)
+  end)
+
   describe("access_log near its buffer's limit", function()
     it("keeps every line that fits and counts the bytes of those it drops", function()
       local path = h.tmpname(".log")

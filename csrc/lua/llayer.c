@@ -592,14 +592,15 @@ static int chain_service(lua_State *L) {
   size_t n;
   const char *k = lua_tolstring(L, lua_upvalueindex(UP_KINDS), &n);
   lua_settop(L, 1);
-  lh_req_t *r;
-  if (k[0] == 'W') { /* a timeout alone serves any value, as serve_within does */
-    r = lua_touserdata(L, 1);
-    if (!r || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT))) r = NULL;
-    lua_settop(L, 1);
-  } else {
-    r = check_req(L, 1);
+  lh_req_t *r = lua_touserdata(L, 1);
+  if (!r || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(UP_REQ_MT))) {
+    /* a timeout alone serves any value, as serve_within does */
+    if (k[0] != 'W')
+      return luaL_error(L, "%s: bad argument #1 to the service (lhyper.req expected, got %s)",
+                        k[0] == 'R' ? "request_id" : "access_log", luaL_typename(L, 1));
+    r = NULL;
   }
+  lua_settop(L, 1);
   int up = UP_STEPS;
   for (size_t i = 0; i < n; up += step_values(k[i]), i++) {
     if (k[i] == 'R') {
