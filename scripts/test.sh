@@ -56,9 +56,11 @@ specs build normal
 # every shortcut off (csrc/core/tuning.h): the plain paths pass the same
 # specs, but for those about other programs more than about lhyper's paths
 # (#peers: a browser, Node's and Python's https clients), those whose code
-# takes no shortcut (#offpath: the WebSocket codec's conformance, worker
-# processes, compression, static files) and the balancer runs (#nosan: minutes of restarts), which the
-# normal pass runs; the budget of the whole suite is 15 minutes on 2 cores
+# takes no shortcut or whose switches the C tests take each way (#offpath:
+# the WebSocket codec's conformance, worker processes, compression, static
+# files; TLS, whose two switches test_tls runs in all four combinations)
+# and the balancer runs (#nosan: minutes of restarts), which the normal
+# pass runs; the budget of the whole suite is 15 minutes on 2 cores
 LHYPER_FAST_HEAD=0 LHYPER_KEPT_HEADS=0 LHYPER_KEPT_VALUES=0 LHYPER_NEXT_MSG=0 LHYPER_DOZE=0 LHYPER_FAST_CLOSE=0 \
 LHYPER_ALLOC_CACHE=0 LHYPER_ROUTER_C=0 LHYPER_TLS_ONE_READ=0 LHYPER_TLS_KEEP_BUFFERS=0 LHYPER_FAST_LAYERS=0 \
 specs build "shortcuts off" --exclude-tags=nosan,peers,offpath
@@ -83,7 +85,7 @@ if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
       spec/router_spec.lua spec/layers_spec.lua spec/limit_layers_spec.lua spec/server_drain_spec.lua \
       spec/websocket_spec.lua spec/websocket_client_spec.lua spec/websocket_cancel_spec.lua \
       spec/websocket_shutdown_spec.lua spec/websocket_tls_spec.lua spec/router_ws_spec.lua \
-      spec/tls_spec.lua spec/compression_spec.lua
+      spec/tls_spec.lua
 fi
 
 if [ "${FUZZ_SMOKE:-0}" = 1 ]; then

@@ -8,7 +8,7 @@ local MiB = 1024 * 1024
 
 local function q(s) return h.shell_quote(s) end
 
-describe("TLS server", function()
+describe("TLS server #offpath", function()
   if not tc.available() then
     pending(tc.MISSING)
     return
