@@ -31,15 +31,12 @@ end
 local BIG = ("lhyper compresses what it may. "):rep(200)
 
 setup(function()
-  root = h.tmpname(".d")
-  os.execute("mkdir -p " .. h.shell_quote(root))
-  h.write_file(root .. "/index.html", "<h1>hello</h1>\n")
-  h.write_file(root .. "/big.txt", BIG)
+  root = h.make_tree { ["index.html"] = "<h1>hello</h1>\n", ["big.txt"] = BIG }
   srv = h.start_app("spec/static_app.lua", { root = root })
 end)
 teardown(function()
   if srv then srv:stop() end
-  os.execute("rm -rf " .. h.shell_quote(root))
+  h.remove_tree(root)
 end)
 
 describe("compression: the coding #offpath", function()

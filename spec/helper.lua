@@ -715,6 +715,21 @@ function M.lua(src, limit, env)
   return out, code
 end
 
+-- A temporary directory holding `files` (a path under it -> the file's
+-- bytes; directories made as needed). Remove it with M.remove_tree.
+function M.make_tree(files)
+  local root = M.tmpname(".d")
+  os.execute("mkdir -p " .. shell_quote(root))
+  for rel, data in pairs(files) do
+    local dir = rel:match("^(.*)/")
+    if dir then os.execute("mkdir -p " .. shell_quote(root .. "/" .. dir)) end
+    M.write_file(root .. "/" .. rel, data)
+  end
+  return root
+end
+
+function M.remove_tree(root) os.execute("rm -rf " .. shell_quote(root)) end
+
 -- A file of `n` bytes of a repeating pattern, for uploads. Caller removes it.
 function M.make_file(n)
   local path = M.tmpname(".bin")

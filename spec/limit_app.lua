@@ -4,6 +4,7 @@
 -- prints "PORT <port> PID <pid> PGID <pgid>" once listening, GET /__quit
 -- stops it. Options: log (access_log, JSON lines, to that file, outermost).
 local lhyper = require "lhyper"
+local support = require "app_support"
 local L = lhyper.layers
 
 local opts = assert(load("return " .. (arg[1] or "{}"), "=options", "t", {}))()
@@ -143,25 +144,12 @@ app:get("/tc/outside", lhyper.stack { L.concurrency_limit(1), L.timeout(0.1), sl
 app:get("/tc/raise", lhyper.stack { L.concurrency_limit(1), function() error("raised on purpose") end })
 
 -- the harness's stop route, ahead of everything
-local function quit(inner)
-  return function(req)
-    if req.path == "/__quit" then
-      lhyper.stop()
-      return 200, { connection = "close" }, "bye"
-    end
-    return inner(req)
-  end
-end
-
-local stack = { quit }
+local stack = { support.quit }
 if opts.log then stack[#stack + 1] = L.access_log { out = opts.log, format = "json", flush = 0.1 } end
 stack[#stack + 1] = app
 
 local server = assert(lhyper.server { host = "127.0.0.1", port = 0, handler = lhyper.stack(stack) })
 
-local stat = assert(io.open("/proc/self/stat")):read("l")
-local pid, pgid = stat:match("^(%d+) %b() %S+ %d+ (%d+)")
-io.stdout:write(string.format("PORT %d PID %s PGID %s\n", server.port, pid, pgid))
-io.stdout:flush()
+support.announce(server)
 
 lhyper.run()

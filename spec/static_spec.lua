@@ -14,26 +14,21 @@ local function get(target, headers, method)
 end
 
 setup(function()
-  root = h.tmpname(".d")
-  os.execute("mkdir -p " .. h.shell_quote(root .. "/sub") .. " " .. h.shell_quote(root .. "/bare"))
-  h.write_file(root .. "/index.html", "<h1>hello</h1>\n")
-  h.write_file(root .. "/sub/index.html", "sub index\n")
-  h.write_file(root .. "/sub/notes.txt", "notes\n")
-  h.write_file(root .. "/bare/data.json", '{"a":1}')
-  h.write_file(root .. "/.env", "SECRET=1\n")
-  h.write_file(root .. "/empty.txt", "")
-  h.write_file(root .. "/odd.ext", "x")
   local t = {}
   for i = 0, 199999 do t[#t + 1] = string.char((i * 7 + i // 256) % 256) end
   BIN = table.concat(t)
-  h.write_file(root .. "/big.bin", BIN)
+  root = h.make_tree {
+    ["index.html"] = "<h1>hello</h1>\n", ["sub/index.html"] = "sub index\n", ["sub/notes.txt"] = "notes\n",
+    ["bare/data.json"] = '{"a":1}', [".env"] = "SECRET=1\n", ["empty.txt"] = "", ["odd.ext"] = "x",
+    ["big.bin"] = BIN,
+  }
   -- a fixed modification time, to check Last-Modified and the dates
   os.execute("touch -d '2024-03-05 06:07:08 UTC' " .. h.shell_quote(root .. "/index.html"))
   srv = h.start_app("spec/static_app.lua", { root = root })
 end)
 teardown(function()
   if srv then srv:stop() end
-  os.execute("rm -rf " .. h.shell_quote(root))
+  h.remove_tree(root)
 end)
 
 describe("lhyper.static: what it serves #offpath", function()
