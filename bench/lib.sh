@@ -64,6 +64,29 @@ unavailable() {
 
 # nginx_conf DIR PORT KIND [MAIN_EXTRA]: KIND hello (return 200), lua (content_by_lua),
 # stream (lua /down and /up).  MAIN_EXTRA goes at the top level (e.g. master_process off).
+# nginx_main DIR: the top every benchmark nginx config shares (one worker,
+# its pid and error log in DIR); workers.sh edits its worker_processes line
+nginx_main() {
+    cat <<EOF
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 20000; }
+EOF
+}
+
+# nginx_temp_paths DIR: an http block's temporary paths, under DIR/tmp
+nginx_temp_paths() {
+    cat <<EOF
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+EOF
+}
+
 nginx_conf() {
     local dir=$1 port=$2 kind=$3 extra=${4:-} modules="" location
     mkdir -p "$dir/tmp"
@@ -112,22 +135,14 @@ load_module $NGINX_LUA_MOD;"
     cat >"$dir/nginx.conf" <<EOF
 $modules
 $extra
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 20000; }
+$(nginx_main "$dir")
 http {
     access_log off;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
     client_max_body_size 0;
     client_body_buffer_size 256k;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+$(nginx_temp_paths "$dir")
     server {
         listen 127.0.0.1:$port backlog=4096;
         $location
@@ -265,20 +280,12 @@ tls_nginx_conf() {
     cat >"$dir/nginx.conf" <<EOF
 $( [ "$(id -u)" = 0 ] && echo "user root;")
 $extra
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 20000; }
+$(nginx_main "$dir")
 http {
     access_log off;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+$(nginx_temp_paths "$dir")
     server {
         listen 127.0.0.1:$port ssl backlog=4096;
         ssl_certificate $CERT;

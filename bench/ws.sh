@@ -51,19 +51,11 @@ resty_conf() {
     cat >"$dir/nginx.conf" <<CONF
 $modules
 load_module $NGINX_LUA_MOD;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 20000; }
+$(nginx_main "$dir")
 http {
     access_log off;
     lua_package_path '$(dirname "$(dirname "$(dirname "$RESTY_WS")")")/?.lua;;';
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+$(nginx_temp_paths "$dir")
     server {
         listen 127.0.0.1:$port backlog=4096;
         location = / { return 200 "ws echo"; }
