@@ -76,17 +76,10 @@ local function value_of(v)
   return v ~= nil and tostring(v) or nil
 end
 
--- Vary with accept-encoding in it (unless it already is, or is "*")
-local function vary_with(v)
-  v = value_of(v)
-  if v == nil or v == "" then return "accept-encoding" end
-  local l = lower(v)
-  if find(l, "%*") then return v end
-  for tok in gmatch(l, "[^,%s]+") do
-    if tok == "accept-encoding" then return v end
-  end
-  return v .. ", accept-encoding"
-end
+-- the fields the layer reads of a response
+local READ = { ["content-encoding"] = true, ["content-range"] = true, ["content-type"] = true,
+  ["cache-control"] = true, vary = true, ["content-length"] = true, etag = true }
+local pick = headers.pick
 
 local OPTIONS = { level = "number", min_size = "number", types = "function|table",
   algorithms = "table" }
@@ -126,20 +119,19 @@ return function(opts)
       if type(status) ~= "number" or status < 200 or status == 204 or status == 206 or status == 304 then
         return status, h, body
       end
-      if headers.get(h, "content-encoding") or headers.get(h, "content-range") then
-        return status, h, body
-      end
-      local ct = value_of(headers.get(h, "content-type"))
+      local f = pick(h, READ)
+      if f["content-encoding"] or f["content-range"] then return status, h, body end
+      local ct = value_of(f["content-type"])
       local mt = ct and lower(match(ct, "^%s*([^;%s]+)") or "")
       if not mt or not types(mt) then return status, h, body end
-      local cc = value_of(headers.get(h, "cache-control"))
+      local cc = value_of(f["cache-control"])
       if cc and find(lower(cc), "no-transform", 1, true) then return status, h, body end
 
-      local vary = { { "vary", vary_with(headers.get(h, "vary")) } }
+      local vary = { { "vary", headers.vary_with(f.vary, "accept-encoding") } }
       local coding = choose(req.headers["accept-encoding"], allowed, order)
       local tb = type(body)
       if tb == "number" then body = tostring(body); tb = "string" end
-      local cl = tonumber(value_of(headers.get(h, "content-length")))
+      local cl = tonumber(value_of(f["content-length"]))
       -- HEAD: the fields GET would get, from the length the handler gave
       local head = req.method == "HEAD" and (body == nil or body == "")
       if not coding or (head and not (cl and cl >= min_size))
@@ -150,7 +142,7 @@ return function(opts)
 
       local fields = { vary[1], { "content-encoding", coding }, { "content-length", nil },
         { "accept-ranges", nil } }
-      local etag = value_of(headers.get(h, "etag"))
+      local etag = value_of(f.etag)
       if etag and sub(etag, 1, 2) ~= "W/" then fields[#fields + 1] = { "etag", "W/" .. etag } end
 
       -- HEAD without the body: its compressed length is unknown, so the

@@ -30,20 +30,7 @@ local function list_of(v, what)
   return v
 end
 
-local function vary_with(v, add)
-  if v == nil then return add end
-  if type(v) == "table" then v = concat(v, ", ") end
-  v = tostring(v)
-  local lv = lower(v)
-  if lv == "*" then return v end
-  for name in add:gmatch("[^,%s]+") do
-    local ln = lower(name)
-    local seen = false
-    for tok in lv:gmatch("[^,%s]+") do if tok == ln then seen = true end end
-    if not seen then v = v .. ", " .. name; lv = lv .. ", " .. ln end
-  end
-  return v
-end
+local vary_with = headers.vary_with
 
 return function(opts)
   if opts ~= nil and type(opts) ~= "table" then error("cors: options table expected", 2) end

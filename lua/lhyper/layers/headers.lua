@@ -2,7 +2,8 @@
 -- never modified (it may be a constant shared by every response): a layer
 -- gets a copy, in the same shape (a map, or an array of { name, value }).
 -- Names given here are lower case; the handler's may be in any case.
-local type, next, rawlen, lower = type, next, rawlen, string.lower
+local type, next, rawlen, tostring, lower, gmatch, concat =
+  type, next, rawlen, tostring, string.lower, string.gmatch, table.concat
 
 local M = {}
 
@@ -27,6 +28,33 @@ function M.get(h, name)
     if same(k, name) then return x end
   end
   return nil
+end
+
+--- pick(h, names) -> { name = value } for the fields of h whose names
+-- (in any case) are in the set `names` (lower case), read in one pass;
+-- the first of a name given twice
+function M.pick(h, names)
+  local out = {}
+  if h == nil then return out end
+  local n = rawlen(h)
+  if n > 0 then
+    for i = 1, n do
+      local p = h[i]
+      local k = type(p) == "table" and p[1]
+      if type(k) == "string" then
+        k = lower(k)
+        if names[k] and out[k] == nil then out[k] = p[2] end
+      end
+    end
+    return out
+  end
+  for k, v in next, h do
+    if type(k) == "string" then
+      if not names[k] then k = lower(k) end
+      if names[k] and out[k] == nil then out[k] = v end
+    end
+  end
+  return out
 end
 
 --- set(h, fields, keep) -> a copy of h with fields ({ {name, value}, ... })
@@ -86,6 +114,26 @@ function M.with(h, name, value)
   end
   out[name] = value
   return out
+end
+
+--- vary_with(v, add) -> a Vary value: v (a field value, a list of them,
+-- or nil) with the names in `add` ("Origin", "accept-encoding", ...) that
+-- it lacks appended, compared in any case; "*" stays as it is
+function M.vary_with(v, add)
+  if type(v) == "table" then v = concat(v, ", ") end
+  if v == nil or v == "" then return add end
+  v = tostring(v)
+  local lv = lower(v)
+  for tok in gmatch(lv, "[^,%s]+") do
+    if tok == "*" then return v end
+  end
+  for name in gmatch(add, "[^,%s]+") do
+    local ln = lower(name)
+    local seen = false
+    for tok in gmatch(lv, "[^,%s]+") do if tok == ln then seen = true end end
+    if not seen then v = v .. ", " .. name; lv = lv .. ", " .. ln end
+  end
+  return v
 end
 
 return M
