@@ -42,6 +42,13 @@ local TYPES = {
   map = "application/json", webmanifest = "application/manifest+json",
 }
 local OCTET = "application/octet-stream"
+local PLAIN = "text/plain; charset=utf-8"
+local TEXT = { ["content-type"] = PLAIN }
+local NOT_ALLOWED = { allow = "GET, HEAD, OPTIONS", ["content-type"] = PLAIN }
+local ALLOW = { allow = "GET, HEAD, OPTIONS" }
+
+-- a short text answer
+local function say(status, text) return status, TEXT, text end
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
   Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
@@ -141,11 +148,6 @@ return function(root, opts)
   if math.type(chunk) ~= "integer" or chunk < 1 then error("static: chunk must be a positive integer", 2) end
   local dotfiles = opts.dotfiles == true
 
-  local TEXT = { ["content-type"] = "text/plain; charset=utf-8" }
-  local function say(status, text, h)
-    return status, h or TEXT, text
-  end
-
   -- the validators and caching fields of a file
   local function validators(st)
     local h = { etag = format('"%x-%x"', st.mtime, st.size), ["last-modified"] = imf_date(st.mtime) }
@@ -173,9 +175,8 @@ return function(root, opts)
   return function(req)
     local method = req.method
     if method ~= "GET" and method ~= "HEAD" then
-      if method == "OPTIONS" then return 204, { allow = "GET, HEAD, OPTIONS" }, "" end
-      return 405, { allow = "GET, HEAD, OPTIONS", ["content-type"] = TEXT["content-type"] },
-        "method not allowed\n"
+      if method == "OPTIONS" then return 204, ALLOW, "" end
+      return 405, NOT_ALLOWED, "method not allowed\n"
     end
     local path, err = req:path_decoded("reject")
     if not path then return say(400, "bad path: " .. tostring(err and err.message or err) .. "\n") end
@@ -192,7 +193,7 @@ return function(root, opts)
         -- the client's own target (with any prefix a router took off) and a slash
         local target = req.target or path
         local p, q = match(target, "^([^?]*)(.*)$")
-        return 308, { location = p .. "/" .. q, ["content-type"] = TEXT["content-type"] }, "moved\n"
+        return 308, { location = p .. "/" .. q, ["content-type"] = PLAIN }, "moved\n"
       end
       if not index then return say(404, "not found\n") end
       file = file .. index
@@ -216,7 +217,7 @@ return function(root, opts)
     if rv and range_allowed(req, st, etag) then
       local a, b = one_range(rv, size)
       if a == false then
-        return 416, { ["content-range"] = "bytes */" .. size, ["content-type"] = TEXT["content-type"] },
+        return 416, { ["content-range"] = "bytes */" .. size, ["content-type"] = PLAIN },
           "range not satisfiable\n"
       elseif a then
         first, last, status = a, b, 206
