@@ -6,18 +6,21 @@
 -- at the end). More WebSockets are open than idle connections keep their
 -- dispatcher (64), so connections give their message state back and take
 -- it again as bytes come and go. Every echo must come back intact, every
--- handler must end, and the server must go on answering. The app runs in
--- its own process (under ASan in the suite's sanitizer pass).
+-- handler must end, and the server must go on answering. Over plain TCP
+-- and over TLS (certificates by python3-trustme, spec/tls_certs.lua). The
+-- app runs in its own process (under ASan in the suite's sanitizer pass).
 local h = require "helper"
+local tc = require "tls_certs"
 local socket = require "socket"
 
 local PY = "/usr/bin/python3"
 
 local APP = [[
 local lhyper = require "lhyper"
+local O = assert(load("return " .. (arg[1] or "{}"), "=opts", "t", {}))()
 local open, list = {}, {}
 local server
-server = assert(lhyper.server { host = "127.0.0.1", port = 0, handler = function(req)
+server = assert(lhyper.server { host = "127.0.0.1", port = 0, tls = O.tls, handler = function(req)
   if req.path == "/open" then return 200, nil, tostring(#list) end
   if req.path == "/close" then
     lhyper.spawn(function() server:close(10) end):detach()
@@ -51,9 +54,11 @@ io.stderr:write("PUSHES ", pushes, "\n")
 ]]
 
 local CLIENT = [[
-import asyncio, os, random, sys, urllib.request, websockets
+import asyncio, os, random, ssl, sys, urllib.request, websockets
 port, n = int(sys.argv[1]), int(sys.argv[2])
 random.seed(int(sys.argv[3]))
+ctx = ssl.create_default_context(cafile=sys.argv[4]) if len(sys.argv) > 4 else None
+scheme = "wss" if ctx else "ws"
 SIZES = [0, 1, 125, 126, 4000, 65536, 70000]
 stats = {"echoes": 0, "pushes": 0, "ends": {}}
 
@@ -69,8 +74,8 @@ async def recv_echo(ws, want):
 
 async def peer(i):
     end = ["close", "bye", "drop", "server"][i % 4]
-    ws = await websockets.connect("ws://127.0.0.1:%d/ws%s" % (port, "?z" if i % 3 == 0 else ""),
-                                  max_size=None, ping_interval=None)
+    ws = await websockets.connect("%s://localhost:%d/ws%s" % (scheme, port, "?z" if i % 3 == 0 else ""),
+                                  max_size=None, ping_interval=None, ssl=ctx)
     for _ in range(random.randint(2, 6)):
         await asyncio.sleep(random.choice([0, 0.01, 0.05, 0.3]))
         size = random.choice(SIZES)
@@ -97,8 +102,8 @@ async def peer(i):
 
 async def main():
     left = [w for w in await asyncio.gather(*(peer(i) for i in range(n))) if w]
-    await asyncio.get_running_loop().run_in_executor(None, urllib.request.urlopen,
-        "http://127.0.0.1:%d/close" % port)
+    await asyncio.get_running_loop().run_in_executor(None, lambda:
+        urllib.request.urlopen("%s://localhost:%d/close" % ("https" if ctx else "http", port), context=ctx))
     for ws in left:
         try:
             while True:
@@ -112,35 +117,49 @@ async def main():
 asyncio.run(main())
 ]]
 
+local function churn(opts, ca)
+  local p = h.start_script(APP, opts, 120)
+  finally(function() p:stop() end)
+  local port
+  local deadline = socket.gettime() + 30
+  repeat
+    port = tonumber(p:log():match("PORT (%d+)\n"))
+    if not port then socket.sleep(0.05) end
+  until port or socket.gettime() > deadline
+  assert(port, p:log())
+  local n = 120
+  local file = h.tmpname(".py")
+  h.write_file(file, CLIENT)
+  finally(function() os.remove(file) end)
+  local out, code = h.run(("%stimeout -s KILL 90 %s %s %d %d %d %s 2>&1"):format(h.CLIENT_ENV, PY, file,
+    port, n, 20261207, ca and h.shell_quote(ca) or ""))
+  assert.equal(0, code, out .. "\n" .. p:log())
+  local echoes, pushes = out:match("echoes (%d+) pushes (%d+)")
+  assert(echoes, out)
+  assert.is_true(tonumber(echoes) >= 2 * n, out)
+  assert.is_true(tonumber(pushes) > 0, out)
+  for _, k in ipairs { "close", "bye", "drop", "server" } do
+    assert.truthy(out:find(k .. "=" .. n // 4, 1, true), out)
+  end
+  -- the server ends once its last WebSocket closed, each handler having ended
+  assert.is_true(p:wait_exit(30), p:log())
+  local _, closed = p:log():gsub("WS CLOSED ", "")
+  assert.equal(n, closed, p:log())
+  assert.truthy(p:log():find("PUSHES %d+"), p:log())
+end
+
 describe("WebSockets, many at once and mostly idle", function()
   it("echo intact while pushes and pings reach idle ones, and every handler ends however its peer goes", function()
-    local p = h.start_script(APP, nil, 120)
-    finally(function() p:stop() end)
-    local port
-    local deadline = socket.gettime() + 30
-    repeat
-      port = tonumber(p:log():match("PORT (%d+)\n"))
-      if not port then socket.sleep(0.05) end
-    until port or socket.gettime() > deadline
-    assert(port, p:log())
-    local n = 120
-    local file = h.tmpname(".py")
-    h.write_file(file, CLIENT)
-    finally(function() os.remove(file) end)
-    local out, code = h.run(("%stimeout -s KILL 90 %s %s %d %d %d 2>&1"):format(h.CLIENT_ENV, PY, file,
-      port, n, 20261207))
-    assert.equal(0, code, out .. "\n" .. p:log())
-    local echoes, pushes = out:match("echoes (%d+) pushes (%d+)")
-    assert(echoes, out)
-    assert.is_true(tonumber(echoes) >= 2 * n, out)
-    assert.is_true(tonumber(pushes) > 0, out)
-    for _, k in ipairs { "close", "bye", "drop", "server" } do
-      assert.truthy(out:find(k .. "=" .. n // 4, 1, true), out)
+    churn()
+  end)
+
+  it("the same over TLS #offpath", function()
+    local certs, why = tc.make()
+    if not certs then
+      pending(why)
+      return
     end
-    -- the server ends once its last WebSocket closed, each handler having ended
-    assert.is_true(p:wait_exit(30), p:log())
-    local _, closed = p:log():gsub("WS CLOSED ", "")
-    assert.equal(n, closed, p:log())
-    assert.truthy(p:log():find("PUSHES %d+"), p:log())
+    finally(certs.remove)
+    churn({ tls = certs.server_tls() }, certs.ca)
   end)
 end)
