@@ -701,6 +701,18 @@ function M.node(src, args, limit)
   return out, code
 end
 
+-- busted runs only the last function a test gives to finally(). A test
+-- with several things to undo makes a list, gives its run to finally once,
+-- and adds to it: local undo = h.undo(); finally(undo.run);
+-- undo.add(function() ... end). They run newest first, each protected.
+function M.undo()
+  local fns = {}
+  return {
+    add = function(fn) fns[#fns + 1] = fn end,
+    run = function() for i = #fns, 1, -1 do pcall(fns[i]) end end,
+  }
+end
+
 -- Run a Lua 5.4 snippet with the module paths set (for API misuse checks
 -- that must not run inside the busted process). `env`: more variables for
 -- it, "NAME=value ..." (e.g. "LHYPER_ROUTER_C=0").

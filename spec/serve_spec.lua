@@ -86,14 +86,16 @@ describe("serve.lua", function()
   it("runs from a built checkout without LUA_PATH or LUA_CPATH naming it", function()
     local port2 = h.free_port()
     local q = h.start_lua(h.shell_quote(h.ROOT .. "/serve.lua") .. " " .. port2, 30, "LUA_PATH=';;' LUA_CPATH=';;'")
-    finally(function() q:stop() end)
+    local undo = h.undo()
+    finally(undo.run)
+    undo.add(function() q:stop() end)
     local deadline, sock = h.now() + h.TEST_TIMEOUT, nil
     repeat
       sock = h.connect(port2)
       if not sock then h.sleep(0.05) end
     until sock or h.now() > deadline or not q:alive()
     assert.truthy(sock, q:log())
-    finally(function() sock:close() end)
+    undo.add(function() sock:close() end)
     local r = h.reader(sock)
     assert(sock:send(h.req("GET", "/")))
     assert.equal("Hello, World!", assert(r:final_response()).body)

@@ -117,9 +117,10 @@ async def main():
 asyncio.run(main())
 ]]
 
-local function churn(opts, ca)
+-- undo: the test's h.undo() list
+local function churn(undo, opts, ca)
   local p = h.start_script(APP, opts, 120)
-  finally(function() p:stop() end)
+  undo.add(function() p:stop() end)
   local port
   local deadline = socket.gettime() + 30
   repeat
@@ -130,7 +131,7 @@ local function churn(opts, ca)
   local n = 120
   local file = h.tmpname(".py")
   h.write_file(file, CLIENT)
-  finally(function() os.remove(file) end)
+  undo.add(function() os.remove(file) end)
   local out, code = h.run(("%stimeout -s KILL 90 %s %s %d %d %d %s 2>&1"):format(h.CLIENT_ENV, PY, file,
     port, n, 20261207, ca and h.shell_quote(ca) or ""))
   assert.equal(0, code, out .. "\n" .. p:log())
@@ -150,7 +151,9 @@ end
 
 describe("WebSockets, many at once and mostly idle", function()
   it("echo intact while pushes and pings reach idle ones, and every handler ends however its peer goes", function()
-    churn()
+    local undo = h.undo()
+    finally(undo.run)
+    churn(undo)
   end)
 
   it("the same over TLS #offpath", function()
@@ -159,7 +162,9 @@ describe("WebSockets, many at once and mostly idle", function()
       pending(why)
       return
     end
-    finally(certs.remove)
-    churn({ tls = certs.server_tls() }, certs.ca)
+    local undo = h.undo()
+    finally(undo.run)
+    undo.add(certs.remove)
+    churn(undo, { tls = certs.server_tls() }, certs.ca)
   end)
 end)
