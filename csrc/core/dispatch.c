@@ -26,6 +26,14 @@ int lh_disp_is_quiet(const lh_disp_t *d) {
            lh_conn_buffered(c) || lh_conn_pending(c));
 }
 
+int lh_disp_raw_is_quiet(const lh_disp_t *d) {
+  const lh_conn_t *c = &d->conn;
+  return d->raw && !(d->polling || d->deferred || d->want_write || d->held || d->closing ||
+                     d->io_error || c->eof || c->error || c->unread ||
+                     c->reading == LH_READING_CLOSED || c->writing == LH_WRITING_CLOSED ||
+                     lh_conn_buffered(c) || lh_conn_pending(c));
+}
+
 int lh_disp_is_reusable(const lh_disp_t *d) {
   const lh_conn_t *c = &d->conn;
   return lh_conn_is_idle(c) && !c->eof && !lh_conn_buffered(c) && !d->closing && !c->error;
@@ -40,6 +48,18 @@ int lh_disp_awaits_input(const lh_disp_t *d) {
 void lh_disp_carry(lh_disp_t *d, uint32_t served, int reading_on) {
   d->served = served;
   d->reading_on = reading_on ? 1 : 0;
+}
+
+void lh_disp_carry_raw(lh_disp_t *d, int in_flight, int want_body) {
+  lh_conn_t *c = &d->conn;
+  /* as lh_disp_upgrade left it */
+  c->reading = LH_READING_KEEPALIVE;
+  c->writing = c->role == LH_ROLE_SERVER ? LH_WRITING_BODY : LH_WRITING_KEEPALIVE;
+  lh_conn_disable_keep_alive(c);
+  lh_parser_free(&c->parser);
+  d->raw = 1;
+  d->in_flight = in_flight ? 1 : 0;
+  d->want_body = want_body ? 1 : 0;
 }
 
 void lh_disp_continue_expired(lh_disp_t *d) { d->svc->write_ready(d); }

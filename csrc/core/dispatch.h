@@ -95,6 +95,11 @@ static inline int lh_disp_is_idle(const lh_disp_t *d) {
 /* nothing in progress at all: the dispatcher may be freed, and a new one
  * take over later (lh_disp_carry) */
 int lh_disp_is_quiet(const lh_disp_t *d);
+/* an upgraded stream with nothing in progress: nothing buffered or
+ * queued, no poll running or deferred, no writer waiting, not closing or
+ * failed. Its dispatcher may be freed and a new one take over
+ * (lh_disp_carry_raw); what it kept is in_flight and want_body */
+int lh_disp_raw_is_quiet(const lh_disp_t *d);
 /* client: idle, and nothing arrived or failed since (EOF, stray bytes,
  * an error): it may carry a new request */
 int lh_disp_is_reusable(const lh_disp_t *d);
@@ -135,6 +140,10 @@ static inline void lh_disp_defer_done(lh_disp_t *d) { d->deferred = 0; }
  * server connection wakes): the heads it received and whether the
  * transport is reading carry over */
 void lh_disp_carry(lh_disp_t *d, uint32_t served, int reading_on);
+/* after lh_disp_carry, for an upgraded stream that was quiet
+ * (lh_disp_raw_is_quiet): the new dispatcher is upgraded too, its message
+ * in flight and its reader waiting as they were */
+void lh_disp_carry_raw(lh_disp_t *d, int in_flight, int want_body);
 /* client: the wait for 100 Continue ran out; the service hears it as
  * write_ready (RFC 9110 10.1.1: the body goes anyway) */
 void lh_disp_continue_expired(lh_disp_t *d);

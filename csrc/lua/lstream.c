@@ -58,7 +58,8 @@ static lh_disp_t *raw_disp(lh_raw_t *raw) {
 
 static void raw_kick(lh_raw_t *raw) {
   lh_req_t *r = raw->conn;
-  if (r->sc) lh_disp_kick(lh_sconn_disp(r->sc));
+  lh_disp_t *d = r->sc ? lh_sconn_disp(r->sc) : NULL;
+  if (d) lh_disp_kick(d);
 }
 
 static void raw_close(lh_raw_t *raw) {
@@ -66,7 +67,8 @@ static void raw_close(lh_raw_t *raw) {
   r->raw = NULL;
   if (r->sc) {
     lh_sconn_t *sc = r->sc;
-    lh_disp_raw_close(lh_sconn_disp(sc)); /* queued bytes still go out */
+    lh_disp_t *d = lh_sconn_disp(sc);
+    if (d) lh_disp_raw_close(d); /* queued bytes still go out */
     lh_req_detach(r);
     lh_sconn_defer_poll(sc);
   }
@@ -128,6 +130,10 @@ static int read_on(lua_State *L, lh_stream_t *s, int again) {
     return 0;
   }
   lh_disp_t *d = lh_sconn_disp(r->sc);
+  if (!d) {
+    if (t) lh_task_disarm(t);
+    return lh_push_fail(L, LH_ENOMEM, NULL);
+  }
   const char *p;
   size_t n;
   int rc = lh_disp_read_raw(d, &p, &n);
@@ -170,7 +176,7 @@ static int stream_write(lua_State *L) {
   lh_req_t *r = s->r;
   if (!r->sc) return lh_push_fail(L, LH_ECLOSED, "stream closed by the peer");
   lh_disp_t *d = lh_sconn_disp(r->sc);
-  int e = lh_disp_write_raw(d, p, n);
+  int e = d ? lh_disp_write_raw(d, p, n) : LH_ENOMEM;
   if (e) return lh_push_fail(L, e, NULL);
   s->last = loop_now(s);
   lh_sconn_defer_poll(r->sc);
@@ -188,7 +194,8 @@ static void stream_shut(lh_stream_t *s) {
   lh_req_wake_all(r); /* a task waiting on the stream gets "closed" */
   if (r->sc) {
     lh_sconn_t *sc = r->sc;
-    lh_disp_close(lh_sconn_disp(sc)); /* queued bytes still go out */
+    lh_disp_t *d = lh_sconn_disp(sc);
+    if (d) lh_disp_close(d); /* queued bytes still go out */
     lh_req_detach(r);
     lh_sconn_defer_poll(sc);
   }

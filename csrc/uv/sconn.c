@@ -48,6 +48,11 @@ struct lh_sconn {
   double linger_end;       /* lingering: loop time it ends at the latest, 0 before */
   uint32_t served;         /* d->served kept while asleep */
   unsigned reading_on : 1; /* d->reading_on kept while asleep */
+  /* an upgraded stream (WebSocket) asleep: set by sconn_sleep, with its
+   * dispatcher's in_flight and want_body; cleared by sconn_wake */
+  unsigned raw : 1;
+  unsigned raw_in_flight : 1;
+  unsigned raw_want_body : 1;
 };
 
 /* a connection's message state, from a free list (see sconn_wake) */
@@ -62,11 +67,23 @@ static void sconn_deadline(lh_sconn_t *sc, int kind, double after);
 static void sconn_timer_update(lh_sconn_t *sc);
 static void sconn_doze(lh_sconn_t *sc, int idle);
 static int sconn_wake(lh_sconn_t *sc);
+static void sconn_close_now(lh_sconn_t *sc);
 
 /* --- transport --- */
 
 lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d) { return ((lh_sdisp_t *)d)->sc; }
-lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) { return sc->d; }
+lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) {
+  if (!sc->d && sc->raw && !sc->closing) {
+    /* an upgraded stream asleep: woken for its user, and polled soon so
+     * that it goes back to sleep if nothing comes of it */
+    if (!sconn_wake(sc)) {
+      sconn_close_now(sc);
+      return NULL;
+    }
+    lh_loop_defer(sc->set->loop, &sc->defer);
+  }
+  return sc->d;
+}
 void *lh_sconn_data(lh_sconn_t *sc) { return sc->set->data; }
 void **lh_sconn_udata(lh_sconn_t *sc) { return &sc->udata; }
 
@@ -672,20 +689,36 @@ static int sconn_wake(lh_sconn_t *sc) {
   lh_disp_init(d, LH_ROLE_SERVER, &s->opts.conn, s->hooks.svc, s->io, s->data);
   x->sc = sc;
   lh_disp_carry(d, sc->served, sc->reading_on);
+  if (sc->raw) lh_disp_carry_raw(d, sc->raw_in_flight, sc->raw_want_body);
+  sc->raw = 0;
   if (s->closing) lh_disp_disable_keep_alive(d);
   sc->d = d;
   return 1;
 }
 
-/* an idle connection with nothing pending gives its message state back */
+/* an upgraded stream with nothing in progress (an idle WebSocket): its
+ * TLS layer holds nothing for it either */
+static int sconn_raw_quiet(lh_sconn_t *sc) {
+  if (!lh_disp_raw_is_quiet(sc->d)) return 0;
+  return !sc->tls || (!lh_tls_pending(sc->tls) && lh_wq_pending(lh_tls_out(sc->tls)) == 0);
+}
+
+/* an idle connection with nothing pending, or an upgraded stream with
+ * nothing in progress, gives its message state back */
 static void sconn_sleep(lh_sconn_t *sc) {
   lh_disp_t *d = sc->d;
-  if (sc->closing || sc->writing || sc->udata || !lh_disp_is_quiet(d)) return;
+  if (sc->closing || sc->writing) return;
+  int raw = d->raw;
+  if (raw ? !sconn_raw_quiet(sc) : sc->udata || !lh_disp_is_quiet(d)) return;
   sc->served = lh_disp_served(d);
   sc->reading_on = lh_disp_is_reading(d);
+  sc->raw = raw;
+  sc->raw_in_flight = d->in_flight;
+  sc->raw_want_body = d->want_body;
   sc->d = NULL;
   disp_put(d);
-  if (sc->tls) lh_tls_trim(sc->tls);
+  /* a stream's TLS layer is lean already (tls_flush) */
+  if (sc->tls && !raw) lh_tls_trim(sc->tls);
 }
 
 /* the connection is idle (1) or not (0): an idle one dozes, then sleeps */
@@ -760,7 +793,7 @@ static void sconn_timer_update(lh_sconn_t *sc) {
     sc->armed_served = lh_disp_served(sc->d);
     sconn_deadline(sc, kind, t);
   }
-  sconn_doze(sc, state == LH_DL_IDLE);
+  sconn_doze(sc, state == LH_DL_IDLE || (sc->d->raw && sconn_raw_quiet(sc)));
 }
 
 /* --- the set of a server's connections --- */
@@ -813,7 +846,7 @@ static void set_shutdown(lh_sconn_set_t *set) {
   if (!set->hooks.conn_shutdown) return;
   for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
     next = sc->next;
-    if (!sc->closing && sc->d) set->hooks.conn_shutdown(sc);
+    if (!sc->closing && (sc->d || sc->raw)) set->hooks.conn_shutdown(sc);
   }
 }
 
@@ -822,7 +855,7 @@ void lh_sconn_set_close(lh_sconn_set_t *set, double grace) {
   set->closing = 1;
   for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
     next = sc->next;
-    if (sc->closing) continue;
+    if (sc->closing || (!sc->d && sc->raw)) continue; /* a stream asleep: told below */
     if (!sc->d) {
       sconn_close_now(sc); /* asleep: idle */
       continue;
@@ -849,7 +882,7 @@ void lh_sconn_set_drain(lh_sconn_set_t *set, double idle) {
   set->drain_idle = idle;
   for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
     next = sc->next;
-    if (sc->closing) continue;
+    if (sc->closing || (!sc->d && sc->raw)) continue; /* a stream asleep: busy */
     if (!sc->d) {
       /* asleep: idle. A request that wakes it is answered with Connection: close */
       sc->armed_served = sc->served;
@@ -871,6 +904,7 @@ void lh_sconn_set_drain(lh_sconn_set_t *set, double idle) {
 void lh_sconn_set_abort(lh_sconn_set_t *set) {
   for (lh_sconn_t *sc = set->conns, *next; sc; sc = next) {
     next = sc->next;
+    if (!sc->closing && !sc->d && sc->raw) sconn_wake(sc); /* a stream asleep: aborted as a busy one */
     if (sc->closing || !sc->d) {
       sconn_close_now(sc);
       continue;

@@ -83,7 +83,9 @@ void lh_server_hold(lh_server_t *s, int hold);
 int lh_server_reuseport_peer(lh_server_t *s);
 
 lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d);
-/* the connection's dispatcher; NULL while it sleeps (never while a request is attached) */
+/* the connection's dispatcher; NULL while an idle connection sleeps
+ * (never while a request is attached). An upgraded stream's is woken for
+ * the caller: NULL then only when memory is short (the connection closes) */
 lh_disp_t *lh_sconn_disp(lh_sconn_t *sc);
 /* the data given to lh_server_listen */
 void *lh_sconn_data(lh_sconn_t *sc);
