@@ -72,17 +72,21 @@ static void sconn_close_now(lh_sconn_t *sc);
 /* --- transport --- */
 
 lh_sconn_t *lh_sconn_from_disp(lh_disp_t *d) { return ((lh_sdisp_t *)d)->sc; }
-lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) {
-  if (!sc->d && sc->raw && !sc->closing) {
-    /* an upgraded stream asleep: woken for its user, and polled soon so
-     * that it goes back to sleep if nothing comes of it */
-    if (!sconn_wake(sc)) {
-      sconn_close_now(sc);
-      return NULL;
-    }
-    lh_loop_defer(sc->set->loop, &sc->defer);
+/* an upgraded stream asleep, woken for its user, and polled soon so that
+ * it goes back to sleep if nothing comes of it */
+static __attribute__((noinline)) lh_disp_t *sconn_raw_wake(lh_sconn_t *sc) {
+  if (sc->closing) return NULL;
+  if (!sconn_wake(sc)) {
+    sconn_close_now(sc);
+    return NULL;
   }
+  lh_loop_defer(sc->set->loop, &sc->defer);
   return sc->d;
+}
+
+lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) {
+  if (__builtin_expect(sc->d != NULL, 1) || !sc->raw) return sc->d;
+  return sconn_raw_wake(sc);
 }
 void *lh_sconn_data(lh_sconn_t *sc) { return sc->set->data; }
 void **lh_sconn_udata(lh_sconn_t *sc) { return &sc->udata; }
@@ -793,7 +797,9 @@ static void sconn_timer_update(lh_sconn_t *sc) {
     sc->armed_served = lh_disp_served(sc->d);
     sconn_deadline(sc, kind, t);
   }
-  sconn_doze(sc, state == LH_DL_IDLE || (sc->d->raw && sconn_raw_quiet(sc)));
+  /* an upgraded stream dozes busy or not: whether it is quiet is asked
+   * when it would sleep (sconn_sleep), not after each of its events */
+  sconn_doze(sc, state == LH_DL_IDLE || sc->d->raw);
 }
 
 /* --- the set of a server's connections --- */
