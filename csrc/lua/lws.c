@@ -12,8 +12,8 @@
  * Waiting follows the task runtime, so that a task cancelled while it waits
  * leaves nothing behind: the reader sits in a slot the runtime clears when
  * its task ends (t->slot), writers and closers in wait queues it leaves.
- * The sender of a message in several frames owns lock_own while it holds
- * the lock: its end (cancelled between two frames) sends the rest of the
+ * The sender of a message in several frames owns lock_own (in the ws's
+ * rare block) while it holds the lock: its end (cancelled between two frames) sends the rest of the
  * message. The ws itself is owned by the task that accepted or opened it
  * and closed when that task ends (own). */
 #include <errno.h>
@@ -56,7 +56,22 @@ enum { UV_CONN = 1, UV_TX, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 4 };
  * that has only the pointer (an owner's end) finds the value to anchor */
 static const char live_key = 0;
 
-typedef struct lh_lws {
+typedef struct lh_lws lh_lws_t;
+
+/* what a ws needs only now and then, made the first time it does and kept
+ * until the ws is collected (ws_rare): an idle ws that never did has none */
+typedef struct {
+  lh_own_t lock_own;         /* in the lock holder's list while its message takes
+                              * several frames (made before its first frame goes) */
+  lh_lws_t *w;
+  lh_waitq_t closers;        /* tasks in close() */
+  uint8_t *zbuf;             /* the compressed message being sent (permessage-deflate) */
+  size_t zlen, zcap;
+  char *msg;                 /* a message gathered from several pieces */
+  size_t mlen, mcap;
+} ws_rare_t;
+
+struct lh_lws {
   lh_raw_t raw;              /* first: the events' hook is the ws */
   lh_own_t own;              /* in the list of the task that accepted or opened it */
   lh_lstate_t *st;
@@ -84,28 +99,22 @@ typedef struct lh_lws {
   /* reading */
   lh_ws_reader_t rd;
   lh_pmd_t *pmd;             /* NULL without permessage-deflate */
-  char *msg;                 /* a message gathered from several pieces */
-  size_t mlen, mcap;
   lh_task_t *reader;         /* the task in receive, set while it waits (its t->slot) */
   double reading_since;      /* loop time the reader began to wait, 0 if none */
   /* writing */
   lh_waitq_t writers;        /* tasks waiting for room or for the lock, and a reader
                               * held back by a full queue */
   lh_task_t *lock;           /* the task sending a message, while it does */
-  lh_own_t lock_own;         /* in the lock holder's list while its message takes
-                              * several frames */
   const uint8_t *tx;         /* ... its payload (a string anchored in UV_TX, or zbuf) */
   size_t tx_len, tx_off;
   uint8_t tx_op, tx_rsv;
-  uint8_t *zbuf;             /* the compressed message being sent */
-  size_t zlen, zcap;
-  lh_waitq_t closers;        /* tasks in close() */
+  ws_rare_t *rare;           /* NULL until needed (ws_rare) */
   lh_timer_t *close_timer;   /* while closing, and while a client awaits EOF */
   /* keepalive, while open: on the state's list (st->ws_beat) until beat_at */
   struct lh_lws *beat_prev, *beat_next;
   double beat_at;
   double ping_sent;
-} lh_lws_t;
+};
 
 /* Every C function of the metatable has upvalues 1: the metatable, 2: "text",
  * 3: "binary" (__index also 4: the methods, messages and frames 4: their
@@ -126,6 +135,19 @@ static lh_lws_t *check_ws(lua_State *L, int i) {
 
 /* the ws at index 1 of a continuation */
 static lh_lws_t *ws_at1(lua_State *L) { return lua_touserdata(L, 1); }
+
+static void lock_own_close(lh_own_t *o);
+
+/* the ws's rare block, made now if it has none; NULL when memory is short */
+static ws_rare_t *ws_rare(lh_lws_t *w) {
+  if (w->rare) return w->rare;
+  ws_rare_t *x = calloc(1, sizeof *x);
+  if (!x) return NULL;
+  x->lock_own.close = lock_own_close;
+  x->w = w;
+  w->rare = x;
+  return x;
+}
 
 static int loop_usable(lh_lws_t *w) {
   return w->st->loop && !lh_loop_is_closing(w->st->loop);
@@ -207,7 +229,7 @@ static void wake_writers(lh_lws_t *w) { lh_waitq_broadcast(&w->writers); }
 static void wake_all(lh_lws_t *w) {
   if (!w->st->loop) return;
   if (w->reader) lh_task_wake(w->reader);
-  lh_waitq_broadcast(&w->closers);
+  if (w->rare) lh_waitq_broadcast(&w->rare->closers);
   wake_writers(w);
 }
 
@@ -546,25 +568,31 @@ static int push_end(lua_State *L, lh_lws_t *w, int mode) {
 }
 
 static int gather(lh_lws_t *w, const uint8_t *p, size_t n) {
-  if (w->mcap - w->mlen < n) {
-    size_t c = w->mcap ? w->mcap : 4096;
-    while (c - w->mlen < n) c *= 2;
-    char *q = realloc(w->msg, c);
+  ws_rare_t *x = ws_rare(w);
+  if (!x) return LH_ENOMEM;
+  if (x->mcap - x->mlen < n) {
+    size_t c = x->mcap ? x->mcap : 4096;
+    while (c - x->mlen < n) c *= 2;
+    char *q = realloc(x->msg, c);
     if (!q) return LH_ENOMEM;
-    w->msg = q;
-    w->mcap = c;
+    x->msg = q;
+    x->mcap = c;
   }
-  memcpy(w->msg + w->mlen, p, n);
-  w->mlen += n;
+  memcpy(x->msg + x->mlen, p, n);
+  x->mlen += n;
   return 0;
 }
 
+/* bytes of a message gathered so far */
+static size_t msg_len(const lh_lws_t *w) { return w->rare ? w->rare->mlen : 0; }
+
 static void msg_reset(lh_lws_t *w) {
-  w->mlen = 0;
-  if (w->mcap > 64 * 1024) {
-    free(w->msg);
-    w->msg = NULL;
-    w->mcap = 0;
+  ws_rare_t *x = w->rare;
+  x->mlen = 0;
+  if (x->mcap > 64 * 1024) {
+    free(x->msg);
+    x->msg = NULL;
+    x->mcap = 0;
   }
 }
 
@@ -572,13 +600,13 @@ static void msg_reset(lh_lws_t *w) {
  * call hands out, 0 to read on, or a negative code */
 static int on_data(lua_State *L, lh_lws_t *w, const lh_ws_ev_t *ev, int mode) {
   if (mode == RECV_PIECE) {
-    if (w->mlen) msg_reset(w); /* a message begun by receive(): its rest comes in pieces */
+    if (msg_len(w)) msg_reset(w); /* a message begun by receive(): its rest comes in pieces */
     lua_pushlstring(L, (const char *)ev->p, ev->n);
     push_kind(L, ev->opcode);
     lua_pushboolean(L, ev->fin);
     return 3;
   }
-  if (ev->fin && w->mlen == 0) {
+  if (ev->fin && msg_len(w) == 0) {
     /* the whole message at once, straight from the read buffer */
     lua_pushlstring(L, (const char *)ev->p, ev->n);
     return 1 + push_kind(L, ev->opcode);
@@ -586,7 +614,7 @@ static int on_data(lua_State *L, lh_lws_t *w, const lh_ws_ev_t *ev, int mode) {
   int e = gather(w, ev->p, ev->n);
   if (e) return e;
   if (!ev->fin) return 0;
-  lua_pushlstring(L, w->msg, w->mlen);
+  lua_pushlstring(L, w->rare->msg, w->rare->mlen);
   msg_reset(w);
   return 1 + push_kind(L, ev->opcode);
 }
@@ -730,11 +758,14 @@ static int send_done_k(lua_State *L, int status, lua_KContext ctx);
 static void unlock(lh_lws_t *w, lua_State *L) {
   w->lock = NULL;
   w->tx = NULL;
-  lh_own_leave(&w->lock_own);
-  if (w->zcap > 64 * 1024) {
-    free(w->zbuf);
-    w->zbuf = NULL;
-    w->zcap = 0;
+  ws_rare_t *x = w->rare;
+  if (x) {
+    lh_own_leave(&x->lock_own);
+    if (x->zcap > 64 * 1024) {
+      free(x->zbuf);
+      x->zbuf = NULL;
+      x->zcap = 0;
+    }
   }
   if (L) {
     lua_pushnil(L);
@@ -753,7 +784,7 @@ static void unlock(lh_lws_t *w, lua_State *L) {
  * compressed one would break the peer's inflater; its bytes are at hand
  * (UV_TX, zbuf). */
 static void lock_own_close(lh_own_t *o) {
-  lh_lws_t *w = (lh_lws_t *)((char *)o - offsetof(lh_lws_t, lock_own));
+  lh_lws_t *w = ((ws_rare_t *)o)->w; /* lock_own is first */
   lh_disp_t *d = ws_disp(w);
   if (d && w->tx && w->state == WS_OPEN && !w->close_sent) {
     while (w->tx_off < w->tx_len) {
@@ -796,10 +827,10 @@ static int send_frames(lua_State *L, lh_lws_t *w) {
     }
     if (!lh_disp_can_write(d)) {
       /* between two frames: the message is finished should the task end */
-      if (!w->lock_own.owner) {
+      if (!w->rare->lock_own.owner) { /* made by send_start */
         lua_pushvalue(L, 2);
         lua_setiuservalue(L, 1, UV_TX);
-        lh_own_add(lh_task_current(L), &w->lock_own);
+        lh_own_add(lh_task_current(L), &w->rare->lock_own);
       }
       return wait_writer(L, w, send_k, 1);
     }
@@ -822,7 +853,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   lh_lws_t *w = ws_at1(L);
   lh_waitq_leave(lh_task_current(L));
   if (ctx) {
-    w->tx = (const uint8_t *)(w->tx_rsv ? (const char *)w->zbuf : lua_tostring(L, 2));
+    w->tx = (const uint8_t *)(w->tx_rsv ? (const char *)w->rare->zbuf : lua_tostring(L, 2));
     return send_frames(L, w);
   }
   return send_start(L, w);
@@ -839,13 +870,18 @@ static int send_start(lua_State *L, lh_lws_t *w) {
   w->tx = (const uint8_t *)p;
   w->tx_len = n;
   if (w->pmd) {
-    w->zlen = 0;
-    int e = lh_pmd_deflate(w->pmd, (const uint8_t *)p, n, 1, &w->zbuf, &w->zlen, &w->zcap);
+    ws_rare_t *x = ws_rare(w);
+    if (!x) return lh_push_fail(L, LH_ENOMEM, NULL);
+    x->zlen = 0;
+    int e = lh_pmd_deflate(w->pmd, (const uint8_t *)p, n, 1, &x->zbuf, &x->zlen, &x->zcap);
     if (e) return lh_push_fail(L, e, NULL);
-    w->tx = w->zbuf;
-    w->tx_len = w->zlen;
+    w->tx = x->zbuf;
+    w->tx_len = x->zlen;
     w->tx_rsv = LH_WS_RSV1;
   }
+  /* a message in several frames may wait between them: what finishes it
+   * should its task end there is made before its first frame goes */
+  if (w->tx_len > w->frag_size && !ws_rare(w)) return lh_push_fail(L, LH_ENOMEM, NULL);
   w->tx_op = (uint8_t)op;
   w->tx_off = 0;
   w->lock = t;
@@ -902,7 +938,7 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   lh_lws_t *w = ws_at1(L);
   lh_waitq_leave(lh_task_current(L));
-  if (w->state == WS_CLOSING) return lh_waitq_wait(L, &w->closers, -1, close_k);
+  if (w->state == WS_CLOSING) return lh_waitq_wait(L, &w->rare->closers, -1, close_k);
   return close_result(L, w);
 }
 
@@ -927,7 +963,10 @@ static int ws_close(lua_State *L) {
     anchor(L, w, 1);
     start_close(w, code, reason, n);
   }
-  if (w->state == WS_CLOSING && lh_task_current(L)) return lh_waitq_wait(L, &w->closers, -1, close_k);
+  if (w->state == WS_CLOSING && lh_task_current(L)) {
+    if (!ws_rare(w)) return lh_push_fail(L, LH_ENOMEM, NULL); /* the handshake goes on */
+    return lh_waitq_wait(L, &w->rare->closers, -1, close_k);
+  }
   if (w->state == WS_CLOSING) {
     lua_pushboolean(L, 1); /* outside a task: the handshake goes on in the background */
     return 1;
@@ -966,13 +1005,13 @@ static void ws_own_close(lh_own_t *o) {
 static int ws_gc(lua_State *L) {
   lh_lws_t *w = check_ws(L, 1);
   lh_own_leave(&w->own);
-  lh_own_leave(&w->lock_own);
+  if (w->rare) lh_own_leave(&w->rare->lock_own);
   if (w->reader) { /* no task waits on a collected ws: nothing should be here */
     if (w->reader->slot == &w->reader) w->reader->slot = NULL;
     w->reader = NULL;
   }
   lh_waitq_drop(&w->writers);
-  lh_waitq_drop(&w->closers);
+  if (w->rare) lh_waitq_drop(&w->rare->closers);
   if (loop_usable(w)) {
     if (w->state == WS_OPEN) put_close(w, 1001, "", 0);
     stop_timer(&w->close_timer);
@@ -995,12 +1034,14 @@ static int ws_gc(lua_State *L) {
     free(w->pmd);
     w->pmd = NULL;
   }
-  free(w->msg);
-  free(w->zbuf);
+  if (w->rare) {
+    free(w->rare->msg);
+    free(w->rare->zbuf);
+    free(w->rare);
+    w->rare = NULL;
+  }
   free(w->close_reason);
   w->close_reason = NULL;
-  w->msg = NULL;
-  w->zbuf = NULL;
   if (w->anchor_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->anchor_ref);
     w->anchor_ref = LUA_NOREF;
@@ -1087,7 +1128,6 @@ static int l_ws_new(lua_State *L) {
   w->anchor_ref = LUA_NOREF;
   w->own.close = ws_own_close;
   w->own.ud = w;
-  w->lock_own.close = lock_own_close;
   w->gone = 1; /* safe when collected before it is opened */
   w->state = WS_CLOSED;
   luaL_setmetatable(L, WS_MT);
