@@ -1042,6 +1042,67 @@ static void dispatch_raw_stream_in_place_holds_no_buffers_while_waiting(void) {
   }
 }
 
+/* an upgraded stream waiting with nothing in progress may give its
+ * dispatcher back (sconn.c: an idle WebSocket sleeps): one made anew that
+ * carries its state reads, writes and closes as the first would have, and
+ * parses no head */
+static void dispatch_raw_stream_carries_over_to_a_new_dispatcher(void) {
+  static const char up[] =
+    "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  for (int mode = 0; mode < 2; mode++) {
+    mock_t m;
+    lh_conn_opts_t o = mock_opts();
+    start(&m, &o, mode);
+    m.on_recv = upgrade_on_recv;
+    m.on_body_ready = raw_body_ready;
+    mock_feed_str(&m, up, mode);
+    REQUIRE_EQ(m.answer_err, 0);
+    char *p;
+    size_t n;
+    CHECK_EQ(lh_disp_raw_peek(&m.d, &p, &n), 0);
+    lh_disp_poll(&m.d);
+    REQUIRE_EQ(lh_disp_raw_is_quiet(&m.d), 1);
+    /* the hand-over, as sconn_sleep and sconn_wake do it */
+    uint32_t served = lh_disp_served(&m.d);
+    int reading = lh_disp_is_reading(&m.d), in_flight = m.d.in_flight, want = m.d.want_body;
+    CHECK_EQ(want, 1);
+    lh_disp_free(&m.d);
+    lh_disp_init(&m.d, LH_ROLE_SERVER, &o, &mock_service, &mock_io, &m);
+    lh_disp_carry(&m.d, served, reading);
+    lh_disp_carry_raw(&m.d, in_flight, want);
+    CHECK_EQ(m.d.raw, 1);
+    CHECK_EQ(lh_disp_raw_is_quiet(&m.d), 1);
+    CHECK_EQ(lh_disp_timer_kind(&m.d), LH_DL_NONE);
+    /* bytes that look like a head are the stream's */
+    int before = m.body_ready_calls, recv_before = m.recv_calls;
+    mock_feed_str(&m, "GET / HTTP/1.1\r\n\r\n", 0);
+    CHECK(m.body_ready_calls > before);
+    CHECK_EQ(m.recv_calls, recv_before);
+    CHECK_EQ(lh_disp_raw_is_quiet(&m.d), 0); /* bytes buffered */
+    REQUIRE_EQ(lh_disp_raw_peek(&m.d, &p, &n), 1);
+    CHECK_MEM(p, n, "GET / HTTP/1.1\r\n\r\n");
+    lh_disp_raw_consume(&m.d, n);
+    size_t out_before = m.out.n;
+    char *q = lh_disp_raw_reserve(&m.d, 2);
+    REQUIRE(q != NULL);
+    memcpy(q, "ok", 2);
+    lh_disp_raw_commit(&m.d, 2);
+    CHECK_EQ(lh_disp_raw_is_quiet(&m.d), 0); /* bytes queued */
+    CHECK_EQ(lh_disp_raw_peek(&m.d, &p, &n), 0);
+    lh_disp_poll(&m.d);
+    CHECK_MEM(m.out.p + out_before, m.out.n - out_before, "ok");
+    CHECK_EQ(lh_disp_raw_is_quiet(&m.d), 1);
+    /* the peer goes: not quiet any more; the close goes through */
+    mock_eof(&m);
+    CHECK_EQ(lh_disp_raw_is_quiet(&m.d), 0);
+    CHECK_EQ(lh_disp_raw_peek(&m.d, &p, &n), 2);
+    lh_disp_raw_close(&m.d);
+    lh_disp_poll(&m.d);
+    CHECK_EQ(m.close_calls, 1);
+    mock_free(&m);
+  }
+}
+
 int main(void) {
   guard_init();
   lh_date_freeze(0);
@@ -1083,6 +1144,7 @@ int main(void) {
     TEST_CASE(dispatch_flushes_partial_writes_until_done),
     TEST_CASE(dispatch_reads_on_after_an_upgrade_nobody_took),
     TEST_CASE(dispatch_raw_stream_in_place_holds_no_buffers_while_waiting),
+    TEST_CASE(dispatch_raw_stream_carries_over_to_a_new_dispatcher),
   };
   return T_RUN(tests);
 }
