@@ -33,37 +33,39 @@ typedef struct {
 
 #define LH_WS_INFLATE_CHUNK (64 * 1024) /* inflated bytes handed out at a time */
 
-/* Zero-filled plus lh_ws_reader_init is a valid start. */
+/* Zero-filled plus lh_ws_reader_init is a valid start. Fields are in
+ * order of size: a reader is part of every WebSocket, idle ones included. */
 typedef struct {
-  lh_role_t role;          /* ours: a server reads masked frames, a client unmasked */
   uint64_t max_frame;      /* largest frame payload, 0: no limit */
   uint64_t max_message;    /* largest message (inflated), 0: no limit; may be
                             * changed between calls */
   lh_pmd_t *pmd;           /* permessage-deflate, NULL when not negotiated */
   /* the frame being read */
+  lh_wsf_t f;
+  uint64_t left;           /* payload bytes of f still to come */
+  size_t clear;            /* bytes at the head of the next input already
+                            * unmasked (inflate took fewer than were unmasked) */
+  /* the data message in progress: its bytes so far (inflated) */
+  uint64_t msg_len;
+  /* the control frame being read: its payload gathered in ctl (125 bytes,
+   * made for the first one, given back by lh_ws_reader_trim) */
+  uint8_t *ctl;
+  /* inflate output, made for the first compressed message */
+  uint8_t *out;
+  lh_role_t role;          /* ours: a server reads masked frames, a client unmasked */
+  unsigned moff;           /* mask offset of the next payload byte */
+  int error;               /* the first failure, 0 if none: returned again */
   uint8_t hbuf[LH_WSF_MAX];/* a header split across inputs, gathered */
   uint8_t hn;              /* bytes in hbuf, 0 when none */
   uint8_t in_frame;        /* a header was read; set until its payload is used */
-  lh_wsf_t f;
-  uint64_t left;           /* payload bytes of f still to come */
-  unsigned moff;           /* mask offset of the next payload byte */
-  size_t clear;            /* bytes at the head of the next input already
-                            * unmasked (inflate took fewer than were unmasked) */
   /* the data message in progress */
   uint8_t msg_op;          /* its opcode, 0 between messages */
   uint8_t msg_z;           /* compressed (RSV1 on its first frame) */
   uint8_t msg_started;     /* a piece of it was handed out */
   uint8_t z_tail;          /* its last frame is read, inflate output still due */
-  uint64_t msg_len;        /* its bytes so far (inflated) */
   lh_utf8_t utf8;          /* text: where validation stopped */
-  /* the control frame being read: its payload gathered in ctl (125 bytes,
-   * made for the first one, given back by lh_ws_reader_trim) */
-  uint8_t *ctl;
-  uint8_t ctl_n;
-  /* inflate output, made for the first compressed message */
-  uint8_t *out;
+  uint8_t ctl_n;           /* bytes gathered in ctl */
   uint8_t closed;          /* a close frame was read: input is ignored */
-  int error;               /* the first failure, 0 if none: returned again */
 } lh_ws_reader_t;
 
 void lh_ws_reader_init(lh_ws_reader_t *r, lh_role_t role, uint64_t max_frame,

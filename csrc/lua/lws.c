@@ -88,6 +88,7 @@ struct lh_lws {
   unsigned await_eof : 1;    /* client: closes exchanged, the server is to close TCP */
   unsigned ping_out : 1;     /* a keepalive ping waits for its pong */
   unsigned beating : 1;      /* on the state's keepalive list (beat_*) */
+  uint8_t tx_op, tx_rsv;     /* the message being sent's (see lock) */
   int close_code;            /* 0 while open; then the peer's code, ours when we
                               * failed the connection, 1006 when it was lost */
   int fail_err;              /* what failed it (LH_EWS_*, LH_ETIMEOUT, io), 0 if none */
@@ -107,7 +108,6 @@ struct lh_lws {
   lh_task_t *lock;           /* the task sending a message, while it does */
   const uint8_t *tx;         /* ... its payload (a string anchored in UV_TX, or zbuf) */
   size_t tx_len, tx_off;
-  uint8_t tx_op, tx_rsv;
   ws_rare_t *rare;           /* NULL until needed (ws_rare) */
   lh_timer_t *close_timer;   /* while closing, and while a client awaits EOF */
   /* keepalive, while open: on the state's list (st->ws_beat) until beat_at */
