@@ -44,15 +44,15 @@ struct lh_sconn {
   unsigned no_linger : 1;  /* close at once (grace period over) */
   unsigned wrote : 1;      /* a write was made (see before_write) */
   unsigned nodelay : 1;    /* TCP_NODELAY is set */
-  uint32_t armed_served;   /* d->served when the deadline was set */
-  double linger_end;       /* lingering: loop time it ends at the latest, 0 before */
-  uint32_t served;         /* d->served kept while asleep */
   unsigned reading_on : 1; /* d->reading_on kept while asleep */
   /* an upgraded stream (WebSocket) asleep: set by sconn_sleep, with its
    * dispatcher's in_flight and want_body; cleared by sconn_wake */
   unsigned raw : 1;
   unsigned raw_in_flight : 1;
   unsigned raw_want_body : 1;
+  uint32_t armed_served;   /* d->served when the deadline was set */
+  uint32_t served;         /* d->served kept while asleep */
+  double linger_end;       /* lingering: loop time it ends at the latest, 0 before */
 };
 
 /* a connection's message state, from a free list (see sconn_wake) */
