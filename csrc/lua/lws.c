@@ -46,11 +46,11 @@ enum { WS_OPEN = 0, WS_CLOSING, WS_CLOSED };
 enum { RECV_ONE = 0 /* receive(): nil, err at the end */, RECV_ITER /* messages() */,
        RECV_PIECE /* frames(): pieces, nil at the end */ };
 #define AS_WRITER 16 /* a reader's continuation after waiting for room */
-/* user values: what keeps the connection (a server's req, a client's res),
- * the payload being sent; the subprotocol and extensions only when the
- * handshake agreed on some (the ws is made with 2 user values otherwise:
- * reading a missing one gives nil) */
-enum { UV_CONN = 1, UV_TX, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 4 };
+/* user values: what keeps the connection (a server's req, a client's res);
+ * the subprotocol and extensions only when the handshake agreed on some
+ * (the ws is made with 1 user value otherwise: reading a missing one gives
+ * nil) */
+enum { UV_CONN = 1, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 3 };
 
 /* the registry's weak table from each ws (light userdata) to itself: C code
  * that has only the pointer (an owner's end) finds the value to anchor */
@@ -65,6 +65,8 @@ typedef struct {
                               * several frames (made before its first frame goes) */
   lh_lws_t *w;
   lh_waitq_t closers;        /* tasks in close() */
+  int tx_ref;                /* registry ref of the payload of a message in several
+                              * frames while it is sent; LUA_NOREF otherwise */
   uint8_t *zbuf;             /* the compressed message being sent (permessage-deflate) */
   size_t zlen, zcap;
   char *msg;                 /* a message gathered from several pieces */
@@ -106,7 +108,8 @@ struct lh_lws {
   lh_waitq_t writers;        /* tasks waiting for room or for the lock, and a reader
                               * held back by a full queue */
   lh_task_t *lock;           /* the task sending a message, while it does */
-  const uint8_t *tx;         /* ... its payload (a string anchored in UV_TX, or zbuf) */
+  const uint8_t *tx;         /* ... its payload (a string, anchored by tx_ref when
+                              * it takes several frames, or zbuf) */
   size_t tx_len, tx_off;
   ws_rare_t *rare;           /* NULL until needed (ws_rare) */
   lh_timer_t *close_timer;   /* while closing, and while a client awaits EOF */
@@ -145,6 +148,7 @@ static ws_rare_t *ws_rare(lh_lws_t *w) {
   if (!x) return NULL;
   x->lock_own.close = lock_own_close;
   x->w = w;
+  x->tx_ref = LUA_NOREF;
   w->rare = x;
   return x;
 }
@@ -753,6 +757,16 @@ static int push_closed(lua_State *L, lh_lws_t *w) {
 static int send_k(lua_State *L, int status, lua_KContext ctx);
 static int send_done_k(lua_State *L, int status, lua_KContext ctx);
 
+/* the payload of a message in several frames is not needed any more. L: a
+ * thread of the ws's state, or NULL */
+static void tx_unref(lh_lws_t *w, lua_State *L) {
+  ws_rare_t *x = w->rare;
+  if (!x || x->tx_ref == LUA_NOREF) return;
+  if (!L) L = w->st->L;
+  if (L) luaL_unref(L, LUA_REGISTRYINDEX, x->tx_ref);
+  x->tx_ref = LUA_NOREF;
+}
+
 /* the message is out (or given up): the next sender may go. L: a thread
  * with the ws at index 1, or NULL */
 static void unlock(lh_lws_t *w, lua_State *L) {
@@ -761,19 +775,12 @@ static void unlock(lh_lws_t *w, lua_State *L) {
   ws_rare_t *x = w->rare;
   if (x) {
     lh_own_leave(&x->lock_own);
+    tx_unref(w, L);
     if (x->zcap > 64 * 1024) {
       free(x->zbuf);
       x->zbuf = NULL;
       x->zcap = 0;
     }
-  }
-  if (L) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, UV_TX);
-  } else if (push_self(w)) {
-    lua_pushnil(w->st->L);
-    lua_setiuservalue(w->st->L, -2, UV_TX);
-    lua_pop(w->st->L, 1);
   }
   wake_writers(w);
 }
@@ -782,7 +789,7 @@ static void unlock(lh_lws_t *w, lua_State *L) {
  * cancelled): the rest goes now, whole, without waiting for room. A
  * message cut short would reach the peer as a shorter message, and a
  * compressed one would break the peer's inflater; its bytes are at hand
- * (UV_TX, zbuf). */
+ * (tx_ref, zbuf). */
 static void lock_own_close(lh_own_t *o) {
   lh_lws_t *w = ((ws_rare_t *)o)->w; /* lock_own is first */
   lh_disp_t *d = ws_disp(w);
@@ -827,11 +834,8 @@ static int send_frames(lua_State *L, lh_lws_t *w) {
     }
     if (!lh_disp_can_write(d)) {
       /* between two frames: the message is finished should the task end */
-      if (!w->rare->lock_own.owner) { /* made by send_start */
-        lua_pushvalue(L, 2);
-        lua_setiuservalue(L, 1, UV_TX);
+      if (!w->rare->lock_own.owner) /* made by send_start */
         lh_own_add(lh_task_current(L), &w->rare->lock_own);
-      }
       return wait_writer(L, w, send_k, 1);
     }
   }
@@ -880,8 +884,14 @@ static int send_start(lua_State *L, lh_lws_t *w) {
     w->tx_rsv = LH_WS_RSV1;
   }
   /* a message in several frames may wait between them: what finishes it
-   * should its task end there is made before its first frame goes */
-  if (w->tx_len > w->frag_size && !ws_rare(w)) return lh_push_fail(L, LH_ENOMEM, NULL);
+   * should its task end there (the own, the payload anchored) is made
+   * before its first frame goes */
+  if (w->tx_len > w->frag_size) {
+    if (!ws_rare(w)) return lh_push_fail(L, LH_ENOMEM, NULL);
+    tx_unref(w, L);
+    lua_pushvalue(L, 2);
+    w->rare->tx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   w->tx_op = (uint8_t)op;
   w->tx_off = 0;
   w->lock = t;
@@ -1035,6 +1045,7 @@ static int ws_gc(lua_State *L) {
     w->pmd = NULL;
   }
   if (w->rare) {
+    tx_unref(w, L);
     free(w->rare->msg);
     free(w->rare->zbuf);
     free(w->rare);
@@ -1123,7 +1134,7 @@ static int l_ws_new(lua_State *L) {
   int agreed = lua_getfield(L, 3, "protocol") != LUA_TNIL;
   agreed |= lua_getfield(L, 3, "extensions") != LUA_TNIL;
   lua_pop(L, 2);
-  lh_lws_t *w = lua_newuserdatauv(L, sizeof *w, agreed ? WS_NUV : UV_TX);
+  lh_lws_t *w = lua_newuserdatauv(L, sizeof *w, agreed ? WS_NUV : UV_CONN);
   memset(w, 0, sizeof *w);
   w->anchor_ref = LUA_NOREF;
   w->own.close = ws_own_close;
