@@ -94,14 +94,14 @@ struct lh_lws {
   int close_code;            /* 0 while open; then the peer's code, ours when we
                               * failed the connection, 1006 when it was lost */
   int fail_err;              /* what failed it (LH_EWS_*, LH_ETIMEOUT, io), 0 if none */
+  /* options (seconds: float is ample, and a ws is smaller) */
+  float close_timeout, ping_interval, ping_timeout;
   char *close_reason;        /* malloc, set with close_code (NULL: none, or no memory) */
-  /* options */
   uint64_t max_message;
   size_t frag_size;          /* largest frame we send */
-  double close_timeout, ping_interval, ping_timeout;
-  /* reading */
+  /* reading; rd.pmd is permessage-deflate's state for both directions,
+   * NULL when not negotiated */
   lh_ws_reader_t rd;
-  lh_pmd_t *pmd;             /* NULL without permessage-deflate */
   lh_task_t *reader;         /* the task in receive, set while it waits (its t->slot) */
   double reading_since;      /* loop time the reader began to wait, 0 if none */
   /* writing */
@@ -873,11 +873,11 @@ static int send_start(lua_State *L, lh_lws_t *w) {
   w->tx_rsv = 0;
   w->tx = (const uint8_t *)p;
   w->tx_len = n;
-  if (w->pmd) {
+  if (w->rd.pmd) {
     ws_rare_t *x = ws_rare(w);
     if (!x) return lh_push_fail(L, LH_ENOMEM, NULL);
     x->zlen = 0;
-    int e = lh_pmd_deflate(w->pmd, (const uint8_t *)p, n, 1, &x->zbuf, &x->zlen, &x->zcap);
+    int e = lh_pmd_deflate(w->rd.pmd, (const uint8_t *)p, n, 1, &x->zbuf, &x->zlen, &x->zcap);
     if (e) return lh_push_fail(L, e, NULL);
     w->tx = x->zbuf;
     w->tx_len = x->zlen;
@@ -1039,10 +1039,10 @@ static int ws_gc(lua_State *L) {
   w->gone = 1;
   w->state = WS_CLOSED;
   lh_ws_reader_free(&w->rd);
-  if (w->pmd) {
-    lh_pmd_free(w->pmd);
-    free(w->pmd);
-    w->pmd = NULL;
+  if (w->rd.pmd) {
+    lh_pmd_free(w->rd.pmd);
+    free(w->rd.pmd);
+    w->rd.pmd = NULL;
   }
   if (w->rare) {
     tx_unref(w, L);
@@ -1149,21 +1149,21 @@ static int l_ws_new(lua_State *L) {
   uint64_t max_frame = (uint64_t)lh_opt_number(L, 3, "max_frame", 0);
   w->frag_size = (size_t)lh_opt_number(L, 3, "fragment_size", 64 * 1024);
   if (w->frag_size < 1) w->frag_size = 1;
-  w->close_timeout = lh_opt_number(L, 3, "close_timeout", 10);
-  w->ping_interval = lh_opt_number(L, 3, "ping_interval", 0);
-  w->ping_timeout = lh_opt_number(L, 3, "ping_timeout", 0);
+  w->close_timeout = (float)lh_opt_number(L, 3, "close_timeout", 10);
+  w->ping_interval = (float)lh_opt_number(L, 3, "ping_interval", 0);
+  w->ping_timeout = (float)lh_opt_number(L, 3, "ping_timeout", 0);
   if (lua_getfield(L, 3, "deflate") == LUA_TTABLE) {
     lh_pmd_params_t p;
     p.server_no_context_takeover = (uint8_t)opt_flag(L, -1, "server_no_context_takeover");
     p.client_no_context_takeover = (uint8_t)opt_flag(L, -1, "client_no_context_takeover");
     p.server_max_window_bits = (uint8_t)opt_int(L, -1, "server_max_window_bits", 15);
     p.client_max_window_bits = (uint8_t)opt_int(L, -1, "client_max_window_bits", 15);
-    w->pmd = malloc(sizeof *w->pmd);
-    if (!w->pmd) return luaL_error(L, "websocket: out of memory");
-    lh_pmd_init(w->pmd, w->role, &p, opt_int(L, -1, "level", -1), opt_int(L, -1, "mem_level", 8));
+    w->rd.pmd = malloc(sizeof *w->rd.pmd);
+    if (!w->rd.pmd) return luaL_error(L, "websocket: out of memory");
+    lh_pmd_init(w->rd.pmd, w->role, &p, opt_int(L, -1, "level", -1), opt_int(L, -1, "mem_level", 8));
   }
   lua_pop(L, 1);
-  lh_ws_reader_init(&w->rd, w->role, max_frame, w->max_message, w->pmd);
+  lh_ws_reader_init(&w->rd, w->role, max_frame, w->max_message, w->rd.pmd);
   if (agreed) {
     lua_getfield(L, 3, "protocol");
     lua_setiuservalue(L, wi, UV_PROTOCOL);
