@@ -1,6 +1,7 @@
 -- bench/ws.lua: WebSocket echo server for bench/ws.sh (port from argv[1]);
 -- GET / answers 200 so the bench can see it is up. WS_COMPRESS=1 turns
--- permessage-deflate on; WS_PING=0 turns keepalive pings off.
+-- permessage-deflate on; WS_PING=0 turns keepalive pings off; WS_GC=1 runs
+-- a full collection every half second (bench/wsmem.sh's live-byte snapshots).
 local lhyper = require "lhyper"
 local accept = lhyper.websocket.accept
 local opts = { compress = os.getenv("WS_COMPRESS") == "1", max_message = 16 * 1024 * 1024 }
@@ -16,5 +17,13 @@ local srv = assert(lhyper.server {
     end
   end,
 })
+if os.getenv("WS_GC") == "1" then
+  lhyper.spawn(function()
+    while true do
+      lhyper.sleep(0.5)
+      collectgarbage("collect")
+    end
+  end):detach()
+end
 io.stderr:write("ws echo on ", srv.port, "\n")
 lhyper.run()
