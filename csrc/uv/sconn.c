@@ -85,7 +85,7 @@ static __attribute__((noinline)) lh_disp_t *sconn_raw_wake(lh_sconn_t *sc) {
 }
 
 lh_disp_t *lh_sconn_disp(lh_sconn_t *sc) {
-  if (__builtin_expect(sc->d != NULL, 1) || !sc->raw) return sc->d;
+  if (sc->d || !sc->raw) return sc->d;
   return sconn_raw_wake(sc);
 }
 void *lh_sconn_data(lh_sconn_t *sc) { return sc->set->data; }
