@@ -700,10 +700,14 @@ static int sconn_wake(lh_sconn_t *sc) {
   return 1;
 }
 
-/* an upgraded stream with nothing in progress (an idle WebSocket): its
- * TLS layer holds nothing for it either */
+/* an upgraded stream with nothing in progress (an idle WebSocket): no
+ * poll asked for (a reader that just began to wait has its socket read
+ * only once that poll runs), a waiting reader's socket read, and its TLS
+ * layer holding nothing for it either */
 static int sconn_raw_quiet(lh_sconn_t *sc) {
-  if (!lh_disp_raw_is_quiet(sc->d)) return 0;
+  lh_disp_t *d = sc->d;
+  if (sc->defer.queued || !lh_disp_raw_is_quiet(d)) return 0;
+  if (d->want_body && !lh_disp_is_reading(d)) return 0;
   return !sc->tls || (!lh_tls_pending(sc->tls) && lh_wq_pending(lh_tls_out(sc->tls)) == 0);
 }
 
