@@ -139,31 +139,33 @@ describe("WebSockets at shutdown", function()
   -- past the 64 idle connections that keep their dispatcher (sconn.c's
   -- doze list), an idle WebSocket's connection gives it back and takes a
   -- new one at its next byte, or when the server tells it to go
-  it("echoes on and sends 1001 to WebSockets that gave back their connection's dispatcher", function()
-    p = start()
-    local n, conns = 80, {}
-    finally(function() for _, c in ipairs(conns) do c:close_socket() end end)
-    for i = 1, n do
-      conns[i] = assert(raw.connect(p.port, "/ws"))
-      conns[i]:send("text", "hi " .. i)
-      assert.equal("hi " .. i, assert(conns[i]:frame(10)).payload)
-    end
-    -- the first ones went idle longest ago: asleep by now
-    for i = 1, n do
-      conns[i]:send("binary", ("x"):rep(i))
-      assert.equal(("x"):rep(i), assert(conns[i]:frame(10)).payload)
-    end
-    assert(h.raw_request(p.port, h.req("GET", "/close?30")))
-    for i = 1, n do
-      local f = assert(conns[i]:frame(10))
-      assert.equal(raw.OP.close, f.op)
-      assert.equal(1001, f.code)
-      conns[i]:send("close", raw.close_payload(1001))
-    end
-    assert.is_true(p:wait_exit(30), p:log())
-    local _, closed = p:log():gsub("WS CLOSED 1001", "")
-    assert.equal(n, closed)
-  end)
+  for _, how in ipairs { "/close?30", "/drain?30" } do
+    it("echoes on and sends 1001 to WebSockets that gave back their connection's dispatcher, " .. how, function()
+      p = start()
+      local n, conns = 80, {}
+      finally(function() for _, c in ipairs(conns) do c:close_socket() end end)
+      for i = 1, n do
+        conns[i] = assert(raw.connect(p.port, "/ws"))
+        conns[i]:send("text", "hi " .. i)
+        assert.equal("hi " .. i, assert(conns[i]:frame(10)).payload)
+      end
+      -- the first ones went idle longest ago: asleep by now
+      for i = 1, n do
+        conns[i]:send("binary", ("x"):rep(i))
+        assert.equal(("x"):rep(i), assert(conns[i]:frame(10)).payload)
+      end
+      assert(h.raw_request(p.port, h.req("GET", how)))
+      for i = 1, n do
+        local f = assert(conns[i]:frame(10))
+        assert.equal(raw.OP.close, f.op)
+        assert.equal(1001, f.code)
+        conns[i]:send("close", raw.close_payload(1001))
+      end
+      assert.is_true(p:wait_exit(30), p:log())
+      local _, closed = p:log():gsub("WS CLOSED 1001", "")
+      assert.equal(n, closed)
+    end)
+  end
 
   it("closes with 1001 a WebSocket accepted after the close began", function()
     p = start()
