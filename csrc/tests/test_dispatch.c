@@ -988,17 +988,24 @@ static int upgrade_on_recv(mock_t *m, lh_head_t *h, const char *base) {
 
 static void raw_body_ready(mock_t *m) { m->body_ready_calls++; }
 
-static void dispatch_raw_stream_in_place_holds_no_buffers_while_waiting(void) {
+/* a server dispatcher over the mock whose service upgrades a WebSocket
+ * handshake it is fed (in one read, or mode 1: a byte at a time); 1 when
+ * the upgrade went through */
+static int start_upgraded(mock_t *m, lh_conn_opts_t *o, int mode) {
   static const char up[] =
     "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  start(m, o, mode);
+  m->on_recv = upgrade_on_recv;
+  m->on_body_ready = raw_body_ready;
+  mock_feed_str(m, up, mode);
+  return m->answer_err == 0;
+}
+
+static void dispatch_raw_stream_in_place_holds_no_buffers_while_waiting(void) {
   for (int mode = 0; mode < 2; mode++) {
     mock_t m;
     lh_conn_opts_t o = mock_opts();
-    start(&m, &o, mode);
-    m.on_recv = upgrade_on_recv;
-    m.on_body_ready = raw_body_ready;
-    mock_feed_str(&m, up, mode);
-    REQUIRE_EQ(m.answer_err, 0);
+    REQUIRE(start_upgraded(&m, &o, mode));
     CHECK_EQ(m.d.raw, 1);
     char *p;
     size_t n;
@@ -1047,16 +1054,10 @@ static void dispatch_raw_stream_in_place_holds_no_buffers_while_waiting(void) {
  * carries its state reads, writes and closes as the first would have, and
  * parses no head */
 static void dispatch_raw_stream_carries_over_to_a_new_dispatcher(void) {
-  static const char up[] =
-    "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
   for (int mode = 0; mode < 2; mode++) {
     mock_t m;
     lh_conn_opts_t o = mock_opts();
-    start(&m, &o, mode);
-    m.on_recv = upgrade_on_recv;
-    m.on_body_ready = raw_body_ready;
-    mock_feed_str(&m, up, mode);
-    REQUIRE_EQ(m.answer_err, 0);
+    REQUIRE(start_upgraded(&m, &o, mode));
     char *p;
     size_t n;
     CHECK_EQ(lh_disp_raw_peek(&m.d, &p, &n), 0);
