@@ -75,7 +75,7 @@ async def recv_echo(ws, want):
 async def peer(i):
     end = ["close", "bye", "drop", "server"][i % 4]
     ws = await websockets.connect("%s://localhost:%d/ws%s" % (scheme, port, "?z" if i % 3 == 0 else ""),
-                                  max_size=None, ping_interval=None, ssl=ctx)
+                                  max_size=None, ping_interval=None, ssl=ctx, open_timeout=60)
     for _ in range(random.randint(2, 6)):
         await asyncio.sleep(random.choice([0, 0.01, 0.05, 0.3]))
         size = random.choice(SIZES)
