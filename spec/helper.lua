@@ -325,6 +325,18 @@ function Proc:wait_log(text, t)
   return false
 end
 
+-- Wait up to `t` seconds for the "PORT n" line a script writes to stderr
+-- once it listens; returns n, nil if it did not come.
+function Proc:port(t)
+  local deadline = socket.gettime() + (t or TEST_TIMEOUT)
+  repeat
+    local port = tonumber(self:log():match("PORT (%d+)\n"))
+    if port then return port end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return nil
+end
+
 -- TERM, then KILL to the whole process group; reaps and removes the log. Idempotent.
 function Proc:stop()
   if self.stopped then return end

@@ -58,12 +58,7 @@ sig:stop()
 
 local function start(opts)
   local p = h.start_script(APP, opts, 60)
-  local deadline = h.now() + 15
-  repeat
-    p.port = tonumber(p:log():match("PORT (%d+)\n"))
-    if not p.port then h.sleep(0.02) end
-  until p.port or h.now() > deadline
-  assert(p.port, p:log())
+  p.port = assert(p:port(15), p:log())
   return p
 end
 

@@ -11,7 +11,6 @@
 -- app runs in its own process (under ASan in the suite's sanitizer pass).
 local h = require "helper"
 local tc = require "tls_certs"
-local socket = require "socket"
 
 local PY = "/usr/bin/python3"
 
@@ -121,13 +120,7 @@ asyncio.run(main())
 local function churn(undo, opts, ca)
   local p = h.start_script(APP, opts, 120)
   undo.add(function() p:stop() end)
-  local port
-  local deadline = socket.gettime() + 30
-  repeat
-    port = tonumber(p:log():match("PORT (%d+)\n"))
-    if not port then socket.sleep(0.05) end
-  until port or socket.gettime() > deadline
-  assert(port, p:log())
+  local port = assert(p:port(30), p:log())
   local n = 120
   local file = h.tmpname(".py")
   h.write_file(file, CLIENT)

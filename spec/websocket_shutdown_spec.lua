@@ -44,13 +44,8 @@ io.stderr:write("EXIT\n")
 local function start(opts)
   local p = h.start_script(APP, opts, 120)
   local want = opts and opts.workers and "READY\n" or "PORT"
-  local deadline = socket.gettime() + 30
-  repeat
-    local log = p:log()
-    p.port = tonumber(log:match("PORT (%d+)\n"))
-    if p.port and log:find(want, 1, true) then return p end
-    socket.sleep(0.05)
-  until socket.gettime() > deadline
+  p.port = p:port(30)
+  if p.port and p:wait_log(want, 30) then return p end
   error("the app did not start:\n" .. p:log(), 2)
 end
 

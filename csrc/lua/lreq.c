@@ -365,7 +365,7 @@ static int body_gone(lua_State *L, lh_req_t *r) {
 static int body_next(lua_State *L) {
   lh_req_t *r = check_req(L, lua_upvalueindex(1));
   if (r->body_done) return 0;
-  lh_disp_t *d = r->sc ? lh_sconn_disp(r->sc) : NULL;
+  lh_disp_t *d = lh_req_disp(r);
   if (!d) return body_gone(L, r);
   const char *p;
   size_t n;
@@ -408,7 +408,7 @@ static int req_trailers(lua_State *L) {
 static int req_too_large(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
   r->too_large = 1;
-  lh_disp_t *d = r->sc ? lh_sconn_disp(r->sc) : NULL;
+  lh_disp_t *d = lh_req_disp(r);
   if (d) lh_disp_disable_keep_alive(d);
   return 0;
 }
@@ -613,7 +613,7 @@ static int respond(lua_State *S, lh_req_t *r, int si) {
 /* one body chunk; yields (then goes on in k) while the socket is backed
  * up, and now and then anyway so a fast client cannot starve the others */
 static void write_chunk(lua_State *L, lh_req_t *r, const char *p, size_t n, lua_KFunction k) {
-  lh_disp_t *d = r->sc ? lh_sconn_disp(r->sc) : NULL;
+  lh_disp_t *d = lh_req_disp(r);
   if (!d) lh_raise(L, LH_ECLOSED, "connection closed");
   int e = lh_disp_write_body(d, p, n);
   if (e) lh_raise(L, e, e == LH_EUSER_BODY ? "body longer than its content-length" : NULL);
@@ -633,7 +633,7 @@ static void write_chunk(lua_State *L, lh_req_t *r, const char *p, size_t n, lua_
 /* ends a streamed body with the trailers at index ti (a map or an array of
  * {name, value}; anything else: none) */
 static void finish_body(lua_State *L, lh_req_t *r, int ti) {
-  lh_disp_t *d = r->sc ? lh_sconn_disp(r->sc) : NULL;
+  lh_disp_t *d = lh_req_disp(r);
   if (!d) lh_raise(L, LH_ECLOSED, "connection closed");
   int e = 0;
   if (lua_istable(L, ti)) {

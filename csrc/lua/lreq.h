@@ -168,6 +168,12 @@ void lh_req_keep(lua_State *L, int idx, int what);
 /* pushes the server the req at idx came from */
 void lh_req_push_server(lua_State *L, int idx);
 
+/* the req's dispatcher; NULL once its connection is gone, or when an
+ * upgraded stream asleep could not be given a new one (lh_sconn_disp) */
+static inline lh_disp_t *lh_req_disp(const lh_req_t *r) {
+  return r->sc ? lh_sconn_disp(r->sc) : NULL;
+}
+
 /* the req lets go of its connection */
 static inline void lh_req_detach(lh_req_t *r) {
   if (r->sc) {

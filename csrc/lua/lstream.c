@@ -51,14 +51,10 @@ static lh_stream_t *check_stream(lua_State *L) {
 
 /* --- the stream handed to C code (lh_raw_t, lraw.h) --- */
 
-static lh_disp_t *raw_disp(lh_raw_t *raw) {
-  lh_req_t *r = raw->conn;
-  return r->sc ? lh_sconn_disp(r->sc) : NULL;
-}
+static lh_disp_t *raw_disp(lh_raw_t *raw) { return lh_req_disp(raw->conn); }
 
 static void raw_kick(lh_raw_t *raw) {
-  lh_req_t *r = raw->conn;
-  lh_disp_t *d = r->sc ? lh_sconn_disp(r->sc) : NULL;
+  lh_disp_t *d = raw_disp(raw);
   if (d) lh_disp_kick(d);
 }
 
