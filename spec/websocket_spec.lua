@@ -260,8 +260,11 @@ while True:
     buf += d
     while len(buf) >= 2:
         n = buf[1] & 0x7f; hl = 2
-        if n == 126: n = struct.unpack("!H", buf[2:4])[0]; hl = 4
-        elif n == 127: n = struct.unpack("!Q", buf[2:10])[0]; hl = 10
+        if n == 126: hl = 4
+        elif n == 127: hl = 10
+        if len(buf) < hl: break  # the extended length has not all arrived
+        if hl == 4: n = struct.unpack("!H", buf[2:4])[0]
+        elif hl == 10: n = struct.unpack("!Q", buf[2:10])[0]
         if len(buf) < hl + n: break
         op = buf[0] & 15
         if op == 8:
