@@ -67,7 +67,7 @@ if [ "$WARMUP" != 0 ]; then
     for s in "${RUNNING[@]}"; do drive "$s" "$WARMUP" "$WORK/h2load-warm-$s.txt"; done
 fi
 
-printf 'server\tround\tdone\tseconds\tticks\tcpu_us\terrors\n' >"$RESULTS"
+printf 'server\tround\tdone\tseconds\tticks\tcpu_us\terrors\tuser_ticks\tsys_ticks\n' >"$RESULTS"
 note "servers: ${RUNNING[*]}; $OFFERED req/s offered ($CONNS connections x $PER_CONN), $ROUNDS rounds x ${DURATION}s"
 ns=${#RUNNING[@]}
 for round in $(seq 1 "$ROUNDS"); do
@@ -76,9 +76,10 @@ for round in $(seq 1 "$ROUNDS"); do
         pid=${PID[$s]}
         if ! kill -0 "$pid" 2>/dev/null; then note "  $s died; skipping"; continue; fi
         log=$WORK/h2load-$s-$round.txt
-        c0=$(cpu_ticks "$pid")
+        read -r u0 s0 < <(cpu_ticks_split "$pid")
         drive "$s" "$DURATION" "$log"
-        c1=$(cpu_ticks "$pid")
+        read -r u1 s1 < <(cpu_ticks_split "$pid")
+        c0=$((u0 + s0)); c1=$((u1 + s1))
         done_=$(awk '/^requests:/ { print $8; exit }' "$log")
         secs=$(seconds "$log")
         if [ -z "$done_" ] || [ -z "$secs" ] || [ "$done_" = 0 ]; then
@@ -87,7 +88,8 @@ for round in $(seq 1 "$ROUNDS"); do
         fi
         errs=$(awk '/^requests:/ { e += $10 + $12 + $14 } /^status codes:/ { e += $5 + $7 + $9 } END { print e + 0 }' "$log")
         us=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$done_" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$round" "$done_" "$secs" $((c1 - c0)) "$us" "$errs" >>"$RESULTS"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$round" "$done_" "$secs" $((c1 - c0)) "$us" "$errs" \
+            $((u1 - u0)) $((s1 - s0)) >>"$RESULTS"
         note "  round $round $s: $done_ in ${secs}s ($(awk -v n="$done_" -v t="$secs" 'BEGIN { printf "%.0f", n / t }') req/s), $((c1 - c0)) ticks, $us us/request, errors $errs"
     done
 done
@@ -108,17 +110,18 @@ NR == 1 { next }
     if (!($1 in lo) || $6 + 0 < lo[$1]) lo[$1] = $6 + 0
     if (!($1 in hi) || $6 + 0 > hi[$1]) hi[$1] = $6 + 0
     by[$1, $2] = $6; rounds[$2] = 1
+    usr[$1] = usr[$1] " " ($3 > 0 ? $8 / hz * 1e6 / $3 : 0); sys[$1] = sys[$1] " " ($3 > 0 ? $9 / hz * 1e6 / $3 : 0)
 }
 END {
-    printf "%-16s %10s %8s %10s %17s %10s %7s\n", "server", "req/s", "cpu %", "us/request", "lowest - highest", "x ceiling", "errors"
+    printf "%-16s %10s %8s %10s %17s %10s %7s %7s %7s\n", "server", "req/s", "cpu %", "us/request", "lowest - highest", "x ceiling", "errors", "user", "sys"
     for (i = 1; i <= ns; i++) {
         s = order[i]; r = ""
         for (k in rounds) if ((s, k) in by && ("ceiling", k) in by && by["ceiling", k] > 0) r = r " " by[s, k] / by["ceiling", k]
         ratio = r != "" ? sprintf("%.3f", median(r)) : "-"
         flag = median(rate[s]) < 0.97 * offered ? " (short of the offered rate)" : ""
-        printf "%-16s %10.0f %8.1f %10.3f %8.3f - %6.3f %10s %7d%s\n", s, median(rate[s]), median(cpu[s]), median(us[s]), lo[s], hi[s], ratio, err[s], flag
+        printf "%-16s %10.0f %8.1f %10.3f %8.3f - %6.3f %10s %7d %7.3f %7.3f%s\n", s, median(rate[s]), median(cpu[s]), median(us[s]), lo[s], hi[s], ratio, err[s], median(usr[s]), median(sys[s]), flag
     }
 }' hz="$CLK_TCK" "$RESULTS"
-echo "us/request: server utime+stime (/proc/PID/stat) over the run / requests answered; x ceiling: median over rounds of us/request / the ceiling's in that round."
+echo "us/request: server utime+stime (/proc/PID/stat) over the run / requests answered; x ceiling: median over rounds of us/request / the ceiling's in that round; user, sys: the medians of utime and stime alone, us/request."
 [ -n "${KEEP_WORK:-}" ] && note "raw results: $RESULTS (h2load logs in $WORK)"
 exit 0

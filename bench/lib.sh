@@ -237,14 +237,21 @@ worker_pid() {
 
 # cpu_ticks PID: utime+stime summed over the process tree (nginx master + worker).
 cpu_ticks() {
-    local p sum=0 stat
+    local u s
+    read -r u s < <(cpu_ticks_split "$1")
+    echo $((u + s))
+}
+
+# cpu_ticks_split PID: "utime stime" of the process tree, in clock ticks.
+cpu_ticks_split() {
+    local p u=0 s=0 stat
     for p in $(proc_tree "$1"); do
         stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
         stat=${stat##*) }                      # fields from 3 (state) on
         set -- $stat
-        sum=$((sum + ${12} + ${13}))           # fields 14 utime, 15 stime
+        u=$((u + ${12})); s=$((s + ${13}))     # fields 14 utime, 15 stime
     done
-    echo "$sum"
+    echo "$u $s"
 }
 
 # status_kb PID FIELD: VmRSS / VmHWM of one process in KiB.
