@@ -997,6 +997,19 @@ routes["/misuse/upgrade-bare"] = function(req)
   stream:write("up")
   stream:close()
 end
+routes["/misuse/upgrade-twice"] = function(req)
+  -- req:upgrade() again, at once and after a pause in which the quiet
+  -- stream may give back its dispatcher (at once under LHYPER_DOZE=0)
+  local stream = req:upgrade({ upgrade = "echo", connection = "upgrade" })
+  local out = {}
+  for i = 1, 2 do
+    if i == 2 then lhyper.sleep(0.3) end
+    local ok, err = pcall(req.upgrade, req, { upgrade = "echo" })
+    out[i] = tostring(ok) .. "|" .. tostring(err):gsub("\n.*", "")
+  end
+  stream:write(table.concat(out, "\n") .. "\n")
+  stream:close()
+end
 routes["/misuse/after"] = function(req, q)
   -- a task uses the req after its handler returned
   local rec = {}

@@ -37,6 +37,29 @@ describe("smaller mistakes", function()
     assert.equal(500, res.status)
   end)
 
+  it("raises the same error for a second req:upgrade(), whether or not the stream slept since", function()
+    -- LHYPER_DOZE=0: a quiet stream gives back its dispatcher at once
+    for _, launch in ipairs({ false, "env LHYPER_DOZE=0" }) do
+      local s = launch and h.start_server({}, launch) or srv
+      local sock, r = h.connect(s)
+      local ok, err = pcall(function()
+        assert(sock:send("GET /misuse/upgrade-twice HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"))
+        local res = assert(r:final_response())
+        assert.equal(101, res.status)
+        local lines = {}
+        for line in assert(r:rest()):gmatch("[^\n]+") do lines[#lines + 1] = line end
+        assert.equal(2, #lines, table.concat(lines, "\n"))
+        for i = 1, 2 do
+          assert.truthy(lines[i]:find("^false|.*req:upgrade: a response was already sent$"),
+            (launch or "doze on") .. ": " .. lines[i])
+        end
+      end)
+      sock:close()
+      if launch then s:stop() end
+      assert(ok, err)
+    end
+  end)
+
   it("raises a clear error when a task uses req:body() or req:upgrade() after the handler returned", function()
     local res = assert(h.raw_request(srv.port, h.req("POST", "/misuse/after?key=after1", nil, "abc")))
     assert.equal(200, res.status)

@@ -476,10 +476,13 @@ static void headers_with(lua_State *L, int i, const char *name, const char *v, s
  * request named (RFC 9110 7.8); one that offers several must be told which */
 static int req_upgrade(lua_State *L) {
   lh_req_t *r = check_req(L, 1);
-  if (!r->sc && !r->dropped && !r->upgraded)
+  /* before the dispatcher is asked for: an upgraded stream may be asleep,
+   * and the one it wakes with knows nothing of the request */
+  if (r->upgraded) return luaL_error(L, "req:upgrade: a response was already sent");
+  if (!r->sc && !r->dropped)
     return luaL_error(L, "req:upgrade(): the request is over (its handler returned)");
   if (!r->sc) return lh_push_fail(L, LH_ECLOSED, NULL);
-  lh_disp_t *d = lh_sconn_disp(r->sc);
+  lh_disp_t *d = lh_sconn_disp(r->sc); /* not upgraded: never asleep */
   const lh_conn_t *c = lh_disp_conn(d);
   if (!lh_conn_wants_upgrade(c)) return luaL_error(L, "req:upgrade: the request asked for no upgrade");
   if (!lh_conn_can_write_head(c)) return luaL_error(L, "req:upgrade: a response was already sent");
