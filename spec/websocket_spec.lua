@@ -400,6 +400,38 @@ describe("an idle WebSocket", function()
     assert.is_true(per < 3490, "per connection: " .. per)
   end)
 
+  -- a generic for keeps its last value while its iterator waits, and the
+  -- ws gathered a fragmented message in a buffer it kept: 100 KB a
+  -- connection stayed with every ws idle after such a message, and 64 KiB
+  it("keeps neither its last large message nor the buffer that gathered it", function()
+    local n = 40
+    -- 50,000 B in two frames: gathered in a buffer of 64 KiB, the largest kept
+    local big = string.rep("0123456789", 5000)
+    local before = lua_bytes()
+    local rss0 = h.rss_kib(srv.pid)
+    local conns = {}
+    finally(function() for _, c in ipairs(conns) do c:close_socket() end end)
+    for i = 1, n do
+      local c = assert(raw.connect(srv.port, "/ws/echo?compress=0"))
+      conns[i] = c
+      c:send("binary", big:sub(1, 25000), { fin = false })
+      c:send("cont", big:sub(25001))
+      local got = {}
+      repeat
+        local f = assert(c:frame())
+        got[#got + 1] = f.payload
+      until f.fin
+      assert.equal(#big, #table.concat(got))
+    end
+    local per = (lua_bytes() - before) / n
+    assert.is_true(per < 8 * 1024, "Lua bytes per connection: " .. per) -- the message is 50,000
+    if not h.SANITIZED then
+      -- 64 KiB and more a connection before; about 5 KiB now
+      local rss = (h.rss_kib(srv.pid) - rss0) * 1024 / n
+      assert.is_true(rss < 24 * 1024, "RSS per connection: " .. rss)
+    end
+  end)
+
   -- the keepalive checks of a state's ws share one list and one timer
   it("keeps each ws's own ping pace, and pings go on when another ws leaves", function()
     local fast = assert(raw.connect(srv.port, "/ws/record?ping=0.2&id=" .. uid()))

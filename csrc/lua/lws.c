@@ -42,6 +42,10 @@
                                  * answering pings until the peer reads */
 
 enum { WS_OPEN = 0, WS_CLOSING, WS_CLOSED };
+/* a loop's last message as long as this is cleared from it while its
+ * iterator waits (forget_control); shorter ones cost little to keep */
+#define FORGET_MIN 1024
+
 /* how a receive call hands out what it reads */
 enum { RECV_ONE = 0 /* receive(): nil, err at the end */, RECV_ITER /* messages() */,
        RECV_PIECE /* frames(): pieces, nil at the end */ };
@@ -554,6 +558,7 @@ static void ws_event(lh_raw_t *raw, int ev) {
 /* --- receiving --- */
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx);
+static void forget_control(lua_State *L);
 
 static int push_kind(lua_State *L, int op) {
   lua_pushvalue(L, lua_upvalueindex(op == LH_WS_TEXT ? UP_TEXT : UP_BINARY));
@@ -589,6 +594,25 @@ static int gather(lh_lws_t *w, const uint8_t *p, size_t n) {
 
 /* bytes of a message gathered so far */
 static size_t msg_len(const lh_lws_t *w) { return w->rare ? w->rare->mlen : 0; }
+
+/* the reader waits for the peer: buffers kept from one message to the
+ * next go while none is half gathered or being sent, so that a ws idle
+ * after a large message holds none of its bytes (they come back with the
+ * next message that needs them) */
+static void rare_trim(lh_lws_t *w) {
+  ws_rare_t *x = w->rare;
+  if (!x) return;
+  if (x->mlen == 0 && x->msg) {
+    free(x->msg);
+    x->msg = NULL;
+    x->mcap = 0;
+  }
+  if (!w->lock && x->zbuf) {
+    free(x->zbuf);
+    x->zbuf = NULL;
+    x->zlen = x->zcap = 0;
+  }
+}
 
 static void msg_reset(lh_lws_t *w) {
   ws_rare_t *x = w->rare;
@@ -666,6 +690,12 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
     if (rc == 0 && !w->rd.z_tail) {
       /* wait for the peer: the socket is read while we do */
       lh_ws_reader_trim(&w->rd);
+      rare_trim(w);
+      if (lua_gettop(L) >= 2) {
+        /* an iterator's loop holds its last value (iter_next) */
+        forget_control(L);
+        lua_settop(L, 1);
+      }
       ws_kick(w);
       if (!w->reading_since) w->reading_since = lh_loop_now(w->st->loop);
       take_reader(w, current(L));
@@ -727,11 +757,47 @@ static int ws_receive(lua_State *L) {
  * the ws, which the generic for hands back to it at index 1 */
 static int iter_next(lua_State *L, int mode) {
   lh_lws_t *w = check_ws(L, 1);
-  lua_settop(L, 1);
+  /* the generic for hands back its control value, the last message (or
+   * piece): kept at index 2 when it is a large string, for recv_step to
+   * clear from the loop should it wait (forget_control) */
+  size_t n = 0;
+  if (lua_type(L, 2) == LUA_TSTRING) lua_tolstring(L, 2, &n);
+  lua_settop(L, n >= FORGET_MIN ? 2 : 1);
   return recv_begin(L, w, mode);
 }
 static int messages_next(lua_State *L) { return iter_next(L, RECV_ITER); }
 static int frames_next(lua_State *L) { return iter_next(L, RECV_PIECE); }
+
+/* A generic for keeps its control variable, the last message, while its
+ * iterator waits for the next one: a ws idle after a large message would
+ * hold it for as long as the peer is quiet. The loop that called the
+ * iterator (a Lua function one level up) has hidden locals, all named
+ * "(for state)": the generator, the state, the control. When they are one
+ * of our iterators, the ws at index 1 and the string at index 2, the
+ * control is set to nil: the loop sets it anew from what the iterator
+ * returns, before it reads it. Anything else is left as it is. */
+static void forget_control(lua_State *L) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 1, &ar)) return;
+  int seen = 0; /* hidden locals matched so far: 1 the generator, 2 and the state */
+  const char *name;
+  for (int i = 1; (name = lua_getlocal(L, &ar, i)) != NULL; i++) {
+    int hidden = !strcmp(name, "(for state)"), next = 0;
+    if (hidden && seen == 2 && lua_rawequal(L, -1, 2)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      lua_setlocal(L, &ar, i);
+      return;
+    }
+    if (hidden && seen == 1) next = lua_rawequal(L, -1, 1) ? 2 : 0;
+    else if (hidden) {
+      lua_CFunction f = lua_tocfunction(L, -1);
+      next = f == messages_next || f == frames_next;
+    }
+    seen = next;
+    lua_pop(L, 1);
+  }
+}
 
 /* the method's upvalue UP_ITER: its iterator */
 static int push_iter(lua_State *L) {

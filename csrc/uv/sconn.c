@@ -725,8 +725,10 @@ static void sconn_sleep(lh_sconn_t *sc) {
   sc->raw_want_body = d->want_body;
   sc->d = NULL;
   disp_put(d);
-  /* a stream's TLS layer is lean already (tls_flush) */
-  if (sc->tls && !raw) lh_tls_trim(sc->tls);
+  /* a stream's TLS layer is lean (tls_flush): OpenSSL's buffers go after
+   * each record; its own read buffer and queue go here, as an idle
+   * connection's do (sconn_raw_quiet made sure nothing is in them) */
+  if (sc->tls) lh_tls_trim(sc->tls);
 }
 
 /* the connection is idle (1) or not (0): an idle one dozes, then sleeps */
