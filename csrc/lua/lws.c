@@ -95,6 +95,7 @@ struct lh_lws {
   unsigned ping_out : 1;     /* a keepalive ping waits for its pong */
   unsigned beating : 1;      /* on the state's keepalive list (beat_*) */
   uint8_t tx_op, tx_rsv;     /* the message being sent's (see lock) */
+  uint8_t forget_at;         /* the local forget_control cleared last, 0: none yet */
   int close_code;            /* 0 while open; then the peer's code, ours when we
                               * failed the connection, 1006 when it was lost */
   int fail_err;              /* what failed it (LH_EWS_*, LH_ETIMEOUT, io), 0 if none */
@@ -558,7 +559,7 @@ static void ws_event(lh_raw_t *raw, int ev) {
 /* --- receiving --- */
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx);
-static void forget_control(lua_State *L);
+static void forget_control(lua_State *L, lh_lws_t *w);
 
 static int push_kind(lua_State *L, int op) {
   lua_pushvalue(L, lua_upvalueindex(op == LH_WS_TEXT ? UP_TEXT : UP_BINARY));
@@ -693,7 +694,7 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
       rare_trim(w);
       if (lua_gettop(L) >= 2) {
         /* an iterator's loop holds its last value (iter_next) */
-        forget_control(L);
+        forget_control(L, w);
         lua_settop(L, 1);
       }
       ws_kick(w);
@@ -775,18 +776,39 @@ static int frames_next(lua_State *L) { return iter_next(L, RECV_PIECE); }
  * "(for state)": the generator, the state, the control. When they are one
  * of our iterators, the ws at index 1 and the string at index 2, the
  * control is set to nil: the loop sets it anew from what the iterator
- * returns, before it reads it. Anything else is left as it is. */
-static void forget_control(lua_State *L) {
+ * returns, before it reads it. Anything else is left as it is. The loop
+ * waits again and again, so the local found is kept (w->forget_at) and
+ * checked alone the next time: a hidden local holding the very string
+ * the loop handed over is that loop's control. */
+static int holds_control(lua_State *L, const lua_Debug *ar, int i) {
+  const char *name = lua_getlocal(L, ar, i);
+  if (!name) return 0;
+  int ok = !strcmp(name, "(for state)") && lua_rawequal(L, -1, 2);
+  lua_pop(L, 1);
+  return ok;
+}
+
+static void forget_at(lua_State *L, lh_lws_t *w, lua_Debug *ar, int i) {
+  lua_pushnil(L);
+  lua_setlocal(L, ar, i);
+  w->forget_at = i <= 255 ? (uint8_t)i : 0;
+}
+
+static void forget_control(lua_State *L, lh_lws_t *w) {
   lua_Debug ar;
   if (!lua_getstack(L, 1, &ar)) return;
+  int k = w->forget_at;
+  if (k > 2 && holds_control(L, &ar, k)) {
+    forget_at(L, w, &ar, k);
+    return;
+  }
   int seen = 0; /* hidden locals matched so far: 1 the generator, 2 and the state */
   const char *name;
   for (int i = 1; (name = lua_getlocal(L, &ar, i)) != NULL; i++) {
     int hidden = !strcmp(name, "(for state)"), next = 0;
     if (hidden && seen == 2 && lua_rawequal(L, -1, 2)) {
       lua_pop(L, 1);
-      lua_pushnil(L);
-      lua_setlocal(L, &ar, i);
+      forget_at(L, w, &ar, i);
       return;
     }
     if (hidden && seen == 1) next = lua_rawequal(L, -1, 1) ? 2 : 0;
