@@ -573,3 +573,53 @@ describe("lhyper.defer", function()
     assert.truthy(out:find("deferred boom", 1, true), out)
   end)
 end)
+
+-- a time past what libuv's milliseconds hold (math.huge, 1e300) is "never":
+-- it used to become 0 ms, so sleeps ended at once and a server with such a
+-- timeout re-armed its timer for now, again and again, and hung
+describe("times too long for a clock", function()
+  it("sleep, timeout and join's timeout take math.huge and 1e300 as never", function()
+    local r = run([[
+main(function()
+  for i, d in ipairs { math.huge, 1e300, 1e17 } do
+    local t = lhyper.spawn(function() lhyper.sleep(d) end)
+    lhyper.sleep(0.2)
+    say("sleeping" .. i, not t.done)
+    t:cancel()
+    say("timeout" .. i, lhyper.timeout(d, function() lhyper.sleep(0.05) return "in time" end))
+    local slow = lhyper.spawn(function() lhyper.sleep(0.2) return "joined" end)
+    say("join" .. i, slow:join(d))
+  end
+end)
+]])
+    for i = 1, 3 do
+      assert.equal("true", r["sleeping" .. i], i)
+      assert.equal("in time", r["timeout" .. i], i)
+      assert.equal("joined", r["join" .. i], i)
+    end
+    assert.equal("true", r.run)
+  end)
+
+  it("serves with idle and head timeouts of math.huge, and a client asks with one", function()
+    local r = run([[
+local socket = require "socket"
+main(function()
+  local srv = assert(lhyper.server { host = "127.0.0.1", port = 0, idle_timeout = math.huge,
+    header_read_timeout = 1e300, handler = function() return 200, nil, "ok" end })
+  local res = assert(lhyper.request { url = "http://127.0.0.1:" .. srv.port .. "/",
+    timeout = math.huge, read_timeout = 1e300 })
+  say("status", res.status, res:read_all())
+  local c = socket.tcp()
+  c:settimeout(0)
+  c:connect("127.0.0.1", srv.port)
+  lhyper.sleep(0.2) -- an idle connection, and the loop goes on
+  say("connections", srv.connections)
+  c:close()
+  srv:close(0)
+end)
+]])
+    assert.equal("200,ok", r.status)
+    assert.equal("2", r.connections) -- the client's pooled one and the raw one
+    assert.equal("true", r.run)
+  end)
+end)

@@ -1204,6 +1204,14 @@ static int opt_int(lua_State *L, int t, const char *k, int def) {
   return (int)lh_opt_number(L, t, k, def);
 }
 
+/* a timeout of the options at 3, in seconds, as the float the ws keeps:
+ * past a float's range (1e300, math.huge) it is 1e30, as good as never (a
+ * cast would be undefined there) */
+static float opt_secs(lua_State *L, const char *k, double def) {
+  double v = lh_opt_number(L, 3, k, def);
+  return v > 1e30 ? 1e30f : (float)v;
+}
+
 static int opt_flag(lua_State *L, int t, const char *k) {
   lua_getfield(L, t, k);
   int v = lua_toboolean(L, -1);
@@ -1237,9 +1245,9 @@ static int l_ws_new(lua_State *L) {
   uint64_t max_frame = (uint64_t)lh_opt_number(L, 3, "max_frame", 0);
   w->frag_size = (size_t)lh_opt_number(L, 3, "fragment_size", 64 * 1024);
   if (w->frag_size < 1) w->frag_size = 1;
-  w->close_timeout = (float)lh_opt_number(L, 3, "close_timeout", 10);
-  w->ping_interval = (float)lh_opt_number(L, 3, "ping_interval", 0);
-  w->ping_timeout = (float)lh_opt_number(L, 3, "ping_timeout", 0);
+  w->close_timeout = opt_secs(L, "close_timeout", 10);
+  w->ping_interval = opt_secs(L, "ping_interval", 0);
+  w->ping_timeout = opt_secs(L, "ping_timeout", 0);
   if (lua_getfield(L, 3, "deflate") == LUA_TTABLE) {
     lh_pmd_params_t p;
     p.server_no_context_takeover = (uint8_t)opt_flag(L, -1, "server_no_context_takeover");

@@ -150,7 +150,7 @@ lh_logw_t *lh_logw_start(lh_loop_t *l, int fd, int own, size_t limit, double int
   w->fd = fd;
   w->own = own ? 1 : 0;
   w->limit = limit ? limit : 1;
-  w->interval_ms = interval > 0 ? (uint64_t)(interval * 1000.0 + 0.5) : 0;
+  w->interval_ms = lh_ms(interval, 0);
   uv_timer_init(&l->uv, &w->timer);
   w->timer.data = (void *)timer_close_cb; /* how lh_loop_free closes it */
   uv_unref((uv_handle_t *)&w->timer);     /* waiting lines do not keep the loop running */

@@ -75,6 +75,12 @@ int lh_loop_is_closing(lh_loop_t *l) { return l->closing; }
 
 double lh_loop_now(lh_loop_t *l) { return (double)uv_now(&l->uv) / 1000.0; }
 
+uint64_t lh_ms(double sec, int up) {
+  if (!(sec > 0)) return 0;
+  if (sec >= 1.8e16) return UINT64_MAX; /* 1.8e19 ms: UINT64_MAX is 1.845e19 */
+  return (uint64_t)(sec * 1000.0 + (up ? 0.999 : 0.5));
+}
+
 void lh_loop_defer(lh_loop_t *l, lh_defer_t *d) {
   if (d->queued || l->closing) return;
   d->queued = 1;

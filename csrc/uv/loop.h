@@ -25,6 +25,11 @@ void lh_loop_stop(lh_loop_t *l);
 /* closes every handle without calling back into the binding, then frees */
 void lh_loop_free(lh_loop_t *l);
 double lh_loop_now(lh_loop_t *l);       /* seconds, cached loop time */
+/* seconds as libuv's milliseconds, rounded up when up is set: 0 for what
+ * is not positive (NaN too), UINT64_MAX (libuv's never) for a time longer
+ * than a uint64_t of milliseconds holds (math.huge), where a cast would be
+ * undefined */
+uint64_t lh_ms(double sec, int up);
 /* lh_loop_free is tearing the loop down: nothing calls the binding now */
 int lh_loop_is_closing(lh_loop_t *l);
 /* d->cb(d) runs on the next iteration (once, however often queued) */

@@ -29,8 +29,7 @@ lh_timer_t *lh_timer_start(lh_loop_t *l, double sec, void (*cb)(void *), void *d
   t->t.data = (void *)timer_close_cb; /* how lh_loop_free closes it */
   t->cb = cb;
   t->data = data;
-  uint64_t ms = sec > 0 ? (uint64_t)(sec * 1000.0 + 0.5) : 0;
-  uv_timer_start(&t->t, timer_cb, ms, 0);
+  uv_timer_start(&t->t, timer_cb, lh_ms(sec, 0), 0);
   return t;
 }
 
