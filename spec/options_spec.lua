@@ -83,3 +83,37 @@ describe("pipeline_flush = true", function()
     assert.is_true(times[4] < 0.03, ("median batch of 4 took %.1f ms"):format(times[4] * 1000))
   end)
 end)
+
+-- a limit of math.huge (or 2^40, past its C type) means no limit: it was
+-- cast where that is undefined, and max_buf_size = math.huge became 0, so
+-- every request got 431
+describe("limits of math.huge", function()
+  it("mean no limit, for the server's, the client's and a WebSocket's options", function()
+    local out, code = h.lua([[
+local lhyper = require "lhyper"
+lhyper.spawn(function()
+  local srv = assert(lhyper.server { host = "127.0.0.1", port = 0, max_buf_size = math.huge,
+    max_headers = math.huge, max_target = 2^40, max_connections = math.huge,
+    max_in_flight = math.huge, backlog = math.huge,
+    handler = function(req)
+      if req.path ~= "/ws" then return 200, nil, "target " .. #req.target end
+      local ws = assert(lhyper.websocket.accept(req, { max_message = math.huge, max_frame = math.huge,
+        fragment_size = 2^70 }))
+      for m in ws:messages() do ws:send(m) end
+    end })
+  local c = lhyper.client { max_buf_size = math.huge, max_headers = math.huge, pool_max_idle_per_host = math.huge }
+  local res = assert(c:request { url = "http://127.0.0.1:" .. srv.port .. "/" .. ("a"):rep(20000) })
+  print("status", res.status, res:read_all())
+  local ws = assert(lhyper.websocket.connect("ws://127.0.0.1:" .. srv.port .. "/ws", { max_message = math.huge }))
+  assert(ws:send(("x"):rep(100000)))
+  print("echo", #assert(ws:receive()))
+  ws:close()
+  srv:close(0)
+end)
+lhyper.run()
+]])
+    assert.equal(0, code, out)
+    assert.truthy(out:find("status\t200\ttarget 20001", 1, true), out)
+    assert.truthy(out:find("echo\t100000", 1, true), out)
+  end)
+end)

@@ -734,13 +734,13 @@ static int l_client_new(lua_State *L) {
   lh_lstate_t *st = lh_state(L);
   lh_client_opts_t o;
   memset(&o, 0, sizeof o);
-  o.conn.max_buf_size = (uint32_t)lh_opt_number(L, 1, "max_buf_size", 400 * 1024);
-  o.conn.max_headers = (uint32_t)lh_opt_number(L, 1, "max_headers", 100);
+  o.conn.max_buf_size = (uint32_t)lh_opt_uint(L, 1, "max_buf_size", 400 * 1024, UINT32_MAX);
+  o.conn.max_headers = (uint32_t)lh_opt_uint(L, 1, "max_headers", 100, UINT32_MAX);
   o.conn.max_target = 8192;
   lua_getfield(L, 1, "keep_alive");
   o.conn.keep_alive = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);
-  o.pool_max_idle_per_host = (uint32_t)lh_opt_number(L, 1, "pool_max_idle_per_host", 32);
+  o.pool_max_idle_per_host = (uint32_t)lh_opt_uint(L, 1, "pool_max_idle_per_host", 32, UINT32_MAX);
   o.pool_idle_timeout = lh_opt_number(L, 1, "pool_idle_timeout", 90);
   lh_lclient_t *lc = lua_newuserdatauv(L, sizeof *lc, 0);
   lc->cl = NULL;

@@ -5,6 +5,7 @@
 #include "lsvc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,22 +481,22 @@ static int l_listen(lua_State *L) {
   lh_lstate_t *st = lh_state(L);
   lh_server_opts_t o;
   memset(&o, 0, sizeof o);
-  o.conn.max_buf_size = (uint32_t)lh_opt_number(L, 1, "max_buf_size", 400 * 1024);
-  o.conn.max_headers = (uint32_t)lh_opt_number(L, 1, "max_headers", 100);
-  o.conn.max_target = (uint32_t)lh_opt_number(L, 1, "max_target", 8192);
+  o.conn.max_buf_size = (uint32_t)lh_opt_uint(L, 1, "max_buf_size", 400 * 1024, UINT32_MAX);
+  o.conn.max_headers = (uint32_t)lh_opt_uint(L, 1, "max_headers", 100, UINT32_MAX);
+  o.conn.max_target = (uint32_t)lh_opt_uint(L, 1, "max_target", 8192, UINT32_MAX);
   o.conn.keep_alive = opt_bool(L, 1, "keep_alive", 1);
   o.conn.half_close = opt_bool(L, 1, "half_close", 0);
   o.conn.title_case = opt_bool(L, 1, "title_case_headers", 0);
   o.conn.date_header = opt_bool(L, 1, "date_header", 1);
-  o.backlog = (int)lh_opt_number(L, 1, "backlog", 511);
+  o.backlog = (int)lh_opt_uint(L, 1, "backlog", 511, INT_MAX);
   o.reuseport = opt_bool(L, 1, "reuseport", 0);
   o.conn.pipeline_flush = opt_bool(L, 1, "pipeline_flush", 0);
-  o.max_connections = (uint32_t)lh_opt_number(L, 1, "max_connections", 0);
+  o.max_connections = (uint32_t)lh_opt_uint(L, 1, "max_connections", 0, UINT32_MAX);
   o.header_read_timeout = lh_opt_number(L, 1, "header_read_timeout", 30);
   o.idle_timeout = lh_opt_number(L, 1, "idle_timeout", 60);
   lua_getfield(L, 1, "host");
   const char *host = luaL_optstring(L, -1, "127.0.0.1");
-  int port = (int)lh_opt_number(L, 1, "port", 8080);
+  int port = (int)lh_opt_uint(L, 1, "port", 8080, 65535);
 
   lh_lsrv_t *s = lua_newuserdatauv(L, sizeof *s, 1); /* user value: the TLS context */
   memset(s, 0, sizeof *s);
@@ -507,7 +508,7 @@ static int l_listen(lua_State *L) {
   s->closed = 1;
   luaL_setmetatable(L, SERVER_MT);
   lh_head_memo_init(L, &s->host.memo);
-  s->max_in_flight = (uint32_t)lh_opt_number(L, 1, "max_in_flight", 0);
+  s->max_in_flight = (uint32_t)lh_opt_uint(L, 1, "max_in_flight", 0, UINT32_MAX);
   s->host.stream_idle = lh_opt_number(L, 1, "stream_idle_timeout", 300);
   lua_getfield(L, 1, "handler");
   luaL_checktype(L, -1, LUA_TFUNCTION);

@@ -77,6 +77,13 @@ double lh_opt_number(lua_State *L, int t, const char *k, double def) {
   return v;
 }
 
+uint64_t lh_opt_uint(lua_State *L, int t, const char *k, double def, uint64_t max) {
+  double v = lh_opt_number(L, t, k, def);
+  if (!(v > 0)) return 0;
+  if (v >= (double)max) return max; /* (double)max may round up: compared, not cast back */
+  return (uint64_t)v;
+}
+
 /* --- errors --- */
 
 void lh_push_error(lua_State *L, int code, const char *msg) {

@@ -7,6 +7,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdint.h>
 
 #include "timer.h"
 
@@ -126,6 +127,10 @@ void lh_state_open(lua_State *L);
 lh_lstate_t *lh_state(lua_State *L);
 /* number option t[k]; def when absent, 0 when false */
 double lh_opt_number(lua_State *L, int t, const char *k, double def);
+/* the same for a count or a size of at most max: 0 for what is not
+ * positive (NaN too), max for what is larger (math.huge), where a cast
+ * would be undefined */
+uint64_t lh_opt_uint(lua_State *L, int t, const char *k, double def, uint64_t max);
 
 /* --- tasks --- */
 static inline lh_task_t *lh_task_of(lua_State *co) {

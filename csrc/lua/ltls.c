@@ -62,7 +62,7 @@ static int l_tls_ctx(lua_State *L) {
   o.max_version = opt_version(L, 2, "max_version");
   if (lua_getfield(L, 2, "verify") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) o.no_verify = 1;
   if (lua_getfield(L, 2, "session_tickets") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) o.no_tickets = 1;
-  o.ticket_rotation = (uint32_t)lh_opt_number(L, 2, "ticket_rotation", 0);
+  o.ticket_rotation = (uint32_t)lh_opt_uint(L, 2, "ticket_rotation", 0, UINT32_MAX);
   if (lua_getfield(L, 2, "_keys_from") != LUA_TNIL) o.keys_from = lh_ltls_check(L, -1);
   unsigned char alpn[512];
   if (lua_getfield(L, 2, "alpn") == LUA_TTABLE) {

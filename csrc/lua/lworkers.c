@@ -27,7 +27,7 @@ static int l_workers_run(lua_State *L) {
   if (st->running) return luaL_error(L, "lhyper.workers: call it before lhyper.run, not inside it");
   lh_workers_opts_t o;
   memset(&o, 0, sizeof o);
-  o.n = (int)lh_opt_number(L, 1, "n", 1);
+  o.n = (int)lh_opt_uint(L, 1, "n", 1, INT_MAX);
   o.grace = lh_opt_number(L, 1, "grace", 10);
   lua_getfield(L, 1, "shared");
   o.shared = lua_toboolean(L, -1);

@@ -17,6 +17,7 @@
  * message. The ws itself is owned by the task that accepted or opened it
  * and closed when that task ends (own). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1201,7 +1202,8 @@ static int ws_tostring(lua_State *L) {
 /* --- creation --- */
 
 static int opt_int(lua_State *L, int t, const char *k, int def) {
-  return (int)lh_opt_number(L, t, k, def);
+  double v = lh_opt_number(L, t, k, def);
+  return v != v ? def : v <= INT_MIN ? INT_MIN : v >= INT_MAX ? INT_MAX : (int)v;
 }
 
 /* a timeout of the options at 3, in seconds, as the float the ws keeps:
@@ -1241,9 +1243,9 @@ static int l_ws_new(lua_State *L) {
   int wi = lua_gettop(L);
   w->st = st;
   w->role = client ? LH_ROLE_CLIENT : LH_ROLE_SERVER;
-  w->max_message = (uint64_t)lh_opt_number(L, 3, "max_message", 1024 * 1024);
-  uint64_t max_frame = (uint64_t)lh_opt_number(L, 3, "max_frame", 0);
-  w->frag_size = (size_t)lh_opt_number(L, 3, "fragment_size", 64 * 1024);
+  w->max_message = lh_opt_uint(L, 3, "max_message", 1024 * 1024, UINT64_MAX);
+  uint64_t max_frame = lh_opt_uint(L, 3, "max_frame", 0, UINT64_MAX);
+  w->frag_size = (size_t)lh_opt_uint(L, 3, "fragment_size", 64 * 1024, SIZE_MAX);
   if (w->frag_size < 1) w->frag_size = 1;
   w->close_timeout = opt_secs(L, "close_timeout", 10);
   w->ping_interval = opt_secs(L, "ping_interval", 0);
@@ -1323,8 +1325,8 @@ static void conf_from(lua_State *L, int t, lh_pmd_conf_t *c) {
   c->server_no_context_takeover = (uint8_t)lua_toboolean(L, (lua_getfield(L, t, "server_no_context_takeover"), -1));
   c->client_no_context_takeover = (uint8_t)lua_toboolean(L, (lua_getfield(L, t, "client_no_context_takeover"), -1));
   lua_pop(L, 2);
-  c->server_max_window_bits = (uint8_t)lh_opt_number(L, t, "server_max_window_bits", 0);
-  c->client_max_window_bits = (uint8_t)lh_opt_number(L, t, "client_max_window_bits", 0);
+  c->server_max_window_bits = (uint8_t)lh_opt_uint(L, t, "server_max_window_bits", 0, 255);
+  c->client_max_window_bits = (uint8_t)lh_opt_uint(L, t, "client_max_window_bits", 0, 255);
 }
 
 static void push_params(lua_State *L, const lh_pmd_params_t *p) {
