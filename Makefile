@@ -191,7 +191,7 @@ fuzz-tls: fuzz-run-tls
 
 # every fuzzer a few seconds, so that none rots: one TAP line each
 FUZZERS := $(basename $(notdir $(wildcard csrc/tests/fuzz_*.c)))
-FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_SMOKE_SECONDS ?= 2
 fuzz-smoke:
 	@if ! printf 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }\n' | \
 	    $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1; then \

@@ -93,7 +93,7 @@ if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
 fi
 
 if [ "${FUZZ_SMOKE:-0}" = 1 ]; then
-  # each fuzzer for 3 seconds (about 20 s in all), so that none rots
+  # each fuzzer for FUZZ_SMOKE_SECONDS (2 s; about 15 s in all), so that none rots
   echo "== fuzz smoke"
   make --no-print-directory fuzz-smoke > "$out/f.tap" 2>&1 || status=1
   cat "$out/f.tap"

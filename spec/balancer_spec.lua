@@ -7,14 +7,14 @@ local socket = require "socket"
 -- (option httpchk on /ready, http-reuse safe); wrk sends a mixed GET + POST
 -- load while each backend is restarted (SIGTERM: drain, exit, start again
 -- on the same port) and reloaded (SIGHUP) in turn, ROUNDS times
--- (LHYPER_LB_ROUNDS, 6: 12 restarts and 12 reloads). The client
+-- (LHYPER_LB_ROUNDS, 4: 8 restarts and 8 reloads). The client
 -- must see no socket error and no non-2xx response, every POST it got an
 -- answer for was processed exactly once with its body intact, and no POST
 -- was processed twice. Also SIGHUP under the same load without a balancer.
 -- Bounded: wrk runs until the restarts are done (SIGINT), at most 300 s.
 -- Tagged nosan: the sanitizer runs would make it minutes long.
 
-local ROUNDS = tonumber(os.getenv("LHYPER_LB_ROUNDS") or "6")
+local ROUNDS = tonumber(os.getenv("LHYPER_LB_ROUNDS") or "4")
 
 -- The backend: /hello, /post (echo; the body's id is appended to a file per
 -- process), /ready through ready_path.
@@ -405,7 +405,7 @@ describe("SIGHUP under load #nosan", function()
     return
   end
 
-  it("reloads a master with 2 workers 10 times under wrk: no error, every POST once", function()
+  it("reloads a master with 2 workers 6 times under wrk: no error, every POST once", function()
     local dir = h.tmpname("-hup")
     assert(os.execute("mkdir -p " .. h.shell_quote(dir)))
     local file = dir .. "/backend.lua"
@@ -416,7 +416,7 @@ describe("SIGHUP under load #nosan", function()
       os.execute("rm -rf " .. h.shell_quote(dir))
     end)
     load_while("http://127.0.0.1:" .. be.port .. "/", dir, function()
-      for _ = 1, 10 do
+      for _ = 1, 6 do
         be:reload()
         h.sleep(0.3)
       end
