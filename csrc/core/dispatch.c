@@ -19,19 +19,22 @@ void lh_disp_init(lh_disp_t *d, lh_role_t role, const lh_conn_opts_t *o,
 
 void lh_disp_free(lh_disp_t *d) { lh_conn_free(&d->conn); }
 
-int lh_disp_is_quiet(const lh_disp_t *d) {
+/* what keeps any dispatcher busy: a poll running or deferred, a writer
+ * waiting, input held, a failure or EOF, bytes buffered or queued */
+static int is_busy(const lh_disp_t *d) {
   const lh_conn_t *c = &d->conn;
-  return !(d->polling || d->deferred || d->in_flight || d->want_body || d->want_write ||
-           d->held || d->raw || c->eof || d->io_error || !lh_conn_is_idle(c) ||
-           lh_conn_buffered(c) || lh_conn_pending(c));
+  return d->polling || d->deferred || d->want_write || d->held || d->io_error || c->eof ||
+         lh_conn_buffered(c) || lh_conn_pending(c);
+}
+
+int lh_disp_is_quiet(const lh_disp_t *d) {
+  return !(is_busy(d) || d->in_flight || d->want_body || d->raw || !lh_conn_is_idle(&d->conn));
 }
 
 int lh_disp_raw_is_quiet(const lh_disp_t *d) {
   const lh_conn_t *c = &d->conn;
-  return d->raw && !(d->polling || d->deferred || d->want_write || d->held || d->closing ||
-                     d->io_error || c->eof || c->error || c->unread ||
-                     c->reading == LH_READING_CLOSED || c->writing == LH_WRITING_CLOSED ||
-                     lh_conn_buffered(c) || lh_conn_pending(c));
+  return d->raw && !(is_busy(d) || d->closing || c->error || c->unread ||
+                     c->reading == LH_READING_CLOSED || c->writing == LH_WRITING_CLOSED);
 }
 
 int lh_disp_is_reusable(const lh_disp_t *d) {

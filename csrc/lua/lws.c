@@ -597,33 +597,36 @@ static int gather(lh_lws_t *w, const uint8_t *p, size_t n) {
 /* bytes of a message gathered so far */
 static size_t msg_len(const lh_lws_t *w) { return w->rare ? w->rare->mlen : 0; }
 
-/* the reader waits for the peer: buffers kept from one message to the
- * next go while none is half gathered or being sent, so that a ws idle
- * after a large message holds none of its bytes (they come back with the
- * next message that needs them) */
+/* the gathering and compressed-send buffers given back (none in use) */
+static void drop_msg(ws_rare_t *x) {
+  free(x->msg);
+  x->msg = NULL;
+  x->mlen = x->mcap = 0;
+}
+
+static void drop_zbuf(ws_rare_t *x) {
+  free(x->zbuf);
+  x->zbuf = NULL;
+  x->zlen = x->zcap = 0;
+}
+
+/* Between messages the buffers stay for the next one, up to 64 KiB
+ * (msg_reset, unlock); when the reader waits for the peer they go while
+ * none is half gathered or being sent, so that a ws idle after a large
+ * message holds none of its bytes */
+#define RARE_KEEP (64 * 1024)
+
 static void rare_trim(lh_lws_t *w) {
   ws_rare_t *x = w->rare;
   if (!x) return;
-  if (x->mlen == 0 && x->msg) {
-    free(x->msg);
-    x->msg = NULL;
-    x->mcap = 0;
-  }
-  if (!w->lock && x->zbuf) {
-    free(x->zbuf);
-    x->zbuf = NULL;
-    x->zlen = x->zcap = 0;
-  }
+  if (x->mlen == 0 && x->msg) drop_msg(x);
+  if (!w->lock && x->zbuf) drop_zbuf(x);
 }
 
 static void msg_reset(lh_lws_t *w) {
   ws_rare_t *x = w->rare;
   x->mlen = 0;
-  if (x->mcap > 64 * 1024) {
-    free(x->msg);
-    x->msg = NULL;
-    x->mcap = 0;
-  }
+  if (x->mcap > RARE_KEEP) drop_msg(x);
 }
 
 /* a data piece: returns the number of results when it completes what the
@@ -781,10 +784,12 @@ static int frames_next(lua_State *L) { return iter_next(L, RECV_PIECE); }
  * waits again and again, so the local found is kept (w->forget_at) and
  * checked alone the next time: a hidden local holding the very string
  * the loop handed over is that loop's control. */
-static int holds_control(lua_State *L, const lua_Debug *ar, int i) {
+/* 1 when local i of the frame ar is a hidden one of a generic for, holding
+ * the value at index idx */
+static int hidden_holds(lua_State *L, const lua_Debug *ar, int i, int idx) {
   const char *name = lua_getlocal(L, ar, i);
   if (!name) return 0;
-  int ok = !strcmp(name, "(for state)") && lua_rawequal(L, -1, 2);
+  int ok = !strcmp(name, "(for state)") && lua_rawequal(L, -1, idx);
   lua_pop(L, 1);
   return ok;
 }
@@ -799,26 +804,20 @@ static void forget_control(lua_State *L, lh_lws_t *w) {
   lua_Debug ar;
   if (!lua_getstack(L, 1, &ar)) return;
   int k = w->forget_at;
-  if (k > 2 && holds_control(L, &ar, k)) {
+  if (k > 2 && hidden_holds(L, &ar, k, 2)) {
     forget_at(L, w, &ar, k);
     return;
   }
-  int seen = 0; /* hidden locals matched so far: 1 the generator, 2 and the state */
+  /* the generator, then the state and the control right after it */
   const char *name;
   for (int i = 1; (name = lua_getlocal(L, &ar, i)) != NULL; i++) {
-    int hidden = !strcmp(name, "(for state)"), next = 0;
-    if (hidden && seen == 2 && lua_rawequal(L, -1, 2)) {
-      lua_pop(L, 1);
-      forget_at(L, w, &ar, i);
+    lua_CFunction f = !strcmp(name, "(for state)") ? lua_tocfunction(L, -1) : NULL;
+    lua_pop(L, 1);
+    if ((f == messages_next || f == frames_next) && hidden_holds(L, &ar, i + 1, 1) &&
+        hidden_holds(L, &ar, i + 2, 2)) {
+      forget_at(L, w, &ar, i + 2);
       return;
     }
-    if (hidden && seen == 1) next = lua_rawequal(L, -1, 1) ? 2 : 0;
-    else if (hidden) {
-      lua_CFunction f = lua_tocfunction(L, -1);
-      next = f == messages_next || f == frames_next;
-    }
-    seen = next;
-    lua_pop(L, 1);
   }
 }
 
@@ -865,11 +864,7 @@ static void unlock(lh_lws_t *w, lua_State *L) {
   if (x) {
     lh_own_leave(&x->lock_own);
     tx_unref(w, L);
-    if (x->zcap > 64 * 1024) {
-      free(x->zbuf);
-      x->zbuf = NULL;
-      x->zcap = 0;
-    }
+    if (x->zcap > RARE_KEEP) drop_zbuf(x);
   }
   wake_writers(w);
 }
@@ -1135,8 +1130,8 @@ static int ws_gc(lua_State *L) {
   }
   if (w->rare) {
     tx_unref(w, L);
-    free(w->rare->msg);
-    free(w->rare->zbuf);
+    drop_msg(w->rare);
+    drop_zbuf(w->rare);
     free(w->rare);
     w->rare = NULL;
   }
