@@ -8,6 +8,17 @@
  * connection is closed.
  *
  *   cc -O2 -o ceiling bench/ceiling.c && ./ceiling 8080
+ *
+ * Built with -DCEILING_LUA it is the floor of a Lua server instead: for
+ * every request head it calls a handler of bench/hello.lua (the environment
+ * variable VARIANT, as lhyper@VARIANT) on one plain table standing for the
+ * req (bench/shapes_own.lua makes both), and writes the response the
+ * handler returned: status, its header table as it is, content-length when
+ * the handler gave none, and the body.  No parsing, no req object, no
+ * checks: what any server running that handler must do at the least.
+ *
+ *   cc -O2 -DCEILING_LUA -I/usr/include/lua5.4 -o ceiling_lua bench/ceiling.c \
+ *      -l:liblua5.4.a -lm -ldl && VARIANT=cl ./ceiling_lua 8080    (from the repo's top)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +34,11 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef CEILING_LUA
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#endif
 
 static const char RESP[] =
     "HTTP/1.1 200 OK\r\n"
@@ -67,6 +83,91 @@ static void conn_close(int fd) {
     close(fd); /* also removes it from the epoll set */
 }
 
+#ifdef CEILING_LUA
+static lua_State *L;
+static int handler_ref, req_ref;
+static char *out;               /* the responses of one read batch */
+static size_t out_len, out_cap;
+
+static void put(const char *p, size_t n) {
+    if (out_len + n > out_cap) {
+        while (out_len + n > out_cap) out_cap = out_cap ? 2 * out_cap : 4096;
+        out = realloc(out, out_cap);
+        if (!out) { perror("ceiling_lua: realloc"); exit(1); }
+    }
+    memcpy(out + out_len, p, n);
+    out_len += n;
+}
+
+static void put_uint(unsigned long v) {
+    char b[24];
+    int i = sizeof b;
+    do { b[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+    put(b + i, sizeof b - i);
+}
+
+/* appends the response of one call of the handler */
+static void lua_response(void) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, req_ref);
+    if (lua_pcall(L, 1, 3, 0) != LUA_OK) {
+        fprintf(stderr, "ceiling_lua: handler: %s\n", lua_tostring(L, -1));
+        exit(1);
+    }
+    int status = (int)lua_tointeger(L, -3);
+    put("HTTP/1.1 ", 9);
+    put_uint((unsigned long)status);
+    if (status == 200) put(" OK\r\n", 5);
+    else put(" Status\r\n", 9);
+    int has_cl = 0;
+    if (lua_istable(L, -2)) {
+        lua_pushnil(L);
+        while (lua_next(L, -3)) {
+            size_t kl, vl;
+            const char *k = lua_tolstring(L, -2, &kl);
+            lua_pushvalue(L, -1); /* a number value is made a string on a copy */
+            const char *v = lua_tolstring(L, -1, &vl);
+            if (k && v) {
+                if (kl == 14 && memcmp(k, "content-length", 14) == 0) has_cl = 1;
+                put(k, kl);
+                put(": ", 2);
+                put(v, vl);
+                put("\r\n", 2);
+            }
+            lua_pop(L, 2);
+        }
+    }
+    size_t bl = 0;
+    const char *body = lua_tolstring(L, -1, &bl);
+    if (!has_cl) {
+        put("content-length: ", 16);
+        put_uint((unsigned long)bl);
+        put("\r\n", 2);
+    }
+    put("\r\n", 2);
+    if (body) put(body, bl);
+    lua_pop(L, 3);
+}
+
+/* loads the handler VARIANT of bench/hello.lua and the req (shapes_own.lua) */
+static void lua_setup(void) {
+    L = luaL_newstate();
+    luaL_openlibs(L);
+    lua_gc(L, LUA_GCGEN, 0, 0); /* as lua5.4 runs bench/hello.lua */
+    if (luaL_loadfile(L, "bench/shapes_own.lua") != LUA_OK) {
+        fprintf(stderr, "ceiling_lua: %s (run it from the repository's top)\n", lua_tostring(L, -1));
+        exit(1);
+    }
+    lua_pushliteral(L, "handler");
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK || !lua_isfunction(L, -2)) {
+        fprintf(stderr, "ceiling_lua: bench/shapes_own.lua: %s\n", lua_tostring(L, -1));
+        exit(1);
+    }
+    req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+#endif
+
 /* Queue the unwritten tail and wait for EPOLLOUT. */
 static void keep_pending(int fd, const char *p, size_t n) {
     struct conn *c = &conns[fd];
@@ -99,6 +200,18 @@ static int send_responses(int fd, size_t count, int last_close) {
         if (send_responses(fd, count - 1, 0) < 0) return -1;
         return send_responses(fd, 1, 1);
     }
+#ifdef CEILING_LUA
+    out_len = 0;
+    while (count--) lua_response();
+    if (c->pend) { keep_pending(fd, out, out_len); return 0; }
+    ssize_t lw = write(fd, out, out_len);
+    if (lw < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+        lw = 0;
+    }
+    if ((size_t)lw < out_len) keep_pending(fd, out + lw, out_len - lw);
+    return 0;
+#endif
     while (count) {
         size_t k = count > BATCH ? BATCH : count;
         size_t len = k * RESP_LEN;
@@ -113,6 +226,7 @@ static int send_responses(int fd, size_t count, int last_close) {
     }
     return 0;
 }
+
 
 static void on_readable(int fd) {
     struct conn *c = &conns[fd];
@@ -181,6 +295,9 @@ int main(int argc, char **argv) {
     int port = argc > 1 ? atoi(argv[1]) : 8080;
     const char *host = argc > 2 ? argv[2] : "127.0.0.1";
     signal(SIGPIPE, SIG_IGN);
+#ifdef CEILING_LUA
+    lua_setup();
+#endif
 
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);

@@ -3,6 +3,8 @@
 # Servers: ceiling lhyper lhyper_pf nginx openresty node.  Apps: hello, stream.
 # lhyper@VARIANT is lhyper with the hello app's handler VARIANT (bench/hello.lua
 # lists them); plain lhyper takes VARIANT from the environment (default hello).
+# ceiling@VARIANT is the ceiling calling that handler (bench/ceiling.c, CEILING_LUA):
+# the floor of any server running it.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
@@ -32,10 +34,15 @@ cleanup() {
     [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 
-# build_tools: compile the ceiling server and the small client into $WORK.
+# build_tools: compile the ceiling server and the small client into $WORK,
+# and the ceiling that runs a Lua handler (ceiling@VARIANT) when Lua's
+# headers and static library are there (liblua5.4-dev).
 build_tools() {
     cc -O2 -Wall -o "$WORK/ceiling" "$BENCH_DIR/ceiling.c" || return 1
     cc -O2 -Wall -o "$WORK/hclient" "$BENCH_DIR/hclient.c" || return 1
+    cc -O2 -Wall -DCEILING_LUA $(pkg-config --cflags lua5.4 2>/dev/null) -o "$WORK/ceiling_lua" \
+        "$BENCH_DIR/ceiling.c" -l:liblua5.4.a -lm -ldl 2>"$WORK/ceiling_lua.err" || rm -f "$WORK/ceiling_lua"
+    return 0
 }
 
 lhyper_env() {
@@ -46,6 +53,7 @@ lhyper_env() {
 unavailable() {
     case $1 in
     ceiling) [ -x "$WORK/ceiling" ] || echo "ceiling not built" ;;
+    ceiling@*) [ -x "$WORK/ceiling_lua" ] || echo "ceiling_lua not built: $(head -n 1 "$WORK/ceiling_lua.err" 2>/dev/null)" ;;
     lhyper|lhyper_pf|lhyper@*)
         if ! command -v lua5.4 >/dev/null; then echo "lua5.4 not installed"
         elif [ ! -e "$REPO_DIR/build/lhyper/core.so" ]; then echo "build/lhyper/core.so missing (run make)"
@@ -158,6 +166,8 @@ server_cmd() {
     CMD_ENV=()
     case $name in
     ceiling) CMD=("$WORK/ceiling" "$port") ;;
+    ceiling@*) CMD_ENV=("VARIANT=${name#ceiling@}")
+            CMD=("$WORK/ceiling_lua" "$port") ;;
     lhyper) CMD_ENV=("LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" "LUA_CPATH=$REPO_DIR/build/?.so;;")
             CMD=(lua5.4 "bench/$app.lua" "$port") ;;
     lhyper_pf) CMD_ENV=("LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" "LUA_CPATH=$REPO_DIR/build/?.so;;")
