@@ -9,6 +9,10 @@
  *   objcost.new_checked()  the same, whose __index first checks that its
  *                          argument is one of its own (getmetatable and
  *                          rawequal, as lhyper's do) and makes the string
+ *   objcost.table_req()    a table req made whole, as a server would make it
+ *                          from a parsed head: method, target, path and a
+ *                          headers table with the Host field, each string
+ *                          made from bytes
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -43,6 +47,22 @@ static int new_object(lua_State *L) {
   return 1;
 }
 
+static int table_req(lua_State *L) {
+  static const char head[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+  lua_createtable(L, 0, 4);
+  lua_pushlstring(L, head, 3);
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, head + 4, 1);
+  lua_setfield(L, -2, "target");
+  lua_pushlstring(L, head + 4, 1);
+  lua_setfield(L, -2, "path");
+  lua_createtable(L, 0, 1);
+  lua_pushlstring(L, head + 22, 14);
+  lua_setfield(L, -2, "host");
+  lua_setfield(L, -2, "headers");
+  return 1;
+}
+
 int luaopen_objcost(lua_State *L) {
   lua_newtable(L); /* the module */
   lua_newtable(L); /* the plain metatable */
@@ -57,5 +77,7 @@ int luaopen_objcost(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcclosure(L, new_object, 1);
   lua_setfield(L, -2, "new_checked");
+  lua_pushcfunction(L, table_req);
+  lua_setfield(L, -2, "table_req");
   return 1;
 }
