@@ -9,6 +9,7 @@ local function rejects(srv, raw, status)
   assert.is_table(res, err)
   assert.equal(status, res.status, res.status_line)
   assert.is_true(r:expect_close())
+  sock:close() -- a later finally() replaces this one's
   return res
 end
 

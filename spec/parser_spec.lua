@@ -24,6 +24,7 @@ local function rejects(srv, raw, status)
   assert.equal("close", res.headers.get("connection"))
   local ok, extra = r:expect_close()
   assert.is_true(ok, "after the error: " .. tostring(extra))
+  sock:close() -- a later finally() replaces this one's
   return res
 end
 

@@ -115,6 +115,7 @@ describe("request body framing errors", function()
     assert.is_table(res, err)
     assert.equal(status, res.status)
     assert.is_true(r:expect_close())
+    sock:close() -- a later finally() replaces this one's
   end
 
   it("rejects Content-Length together with Transfer-Encoding with 400", function()

@@ -26,6 +26,7 @@ describe("request smuggling defences", function()
     end
     local ok, extra = r:expect_close()
     assert.is_true(ok, "after the error: " .. tostring(extra))
+    sock:close() -- a later finally() replaces this one's
   end
 
   it("rejects Transfer-Encoding before Content-Length (TE.CL)", function()
