@@ -6,12 +6,16 @@
 # For each server and message size: bench/wsclient.c keeps CONNS connections
 # each echoing one message at a time for DURATION seconds (closed loop);
 # reported: messages/s, the server's CPU (utime+stime from /proc), messages/s
-# per server core, MB/s of payload echoed (one way). Then the idle memory:
+# per server core, MB/s of payload echoed (one way), and the server's user and
+# system CPU time per message. Then the idle memory:
 # IDLE_N connections that each echo one message and stay open; server RSS
 # after minus before, per connection.
 #
 # Env knobs: SERVERS ("lhyper node openresty"), SIZES ("64 65536"), CONNS (50),
-# DURATION (10 s), ROUNDS (1), IDLE_N (5000; 0: skip), WS_PING (lhyper's
+# DURATION (10 s), ROUNDS (1; each round starts one server further on), RATE
+# (unset: each connection sends its next message as soon as its echo comes; a
+# number: messages/s offered in all, spread over the connections, so that the
+# servers are compared by CPU per message at the same load), IDLE_N (5000; 0: skip), WS_PING (lhyper's
 # keepalive pings: 0 turns them off for the idle figure), SERVER_CPU, CLIENT_CPU.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +27,7 @@ SIZES=${SIZES:-"64 65536"}
 CONNS=${CONNS:-50}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-1}
+RATE=${RATE:-}
 IDLE_N=${IDLE_N:-5000}
 NODE_PATH=${NODE_PATH:-/usr/share/nodejs}
 RESTY_WS=${RESTY_WS:-/usr/share/lua/5.1/nginx/websocket/server.lua}
@@ -110,22 +115,32 @@ start_ws() {
 
 rows=()
 port=$((BASE_PORT + 120))
+read -r -a SERVER_LIST <<<"$SERVERS"
+ns=${#SERVER_LIST[@]}
 for round in $(seq 1 "$ROUNDS"); do
   for size in $SIZES; do
-    for s in $SERVERS; do
+    # each round starts one server further on, so that none always runs first
+    for k in $(seq 0 $((ns - 1))); do
+        s=${SERVER_LIST[$(((k + round - 1) % ns))]}
         why=$(ws_unavailable "$s")
         if [ -n "$why" ]; then note "skip $s: $why"; continue; fi
         port=$((port + 1))
         start_ws "$s" "$port" || continue
         taskset -c "$CLIENT_CPU" "$WORK/wsclient" echo "$port" /ws 10 "$size" 1 binary >/dev/null 2>&1 # warm-up
-        c0=$(cpu_ticks "$SERVER_PID")
-        out=$(taskset -c "$CLIENT_CPU" "$WORK/wsclient" echo "$port" /ws "$CONNS" "$size" "$DURATION" binary 2>&1)
-        c1=$(cpu_ticks "$SERVER_PID")
+        read -r u0 s0 < <(cpu_ticks_split "$SERVER_PID")
+        if [ -n "$RATE" ]; then
+            out=$(taskset -c "$CLIENT_CPU" "$WORK/wsclient" pace "$port" /ws "$CONNS" "$size" "$DURATION" "$RATE" 2>&1)
+        else
+            out=$(taskset -c "$CLIENT_CPU" "$WORK/wsclient" echo "$port" /ws "$CONNS" "$size" "$DURATION" binary 2>&1)
+        fi
+        read -r u1 s1 < <(cpu_ticks_split "$SERVER_PID")
         stop_server "$SERVER_PID"
         read -r _ msgs _ secs _ errs <<<"$out"
-        row=$(awk -v s="$s" -v z="$size" -v m="${msgs:-0}" -v t="${secs:-1}" -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v e="${errs:-?}" -v r="$round" 'BEGIN {
-            rate = m / t; cpu = c / hz / t * 100;
-            printf "%-10s %6d %5d %11.0f %6.0f %14.0f %9.1f %6s", s, z, r, rate, cpu, (cpu > 0 ? rate / (cpu / 100) : 0), rate * z / 1e6, e }')
+        row=$(awk -v s="$s" -v z="$size" -v m="${msgs:-0}" -v t="${secs:-1}" -v u=$((u1 - u0)) -v k=$((s1 - s0)) \
+            -v hz="$CLK_TCK" -v e="${errs:-?}" -v r="$round" 'BEGIN {
+            rate = m / t; cpu = (u + k) / hz / t * 100;
+            printf "%-10s %6d %5d %11.0f %6.0f %14.0f %9.1f %6s %7.2f %7.2f", s, z, r, rate, cpu, (cpu > 0 ? rate / (cpu / 100) : 0),
+                rate * z / 1e6, e, (m > 0 ? u / hz * 1e6 / m : 0), (m > 0 ? k / hz * 1e6 / m : 0) }')
         rows+=("$row")
         note "  $row"
     done
@@ -133,9 +148,12 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "WebSocket echo: $(date -u +%Y-%m-%dT%H:%MZ), $CONNS connections, ${DURATION}s, server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
-printf '%-10s %6s %5s %11s %6s %14s %9s %6s\n' server bytes round "msgs/s" "cpu %" "msgs/s per core" "MB/s" errors
+echo "WebSocket echo: $(date -u +%Y-%m-%dT%H:%MZ), $CONNS connections, ${DURATION}s, server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU${RATE:+, $RATE messages/s offered}"
+printf '%-10s %6s %5s %11s %6s %14s %9s %6s %7s %7s\n' server bytes round "msgs/s" "cpu %" "msgs/s per core" "MB/s" errors \
+    "user" "sys"
 printf '%s\n' "${rows[@]}"
+echo "user, sys: the server's utime and stime (its process tree, /proc/PID/stat) over the run, µs per message echoed."
+[ -n "$RATE" ] && echo "At a fixed offered rate, msgs/s per core is 1e6 / (user + sys): the server's CPU per message, inverted."
 
 [ "$IDLE_N" -gt 0 ] || exit 0
 if [ "$(ulimit -n)" -lt $((IDLE_N + 100)) ]; then note "ulimit -n is $(ulimit -n): idle figure skipped"; exit 0; fi

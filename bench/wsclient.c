@@ -5,6 +5,11 @@
  *       CONNS connections; each sends a masked message of SIZE bytes, waits
  *       for its echo (checked: same length and bytes), sends the next, for
  *       SECONDS. Prints "msgs N seconds S errors E": echoes received.
+ *   wsclient pace PORT PATH CONNS SIZE SECONDS RATE
+ *       the same at a fixed offered rate: each connection sends its next
+ *       message RATE/CONNS times a second at most (when its echo has come and
+ *       its time is due), so that servers are compared at the same load
+ *       (bench/ws.sh with RATE: CPU time per message) rather than saturated.
  *   wsclient rounds PORT PATH SIZE N
  *       one connection, N round trips of SIZE bytes, then a close (for
  *       bench/ws.sh's callgrind figure).
@@ -41,6 +46,8 @@ typedef struct {
   size_t out_len, out_off;
   size_t msg_got;     /* echo bytes gathered for the current message */
   int done_one;       /* idle mode: the one echo came */
+  int waiting;        /* pace mode: the echo came, the next is not due yet */
+  double due;         /* pace mode: when the next message may go */
 } conn_t;
 
 static int port;
@@ -53,6 +60,7 @@ static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
 static volatile sig_atomic_t stop_flag;
 static long msgs, errors;
 static long max_msgs;   /* rounds: stop after this many echoes */
+static double interval; /* pace: seconds between a connection's messages; 0: closed loop */
 
 static double now(void) {
   struct timespec ts;
@@ -137,6 +145,7 @@ static int parse(conn_t *c, int idle) {
       memmove(c->in, c->in + hl, c->in_len - hl);
       c->in_len -= hl;
       c->state = 1;
+      c->due = now();
       queue(c, frame, frame_len);
       continue;
     }
@@ -175,6 +184,7 @@ static int parse(conn_t *c, int idle) {
         msgs++;
         if (idle) c->done_one = 1;
         else if (max_msgs && msgs >= max_msgs) stop_flag = 1;
+        else if (interval > 0) c->waiting = 1; /* sent when due (run) */
         else if (!stop_flag) queue(c, frame, frame_len);
       }
     }
@@ -234,7 +244,14 @@ static void run(int nconns, double seconds, int idle, double hold) {
       epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
       opened++;
     }
-    int n = epoll_wait(ep, evs, 256, 100);
+    int timeout = 100;
+    if (interval > 0) { /* wake for the next connection due */
+      double t = now(), first = t + 0.1;
+      for (int k = 0; k < opened; k++)
+        if (cs[k].waiting && cs[k].due + interval < first) first = cs[k].due + interval;
+      timeout = first <= t ? 0 : (int)((first - t) * 1000) + 1;
+    }
+    int n = epoll_wait(ep, evs, 256, timeout);
     for (int i = 0; i < n; i++) {
       conn_t *c = evs[i].data.ptr;
       if (c->state == 2) continue;
@@ -245,6 +262,18 @@ static void run(int nconns, double seconds, int idle, double hold) {
       }
       if (flush_out(c) < 0) fail(c, ep);
       if (idle && c->done_one && !was_done) ready++;
+    }
+    if (interval > 0 && !stop_flag) {
+      double t = now();
+      for (int k = 0; k < opened; k++) {
+        conn_t *c = &cs[k];
+        if (!c->waiting || c->state != 1 || c->due + interval > t) continue;
+        /* keep to the rate, but do not make up for more than one late slot */
+        c->due = c->due + interval < t - interval ? t : c->due + interval;
+        c->waiting = 0;
+        queue(c, frame, frame_len);
+        if (flush_out(c) < 0) fail(c, ep);
+      }
     }
     if (!idle) {
       /* count from when every connection is open */
@@ -280,6 +309,7 @@ static void run(int nconns, double seconds, int idle, double hold) {
 int main(int argc, char **argv) {
   if (argc < 6) {
     fprintf(stderr, "usage: wsclient echo PORT PATH CONNS SIZE SECONDS [text|binary]\n"
+                    "       wsclient pace PORT PATH CONNS SIZE SECONDS RATE\n"
                     "       wsclient rounds PORT PATH SIZE N\n"
                     "       wsclient idle PORT PATH N [HOLD_S]\n");
     return 2;
@@ -295,6 +325,17 @@ int main(int argc, char **argv) {
     if (argc > 7 && !strcmp(argv[7], "text")) opcode = 1;
     build_frame();
     run(atoi(argv[4]), atof(argv[6]), 0, 0);
+    return errors ? 1 : 0;
+  }
+  if (!strcmp(argv[1], "pace")) {
+    if (argc < 8) return 2;
+    int nconns = atoi(argv[4]);
+    double rate = atof(argv[7]);
+    if (nconns < 1 || rate <= 0) return 2;
+    msg_size = (size_t)atol(argv[5]);
+    interval = nconns / rate;
+    build_frame();
+    run(nconns, atof(argv[6]), 0, 0);
     return errors ? 1 : 0;
   }
   if (!strcmp(argv[1], "rounds")) {
