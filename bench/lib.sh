@@ -40,6 +40,7 @@ cleanup() {
 build_tools() {
     cc -O2 -Wall -o "$WORK/ceiling" "$BENCH_DIR/ceiling.c" || return 1
     cc -O2 -Wall -o "$WORK/hclient" "$BENCH_DIR/hclient.c" || return 1
+    # shellcheck disable=SC2046 # pkg-config's flags are words
     cc -O2 -Wall -DCEILING_LUA $(pkg-config --cflags lua5.4 2>/dev/null) -o "$WORK/ceiling_lua" \
         "$BENCH_DIR/ceiling.c" -l:liblua5.4.a -lm -ldl 2>"$WORK/ceiling_lua.err" || rm -f "$WORK/ceiling_lua"
     return 0

@@ -16,6 +16,7 @@ trap 'exit 130' INT TERM
 
 N=${N:-100000}
 command -v valgrind >/dev/null || { note "valgrind not installed (apt-get install valgrind)"; exit 1; }
+# shellcheck disable=SC2046 # pkg-config's flags are words
 cc -O2 -Wall -shared -fPIC $(pkg-config --cflags lua5.4 2>/dev/null) -o "$WORK/objcost.so" \
     "$BENCH_DIR/objcost.c" || { note "cannot build bench/objcost.c (liblua5.4-dev)"; exit 1; }
 cat >"$WORK/objcost_run.lua" <<'LUA'
@@ -36,6 +37,9 @@ ir() { # MODE COUNT: total instructions
 
 echo "Lua object model costs, user-space instructions per operation: $(date -u +%Y-%m-%dT%H:%MZ), N=$N"
 for mode in table udata checked new table_req; do
-    a=$(ir "$mode" "$N") && b=$(ir "$mode" $((2 * N))) || { printf '%-8s failed\n' "$mode"; continue; }
+    if ! a=$(ir "$mode" "$N") || ! b=$(ir "$mode" $((2 * N))); then
+        printf '%-8s failed\n' "$mode"
+        continue
+    fi
     printf '%-8s %6d\n' "$mode" $(( (b - a) / N ))
 done
