@@ -182,20 +182,23 @@ static void keep_pending(int fd, const char *p, size_t n) {
     epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
+/* Writes n bytes, or queues what the socket does not take (all of it when
+ * output is already queued); -1 when the connection failed. */
+static int write_or_keep(int fd, const char *p, size_t n) {
+    if (conns[fd].pend) { keep_pending(fd, p, n); return 0; }
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+        w = 0;
+    }
+    if ((size_t)w < n) keep_pending(fd, p + w, n - w);
+    return 0;
+}
+
 /* Write count responses in as few writes as possible (one when count <= BATCH);
  * with last_close the last of them is the Connection: close answer. */
 static int send_responses(int fd, size_t count, int last_close) {
-    struct conn *c = &conns[fd];
-    if (last_close && count == 1) {
-        if (c->pend) { keep_pending(fd, RESP_CLOSE, RESP_CLOSE_LEN); return 0; }
-        ssize_t w = write(fd, RESP_CLOSE, RESP_CLOSE_LEN);
-        if (w < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-            w = 0;
-        }
-        if ((size_t)w < RESP_CLOSE_LEN) keep_pending(fd, RESP_CLOSE + w, RESP_CLOSE_LEN - w);
-        return 0;
-    }
+    if (last_close && count == 1) return write_or_keep(fd, RESP_CLOSE, RESP_CLOSE_LEN);
     if (last_close) {
         if (send_responses(fd, count - 1, 0) < 0) return -1;
         return send_responses(fd, 1, 1);
@@ -203,30 +206,16 @@ static int send_responses(int fd, size_t count, int last_close) {
 #ifdef CEILING_LUA
     out_len = 0;
     while (count--) lua_response();
-    if (c->pend) { keep_pending(fd, out, out_len); return 0; }
-    ssize_t lw = write(fd, out, out_len);
-    if (lw < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-        lw = 0;
-    }
-    if ((size_t)lw < out_len) keep_pending(fd, out + lw, out_len - lw);
-    return 0;
-#endif
+    return write_or_keep(fd, out, out_len);
+#else
     while (count) {
         size_t k = count > BATCH ? BATCH : count;
-        size_t len = k * RESP_LEN;
         count -= k;
-        if (c->pend) { keep_pending(fd, batch, len); continue; }
-        ssize_t w = write(fd, batch, len);
-        if (w < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-            w = 0;
-        }
-        if ((size_t)w < len) keep_pending(fd, batch + w, len - w);
+        if (write_or_keep(fd, batch, k * RESP_LEN) < 0) return -1;
     }
     return 0;
+#endif
 }
-
 
 static void on_readable(int fd) {
     struct conn *c = &conns[fd];
