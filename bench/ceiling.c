@@ -15,7 +15,8 @@
  * req (bench/shapes_own.lua makes both), and writes the response the
  * handler returned: status, its header table as it is, content-length when
  * the handler gave none, and the body.  No parsing, no req object, no
- * checks: what any server running that handler must do at the least.
+ * checks: what any server running that handler must do at the least.  (A
+ * "Connection: close" request still gets the canned answer.)
  *
  *   cc -O2 -DCEILING_LUA -I/usr/include/lua5.4 -o ceiling_lua bench/ceiling.c \
  *      -l:liblua5.4.a -lm -ldl && VARIANT=cl ./ceiling_lua 8080    (from the repo's top)
@@ -124,7 +125,8 @@ static void lua_response(void) {
         lua_pushnil(L);
         while (lua_next(L, -3)) {
             size_t kl, vl;
-            const char *k = lua_tolstring(L, -2, &kl);
+            /* (a key that is not a string is left alone: lua_next needs it as it is) */
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : NULL;
             lua_pushvalue(L, -1); /* a number value is made a string on a copy */
             const char *v = lua_tolstring(L, -1, &vl);
             if (k && v) {
