@@ -1249,8 +1249,8 @@ static int l_ws_new(lua_State *L) {
     lh_pmd_params_t p;
     p.server_no_context_takeover = (uint8_t)opt_flag(L, -1, "server_no_context_takeover");
     p.client_no_context_takeover = (uint8_t)opt_flag(L, -1, "client_no_context_takeover");
-    p.server_max_window_bits = (uint8_t)opt_int(L, -1, "server_max_window_bits", 15);
-    p.client_max_window_bits = (uint8_t)opt_int(L, -1, "client_max_window_bits", 15);
+    p.server_max_window_bits = (uint8_t)lh_opt_uint(L, -1, "server_max_window_bits", 15, 255);
+    p.client_max_window_bits = (uint8_t)lh_opt_uint(L, -1, "client_max_window_bits", 15, 255);
     w->rd.pmd = malloc(sizeof *w->rd.pmd);
     if (!w->rd.pmd) return luaL_error(L, "websocket: out of memory");
     lh_pmd_init(w->rd.pmd, w->role, &p, opt_int(L, -1, "level", -1), opt_int(L, -1, "mem_level", 8));

@@ -327,7 +327,7 @@ static void cc_arm(lh_cconn_t *cc) {
     return;
   }
   double now = lh_loop_now(cc->cl->loop);
-  uint64_t ms = next > now ? lh_ms(next - now, 1) : 0;
+  uint64_t ms = lh_ms(next - now, 1); /* 0 when it is due */
   uv_timer_start(&cc->timer, cc_timer_cb, ms, 0);
 }
 

@@ -59,7 +59,7 @@ static void server_arm(lh_server_t *s) {
     return;
   }
   double now = lh_loop_now(s->set.loop);
-  uint64_t ms = next > now ? lh_ms(next - now, 1) : 0;
+  uint64_t ms = lh_ms(next - now, 1); /* 0 when it is due */
   if (uv_is_active((uv_handle_t *)&s->timer) && uv_timer_get_due_in(&s->timer) <= ms) return;
   uv_timer_start(&s->timer, timer_cb, ms, 0);
 }
