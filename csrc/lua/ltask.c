@@ -415,20 +415,6 @@ static int call_p(lua_State *L, lua_CFunction f, void *ud, int report) {
   return s;
 }
 
-/* protected part of a resume (lh_task_resume): everything that may raise
- * runs in here */
-static int resume_p(lua_State *L) {
-  lh_task_t *t = lua_touserdata(L, 1);
-  int nres, nargs = t->nargs;
-  t->wait = LH_WAIT_NONE;
-  t->nargs = 0;
-  t->running = 1;
-  int s = lua_resume(t->co, L, nargs, &nres);
-  t->running = 0;
-  after_resume(L, t, s, nres);
-  return 0;
-}
-
 typedef struct {
   lh_task_t *t;
   int s, nres;
@@ -449,6 +435,17 @@ void lh_task_resumed(lua_State *L, lh_task_t *t, int s, int nres) {
   }
   after_ctx a = {t, s, nres};
   call_p(L, after_p, &a, 1);
+}
+
+/* runs a suspended task now, from L. lua_resume protects itself, so no
+ * protected call wraps it: lh_task_resumed protects what may raise after */
+static void resume_now(lua_State *L, lh_task_t *t) {
+  int nres, nargs = t->nargs;
+  t->wait = LH_WAIT_NONE;
+  t->nargs = 0;
+  t->running = 1;
+  int s = lua_resume(t->co, L, nargs, &nres);
+  lh_task_resumed(L, t, s, nres);
 }
 
 static int co_make_p(lua_State *L) {
@@ -474,14 +471,14 @@ void lh_task_resume(lh_task_t *t) {
    * with what it gave before */
   const lh_task_ops_t *ops = t->ops;
   void *ctx = ops->resuming ? ops->resuming(t) : NULL;
-  call_p(t->st->L, resume_p, t, 1);
+  resume_now(t->st->L, t);
   if (ops->resumed) ops->resumed(ctx);
 }
 
 void lh_task_start(lua_State *L, lh_task_t *t) {
   if (!t->co || t->running || t->ending || !t->nargs) return;
   lh_loop_undefer(t->st->loop, &t->tick);
-  call_p(L, resume_p, t, 1);
+  resume_now(L, t);
 }
 
 void lh_task_tick_cb(lh_defer_t *d) {

@@ -169,7 +169,7 @@ static inline void lh_task_unslot(lh_task_t *t) {
     t->slot = NULL;
   }
 }
-/* resumes a suspended task from a loop callback, under protection */
+/* resumes a suspended task from a loop callback; errors are the task's own */
 void lh_task_resume(lh_task_t *t);
 /* runs a task that was never resumed now, nested in the running task on
  * L (lhyper.timeout); errors are the task's own, as in lh_task_resume */
