@@ -55,21 +55,19 @@ size_t lh_wsf_header(uint8_t *out, int fin, int rsv, int opcode, uint64_t len,
 
 /* the key as eight bytes in memory order, starting at offset off */
 static uint64_t key_word(const uint8_t key[4], unsigned off) {
-  uint8_t b[8];
-  for (int i = 0; i < 8; i++) b[i] = key[(off + (unsigned)i) & 3];
+  uint8_t b[12];
+  memcpy(b, key, 4);
+  memcpy(b + 4, key, 4);
+  memcpy(b + 8, key, 4);
   uint64_t w;
-  memcpy(&w, b, 8);
+  memcpy(&w, b + off, 8);
   return w;
 }
 
 unsigned lh_ws_mask(uint8_t *p, size_t n, const uint8_t key[4], unsigned off) {
   off &= 3;
-  /* bytes up to an 8-byte boundary, then words, then the tail */
-  while (n && ((uintptr_t)p & 7)) {
-    *p++ ^= key[off];
-    off = (off + 1) & 3;
-    n--;
-  }
+  /* words, then the tail; memcpy makes a word of any address (a payload
+   * follows a header of 2 to 14 bytes, so it is seldom aligned) */
   if (n >= 8) {
     uint64_t k = key_word(key, off);
     for (; n >= 8; p += 8, n -= 8) {
