@@ -154,6 +154,42 @@ printf '%-10s %6s %5s %11s %6s %14s %9s %6s %7s %7s\n' server bytes round "msgs/
 printf '%s\n' "${rows[@]}"
 echo "user, sys: the server's utime and stime (its process tree, /proc/PID/stat) over the run, µs per message echoed."
 [ -n "$RATE" ] && echo "At a fixed offered rate, msgs/s per core is 1e6 / (user + sys): the server's CPU per message, inverted."
+if [ "${#rows[@]}" -gt 0 ]; then
+    echo
+    echo "medians over rounds; 'lhyper / peer': lhyper's msgs/s per core over the peer's in the same round"
+    printf '%-10s %6s %7s %14s %7s %7s  %s\n' server bytes rounds "msgs/s per core" user sys "lhyper / peer, per round (median)"
+    printf '%s\n' "${rows[@]}" | awk '
+    function median(s,   a, n, i, j, t) {
+        n = split(s, a, " ")
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    {
+        k = $1 SUBSEP $2
+        if (!(k in seen)) { seen[k] = 1; order[++no] = k }
+        pc[k] = pc[k] " " $6; us[k] = us[k] " " $9; sy[k] = sy[k] " " $10; nr[k]++
+        per[$1, $2, $3] = $6
+        if (!($2 in sizes)) { sizes[$2] = 1; rounds[$2] = "" }
+        rounds[$2] = rounds[$2] " " $3
+    }
+    END {
+        for (i = 1; i <= no; i++) {
+            split(order[i], kz, SUBSEP); s = kz[1]; z = kz[2]; ratios = ""; list = ""
+            if (s != "lhyper") {
+                n = split(rounds[z], rr, " ")
+                for (j = 1; j <= n; j++) {
+                    r = rr[j]
+                    if (((s, z, r) in per) && (("lhyper", z, r) in per) && per[s, z, r] > 0 && !done[s, z, r]++) {
+                        q = per["lhyper", z, r] / per[s, z, r]
+                        ratios = ratios " " q; list = list sprintf("%s%.2f", list == "" ? "" : ", ", q)
+                    }
+                }
+            }
+            printf "%-10s %6s %7d %14.0f %7.2f %7.2f  %s\n", s, z, nr[order[i]], median(pc[order[i]]),
+                median(us[order[i]]), median(sy[order[i]]), ratios == "" ? "" : list " (" sprintf("%.2f", median(ratios)) ")"
+        }
+    }'
+fi
 
 [ "$IDLE_N" -gt 0 ] || exit 0
 if [ "$(ulimit -n)" -lt $((IDLE_N + 100)) ]; then note "ulimit -n is $(ulimit -n): idle figure skipped"; exit 0; fi
