@@ -169,17 +169,14 @@ if [ "${#rows[@]}" -gt 0 ]; then
         if (!(k in seen)) { seen[k] = 1; order[++no] = k }
         pc[k] = pc[k] " " $6; us[k] = us[k] " " $9; sy[k] = sy[k] " " $10; nr[k]++
         per[$1, $2, $3] = $6
-        if (!($2 in sizes)) { sizes[$2] = 1; rounds[$2] = "" }
-        rounds[$2] = rounds[$2] " " $3
+        if ($3 > last) last = $3
     }
     END {
         for (i = 1; i <= no; i++) {
             split(order[i], kz, SUBSEP); s = kz[1]; z = kz[2]; ratios = ""; list = ""
             if (s != "lhyper") {
-                n = split(rounds[z], rr, " ")
-                for (j = 1; j <= n; j++) {
-                    r = rr[j]
-                    if (((s, z, r) in per) && (("lhyper", z, r) in per) && per[s, z, r] > 0 && !done[s, z, r]++) {
+                for (r = 1; r <= last; r++) {
+                    if (((s, z, r) in per) && (("lhyper", z, r) in per) && per[s, z, r] > 0) {
                         q = per["lhyper", z, r] / per[s, z, r]
                         ratios = ratios " " q; list = list sprintf("%s%.2f", list == "" ? "" : ", ", q)
                     }

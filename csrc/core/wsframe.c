@@ -64,26 +64,9 @@ static uint64_t key_word(const uint8_t key[4], unsigned off) {
   return w;
 }
 
-unsigned lh_ws_mask(uint8_t *p, size_t n, const uint8_t key[4], unsigned off) {
-  off &= 3;
-  /* words, then the tail; memcpy makes a word of any address (a payload
-   * follows a header of 2 to 14 bytes, so it is seldom aligned) */
-  if (n >= 8) {
-    uint64_t k = key_word(key, off);
-    for (; n >= 8; p += 8, n -= 8) {
-      uint64_t w;
-      memcpy(&w, p, 8);
-      w ^= k;
-      memcpy(p, &w, 8);
-    }
-  }
-  while (n--) {
-    *p++ ^= key[off];
-    off = (off + 1) & 3;
-  }
-  return off;
-}
-
+/* words, then the tail; memcpy makes a word of any address (a payload
+ * follows a header of 2 to 14 bytes, so it is seldom aligned). dst may be
+ * src: each word is read whole before it is written */
 unsigned lh_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
                          unsigned off) {
   off &= 3;
@@ -101,4 +84,8 @@ unsigned lh_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8
     off = (off + 1) & 3;
   }
   return off;
+}
+
+unsigned lh_ws_mask(uint8_t *p, size_t n, const uint8_t key[4], unsigned off) {
+  return lh_ws_mask_copy(p, p, n, key, off);
 }

@@ -45,7 +45,7 @@ size_t lh_wsf_header(uint8_t *out, int fin, int rsv, int opcode, uint64_t len,
 /* XORs p[0..n) in place with key, the payload's byte `off` (mod 4) first;
  * returns the offset of the byte after. Eight bytes at a time. */
 unsigned lh_ws_mask(uint8_t *p, size_t n, const uint8_t key[4], unsigned off);
-/* the same from src to dst (which must not overlap) */
+/* the same from src to dst: the same buffer (lh_ws_mask), or apart */
 unsigned lh_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
                          unsigned off);
 
