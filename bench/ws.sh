@@ -37,7 +37,7 @@ cc -O2 -Wall -o "$WORK/wsclient" "$BENCH_DIR/wsclient.c" || { note "cannot build
 
 ws_unavailable() {
     case $1 in
-    lhyper) unavailable lhyper ;;
+    lhyper|lhyper-cb) unavailable lhyper ;;
     node)
         if ! command -v node >/dev/null; then echo "node not installed"
         elif ! node -e 'require("ws")' >/dev/null 2>&1; then echo "node ws missing (apt-get install node-ws)"
@@ -95,8 +95,10 @@ CONF
 start_ws() {
     local name=$1 port=$2 dir
     case $name in
-    lhyper) (cd "$REPO_DIR" && exec env "LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" \
+    lhyper|lhyper-cb)
+        (cd "$REPO_DIR" && exec env "LUA_PATH=$REPO_DIR/lua/?.lua;$REPO_DIR/lua/?/init.lua;;" \
                 "LUA_CPATH=$REPO_DIR/build/?.so;;" ${WS_PING:+WS_PING=$WS_PING} \
+                "WS_DETACH=$([ "$name" = lhyper-cb ] && echo 1 || echo 0)" \
                 taskset -c "$SERVER_CPU" lua5.4 bench/ws.lua "$port") >"$WORK/$name-$port.log" 2>&1 & ;;
     node) (exec taskset -c "$SERVER_CPU" node "$BENCH_DIR/node_ws.js" "$port") >"$WORK/$name-$port.log" 2>&1 & ;;
     openresty)

@@ -307,7 +307,7 @@ static void raw_release(lh_raw_t *raw) {
   if (ex->raw == raw) ex->raw = NULL;
 }
 
-static const lh_raw_ops_t res_raw_ops = {raw_disp, raw_kick, raw_close, raw_release, NULL};
+static const lh_raw_ops_t res_raw_ops = {raw_disp, raw_kick, raw_close, raw_release, NULL, NULL};
 
 int lh_res_take(lua_State *L, int idx, lh_raw_t *raw) {
   lh_ex_t *ex = check_ex(L, idx);

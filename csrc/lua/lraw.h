@@ -25,6 +25,10 @@ typedef struct {
   void (*close)(lh_raw_t *raw);      /* nothing more will be queued: close once written;
                                       * no event after this */
   void (*release)(lh_raw_t *raw);    /* the taker is going away: no event after this */
+  /* optional (NULL: the owner stays): the taker keeps the connection
+   * alone, so that the owner (a server's req) can go; may replace ops and
+   * conn. 0, or an LH_E* code */
+  int (*keep)(lh_raw_t *raw);
   /* server: 1 when the server is already closing or draining (taken after
    * LH_RAW_SHUTDOWN would have come); NULL for a client */
   int (*shutting)(lh_raw_t *raw);

@@ -6,6 +6,8 @@
 #include <lauxlib.h>
 #include <string.h>
 
+#include "lsvc.h"
+
 #define STREAM_MT "lhyper.stream"
 
 typedef struct {
@@ -80,7 +82,11 @@ static int raw_shutting(lh_raw_t *raw) {
   return r->host->shutting;
 }
 
-static const lh_raw_ops_t stream_raw_ops = {raw_disp, raw_kick, raw_close, raw_release, raw_shutting};
+/* the taker keeps the connection alone: the req can go */
+static int raw_keep(lh_raw_t *raw) { return lh_svc_keep_raw(raw->conn, raw); }
+
+static const lh_raw_ops_t stream_raw_ops = {raw_disp, raw_kick, raw_close, raw_release, raw_keep,
+                                            raw_shutting};
 
 int lh_stream_take(lua_State *L, int idx, lh_raw_t *raw) {
   lh_stream_t *s = luaL_checkudata(L, idx, STREAM_MT);

@@ -40,7 +40,19 @@ typedef struct lh_lsrv {
   unsigned not_ready : 1;/* server:drain was called: ready_path answers 503 */
 } lh_lsrv_t;
 
-static lh_req_t *conn_req(lh_sconn_t *sc) { return *lh_sconn_udata(sc); }
+/* A connection's user data is its request in progress, or, once C code
+ * that took an upgraded stream let go of the request (lh_svc_keep_raw),
+ * that taker's lh_raw_t, marked by its lowest bit (both are at least
+ * 8-byte aligned) */
+static lh_req_t *conn_req(lh_sconn_t *sc) {
+  void *p = *lh_sconn_udata(sc);
+  return ((uintptr_t)p & 1) ? NULL : p;
+}
+
+static lh_raw_t *conn_raw(lh_sconn_t *sc) {
+  uintptr_t p = (uintptr_t)*lh_sconn_udata(sc);
+  return (p & 1) ? (lh_raw_t *)(p & ~(uintptr_t)1) : NULL;
+}
 
 /* --- error reporting (the on_error option) --- */
 
@@ -330,19 +342,37 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   return 0;
 }
 
+/* the connection's events for a taker that keeps it alone (raw_gone:
+ * the last one) */
+static void raw_event(lh_sconn_t *sc, int ev) {
+  lh_raw_t *raw = conn_raw(sc);
+  if (!raw) return;
+  if (ev == LH_RAW_GONE) *lh_sconn_udata(sc) = NULL;
+  raw->event(raw, ev);
+}
+
 static void svc_body_ready(lh_disp_t *d) {
-  lh_req_t *r = conn_req(lh_sconn_from_disp(d));
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  lh_req_t *r = conn_req(sc);
   if (r) lh_req_wake(r, LH_WAIT_BODY);
+  else raw_event(sc, LH_RAW_READABLE);
 }
 
 static void svc_write_ready(lh_disp_t *d) {
-  lh_req_t *r = conn_req(lh_sconn_from_disp(d));
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  lh_req_t *r = conn_req(sc);
   if (r) lh_req_wake(r, LH_WAIT_WRITE);
+  else raw_event(sc, LH_RAW_WRITABLE);
 }
 
 static void svc_on_error(lh_disp_t *d, int err) {
   lh_lsrv_t *s = lh_disp_data(d);
-  lh_req_t *r = conn_req(lh_sconn_from_disp(d));
+  lh_sconn_t *sc = lh_sconn_from_disp(d);
+  if (conn_raw(sc)) {
+    raw_event(sc, LH_RAW_GONE);
+    return;
+  }
+  lh_req_t *r = conn_req(sc);
   if (r) {
     /* a body cut short is the server's to report; a client that left
      * after a full request is not an error */
@@ -372,12 +402,55 @@ static void conn_closed(lh_sconn_t *sc) {
   unwait(s, sc);
   lh_req_t *r = conn_req(sc);
   if (r) lh_req_drop(r);
+  else raw_event(sc, LH_RAW_GONE);
 }
 
 /* the server began to close or drain: an upgraded connection is told */
 static void conn_shutdown(lh_sconn_t *sc) {
   lh_req_t *r = conn_req(sc);
   if (r) lh_req_shutdown(r);
+  else raw_event(sc, LH_RAW_SHUTDOWN);
+}
+
+/* --- an upgraded connection kept by its taker alone (lh_svc_keep_raw) --- */
+
+static lh_disp_t *kept_disp(lh_raw_t *raw) { return lh_sconn_disp(raw->conn); }
+
+static void kept_kick(lh_raw_t *raw) {
+  lh_disp_t *d = lh_sconn_disp(raw->conn);
+  if (d) lh_disp_kick(d);
+}
+
+static void kept_close(lh_raw_t *raw) {
+  lh_sconn_t *sc = raw->conn;
+  *lh_sconn_udata(sc) = NULL;
+  lh_disp_t *d = lh_sconn_disp(sc);
+  if (d) lh_disp_raw_close(d); /* queued bytes still go out */
+  lh_sconn_defer_poll(sc);
+}
+
+static void kept_release(lh_raw_t *raw) {
+  lh_sconn_t *sc = raw->conn;
+  if (conn_raw(sc) == raw) *lh_sconn_udata(sc) = NULL;
+}
+
+static int kept_shutting(lh_raw_t *raw) {
+  lh_lsrv_t *s = lh_sconn_data(raw->conn);
+  return s->host.shutting;
+}
+
+static const lh_raw_ops_t kept_ops = {kept_disp, kept_kick, kept_close, kept_release, NULL,
+                                      kept_shutting};
+
+int lh_svc_keep_raw(lh_req_t *r, lh_raw_t *raw) {
+  lh_sconn_t *sc = r->sc;
+  if (!sc || r->raw != raw || ((uintptr_t)raw & 1)) return LH_ECLOSED;
+  r->raw = NULL;
+  lh_req_detach(r); /* the request no longer sees its connection */
+  *lh_sconn_udata(sc) = (void *)((uintptr_t)raw | 1);
+  raw->ops = &kept_ops;
+  raw->conn = sc;
+  return 0;
 }
 
 static void server_done(lh_server_t *srv) {

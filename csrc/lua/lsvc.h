@@ -4,6 +4,7 @@
 
 #include <lua.h>
 
+#include "lreq.h"
 #include "server.h"
 
 /* registers the server metatable (once per state) and adds listen(opts)
@@ -11,5 +12,11 @@
 void lh_svc_open(lua_State *L, int mod);
 /* the server at index i (raises if it is not one); NULL once it is closed */
 lh_server_t *lh_svc_server(lua_State *L, int i);
+
+/* the upgraded connection of r, taken by raw (lh_stream_take), is raw's
+ * alone from now on: r sees it as gone (r->sc NULL) and may be collected
+ * while raw goes on; the connection's events go to raw, whose ops and
+ * conn are replaced. 0, or LH_ECLOSED when r has no such connection */
+int lh_svc_keep_raw(lh_req_t *r, lh_raw_t *raw);
 
 #endif

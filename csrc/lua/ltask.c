@@ -42,6 +42,9 @@ static int state_gc(lua_State *L) {
   }
   lh_alloc_detach(L, st->alloc);
   st->alloc = NULL;
+  free(st->ws_pump.q);
+  st->ws_pump.q = NULL;
+  st->ws_pump.n = st->ws_pump.cap = 0;
   return 0;
 }
 
@@ -231,6 +234,18 @@ void lh_own_add(lh_task_t *owner, lh_own_t *o) {
 void lh_own_leave(lh_own_t *o) {
   own_unlink(o);
   o->pass = 0;
+}
+
+void lh_own_close_but(lh_task_t *t, lh_own_t *keep) {
+  /* closing may run Lua that opens or closes more: start over each time */
+  for (;;) {
+    lh_own_t *o = t->owned;
+    while (o && o == keep) o = o->next;
+    if (!o) return;
+    lh_own_leave(o);
+    o->end = LH_END_RETURNED;
+    o->close(o);
+  }
 }
 
 void lh_own_mark_returned(lua_State *L, lh_task_t *t, int i, int j) {

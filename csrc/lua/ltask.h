@@ -119,6 +119,12 @@ struct lh_lstate {
     lh_timer_t *timer;     /* set while the list is not empty */
     double at;             /* loop time the timer fires */
   } ws_beat;
+  struct {                 /* lws.c's detached WebSockets whose callbacks are to
+                            * run: a task each is spawned on the next iteration */
+    struct lh_lws **q;
+    int n, cap;
+    lh_defer_t defer;
+  } ws_pump;
 };
 
 /* --- state --- */
@@ -199,6 +205,9 @@ int lh_k_none(lua_State *L, int status, lua_KContext ctx);
 void lh_own_add(lh_task_t *owner, lh_own_t *o);
 /* o leaves its owner (closed by other means, or collected) */
 void lh_own_leave(lh_own_t *o);
+/* closes what t owns but keep (NULL: all), as if t had returned, while t
+ * goes on: a scope inside a task (a detached WebSocket's callback) */
+void lh_own_close_but(lh_task_t *t, lh_own_t *keep);
 /* marks what t owns among the values at L's indices i..j as returned */
 void lh_own_mark_returned(lua_State *L, lh_task_t *t, int i, int j);
 

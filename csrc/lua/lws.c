@@ -15,7 +15,16 @@
  * The sender of a message in several frames owns lock_own (in the ws's
  * rare block) while it holds the lock: its end (cancelled between two frames) sends the rest of the
  * message. The ws itself is owned by the task that accepted or opened it
- * and closed when that task ends (own). */
+ * and closed when that task ends (own).
+ *
+ * Detached (ws:detach(on_message, on_close)): no task waits. The socket is
+ * read while no callback runs; bytes spawn a task (the pump, on the next
+ * loop iteration) that hands each whole message to on_message, one at a
+ * time, and ends when it would wait, so that an idle detached ws holds no
+ * coroutine. The pump owns the ws while it runs (a callback that raises
+ * fails it with 1011) and closes what a callback opened when it returns.
+ * A server's ws keeps its connection alone then (lh_raw_ops_t.keep): the
+ * req that upgraded can go with its handler. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -31,6 +40,7 @@
 #include "lclient.h"
 #include "loop.h"
 #include "lraw.h"
+#include "lspawn.h"
 #include "lstream.h"
 #include "ltask.h"
 #include "timer.h"
@@ -49,13 +59,17 @@ enum { WS_OPEN = 0, WS_CLOSING, WS_CLOSED };
 
 /* how a receive call hands out what it reads */
 enum { RECV_ONE = 0 /* receive(): nil, err at the end */, RECV_ITER /* messages() */,
-       RECV_PIECE /* frames(): pieces, nil at the end */ };
+       RECV_PIECE /* frames(): pieces, nil at the end */,
+       RECV_POLL /* a detached ws's pump: false where the others wait, nil at the end */ };
 #define AS_WRITER 16 /* a reader's continuation after waiting for room */
-/* user values: what keeps the connection (a server's req, a client's res);
+/* user values: what keeps the connection (a server's req, a client's res;
+ * once detached, a table of on_message, on_close and, unless the ws keeps
+ * its connection alone, that req or res);
  * the subprotocol and extensions only when the handshake agreed on some
  * (the ws is made with 1 user value otherwise: reading a missing one gives
  * nil) */
 enum { UV_CONN = 1, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 3 };
+enum { CB_MESSAGE = 1, CB_CLOSE, CB_CONN }; /* a detached ws's table */
 
 /* the registry's weak table from each ws (light userdata) to itself: C code
  * that has only the pointer (an owner's end) finds the value to anchor */
@@ -95,6 +109,10 @@ struct lh_lws {
   unsigned await_eof : 1;    /* client: closes exchanged, the server is to close TCP */
   unsigned ping_out : 1;     /* a keepalive ping waits for its pong */
   unsigned beating : 1;      /* on the state's keepalive list (beat_*) */
+  unsigned detached : 1;     /* ws:detach: callbacks, no task waits */
+  unsigned pumping : 1;      /* detached: a pump task is queued or runs */
+  unsigned pump_queued : 1;  /* in st->ws_pump.q */
+  unsigned told : 1;         /* detached: on_close was called (or is being) */
   uint8_t tx_op, tx_rsv;     /* the message being sent's (see lock) */
   uint8_t forget_at;         /* the local forget_control cleared last, 0: none yet */
   int close_code;            /* 0 while open; then the peer's code, ours when we
@@ -130,7 +148,7 @@ struct lh_lws {
  * iterator): a type check is one pointer compare and a kind is pushed
  * without hashing its name. Continuations find the ws at stack index 1, checked
  * before they yielded. */
-enum { UP_MT = 1, UP_TEXT = 2, UP_BINARY = 3, UP_METHODS = 4, UP_ITER = 4 };
+enum { UP_MT = 1, UP_TEXT = 2, UP_BINARY = 3, UP_METHODS = 4, UP_ITER = 4, UP_POLL = 4 };
 
 static lh_lws_t *check_ws(lua_State *L, int i) {
   lh_lws_t *w = lua_touserdata(L, i);
@@ -159,9 +177,9 @@ static ws_rare_t *ws_rare(lh_lws_t *w) {
   return x;
 }
 
-static int loop_usable(lh_lws_t *w) {
-  return w->st->loop && !lh_loop_is_closing(w->st->loop);
-}
+static int loop_usable_st(lh_lstate_t *st) { return st->loop && !lh_loop_is_closing(st->loop); }
+
+static int loop_usable(lh_lws_t *w) { return loop_usable_st(w->st); }
 
 static lh_disp_t *ws_disp(lh_lws_t *w) {
   if (w->gone || !w->taken) return NULL;
@@ -205,7 +223,8 @@ static void anchor(lua_State *L, lh_lws_t *w, int idx) {
 }
 
 static void unanchor(lh_lws_t *w) {
-  if (!w->anchored || !w->st->L) return;
+  /* a detached ws stays until its on_close was called */
+  if (!w->anchored || !w->st->L || (w->detached && !w->told)) return;
   lua_pushboolean(w->st->L, 0);
   lua_rawseti(w->st->L, LUA_REGISTRYINDEX, w->anchor_ref);
   w->anchored = 0;
@@ -312,11 +331,15 @@ static void ws_drop(lh_lws_t *w) {
   unanchor(w);
 }
 
-/* closed, as far as the user sees: no more messages, waiting tasks woken */
+static void pump_want(lh_lws_t *w);
+
+/* closed, as far as the user sees: no more messages, waiting tasks woken,
+ * a detached ws's on_close due */
 static void ws_closed(lh_lws_t *w) {
   w->state = WS_CLOSED;
   beat_stop(w);
   wake_all(w);
+  pump_want(w);
 }
 
 /* failure (a bad frame, a timeout): our close frame with its code if the
@@ -509,8 +532,9 @@ static void ping_due(lh_lws_t *w) {
     return;
   }
   /* a pong can only be seen while someone reads: the clock runs then
-   * (a reader cancelled in its wait left no reader) */
-  if (!w->reader) w->reading_since = 0;
+   * (a reader cancelled in its wait left no reader); a detached ws is read
+   * while its pump does not run */
+  if (!w->reader && !(w->detached && !w->pumping)) w->reading_since = 0;
   double since = w->ping_sent > w->reading_since ? w->ping_sent : w->reading_since;
   if (w->ping_timeout > 0 && w->reading_since > 0 && now - w->reading_since >= 0.05 &&
       now - since >= w->ping_timeout - BEAT_SLACK) {
@@ -528,6 +552,7 @@ static void ws_event(lh_raw_t *raw, int ev) {
     case LH_RAW_READABLE:
       if (w->state != WS_OPEN) drain(w);
       else if (reader_waits(w)) lh_task_resume(w->reader);
+      else pump_want(w);
       break;
     case LH_RAW_WRITABLE:
       wake_writers(w);
@@ -544,13 +569,14 @@ static void ws_event(lh_raw_t *raw, int ev) {
       }
       ws_drop(w);
       break;
-    case LH_RAW_FAILED:
-      start_close(w, 1011, "handler failed", 14);
+    case LH_RAW_FAILED: /* a detached ws is not its handler's any more */
+      if (!w->detached) start_close(w, 1011, "handler failed", 14);
       break;
     case LH_RAW_SHUTDOWN:
       start_close(w, 1001, "server shutting down", 20);
       break;
     case LH_RAW_DONE:
+      if (w->detached) break;
       start_close(w, 1000, "", 0);
       if (w->state == WS_CLOSED && w->await_eof) ws_drop(w);
       break;
@@ -703,6 +729,10 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
       }
       ws_kick(w);
       if (!w->reading_since) w->reading_since = lh_loop_now(w->st->loop);
+      if (mode == RECV_POLL) {
+        lua_pushboolean(L, 0);
+        return 1;
+      }
       take_reader(w, current(L));
       w->reader->wait = LH_WAIT_BODY;
       return lua_yieldk(L, 0, mode, recv_k);
@@ -746,6 +776,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int recv_begin(lua_State *L, lh_lws_t *w, int mode) {
   lh_task_t *t = current(L);
+  if (w->detached) return luaL_error(L, "websocket: detached, its messages go to its callback");
   if (w->reader && w->reader != t) return luaL_error(L, "websocket: another task is already receiving");
   return recv_step(L, w, mode);
 }
@@ -1083,6 +1114,9 @@ static int ws_close_quietly(lua_State *L) {
  * 1001 when it was cancelled, and goes on without it */
 static void ws_own_close(lh_own_t *o) {
   lh_lws_t *w = (lh_lws_t *)((char *)o - offsetof(lh_lws_t, own));
+  /* a detached ws is owned by its pump alone, which lets go when it ends
+   * well: this pump failed or was cancelled, another may run */
+  if (w->detached) w->pumping = 0;
   if (w->state != WS_OPEN || !loop_usable(w)) return;
   if (w->role == LH_ROLE_CLIENT) {
     /* a client ws lives while referenced: anchored for the handshake */
@@ -1096,9 +1130,12 @@ static void ws_own_close(lh_own_t *o) {
 }
 
 /* __gc: no handshake can wait now */
+static void pump_unqueue(lh_lws_t *w);
+
 static int ws_gc(lua_State *L) {
   lh_lws_t *w = check_ws(L, 1);
   lh_own_leave(&w->own);
+  pump_unqueue(w);
   if (w->rare) lh_own_leave(&w->rare->lock_own);
   if (w->reader) { /* no task waits on a collected ws: nothing should be here */
     if (w->reader->slot == &w->reader) w->reader->slot = NULL;
@@ -1142,6 +1179,193 @@ static int ws_gc(lua_State *L) {
     w->anchor_ref = LUA_NOREF;
   }
   return 0;
+}
+
+/* --- detached: callbacks, and no task while idle --- */
+
+/* the registry key of the pump (a closure over the metatable, the kinds
+ * and pump_poll) that lh_ws_open made */
+static const char pump_key = 0;
+
+static void pump_unqueue(lh_lws_t *w) {
+  if (!w->pump_queued) return;
+  lh_lstate_t *st = w->st;
+  for (int i = 0; i < st->ws_pump.n; i++)
+    if (st->ws_pump.q[i] == w) st->ws_pump.q[i] = NULL;
+  w->pump_queued = 0;
+}
+
+/* spawns a pump for each ws queued (on the main thread, from the loop) */
+static void pump_run(lh_defer_t *d) {
+  lh_lstate_t *st = (lh_lstate_t *)((char *)d - offsetof(lh_lstate_t, ws_pump.defer));
+  lua_State *L = st->L;
+  if (!L || !loop_usable_st(st)) return;
+  /* pumps queued meanwhile wait for the next iteration */
+  int n = st->ws_pump.n;
+  for (int i = 0; i < n; i++) {
+    lh_lws_t *w = st->ws_pump.q[i];
+    if (!w) continue;
+    st->ws_pump.q[i] = NULL;
+    w->pump_queued = 0;
+    int ok = lua_checkstack(L, 4) && push_self(w);
+    if (ok) {
+      int ws = lua_gettop(L);
+      lua_pushcfunction(L, lh_spawn_root);
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &pump_key);
+      lua_pushvalue(L, ws);
+      ok = lua_pcall(L, 2, 0, 0) == LUA_OK;
+      lua_settop(L, ws - 1);
+    }
+    if (!ok) {
+      /* no memory for a task: the ws ends, as for a callback that failed
+       * (its on_close is not called: it needs a task too) */
+      w->pumping = 0;
+      w->told = 1;
+      ws_fail(w, LH_ENOMEM, 1011, "out of memory");
+    }
+  }
+  memmove(st->ws_pump.q, st->ws_pump.q + n, (size_t)(st->ws_pump.n - n) * sizeof *st->ws_pump.q);
+  st->ws_pump.n -= n;
+  if (st->ws_pump.n) lh_loop_defer(st->loop, &st->ws_pump.defer);
+}
+
+/* a detached ws has something for its callbacks (bytes, or its end): a
+ * pump starts on the next loop iteration, unless one is queued or runs */
+static void pump_want(lh_lws_t *w) {
+  if (!w->detached || w->pumping || w->told || w->state == WS_CLOSING || !loop_usable(w)) return;
+  lh_lstate_t *st = w->st;
+  if (st->ws_pump.n == st->ws_pump.cap) {
+    int cap = st->ws_pump.cap ? 2 * st->ws_pump.cap : 16;
+    lh_lws_t **q = realloc(st->ws_pump.q, (size_t)cap * sizeof *q);
+    if (!q) {
+      w->told = 1;
+      ws_fail(w, LH_ENOMEM, 1011, "out of memory");
+      return;
+    }
+    st->ws_pump.q = q;
+    st->ws_pump.cap = cap;
+  }
+  st->ws_pump.q[st->ws_pump.n++] = w;
+  w->pump_queued = 1;
+  w->pumping = 1;
+  st->ws_pump.defer.cb = pump_run;
+  lh_loop_defer(st->loop, &st->ws_pump.defer);
+}
+
+/* pump_poll(ws) -> message, kind | false (nothing whole yet: the socket
+ * is read, and bytes bring a new pump) | nil (closed) */
+static int pump_poll(lua_State *L) {
+  lh_lws_t *w = ws_at1(L);
+  lua_settop(L, 1);
+  w->reading_since = 0;
+  return recv_step(L, w, RECV_POLL);
+}
+
+enum { PUMP_START = 0, PUMP_POLLED, PUMP_MESSAGE, PUMP_CLOSED };
+
+/* the pump's steps; each call it makes may yield (a callback sending, or
+ * sleeping; the poll held back by a full queue), and comes back here */
+static int pump_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lh_lws_t *w = ws_at1(L);
+  lh_task_t *t = lh_task_current(L);
+  for (;;) {
+    switch (ctx) {
+      case PUMP_POLLED:
+        if (lua_type(L, 2) == LUA_TSTRING) {
+          lua_getiuservalue(L, 1, UV_CONN);
+          lua_rawgeti(L, -1, CB_MESSAGE);
+          lua_replace(L, 4);
+          lua_settop(L, 4);
+          lua_pushvalue(L, 1);
+          lua_pushvalue(L, 2);
+          lua_pushvalue(L, 3);
+          lua_callk(L, 3, 0, PUMP_MESSAGE, pump_k);
+          ctx = PUMP_MESSAGE;
+          continue;
+        }
+        if (lua_type(L, 2) == LUA_TBOOLEAN) goto done; /* nothing more now */
+        break;
+      case PUMP_MESSAGE:
+      case PUMP_CLOSED:
+        /* what the callback opened ends with it, as a handler's does */
+        lh_own_close_but(t, &w->own);
+        if (ctx == PUMP_CLOSED) goto done;
+        break;
+    }
+    lua_settop(L, 1);
+    if (w->state == WS_OPEN) {
+      lua_pushvalue(L, lua_upvalueindex(UP_POLL));
+      lua_pushvalue(L, 1);
+      lua_callk(L, 1, 2, PUMP_POLLED, pump_k);
+      ctx = PUMP_POLLED;
+      continue;
+    }
+    if (w->state != WS_CLOSED || w->told) goto done; /* closing: its end brings a pump */
+    w->told = 1;
+    lua_getiuservalue(L, 1, UV_CONN);
+    if (lua_rawgeti(L, -1, CB_CLOSE) != LUA_TFUNCTION) goto done;
+    lua_pushvalue(L, 1);
+    if (w->close_code) {
+      lua_pushinteger(L, w->close_code);
+      lua_pushstring(L, reason_of(w));
+    } else {
+      lua_pushinteger(L, 1005);
+      lua_pushliteral(L, "");
+    }
+    lua_callk(L, 3, 0, PUMP_CLOSED, pump_k);
+    ctx = PUMP_CLOSED;
+  }
+done:
+  lh_own_leave(&w->own);
+  w->pumping = 0;
+  if (w->told && w->gone) unanchor(w); /* a client awaiting EOF: at its drop */
+  return 0;
+}
+
+/* pump(ws): the body of a detached ws's task */
+static int ws_pump(lua_State *L) {
+  lh_lws_t *w = check_ws(L, 1);
+  lua_settop(L, 1);
+  if (!w->detached) return 0;
+  lh_own_add(current(L), &w->own);
+  return pump_k(L, LUA_OK, PUMP_START);
+}
+
+/* ws:detach(on_message [, on_close]) -> ws: the ws leaves the task that
+ * owns it and lives on its own while open; each message is handed to
+ * on_message(ws, message, kind) in a task, one at a time, and the socket
+ * is not read while it runs; on_close(ws, code, reason) once at the end */
+static int ws_detach(lua_State *L) {
+  lh_lws_t *w = check_ws(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  if (w->detached) return luaL_error(L, "websocket: already detached");
+  if (w->reader) return luaL_error(L, "websocket: a task is receiving on it");
+  lh_task_t *t = lh_task_current(L);
+  if (w->own.owner && w->own.owner != t)
+    return luaL_error(L, "websocket: only the task that owns it can detach it");
+  lua_createtable(L, 3, 0);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, 4, CB_MESSAGE);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, 4, CB_CLOSE);
+  /* a server's connection becomes the ws's alone: its req may go once
+   * the handler returns. Otherwise the ws keeps what keeps the connection */
+  int kept = w->taken && !w->gone && w->raw.ops->keep && w->raw.ops->keep(&w->raw) == 0;
+  if (!kept) {
+    lua_getiuservalue(L, 1, UV_CONN);
+    lua_rawseti(L, 4, CB_CONN);
+  }
+  lua_setiuservalue(L, 1, UV_CONN);
+  w->detached = 1;
+  lh_own_leave(&w->own);
+  anchor(L, w, 1); /* lives until on_close was called (unanchor) */
+  /* what is buffered already, or its end: the pump also starts reading */
+  pump_want(w);
+  lua_settop(L, 1);
+  return 1;
 }
 
 /* --- fields --- */
@@ -1430,6 +1654,11 @@ void lh_ws_open(lua_State *L, int mod) {
     push_fn(L, mt, frames_next, 0);
     push_fn(L, mt, ws_frames, 1);
     lua_setfield(L, -2, "frames");
+    push_fn(L, mt, ws_detach, 0);
+    lua_setfield(L, -2, "detach");
+    push_fn(L, mt, pump_poll, 0);
+    push_fn(L, mt, ws_pump, 1); /* takes pump_poll */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pump_key);
     lua_pushvalue(L, -1);
     lua_setfield(L, mt, "__methods"); /* core.methods adds Lua ones here */
     push_fn(L, mt, ws_index, 1); /* takes the methods table */
