@@ -15,7 +15,9 @@ local function log(...) io.stderr:write(table.concat({ ... }, " "), "\n") end
 local reqs = setmetatable({}, { __mode = "k" })
 local busy, most = 0, 0
 local server
-server = assert(lhyper.server { host = "127.0.0.1", port = 0, handler = function(req)
+server = assert(lhyper.server { host = "127.0.0.1", port = 0, on_error = function(err, info)
+  log("ON_ERROR", info.phase, tostring(type(err) == "table" and err.message or err))
+end, handler = function(req)
   local path = req.path
   if path == "/reqs" then
     collectgarbage(); collectgarbage()
@@ -165,14 +167,18 @@ describe("ws:detach", function()
     assert.is_true(p:wait_log("CLOSED 1006", 10))
   end)
 
-  it("fails the ws with 1011 when its callback raises, reports it, then calls on_close", function()
+  it("fails the ws with 1011 when its callback raises, reports it to on_error, then calls on_close", function()
     local c = open(p.port)
     c:send("text", "boom")
-    local code = c:expect_close(10)
+    local code, reason = c:expect_close(10)
     assert.are.equal(1011, code)
+    assert.are.equal("handler failed", reason)
     c:send("close", raw.close_payload(1011, ""))
     assert.is_true(p:wait_log("CLOSED 1011", 10))
-    assert.is_truthy(p:log():find("boom in the callback", 1, true))
+    -- reported as the server's errors are, with the callback's traceback
+    local line = p:log():match("ON_ERROR websocket [^\n]*boom in the callback[^\n]*\n[^\n]*")
+    assert.is_truthy(line)
+    assert.is_truthy(p:log():find("stack traceback", 1, true))
     c:close_socket()
     -- the server serves on
     local c2 = open(p.port)

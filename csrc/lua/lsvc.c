@@ -139,7 +139,8 @@ static void report_stderr(const lh_report_t *rep, const lh_req_t *r) {
   }
   if (!msg) msg = lh_strerror(code);
   if (!r) {
-    fprintf(stderr, "lhyper: %s error: %s\n", kind, msg);
+    if (rep->phase) fprintf(stderr, "lhyper: %s error in %s: %s\n", kind, rep->phase, msg);
+    else fprintf(stderr, "lhyper: %s error: %s\n", kind, msg);
     return;
   }
   char status[16] = "";
@@ -410,6 +411,12 @@ static void conn_shutdown(lh_sconn_t *sc) {
   lh_req_t *r = conn_req(sc);
   if (r) lh_req_shutdown(r);
   else raw_event(sc, LH_RAW_SHUTDOWN);
+}
+
+void lh_svc_report(lua_State *L, int si, int vi, const char *phase) {
+  lh_lsrv_t *s = luaL_testudata(L, si, SERVER_MT);
+  lh_report_t rep = {LH_EUSER_SERVICE, NULL, L, vi, phase};
+  report(s, &rep, NULL);
 }
 
 /* --- an upgraded connection kept by its taker alone (lh_svc_keep_raw) --- */

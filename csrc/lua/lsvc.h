@@ -18,5 +18,9 @@ lh_server_t *lh_svc_server(lua_State *L, int i);
  * while raw goes on; the connection's events go to raw, whose ops and
  * conn are replaced. 0, or LH_ECLOSED when r has no such connection */
 int lh_svc_keep_raw(lh_req_t *r, lh_raw_t *raw);
+/* the value at L's index vi was raised by Lua code serving the server at
+ * index si (not a server: none) outside a request (phase: where): reported
+ * as the server's errors are (on_error, or a line on stderr) */
+void lh_svc_report(lua_State *L, int si, int vi, const char *phase);
 
 #endif

@@ -42,6 +42,7 @@
 #include "lraw.h"
 #include "lspawn.h"
 #include "lstream.h"
+#include "lsvc.h"
 #include "ltask.h"
 #include "timer.h"
 #include "ws.h"
@@ -69,7 +70,7 @@ enum { RECV_ONE = 0 /* receive(): nil, err at the end */, RECV_ITER /* messages(
  * (the ws is made with 1 user value otherwise: reading a missing one gives
  * nil) */
 enum { UV_CONN = 1, UV_PROTOCOL, UV_EXTENSIONS, WS_NUV = 3 };
-enum { CB_MESSAGE = 1, CB_CLOSE, CB_CONN }; /* a detached ws's table */
+enum { CB_MESSAGE = 1, CB_CLOSE, CB_CONN, CB_SERVER }; /* a detached ws's table */
 
 /* the registry's weak table from each ws (light userdata) to itself: C code
  * that has only the pointer (an owner's end) finds the value to anchor */
@@ -1263,24 +1264,55 @@ static int pump_poll(lua_State *L) {
 
 enum { PUMP_START = 0, PUMP_POLLED, PUMP_MESSAGE, PUMP_CLOSED };
 
+/* a callback's message handler: an error object as it is, anything else
+ * as its text with the traceback */
+static int pump_msgh(lua_State *L) {
+  if (lh_is_error(L, 1)) return 1;
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) msg = lua_pushfstring(L, "(a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* a callback raised the value on top: reported as its server's error
+ * (on_error, phase "websocket"; a client's on stderr); a failed
+ * on_message fails the ws as a failed handler does (1011) */
+static void pump_failed(lua_State *L, lh_lws_t *w, int ctx) {
+  int v = lua_gettop(L);
+  lua_getiuservalue(L, 1, UV_CONN);
+  lua_rawgeti(L, -1, CB_SERVER);
+  lh_svc_report(L, v + 2, v, "websocket");
+  lua_settop(L, v - 1);
+  if (ctx == PUMP_MESSAGE) start_close(w, 1011, "handler failed", 14);
+}
+
+/* calls the callback cb of the ws's table with the ws and the n values
+ * above index 1 (a message and its kind, or a code and a reason) */
+#define PUMP_CALL(L, cb, ctx)                                    \
+  do {                                                           \
+    lua_settop(L, 3);                                            \
+    lua_pushcfunction(L, pump_msgh);                             \
+    lua_getiuservalue(L, 1, UV_CONN);                            \
+    lua_rawgeti(L, -1, cb);                                      \
+    lua_replace(L, -2);                                          \
+    lua_pushvalue(L, 1);                                         \
+    lua_pushvalue(L, 2);                                         \
+    lua_pushvalue(L, 3);                                         \
+    if (lua_pcallk(L, 3, 0, 4, ctx, pump_k) != LUA_OK) pump_failed(L, w, ctx); \
+  } while (0)
+
 /* the pump's steps; each call it makes may yield (a callback sending, or
  * sleeping; the poll held back by a full queue), and comes back here */
 static int pump_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
   lh_lws_t *w = ws_at1(L);
   lh_task_t *t = lh_task_current(L);
+  /* a callback that raised after it yielded */
+  if (status != LUA_OK && status != LUA_YIELD) pump_failed(L, w, (int)ctx);
   for (;;) {
     switch (ctx) {
       case PUMP_POLLED:
         if (lua_type(L, 2) == LUA_TSTRING) {
-          lua_getiuservalue(L, 1, UV_CONN);
-          lua_rawgeti(L, -1, CB_MESSAGE);
-          lua_replace(L, 4);
-          lua_settop(L, 4);
-          lua_pushvalue(L, 1);
-          lua_pushvalue(L, 2);
-          lua_pushvalue(L, 3);
-          lua_callk(L, 3, 0, PUMP_MESSAGE, pump_k);
+          PUMP_CALL(L, CB_MESSAGE, PUMP_MESSAGE);
           ctx = PUMP_MESSAGE;
           continue;
         }
@@ -1305,15 +1337,10 @@ static int pump_k(lua_State *L, int status, lua_KContext ctx) {
     w->told = 1;
     lua_getiuservalue(L, 1, UV_CONN);
     if (lua_rawgeti(L, -1, CB_CLOSE) != LUA_TFUNCTION) goto done;
-    lua_pushvalue(L, 1);
-    if (w->close_code) {
-      lua_pushinteger(L, w->close_code);
-      lua_pushstring(L, reason_of(w));
-    } else {
-      lua_pushinteger(L, 1005);
-      lua_pushliteral(L, "");
-    }
-    lua_callk(L, 3, 0, PUMP_CLOSED, pump_k);
+    lua_settop(L, 1);
+    lua_pushinteger(L, w->close_code ? w->close_code : 1005);
+    lua_pushstring(L, reason_of(w));
+    PUMP_CALL(L, CB_CLOSE, PUMP_CLOSED);
     ctx = PUMP_CLOSED;
   }
 done:
@@ -1346,18 +1373,21 @@ static int ws_detach(lua_State *L) {
   lh_task_t *t = lh_task_current(L);
   if (w->own.owner && w->own.owner != t)
     return luaL_error(L, "websocket: only the task that owns it can detach it");
-  lua_createtable(L, 3, 0);
+  lua_createtable(L, 4, 0);
   lua_pushvalue(L, 2);
   lua_rawseti(L, 4, CB_MESSAGE);
   lua_pushvalue(L, 3);
   lua_rawseti(L, 4, CB_CLOSE);
   /* a server's connection becomes the ws's alone: its req may go once
    * the handler returns. Otherwise the ws keeps what keeps the connection */
+  lua_getiuservalue(L, 1, UV_CONN);
+  /* a server's: where a callback's error is reported */
+  if (w->role == LH_ROLE_SERVER) lh_req_push_server(L, 5);
+  else lua_pushnil(L);
+  lua_rawseti(L, 4, CB_SERVER);
   int kept = w->taken && !w->gone && w->raw.ops->keep && w->raw.ops->keep(&w->raw) == 0;
-  if (!kept) {
-    lua_getiuservalue(L, 1, UV_CONN);
-    lua_rawseti(L, 4, CB_CONN);
-  }
+  if (kept) lua_pop(L, 1);
+  else lua_rawseti(L, 4, CB_CONN);
   lua_setiuservalue(L, 1, UV_CONN);
   w->detached = 1;
   lh_own_leave(&w->own);
