@@ -40,7 +40,6 @@
 #include "lclient.h"
 #include "loop.h"
 #include "lraw.h"
-#include "lspawn.h"
 #include "lstream.h"
 #include "lsvc.h"
 #include "ltask.h"
@@ -332,7 +331,7 @@ static void ws_drop(lh_lws_t *w) {
   unanchor(w);
 }
 
-static void pump_want(lh_lws_t *w);
+static void pump_want(lh_lws_t *w, int now);
 
 /* closed, as far as the user sees: no more messages, waiting tasks woken,
  * a detached ws's on_close due */
@@ -340,7 +339,7 @@ static void ws_closed(lh_lws_t *w) {
   w->state = WS_CLOSED;
   beat_stop(w);
   wake_all(w);
-  pump_want(w);
+  pump_want(w, 0);
 }
 
 /* failure (a bad frame, a timeout): our close frame with its code if the
@@ -553,7 +552,7 @@ static void ws_event(lh_raw_t *raw, int ev) {
     case LH_RAW_READABLE:
       if (w->state != WS_OPEN) drain(w);
       else if (reader_waits(w)) lh_task_resume(w->reader);
-      else pump_want(w);
+      else pump_want(w, 1); /* the hot path: no loop iteration between */
       break;
     case LH_RAW_WRITABLE:
       wake_writers(w);
@@ -1196,11 +1195,52 @@ static void pump_unqueue(lh_lws_t *w) {
   w->pump_queued = 0;
 }
 
-/* spawns a pump for each ws queued (on the main thread, from the loop) */
+/* The pump's task: made for each run and freed at its end, its thread
+ * from the state's pool; not a Lua object, so nothing is collected after */
+typedef struct {
+  lh_task_t task; /* first */
+} pump_task_t;
+
+/* what raised outside a callback (their errors are caught: pump_failed) */
+static void pump_raised(lua_State *L, lh_task_t *t) {
+  lua_State *co = t->co;
+  fprintf(stderr, "lhyper: websocket: %s\n", lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : "error");
+}
+
+static void pump_finished(lh_task_t *t) { free(t); }
+
+static const lh_task_ops_t pump_ops = {
+  .raised = pump_raised,
+  .finished = pump_finished,
+};
+
+/* runs a pump for w now: from a loop callback, on the main thread */
+static void pump_start(lh_lws_t *w) {
+  lh_lstate_t *st = w->st;
+  lua_State *L = st->L;
+  pump_task_t *p = NULL;
+  if (L && !lh_co_reserve(st) && lua_checkstack(L, 2) && (p = calloc(1, sizeof *p)) && push_self(w)) {
+    int ref;
+    lua_State *co = lh_co_take(st, L, &ref); /* the reserved one: nothing allocated */
+    lua_rawgetp(co, LUA_REGISTRYINDEX, &pump_key);
+    lua_xmove(L, co, 1); /* the ws */
+    lh_task_bind(&p->task, st, co, ref, &pump_ops);
+    int nres, s = lua_resume(co, L, 1, &nres);
+    lh_task_resumed(L, &p->task, s, nres);
+    return;
+  }
+  free(p);
+  /* no memory for a task: the ws ends, as for a callback that failed (its
+   * on_close is not called: that needs a task too) */
+  w->pumping = 0;
+  w->told = 1;
+  ws_fail(w, LH_ENOMEM, 1011, "out of memory");
+}
+
+/* starts a pump for each ws queued (from the loop) */
 static void pump_run(lh_defer_t *d) {
   lh_lstate_t *st = (lh_lstate_t *)((char *)d - offsetof(lh_lstate_t, ws_pump.defer));
-  lua_State *L = st->L;
-  if (!L || !loop_usable_st(st)) return;
+  if (!st->L || !loop_usable_st(st)) return;
   /* pumps queued meanwhile wait for the next iteration */
   int n = st->ws_pump.n;
   for (int i = 0; i < n; i++) {
@@ -1208,22 +1248,7 @@ static void pump_run(lh_defer_t *d) {
     if (!w) continue;
     st->ws_pump.q[i] = NULL;
     w->pump_queued = 0;
-    int ok = lua_checkstack(L, 4) && push_self(w);
-    if (ok) {
-      int ws = lua_gettop(L);
-      lua_pushcfunction(L, lh_spawn_root);
-      lua_rawgetp(L, LUA_REGISTRYINDEX, &pump_key);
-      lua_pushvalue(L, ws);
-      ok = lua_pcall(L, 2, 0, 0) == LUA_OK;
-      lua_settop(L, ws - 1);
-    }
-    if (!ok) {
-      /* no memory for a task: the ws ends, as for a callback that failed
-       * (its on_close is not called: it needs a task too) */
-      w->pumping = 0;
-      w->told = 1;
-      ws_fail(w, LH_ENOMEM, 1011, "out of memory");
-    }
+    pump_start(w);
   }
   memmove(st->ws_pump.q, st->ws_pump.q + n, (size_t)(st->ws_pump.n - n) * sizeof *st->ws_pump.q);
   st->ws_pump.n -= n;
@@ -1231,9 +1256,16 @@ static void pump_run(lh_defer_t *d) {
 }
 
 /* a detached ws has something for its callbacks (bytes, or its end): a
- * pump starts on the next loop iteration, unless one is queued or runs */
-static void pump_want(lh_lws_t *w) {
+ * pump runs, unless one is queued or runs already; now when called from a
+ * loop callback (now), else on the next loop iteration, so that no pump
+ * runs inside another task */
+static void pump_want(lh_lws_t *w, int now) {
   if (!w->detached || w->pumping || w->told || w->state == WS_CLOSING || !loop_usable(w)) return;
+  if (now) {
+    w->pumping = 1;
+    pump_start(w);
+    return;
+  }
   lh_lstate_t *st = w->st;
   if (st->ws_pump.n == st->ws_pump.cap) {
     int cap = st->ws_pump.cap ? 2 * st->ws_pump.cap : 16;
@@ -1393,7 +1425,7 @@ static int ws_detach(lua_State *L) {
   lh_own_leave(&w->own);
   anchor(L, w, 1); /* lives until on_close was called (unanchor) */
   /* what is buffered already, or its end: the pump also starts reading */
-  pump_want(w);
+  pump_want(w, 0);
   lua_settop(L, 1);
   return 1;
 }
