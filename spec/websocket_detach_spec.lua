@@ -14,7 +14,7 @@ local websocket = lhyper.websocket
 local function log(...) io.stderr:write(table.concat({ ... }, " "), "\n") end
 local reqs = setmetatable({}, { __mode = "k" })
 local busy, most = 0, 0
-local server
+local server, routed
 server = assert(lhyper.server { host = "127.0.0.1", port = 0, on_error = function(err, info)
   log("ON_ERROR", info.phase, tostring(type(err) == "table" and err.message or err))
 end, handler = function(req)
@@ -26,8 +26,11 @@ end, handler = function(req)
     return 200, nil, tostring(n)
   elseif path == "/most" then
     return 200, nil, tostring(most)
-  elseif path == "/close" then
-    lhyper.spawn(function() server:close(5) end):detach()
+  elseif path == "/close" or path == "/close-short" then
+    lhyper.spawn(function()
+      routed:close()
+      server:close(path == "/close" and 5 or 0.3)
+    end):detach()
     return 200, nil, "ok"
   elseif path == "/pull" then -- a plain echo, for the client case
     local ws = assert(websocket.accept(req))
@@ -83,6 +86,21 @@ end, handler = function(req)
     log("CLOSED", tostring(code), reason, tostring(ws.state))
   end)
 end })
+-- a router's WebSocket route, through a layer
+local app = lhyper.router()
+app:layer(function(inner)
+  return function(req)
+    log("LAYER", req.path)
+    return inner(req)
+  end
+end)
+app:ws("/r/{name}", function(ws, req)
+  local name = req.params.name
+  ws:detach(function(ws, msg) ws:send(name .. ":" .. msg) end,
+    function(_, code) log("ROUTE CLOSED", name, tostring(code)) end)
+end)
+routed = assert(lhyper.server { host = "127.0.0.1", port = 0, handler = app })
+io.stderr:write("ROUTED ", routed.port, "\n")
 io.stderr:write("PORT ", server.port, "\n")
 lhyper.run()
 io.stderr:write("EXIT\n")
@@ -256,6 +274,30 @@ describe("ws:detach", function()
     c:send("close", raw.close_payload(1001, ""))
     assert.is_true(p:wait_log("CLOSED 1001", 10))
     assert.is_true(p:wait_log("EXIT", 10))
+    c:close_socket()
+  end)
+
+  it("drops a peer that does not answer 1001 once the grace runs out, and calls on_close", function()
+    local c = open(p.port)
+    c:send("text", "x")
+    assert.are.equal("x!", select(2, next_data(c)))
+    assert.are.equal("ok", get(p.port, "/close-short"))
+    assert.are.equal(1001, (c:expect_close(10)))
+    -- no answer: the server ends the connection after its grace
+    assert.is_true(p:wait_log("CLOSED 1006 connection lost", 10))
+    assert.is_true(p:wait_log("EXIT", 10))
+    c:close_socket()
+  end)
+
+  it("serves a router's WebSocket route through its layers", function()
+    local port = tonumber(p:log():match("ROUTED (%d+)"))
+    local c = open(port, "/r/ann")
+    c:send("text", "hi")
+    assert.are.equal("ann:hi", select(2, next_data(c)))
+    assert.is_truthy(p:log():find("LAYER /r/ann", 1, true))
+    c:send("close", raw.close_payload(1000, ""))
+    assert.are.equal(1000, (c:expect_close(10)))
+    assert.is_true(p:wait_log("ROUTE CLOSED ann 1000", 10))
     c:close_socket()
   end)
 

@@ -42,6 +42,7 @@ static int state_gc(lua_State *L) {
   }
   lh_alloc_detach(L, st->alloc);
   st->alloc = NULL;
+  while (st->ctasks) lh_ctask_free(st, st->ctasks);
   free(st->ws_pump.q);
   st->ws_pump.q = NULL;
   st->ws_pump.n = st->ws_pump.cap = 0;
@@ -478,6 +479,22 @@ int lh_co_reserve(lh_lstate_t *st) {
 }
 
 void lh_co_drop(lh_lstate_t *st, lua_State *co, int ref) { co_give(st, co, ref); }
+
+lh_ctask_t *lh_ctask_new(lh_lstate_t *st) {
+  lh_ctask_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->next = st->ctasks;
+  if (c->next) c->next->prev = c;
+  st->ctasks = c;
+  return c;
+}
+
+void lh_ctask_free(lh_lstate_t *st, lh_ctask_t *c) {
+  if (c->prev) c->prev->next = c->next;
+  else st->ctasks = c->next;
+  if (c->next) c->next->prev = c->prev;
+  free(c);
+}
 
 void lh_task_resume(lh_task_t *t) {
   if (!t->co || t->running || t->ending) return;

@@ -102,6 +102,14 @@ struct lh_task {
   lh_task_t **slot;        /* a pointer to it, cleared when it stops waiting */
 };
 
+/* A task that C code makes rather than a Lua object (a detached
+ * WebSocket's pump, lws.c): malloc'd and listed in its state until freed,
+ * so that one still suspended when the state closes goes with it */
+typedef struct lh_ctask {
+  lh_task_t task;          /* first */
+  struct lh_ctask *prev, *next;
+} lh_ctask_t;
+
 struct lh_lstate {
   lh_loop_t *loop;         /* NULL once the state is closing */
   lua_State *L;            /* main thread: callbacks run here */
@@ -125,6 +133,7 @@ struct lh_lstate {
     int n, cap;
     lh_defer_t defer;
   } ws_pump;
+  lh_ctask_t *ctasks;      /* C tasks not freed yet (lh_ctask_new) */
 };
 
 /* --- state --- */
@@ -232,6 +241,10 @@ void lh_waitq_drop(lh_waitq_t *q);
  * LH_ENOMEM); one taken from the pool or made (*ref anchors it); one taken
  * that no task took over */
 int lh_co_reserve(lh_lstate_t *st);
+/* a zero-filled C task listed in st, NULL when out of memory; freed with
+ * lh_ctask_free (its ops' finished, once it is over) or when st closes */
+lh_ctask_t *lh_ctask_new(lh_lstate_t *st);
+void lh_ctask_free(lh_lstate_t *st, lh_ctask_t *c);
 lua_State *lh_co_take(lh_lstate_t *st, lua_State *L, int *ref);
 void lh_co_drop(lh_lstate_t *st, lua_State *co, int ref);
 

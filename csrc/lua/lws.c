@@ -1195,11 +1195,8 @@ static void pump_unqueue(lh_lws_t *w) {
   w->pump_queued = 0;
 }
 
-/* The pump's task: made for each run and freed at its end, its thread
- * from the state's pool; not a Lua object, so nothing is collected after */
-typedef struct {
-  lh_task_t task; /* first */
-} pump_task_t;
+/* The pump's task is a C task (lh_ctask_t), made for each run and freed
+ * at its end, its thread from the state's pool: nothing for the collector */
 
 /* what raised outside a callback (their errors are caught: pump_failed) */
 static void pump_raised(lua_State *L, lh_task_t *t) {
@@ -1207,7 +1204,7 @@ static void pump_raised(lua_State *L, lh_task_t *t) {
   fprintf(stderr, "lhyper: websocket: %s\n", lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : "error");
 }
 
-static void pump_finished(lh_task_t *t) { free(t); }
+static void pump_finished(lh_task_t *t) { lh_ctask_free(t->st, (lh_ctask_t *)t); }
 
 static const lh_task_ops_t pump_ops = {
   .raised = pump_raised,
@@ -1218,8 +1215,8 @@ static const lh_task_ops_t pump_ops = {
 static void pump_start(lh_lws_t *w) {
   lh_lstate_t *st = w->st;
   lua_State *L = st->L;
-  pump_task_t *p = NULL;
-  if (L && !lh_co_reserve(st) && lua_checkstack(L, 2) && (p = calloc(1, sizeof *p)) && push_self(w)) {
+  lh_ctask_t *p = NULL;
+  if (L && !lh_co_reserve(st) && lua_checkstack(L, 2) && (p = lh_ctask_new(st)) && push_self(w)) {
     int ref;
     lua_State *co = lh_co_take(st, L, &ref); /* the reserved one: nothing allocated */
     lua_rawgetp(co, LUA_REGISTRYINDEX, &pump_key);
@@ -1229,7 +1226,7 @@ static void pump_start(lh_lws_t *w) {
     lh_task_resumed(L, &p->task, s, nres);
     return;
   }
-  free(p);
+  if (p) lh_ctask_free(st, p);
   /* no memory for a task: the ws ends, as for a callback that failed (its
    * on_close is not called: that needs a task too) */
   w->pumping = 0;
