@@ -716,6 +716,15 @@ routes["/ws/echo"] = function(req, q)
   end
 end
 
+-- The same echo from a detached ws's callback (ws:detach)
+routes["/ws/detached"] = function(req, q)
+  local ws = lhyper.websocket.accept(req, {
+    compress = q.compress ~= "0", max_message = tonumber(q.max) or 20 * 1024 * 1024,
+  })
+  if not ws then return end
+  ws:detach(function(ws, msg, kind) ws:send(msg, kind) end)
+end
+
 -- The Lua state's live bytes after a full collection (the idle WebSocket
 -- memory spec in spec/websocket_spec.lua)
 routes["/lua_mem"] = function()

@@ -44,6 +44,21 @@ say("server_saw=" .. assert(res:read_all(4096)):match("reason=([^\n]*)"))
     assert.equal("wss done", r.server_saw)
   end)
 
+  it("echoes from a detached ws's callback over TLS, compressed, a large message included", function()
+    local r = run([[
+local ws = assert(lhyper.websocket.connect(url .. "/ws/detached", { tls = { ca = ca }, compress = true }))
+for i, m in ipairs { "hello", ("y"):rep(300000), "\u{3ba}" } do
+  assert(ws:send(m))
+  say("echo" .. i .. "=" .. tostring(ws:receive() == m))
+end
+say("close=" .. tostring(ws:close(4003, "bye")))
+say("code=" .. ws.close_code .. ":" .. ws.state)
+]], { url = ("wss://localhost:%d"):format(srv.port), ca = certs.ca })
+    for i = 1, 3 do assert.equal("true", r["echo" .. i]) end
+    assert.equal("true", r.close)
+    assert.equal("4003:closed", r.code)
+  end)
+
   it("verifies the server: an unknown CA or another name gives nil, err, 'tls'", function()
     local r = run([[
 local ws, err, kind = lhyper.websocket.connect(url .. "/ws/echo", { tls = { ca = other } })
