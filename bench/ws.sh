@@ -11,7 +11,8 @@
 # IDLE_N connections that each echo one message and stay open; server RSS
 # after minus before, per connection.
 #
-# Env knobs: SERVERS ("lhyper node openresty"), SIZES ("64 65536"), CONNS (50),
+# Env knobs: SERVERS ("lhyper lhyper-cb node openresty"; lhyper-cb is bench/ws.lua with
+# WS_DETACH=1, its echo in ws:detach callbacks), SIZES ("64 65536"), CONNS (50),
 # DURATION (10 s), ROUNDS (1; each round starts one server further on), RATE
 # (unset: each connection sends its next message as soon as its echo comes; a
 # number: messages/s offered in all, spread over the connections, so that the
@@ -22,7 +23,7 @@ set -u
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-SERVERS=${SERVERS:-"lhyper node openresty"}
+SERVERS=${SERVERS:-"lhyper lhyper-cb node openresty"}
 SIZES=${SIZES:-"64 65536"}
 CONNS=${CONNS:-50}
 DURATION=${DURATION:-10}
@@ -158,7 +159,7 @@ echo "user, sys: the server's utime and stime (its process tree, /proc/PID/stat)
 [ -n "$RATE" ] && echo "At a fixed offered rate, msgs/s per core is 1e6 / (user + sys): the server's CPU per message, inverted."
 if [ "${#rows[@]}" -gt 0 ]; then
     echo
-    echo "medians over rounds; 'lhyper / peer': lhyper's msgs/s per core over the peer's in the same round"
+    echo "medians over rounds; 'lhyper / peer': lhyper's msgs/s per core over the peer's in the same round (lhyper-cb's after it)"
     printf '%-10s %6s %7s %14s %7s %7s  %s\n' server bytes rounds "msgs/s per core" user sys "lhyper / peer, per round (median)"
     printf '%s\n' "${rows[@]}" | awk '
     function median(s,   a, n, i, j, t) {
@@ -173,19 +174,27 @@ if [ "${#rows[@]}" -gt 0 ]; then
         per[$1, $2, $3] = $6
         if ($3 > last) last = $3
     }
+    # a peer'"'"'s row: each lhyper variant'"'"'s ratios over it (lhyper-cb: ws:detach)
+    function ratios_of(v, s, z,   r, q, ratios, list) {
+        ratios = ""; list = ""
+        for (r = 1; r <= last; r++) {
+            if (((s, z, r) in per) && ((v, z, r) in per) && per[s, z, r] > 0) {
+                q = per[v, z, r] / per[s, z, r]
+                ratios = ratios " " q; list = list sprintf("%s%.2f", list == "" ? "" : ", ", q)
+            }
+        }
+        return ratios == "" ? "" : list " (" sprintf("%.2f", median(ratios)) ")"
+    }
     END {
         for (i = 1; i <= no; i++) {
-            split(order[i], kz, SUBSEP); s = kz[1]; z = kz[2]; ratios = ""; list = ""
-            if (s != "lhyper") {
-                for (r = 1; r <= last; r++) {
-                    if (((s, z, r) in per) && (("lhyper", z, r) in per) && per[s, z, r] > 0) {
-                        q = per["lhyper", z, r] / per[s, z, r]
-                        ratios = ratios " " q; list = list sprintf("%s%.2f", list == "" ? "" : ", ", q)
-                    }
-                }
+            split(order[i], kz, SUBSEP); s = kz[1]; z = kz[2]; out = ""
+            if (s !~ /^lhyper/) {
+                out = ratios_of("lhyper", s, z)
+                cb = ratios_of("lhyper-cb", s, z)
+                if (cb != "") out = (out == "" ? "" : out "; ") "lhyper-cb: " cb
             }
             printf "%-10s %6s %7d %14.0f %7.2f %7.2f  %s\n", s, z, nr[order[i]], median(pc[order[i]]),
-                median(us[order[i]]), median(sy[order[i]]), ratios == "" ? "" : list " (" sprintf("%.2f", median(ratios)) ")"
+                median(us[order[i]]), median(sy[order[i]]), out
         }
     }'
 fi
