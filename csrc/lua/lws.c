@@ -18,10 +18,10 @@
  * and closed when that task ends (own).
  *
  * Detached (ws:detach(on_message, on_close)): no task waits. The socket is
- * read while no callback runs; bytes spawn a task (the pump, on the next
- * loop iteration) that hands each whole message to on_message, one at a
- * time, and ends when it would wait, so that an idle detached ws holds no
- * coroutine. The pump owns the ws while it runs (a callback that raises
+ * read while no callback runs; bytes start a task at once (the pump, a C
+ * task on a pooled thread) that hands each whole message to on_message,
+ * one at a time, and ends when it would wait, so that an idle detached ws
+ * holds no coroutine. The pump owns the ws while it runs (a callback that raises
  * fails it with 1011) and closes what a callback opened when it returns.
  * A server's ws keeps its connection alone then (lh_raw_ops_t.keep): the
  * req that upgraded can go with its handler. */
@@ -1315,8 +1315,9 @@ static void pump_failed(lua_State *L, lh_lws_t *w, int ctx) {
   if (ctx == PUMP_MESSAGE) start_close(w, 1011, "handler failed", 14);
 }
 
-/* calls the callback cb of the ws's table with the ws and the n values
- * above index 1 (a message and its kind, or a code and a reason) */
+/* calls the callback cb of the ws's table with the ws and the values at
+ * indices 2 and 3 (a message and its kind, or a code and a reason), its
+ * error caught (pump_failed) */
 #define PUMP_CALL(L, cb, ctx)                                    \
   do {                                                           \
     lua_settop(L, 3);                                            \
