@@ -10,6 +10,8 @@ LUA=${LUA:-lua5.4}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 status=0
+t0=$(date +%s)
+since() { echo "$(( $(date +%s) - t0 )) s"; } # for the suite's 15-minute budget
 busted_bin=$(command -v busted || echo /usr/bin/busted)
 : > "$out/all.tap"
 
@@ -30,7 +32,7 @@ c_tests() { # $1: build dir
 
 specs() { # $1: build dir, $2: label, rest: busted arguments
   b=$1; label=$2; shift 2
-  echo "== busted specs ($label)"
+  echo "== busted specs ($label), at $(since)"
   (
     export LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;"
     export LUA_CPATH="$b/?.so;;"
@@ -94,7 +96,7 @@ fi
 
 if [ "${FUZZ_SMOKE:-0}" = 1 ]; then
   # each fuzzer for FUZZ_SMOKE_SECONDS (2 s; about 15 s in all), so that none rots
-  echo "== fuzz smoke"
+  echo "== fuzz smoke, at $(since)"
   make --no-print-directory fuzz-smoke > "$out/f.tap" 2>&1 || status=1
   cat "$out/f.tap"
   cat "$out/f.tap" >> "$out/all.tap"
@@ -106,5 +108,6 @@ failed=$(grep -c '^not ok ' "$out/all.tap")
 [ "$failed" -gt 0 ] && status=1
 [ "$passed" -eq 0 ] && status=1
 [ "$skipped" -gt 0 ] && echo "($skipped skipped)"
+echo "(suites ran $(since))"
 echo "$passed passed, $failed failed"
 exit $status
