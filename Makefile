@@ -199,6 +199,7 @@ fuzz-smoke:
 	  exit 0; \
 	fi; \
 	mkdir -p $(FB); \
+	$(MAKE) --no-print-directory -j2 fuzz-build > $(FB)/smoke-build.log 2>&1; \
 	for f in $(FUZZERS); do \
 	  n=$${f#fuzz_}; \
 	  if $(MAKE) --no-print-directory fuzz-run-$$n FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) > $(FB)/smoke-$$n.log 2>&1; then \

@@ -7,14 +7,14 @@ local socket = require "socket"
 -- (option httpchk on /ready, http-reuse safe); wrk sends a mixed GET + POST
 -- load while each backend is restarted (SIGTERM: drain, exit, start again
 -- on the same port) and reloaded (SIGHUP) in turn, ROUNDS times
--- (LHYPER_LB_ROUNDS, 4: 8 restarts and 8 reloads). The client
+-- (LHYPER_LB_ROUNDS, 3: 6 restarts and 6 reloads). The client
 -- must see no socket error and no non-2xx response, every POST it got an
 -- answer for was processed exactly once with its body intact, and no POST
 -- was processed twice. Also SIGHUP under the same load without a balancer.
 -- Bounded: wrk runs until the restarts are done (SIGINT), at most 300 s.
 -- Tagged nosan: the sanitizer runs would make it minutes long.
 
-local ROUNDS = tonumber(os.getenv("LHYPER_LB_ROUNDS") or "4")
+local ROUNDS = tonumber(os.getenv("LHYPER_LB_ROUNDS") or "3")
 
 -- The backend: /hello, /post (echo; the body's id is appended to a file per
 -- process), /ready through ready_path.

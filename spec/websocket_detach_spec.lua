@@ -132,6 +132,23 @@ local function next_data(c)
   end
 end
 
+-- the server's close frame, which must carry code (and reason, when
+-- given), answered with the same code and reason
+local function answer_close(c, code, reason)
+  local got, why = c:expect_close(10)
+  assert.are.equal(code, got)
+  if reason then assert.are.equal(reason, why) end
+  c:send("close", raw.close_payload(got, why))
+end
+
+-- a ws that echoed "x" on path
+local function echoed(port, path)
+  local c = open(port, path)
+  c:send("text", "x")
+  assert.are.equal("x!", select(2, next_data(c)))
+  return c
+end
+
 local function count(text, what)
   local n = 0
   for _ in text:gmatch(what) do n = n + 1 end
@@ -188,21 +205,15 @@ describe("ws:detach", function()
   it("fails the ws with 1011 when its callback raises, reports it to on_error, then calls on_close", function()
     local c = open(p.port)
     c:send("text", "boom")
-    local code, reason = c:expect_close(10)
-    assert.are.equal(1011, code)
-    assert.are.equal("handler failed", reason)
-    c:send("close", raw.close_payload(1011, ""))
-    assert.is_true(p:wait_log("CLOSED 1011", 10))
+    answer_close(c, 1011, "handler failed")
+    assert.is_true(p:wait_log("CLOSED 1011 handler failed closed", 10))
     -- reported as the server's errors are, with the callback's traceback
     local line = p:log():match("ON_ERROR websocket [^\n]*boom in the callback[^\n]*\n[^\n]*")
     assert.is_truthy(line)
     assert.is_truthy(p:log():find("stack traceback", 1, true))
     c:close_socket()
     -- the server serves on
-    local c2 = open(p.port)
-    c2:send("text", "ok")
-    assert.are.equal("ok!", select(2, next_data(c2)))
-    c2:close_socket()
+    echoed(p.port):close_socket()
   end)
 
   it("closes what a callback opened when it returns", function()
@@ -218,10 +229,7 @@ describe("ws:detach", function()
   it("closes from its callback with the code given, and on_close runs once", function()
     local c = open(p.port)
     c:send("text", "close")
-    local code, reason = c:expect_close(10)
-    assert.are.equal(4000, code)
-    assert.are.equal("asked", reason)
-    c:send("close", raw.close_payload(4000, "asked"))
+    answer_close(c, 4000, "asked")
     assert.is_true(p:wait_log("CLOSED 4000 asked closed", 10))
     socket.sleep(0.2)
     assert.are.equal(1, count(p:log(), "CLOSED 4000"))
@@ -229,10 +237,7 @@ describe("ws:detach", function()
   end)
 
   it("tells on_close of a peer gone without a close frame (1006)", function()
-    local c = open(p.port)
-    c:send("text", "x")
-    assert.are.equal("x!", select(2, next_data(c)))
-    c:close_socket()
+    echoed(p.port):close_socket()
     assert.is_true(p:wait_log("CLOSED 1006", 10))
   end)
 
@@ -265,22 +270,16 @@ describe("ws:detach", function()
   end)
 
   it("sends 1001 at server:close(grace) and calls on_close", function()
-    local c = open(p.port)
-    c:send("text", "x")
-    assert.are.equal("x!", select(2, next_data(c)))
+    local c = echoed(p.port)
     assert.are.equal("ok", get(p.port, "/close"))
-    local code = c:expect_close(10)
-    assert.are.equal(1001, code)
-    c:send("close", raw.close_payload(1001, ""))
-    assert.is_true(p:wait_log("CLOSED 1001", 10))
+    answer_close(c, 1001, "server shutting down")
+    assert.is_true(p:wait_log("CLOSED 1001 server shutting down", 10))
     assert.is_true(p:wait_log("EXIT", 10))
     c:close_socket()
   end)
 
   it("drops a peer that does not answer 1001 once the grace runs out, and calls on_close", function()
-    local c = open(p.port)
-    c:send("text", "x")
-    assert.are.equal("x!", select(2, next_data(c)))
+    local c = echoed(p.port)
     assert.are.equal("ok", get(p.port, "/close-short"))
     assert.are.equal(1001, (c:expect_close(10)))
     -- no answer: the server ends the connection after its grace

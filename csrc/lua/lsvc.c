@@ -343,8 +343,8 @@ static int svc_recv_msg(lh_disp_t *d, lh_head_t *h, const char *base) {
   return 0;
 }
 
-/* the connection's events for a taker that keeps it alone (raw_gone:
- * the last one) */
+/* the connection's events for a taker that keeps it alone; after
+ * LH_RAW_GONE, the last, the connection no longer points to it */
 static void raw_event(lh_sconn_t *sc, int ev) {
   lh_raw_t *raw = conn_raw(sc);
   if (!raw) return;
