@@ -702,6 +702,11 @@ static int wait_writer(lua_State *L, lh_lws_t *w, lua_KFunction k, lua_KContext 
   return lh_waitq_waitk(L, &w->writers, -1, k, ctx);
 }
 
+/* nothing of a message, a frame or its header read yet */
+static int between_messages(const lh_lws_t *w) {
+  return !w->rd.msg_op && !w->rd.in_frame && !w->rd.hn && !w->rd.ctl_n && !msg_len(w);
+}
+
 /* receive / messages / frames: ws at index 1 */
 static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
   for (;;) {
@@ -729,7 +734,9 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
       }
       ws_kick(w);
       if (!w->reading_since) w->reading_since = lh_loop_now(w->st->loop);
-      if (mode == RECV_POLL) {
+      if (mode == RECV_POLL && between_messages(w)) {
+        /* the pump ends here; halfway through a message it waits as a
+         * reader does, rather than a new pump per read of a large one */
         lua_pushboolean(L, 0);
         return 1;
       }
