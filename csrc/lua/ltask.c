@@ -42,7 +42,13 @@ static int state_gc(lua_State *L) {
   }
   lh_alloc_detach(L, st->alloc);
   st->alloc = NULL;
-  while (st->ctasks) lh_ctask_free(st, st->ctasks);
+  while (st->ctasks) lh_ctask_free(st, st->ctasks); /* st->loop is NULL: freed */
+  while (st->ctask_free) {
+    lh_ctask_t *c = st->ctask_free;
+    st->ctask_free = c->next;
+    free(c);
+  }
+  st->nctask_free = 0;
   free(st->ws_pump.q);
   st->ws_pump.q = NULL;
   st->ws_pump.n = st->ws_pump.cap = 0;
@@ -480,9 +486,19 @@ int lh_co_reserve(lh_lstate_t *st) {
 
 void lh_co_drop(lh_lstate_t *st, lua_State *co, int ref) { co_give(st, co, ref); }
 
+/* a few freed C tasks are kept: a detached WebSocket makes one per burst
+ * of messages */
+#define CTASK_KEEP 8
+
 lh_ctask_t *lh_ctask_new(lh_lstate_t *st) {
-  lh_ctask_t *c = calloc(1, sizeof *c);
-  if (!c) return NULL;
+  lh_ctask_t *c = st->ctask_free;
+  if (c) {
+    st->ctask_free = c->next;
+    st->nctask_free--;
+    memset(c, 0, sizeof *c);
+  } else if (!(c = calloc(1, sizeof *c))) {
+    return NULL;
+  }
   c->next = st->ctasks;
   if (c->next) c->next->prev = c;
   st->ctasks = c;
@@ -493,7 +509,13 @@ void lh_ctask_free(lh_lstate_t *st, lh_ctask_t *c) {
   if (c->prev) c->prev->next = c->next;
   else st->ctasks = c->next;
   if (c->next) c->next->prev = c->prev;
-  free(c);
+  if (st->nctask_free < CTASK_KEEP && st->loop) {
+    c->next = st->ctask_free;
+    st->ctask_free = c;
+    st->nctask_free++;
+  } else {
+    free(c);
+  }
 }
 
 void lh_task_resume(lh_task_t *t) {

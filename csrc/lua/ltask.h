@@ -134,6 +134,8 @@ struct lh_lstate {
     lh_defer_t defer;
   } ws_pump;
   lh_ctask_t *ctasks;      /* C tasks not freed yet (lh_ctask_new) */
+  lh_ctask_t *ctask_free;  /* freed ones kept for the next (singly linked by next) */
+  int nctask_free;
 };
 
 /* --- state --- */

@@ -707,6 +707,14 @@ static int between_messages(const lh_lws_t *w) {
   return !w->rd.msg_op && !w->rd.in_frame && !w->rd.hn && !w->rd.ctl_n && !msg_len(w);
 }
 
+/* the reader waits for the peer: its buffers go, the socket is read */
+static void reader_idle(lh_lws_t *w) {
+  lh_ws_reader_trim(&w->rd);
+  rare_trim(w);
+  ws_kick(w);
+  if (!w->reading_since) w->reading_since = lh_loop_now(w->st->loop);
+}
+
 /* receive / messages / frames: ws at index 1 */
 static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
   for (;;) {
@@ -725,15 +733,12 @@ static int recv_step(lua_State *L, lh_lws_t *w, int mode) {
     }
     if (rc == 0 && !w->rd.z_tail) {
       /* wait for the peer: the socket is read while we do */
-      lh_ws_reader_trim(&w->rd);
-      rare_trim(w);
       if (lua_gettop(L) >= 2) {
         /* an iterator's loop holds its last value (iter_next) */
         forget_control(L, w);
         lua_settop(L, 1);
       }
-      ws_kick(w);
-      if (!w->reading_since) w->reading_since = lh_loop_now(w->st->loop);
+      reader_idle(w);
       if (mode == RECV_POLL && between_messages(w)) {
         /* the pump ends here; halfway through a message it waits as a
          * reader does, rather than a new pump per read of a large one */
@@ -1223,11 +1228,12 @@ static void pump_start(lh_lws_t *w) {
   lh_lstate_t *st = w->st;
   lua_State *L = st->L;
   lh_ctask_t *p = NULL;
-  if (L && !lh_co_reserve(st) && lua_checkstack(L, 2) && (p = lh_ctask_new(st)) && push_self(w)) {
+  /* a detached ws is anchored until its on_close ran */
+  if (L && w->anchored && !lh_co_reserve(st) && (p = lh_ctask_new(st))) {
     int ref;
     lua_State *co = lh_co_take(st, L, &ref); /* the reserved one: nothing allocated */
     lua_rawgetp(co, LUA_REGISTRYINDEX, &pump_key);
-    lua_xmove(L, co, 1); /* the ws */
+    lua_rawgeti(co, LUA_REGISTRYINDEX, w->anchor_ref); /* the ws */
     lh_task_bind(&p->task, st, co, ref, &pump_ops);
     int nres, s = lua_resume(co, L, 1, &nres);
     lh_task_resumed(L, &p->task, s, nres);
@@ -1364,6 +1370,16 @@ static int pump_k(lua_State *L, int status, lua_KContext ctx) {
     }
     lua_settop(L, 1);
     if (w->state == WS_OPEN) {
+      /* nothing came while the callback ran (the usual case): done,
+       * without a poll */
+      lh_disp_t *d = ws_disp(w);
+      char *p;
+      size_t n;
+      if (ctx == PUMP_MESSAGE && d && lh_disp_raw_peek(d, &p, &n) == 0 && !w->rd.z_tail &&
+          between_messages(w)) {
+        reader_idle(w);
+        goto done;
+      }
       lua_pushvalue(L, lua_upvalueindex(UP_POLL));
       lua_pushvalue(L, 1);
       lua_callk(L, 1, 2, PUMP_POLLED, pump_k);
