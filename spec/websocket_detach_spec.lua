@@ -14,7 +14,7 @@ local websocket = lhyper.websocket
 local function log(...) io.stderr:write(table.concat({ ... }, " "), "\n") end
 local reqs = setmetatable({}, { __mode = "k" })
 local busy, most = 0, 0
-local server, routed
+local server, routed, limited
 server = assert(lhyper.server { host = "127.0.0.1", port = 0, on_error = function(err, info)
   log("ON_ERROR", info.phase, tostring(type(err) == "table" and err.message or err))
 end, handler = function(req)
@@ -29,6 +29,7 @@ end, handler = function(req)
   elseif path == "/close" or path == "/close-short" then
     lhyper.spawn(function()
       routed:close()
+      limited:close()
       server:close(path == "/close" and 5 or 0.3)
     end):detach()
     return 200, nil, "ok"
@@ -101,6 +102,13 @@ app:ws("/r/{name}", function(ws, req)
 end)
 routed = assert(lhyper.server { host = "127.0.0.1", port = 0, handler = app })
 io.stderr:write("ROUTED ", routed.port, "\n")
+-- one handler at a time: a detached ws does not hold it
+limited = assert(lhyper.server { host = "127.0.0.1", port = 0, max_in_flight = 1,
+  handler = function(req)
+    if req.path ~= "/ws" then return 200, nil, "plain" end
+    assert(websocket.accept(req)):detach(function(ws, msg) ws:send(msg .. "!") end)
+  end })
+io.stderr:write("LIMITED ", limited.port, "\n")
 io.stderr:write("PORT ", server.port, "\n")
 lhyper.run()
 io.stderr:write("EXIT\n")
@@ -319,6 +327,15 @@ describe("ws:detach", function()
     c:send("close", raw.close_payload(1000, ""))
     assert.are.equal(1000, (c:expect_close(10)))
     assert.is_true(p:wait_log("ROUTE CLOSED ann 1000", 10))
+    c:close_socket()
+  end)
+
+  it("does not count in max_in_flight once its handler returned", function()
+    local port = tonumber(p:log():match("LIMITED (%d+)"))
+    local c = echoed(port, "/ws")
+    assert.are.equal("plain", get(port, "/plain"))
+    c:send("text", "y")
+    assert.are.equal("y!", select(2, next_data(c)))
     c:close_socket()
   end)
 
