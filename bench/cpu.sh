@@ -96,12 +96,7 @@ done
 
 echo
 echo "lhyper cpu bench: $(date -u +%Y-%m-%dT%H:%MZ), $OFFERED req/s offered over $CONNS connections (h2load --h1 --rps $PER_CONN), $ROUNDS rounds x ${DURATION}s, server on CPU $SERVER_CPU, h2load on CPU $CLIENT_CPU"
-awk -F'\t' -v offered="$OFFERED" '
-function median(s,   a, n, i, j, t) {
-    n = split(s, a, " ")
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -F'\t' -v offered="$OFFERED" "$AWK_MEDIAN"'
 NR == 1 { next }
 {
     if (!($1 in us)) order[++ns] = $1

@@ -22,6 +22,14 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 note() { printf '%s\n' "$*" >&2; }
 
+# an awk function for the tables: median(s), s numbers separated by spaces
+AWK_MEDIAN='
+function median(s,   a, n, i, j, t) {
+    n = split(s, a, " ")
+    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}'
+
 cleanup() {
     local pid
     for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done

@@ -101,12 +101,7 @@ done
 # One table: medians over rounds.  per-core = req/s / (cpu% / 100) per run, then median.
 echo
 echo "lhyper bench: $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds x ${DURATION}s, server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"
-awk -F'\t' -v ref="$REF" '
-function median(s,   a, n, i, j, t) {
-    n = split(s, a, " ")
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -F'\t' -v ref="$REF" "$AWK_MEDIAN"'
 NR == 1 { next }
 {
     k = $1 SUBSEP $2

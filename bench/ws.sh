@@ -161,12 +161,7 @@ if [ "${#rows[@]}" -gt 0 ]; then
     echo
     echo "medians over rounds; 'lhyper / peer': lhyper's msgs/s per core over the peer's in the same round (lhyper-cb's after it)"
     printf '%-10s %6s %7s %14s %7s %7s  %s\n' server bytes rounds "msgs/s per core" user sys "lhyper / peer, per round (median)"
-    printf '%s\n' "${rows[@]}" | awk '
-    function median(s,   a, n, i, j, t) {
-        n = split(s, a, " ")
-        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+    printf '%s\n' "${rows[@]}" | awk "$AWK_MEDIAN"'
     {
         k = $1 SUBSEP $2
         if (!(k in seen)) { seen[k] = 1; order[++no] = k }

@@ -49,9 +49,6 @@ static int state_gc(lua_State *L) {
     free(c);
   }
   st->nctask_free = 0;
-  free(st->ws_pump.q);
-  st->ws_pump.q = NULL;
-  st->ws_pump.n = st->ws_pump.cap = 0;
   return 0;
 }
 

@@ -127,12 +127,6 @@ struct lh_lstate {
     lh_timer_t *timer;     /* set while the list is not empty */
     double at;             /* loop time the timer fires */
   } ws_beat;
-  struct {                 /* lws.c's detached WebSockets whose callbacks are to
-                            * run: a task each is spawned on the next iteration */
-    struct lh_lws **q;
-    int n, cap;
-    lh_defer_t defer;
-  } ws_pump;
   lh_ctask_t *ctasks;      /* C tasks not freed yet (lh_ctask_new) */
   lh_ctask_t *ctask_free;  /* freed ones kept for the next (singly linked by next) */
   int nctask_free;

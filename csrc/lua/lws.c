@@ -110,8 +110,7 @@ struct lh_lws {
   unsigned ping_out : 1;     /* a keepalive ping waits for its pong */
   unsigned beating : 1;      /* on the state's keepalive list (beat_*) */
   unsigned detached : 1;     /* ws:detach: callbacks, no task waits */
-  unsigned pumping : 1;      /* detached: a pump task is queued or runs */
-  unsigned pump_queued : 1;  /* in st->ws_pump.q */
+  unsigned pumping : 1;      /* detached: a pump task is to start or runs */
   unsigned told : 1;         /* detached: on_close was called (or is being) */
   uint8_t tx_op, tx_rsv;     /* the message being sent's (see lock) */
   uint8_t forget_at;         /* the local forget_control cleared last, 0: none yet */
@@ -1142,12 +1141,9 @@ static void ws_own_close(lh_own_t *o) {
 }
 
 /* __gc: no handshake can wait now */
-static void pump_unqueue(lh_lws_t *w);
-
 static int ws_gc(lua_State *L) {
   lh_lws_t *w = check_ws(L, 1);
   lh_own_leave(&w->own);
-  pump_unqueue(w);
   if (w->rare) lh_own_leave(&w->rare->lock_own);
   if (w->reader) { /* no task waits on a collected ws: nothing should be here */
     if (w->reader->slot == &w->reader) w->reader->slot = NULL;
@@ -1199,14 +1195,6 @@ static int ws_gc(lua_State *L) {
  * and pump_poll) that lh_ws_open made */
 static const char pump_key = 0;
 
-static void pump_unqueue(lh_lws_t *w) {
-  if (!w->pump_queued) return;
-  lh_lstate_t *st = w->st;
-  for (int i = 0; i < st->ws_pump.n; i++)
-    if (st->ws_pump.q[i] == w) st->ws_pump.q[i] = NULL;
-  w->pump_queued = 0;
-}
-
 /* The pump's task is a C task (lh_ctask_t), made for each run and freed
  * at its end, its thread from the state's pool: nothing for the collector */
 
@@ -1223,76 +1211,47 @@ static const lh_task_ops_t pump_ops = {
   .finished = pump_finished,
 };
 
-/* runs a pump for w now: from a loop callback, on the main thread */
-static void pump_start(lh_lws_t *w) {
+/* a pump task for w, not started: its thread holds the pump and the ws
+ * (which a detached ws's anchor gives until its on_close ran); NULL when
+ * out of memory */
+static lh_task_t *pump_make(lh_lws_t *w) {
   lh_lstate_t *st = w->st;
-  lua_State *L = st->L;
-  lh_ctask_t *p = NULL;
-  /* a detached ws is anchored until its on_close ran */
-  if (L && w->anchored && !lh_co_reserve(st) && (p = lh_ctask_new(st))) {
-    int ref;
-    lua_State *co = lh_co_take(st, L, &ref); /* the reserved one: nothing allocated */
-    lua_rawgetp(co, LUA_REGISTRYINDEX, &pump_key);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, w->anchor_ref); /* the ws */
-    lh_task_bind(&p->task, st, co, ref, &pump_ops);
-    int nres, s = lua_resume(co, L, 1, &nres);
-    lh_task_resumed(L, &p->task, s, nres);
-    return;
-  }
-  if (p) lh_ctask_free(st, p);
-  /* no memory for a task: the ws ends, as for a callback that failed (its
-   * on_close is not called: that needs a task too) */
-  w->pumping = 0;
-  w->told = 1;
-  ws_fail(w, LH_ENOMEM, 1011, "out of memory");
-}
-
-/* starts a pump for each ws queued (from the loop) */
-static void pump_run(lh_defer_t *d) {
-  lh_lstate_t *st = (lh_lstate_t *)((char *)d - offsetof(lh_lstate_t, ws_pump.defer));
-  if (!st->L || !loop_usable_st(st)) return;
-  /* pumps queued meanwhile wait for the next iteration */
-  int n = st->ws_pump.n;
-  for (int i = 0; i < n; i++) {
-    lh_lws_t *w = st->ws_pump.q[i];
-    if (!w) continue;
-    st->ws_pump.q[i] = NULL;
-    w->pump_queued = 0;
-    pump_start(w);
-  }
-  memmove(st->ws_pump.q, st->ws_pump.q + n, (size_t)(st->ws_pump.n - n) * sizeof *st->ws_pump.q);
-  st->ws_pump.n -= n;
-  if (st->ws_pump.n) lh_loop_defer(st->loop, &st->ws_pump.defer);
+  lh_ctask_t *p;
+  if (!st->L || !w->anchored || lh_co_reserve(st) || !(p = lh_ctask_new(st))) return NULL;
+  lh_task_t *t = &p->task;
+  lua_State *co = lh_co_take(st, st->L, &t->ref); /* the reserved one: nothing allocated */
+  lua_rawgetp(co, LUA_REGISTRYINDEX, &pump_key);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, w->anchor_ref);
+  t->st = st;
+  t->co = co;
+  t->ops = &pump_ops;
+  t->tick.cb = lh_task_tick_cb;
+  t->nargs = 1;
+  *(lh_task_t **)lua_getextraspace(co) = t;
+  return t;
 }
 
 /* a detached ws has something for its callbacks (bytes, or its end): a
- * pump runs, unless one is queued or runs already; now when called from a
- * loop callback (now), else on the next loop iteration, so that no pump
- * runs inside another task */
+ * pump runs, unless one is waiting to start or runs already; now when
+ * called from a loop callback (now), else on the next loop iteration, as
+ * a spawned task starts, so that no pump runs inside another task */
 static void pump_want(lh_lws_t *w, int now) {
   if (!w->detached || w->pumping || w->told || w->state == WS_CLOSING || !loop_usable(w)) return;
-  if (now) {
-    w->pumping = 1;
-    pump_start(w);
+  lh_task_t *t = pump_make(w);
+  if (!t) {
+    /* no memory for a task: the ws ends, as for a callback that failed
+     * (its on_close is not called: that needs a task too) */
+    w->told = 1;
+    ws_fail(w, LH_ENOMEM, 1011, "out of memory");
     return;
   }
-  lh_lstate_t *st = w->st;
-  if (st->ws_pump.n == st->ws_pump.cap) {
-    int cap = st->ws_pump.cap ? 2 * st->ws_pump.cap : 16;
-    lh_lws_t **q = realloc(st->ws_pump.q, (size_t)cap * sizeof *q);
-    if (!q) {
-      w->told = 1;
-      ws_fail(w, LH_ENOMEM, 1011, "out of memory");
-      return;
-    }
-    st->ws_pump.q = q;
-    st->ws_pump.cap = cap;
-  }
-  st->ws_pump.q[st->ws_pump.n++] = w;
-  w->pump_queued = 1;
   w->pumping = 1;
-  st->ws_pump.defer.cb = pump_run;
-  lh_loop_defer(st->loop, &st->ws_pump.defer);
+  if (now) {
+    lh_task_resume(t);
+  } else {
+    t->wait = LH_WAIT_TICK;
+    lh_loop_defer(w->st->loop, &t->tick);
+  }
 }
 
 /* pump_poll(ws) -> message, kind | false (nothing whole yet: the socket
@@ -1328,21 +1287,22 @@ static void pump_failed(lua_State *L, lh_lws_t *w, int ctx) {
   if (ctx == PUMP_MESSAGE) start_close(w, 1011, "handler failed", 14);
 }
 
+static int pump_k(lua_State *L, int status, lua_KContext ctx);
+
 /* calls the callback cb of the ws's table with the ws and the values at
  * indices 2 and 3 (a message and its kind, or a code and a reason), its
- * error caught (pump_failed) */
-#define PUMP_CALL(L, cb, ctx)                                    \
-  do {                                                           \
-    lua_settop(L, 3);                                            \
-    lua_pushcfunction(L, pump_msgh);                             \
-    lua_getiuservalue(L, 1, UV_CONN);                            \
-    lua_rawgeti(L, -1, cb);                                      \
-    lua_replace(L, -2);                                          \
-    lua_pushvalue(L, 1);                                         \
-    lua_pushvalue(L, 2);                                         \
-    lua_pushvalue(L, 3);                                         \
-    if (lua_pcallk(L, 3, 0, 4, ctx, pump_k) != LUA_OK) pump_failed(L, w, ctx); \
-  } while (0)
+ * error caught (pump_failed); when it yields, pump_k goes on with ctx */
+static void pump_call(lua_State *L, lh_lws_t *w, int cb, int ctx) {
+  lua_settop(L, 3);
+  lua_pushcfunction(L, pump_msgh);
+  lua_getiuservalue(L, 1, UV_CONN);
+  lua_rawgeti(L, -1, cb);
+  lua_replace(L, -2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  if (lua_pcallk(L, 3, 0, 4, ctx, pump_k) != LUA_OK) pump_failed(L, w, ctx);
+}
 
 /* the pump's steps; each call it makes may yield (a callback sending, or
  * sleeping; the poll held back by a full queue), and comes back here */
@@ -1355,7 +1315,7 @@ static int pump_k(lua_State *L, int status, lua_KContext ctx) {
     switch (ctx) {
       case PUMP_POLLED:
         if (lua_type(L, 2) == LUA_TSTRING) {
-          PUMP_CALL(L, CB_MESSAGE, PUMP_MESSAGE);
+          pump_call(L, w, CB_MESSAGE, PUMP_MESSAGE);
           ctx = PUMP_MESSAGE;
           continue;
         }
@@ -1393,7 +1353,7 @@ static int pump_k(lua_State *L, int status, lua_KContext ctx) {
     lua_settop(L, 1);
     lua_pushinteger(L, w->close_code ? w->close_code : 1005);
     lua_pushstring(L, reason_of(w));
-    PUMP_CALL(L, CB_CLOSE, PUMP_CLOSED);
+    pump_call(L, w, CB_CLOSE, PUMP_CLOSED);
     ctx = PUMP_CLOSED;
   }
 done:
